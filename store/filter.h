@@ -11,14 +11,6 @@
 
 #include "store.h"
 
-/* Evaluation state for one event: parses the event's data at most once, and
- * only when the filter looks into it. */
-typedef struct filter_match_ctx {
-    const store_event *event; /* the event under test */
-    void *data;               /* json_t * of its data once parsed, else NULL */
-    bool data_failed;         /* the data did not parse */
-} filter_match_ctx;
-
 /* True when the event matches. NULL filter matches everything. */
 bool filter_match(const store_filter *f, const store_event *ev);
 

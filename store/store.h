@@ -191,6 +191,12 @@ typedef struct store_snapshot {
 
 typedef struct store store;
 
+typedef enum store_admin {
+    STORE_DEPLOY,  /* create what is missing, wait until usable */
+    STORE_DESTROY, /* remove the store's tables or file contents */
+    STORE_INFO,    /* describe what exists */
+} store_admin;
+
 typedef struct store_ops {
     const char *name; /* "sqlite", "dynamodb", ... */
 
@@ -248,6 +254,10 @@ typedef struct store_ops {
      * true, snap->state is malloc'd and the caller frees it. */
     store_status (*snapshot)(store *s, const char *key, store_snapshot *snap,
                              bool *found, char **err);
+
+    /* Provisions, removes or describes the backend's storage. *out is a
+     * malloc'd JSON object describing what was done or found. */
+    store_status (*admin)(store *s, store_admin action, char **out, char **err);
 } store_ops;
 
 /* Every handle starts with this header so generic code can find its ops. */
