@@ -1,0 +1,521 @@
+/*
+ * json.c - exact Lua <-> JSON conversion (see json.h for the rules).
+ *
+ * JSON null is the light userdata NULL in Lua (exposed as aeon.null), so
+ * arrays with nulls keep their length and documents round-trip.
+ */
+#include "json.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+/* ------------------------------------------------------------------ */
+/* Buffer                                                              */
+
+static int grow(json_buf *b, size_t need) {
+    if (b->len + need <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + need) cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int json_buf_put(json_buf *b, const char *s, size_t len) {
+    if (grow(b, len)) return -1;
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+    return 0;
+}
+
+void json_buf_free(json_buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int json_utf8_valid(const char *str, size_t len) {
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    while (s < end) {
+        unsigned c = *s;
+        if (c < 0x80) { s++; continue; }
+        size_t n;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
+        else return 0;
+        if ((size_t)(end - s) <= n) return 0;
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
+int json_buf_string(json_buf *b, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case every byte becomes \u00XX. */
+    if (grow(b, len * 6 + 2)) return -1;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default:
+            *o++ = 'u'; *o++ = '0'; *o++ = '0';
+            *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoder                                                             */
+
+typedef struct encoder {
+    lua_State *L;   /* the state holding the value */
+    json_buf *buf;  /* output */
+    char *msg;      /* error message out */
+    size_t msgsize; /* its size */
+} encoder;
+
+/* Sets the message and returns it, so callers can `return fail(...)`. */
+static const char *fail(encoder *e, const char *fmt, const char *detail) {
+    snprintf(e->msg, e->msgsize, fmt, detail);
+    return e->msg;
+}
+
+/* Prefixes the message with where the failure was, as the error unwinds:
+ * a path like data.items[3].price reads best. */
+static void prefix_path(encoder *e, lua_State *L, int keyidx) {
+    char seg[96];
+    if (lua_type(L, keyidx) == LUA_TNUMBER)
+        snprintf(seg, sizeof seg, "[%lld]", (long long)lua_tointeger(L, keyidx));
+    else
+        snprintf(seg, sizeof seg, ".%.80s", lua_tostring(L, keyidx));
+    size_t sl = strlen(seg), ml = strlen(e->msg);
+    /* The message starts "at <path>: ..." once a path exists. */
+    if (strncmp(e->msg, "at ", 3) != 0) {
+        if (ml + 5 >= e->msgsize) return;
+        memmove(e->msg + 5, e->msg, ml + 1);
+        memcpy(e->msg, "at : ", 5);
+        ml += 5;
+    }
+    if (ml + sl >= e->msgsize) return;
+    memmove(e->msg + 3 + sl, e->msg + 3, ml - 3 + 1);
+    memcpy(e->msg + 3, seg, sl);
+}
+
+static const char *encode_value(encoder *e, int idx, int depth);
+
+static const char *encode_number(encoder *e, int idx) {
+    lua_State *L = e->L;
+    char tmp[40];
+    int n;
+    if (lua_isinteger(L, idx)) {
+        n = snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
+    } else {
+        double d = lua_tonumber(L, idx);
+        if (!isfinite(d))
+            return fail(e, "%s cannot be stored (JSON has no NaN or infinity)",
+                        isnan(d) ? "NaN" : "infinity");
+        /* The shortest of 15, 16, 17 digits that reads back to the same bits. */
+        for (int prec = 15; prec <= 17; prec++) {
+            n = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+            if (strtod(tmp, NULL) == d) break;
+        }
+        /* A float must read back as a float: 1.0, not 1. */
+        if (!strpbrk(tmp, ".e")) { tmp[n++] = '.'; tmp[n++] = '0'; tmp[n] = 0; }
+    }
+    if (json_buf_put(e->buf, tmp, (size_t)n)) return fail(e, "%s", "out of memory");
+    return NULL;
+}
+
+static const char *encode_string(encoder *e, int idx) {
+    size_t len;
+    const char *s = lua_tolstring(e->L, idx, &len);
+    if (!json_utf8_valid(s, len)) return fail(e, "%s", "string is not valid UTF-8");
+    if (json_buf_string(e->buf, s, len)) return fail(e, "%s", "out of memory");
+    return NULL;
+}
+
+/* Classifies a table: returns its length n when its keys are exactly 1..n,
+ * 0 for an object (only string keys, or empty), -1 for anything else. */
+static lua_Integer table_shape(lua_State *L, int idx, const char **why) {
+    lua_Integer count = 0, max = 0;
+    int strings = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            strings = 1;
+        } else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+            lua_Integer k = lua_tointeger(L, -1);
+            if (k > max) max = k;
+            count++;
+        } else {
+            lua_pop(L, 1);
+            *why = "table keys must be strings, or 1..n for an array";
+            return -1;
+        }
+    }
+    if (strings && count) { *why = "table mixes string keys and array indices"; return -1; }
+    if (count && max != count) { *why = "array has holes (use aeon.null for a JSON null)"; return -1; }
+    return count;
+}
+
+static const char *encode_table(encoder *e, int idx, int depth) {
+    lua_State *L = e->L;
+    const char *why = NULL, *err;
+    if (depth > JSON_MAX_DEPTH)
+        return fail(e, "%s", "nesting too deep (or a table contains itself)");
+    if (!lua_checkstack(L, 4)) return fail(e, "%s", "Lua stack exhausted");
+    lua_Integer n = table_shape(L, idx, &why);
+    if (n < 0) return fail(e, "%s", why);
+    if (n > 0) {
+        if (json_buf_put(e->buf, "[", 1)) return fail(e, "%s", "out of memory");
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (i > 1 && json_buf_put(e->buf, ",", 1)) return fail(e, "%s", "out of memory");
+            lua_rawgeti(L, idx, i);
+            if ((err = encode_value(e, lua_gettop(L), depth + 1))) {
+                lua_pushinteger(L, i);
+                prefix_path(e, L, -1);
+                lua_pop(L, 2);
+                return err;
+            }
+            lua_pop(L, 1);
+        }
+        if (json_buf_put(e->buf, "]", 1)) return fail(e, "%s", "out of memory");
+        return NULL;
+    }
+    if (json_buf_put(e->buf, "{", 1)) return fail(e, "%s", "out of memory");
+    int first = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        size_t klen;
+        const char *k = lua_tolstring(L, -2, &klen); /* keys are strings here */
+        if (!json_utf8_valid(k, klen)) {
+            lua_pop(L, 2);
+            return fail(e, "%s", "table key is not valid UTF-8");
+        }
+        if ((!first && json_buf_put(e->buf, ",", 1)) || json_buf_string(e->buf, k, klen) ||
+            json_buf_put(e->buf, ":", 1)) {
+            lua_pop(L, 2);
+            return fail(e, "%s", "out of memory");
+        }
+        first = 0;
+        if ((err = encode_value(e, lua_gettop(L), depth + 1))) {
+            prefix_path(e, L, -2);
+            lua_pop(L, 2);
+            return err;
+        }
+        lua_pop(L, 1);
+    }
+    if (json_buf_put(e->buf, "}", 1)) return fail(e, "%s", "out of memory");
+    return NULL;
+}
+
+static const char *encode_value(encoder *e, int idx, int depth) {
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER: return encode_number(e, idx);
+    case LUA_TSTRING: return encode_string(e, idx);
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx) ? json_buf_put(e->buf, "true", 4)
+                                  : json_buf_put(e->buf, "false", 5))
+            return fail(e, "%s", "out of memory");
+        return NULL;
+    case LUA_TTABLE: return encode_table(e, idx, depth);
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) {
+            if (json_buf_put(e->buf, "null", 4)) return fail(e, "%s", "out of memory");
+            return NULL;
+        }
+        /* fall through */
+    default:
+        return fail(e, "a %s cannot be stored as JSON", luaL_typename(L, idx));
+    }
+}
+
+const char *json_encode(lua_State *L, int idx, json_buf *buf, char *msg, size_t msgsize) {
+    encoder e = {L, buf, msg, msgsize};
+    return encode_value(&e, lua_absindex(L, idx), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoder                                                             */
+
+typedef struct decoder {
+    lua_State *L;      /* where values are pushed */
+    const char *p;     /* next byte */
+    const char *end;   /* one past the last byte */
+    const char *start; /* first byte, for offsets in messages */
+    char *msg;         /* error message out */
+    size_t msgsize;    /* its size */
+    char *scratch;     /* unescaping buffer, malloc'd */
+    size_t scap;       /* its size */
+} decoder;
+
+static const char *dfail(decoder *d, const char *what) {
+    snprintf(d->msg, d->msgsize, "malformed JSON at byte %zu: %s",
+             (size_t)(d->p - d->start), what);
+    return d->msg;
+}
+
+static void skip_ws(decoder *d) {
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+        d->p++;
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int read_hex4(decoder *d, unsigned *out) {
+    if (d->end - d->p < 4) return -1;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(d->p[i]);
+        if (h < 0) return -1;
+        v = (v << 4) | (unsigned)h;
+    }
+    d->p += 4;
+    *out = v;
+    return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp) {
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F)); return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Pushes the string starting after the opening quote. */
+static const char *decode_string(decoder *d) {
+    const char *s = d->p;
+    /* Fast path: no escapes, which is nearly every string in event data. */
+    while (d->p < d->end && *d->p != '"' && *d->p != '\\') {
+        if ((unsigned char)*d->p < 0x20) return dfail(d, "control character in string");
+        d->p++;
+    }
+    if (d->p >= d->end) return dfail(d, "unterminated string");
+    if (*d->p == '"') {
+        if (!json_utf8_valid(s, (size_t)(d->p - s))) return dfail(d, "string is not valid UTF-8");
+        lua_pushlstring(d->L, s, (size_t)(d->p - s));
+        d->p++;
+        return NULL;
+    }
+    /* Slow path: unescape into scratch; the output is never longer than
+     * the input. */
+    size_t maxlen = (size_t)(d->end - s);
+    if (maxlen > d->scap) {
+        char *n = realloc(d->scratch, maxlen);
+        if (!n) return dfail(d, "out of memory");
+        d->scratch = n;
+        d->scap = maxlen;
+    }
+    size_t o = (size_t)(d->p - s);
+    memcpy(d->scratch, s, o);
+    while (d->p < d->end && *d->p != '"') {
+        unsigned char c = (unsigned char)*d->p++;
+        if (c < 0x20) return dfail(d, "control character in string");
+        if (c != '\\') { d->scratch[o++] = (char)c; continue; }
+        if (d->p >= d->end) break;
+        switch (*d->p++) {
+        case '"': d->scratch[o++] = '"'; break;
+        case '\\': d->scratch[o++] = '\\'; break;
+        case '/': d->scratch[o++] = '/'; break;
+        case 'b': d->scratch[o++] = '\b'; break;
+        case 'f': d->scratch[o++] = '\f'; break;
+        case 'n': d->scratch[o++] = '\n'; break;
+        case 'r': d->scratch[o++] = '\r'; break;
+        case 't': d->scratch[o++] = '\t'; break;
+        case 'u': {
+            unsigned cp, lo;
+            if (read_hex4(d, &cp)) return dfail(d, "bad \\u escape");
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (d->end - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u')
+                    return dfail(d, "unpaired surrogate in \\u escape");
+                d->p += 2;
+                if (read_hex4(d, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                    return dfail(d, "unpaired surrogate in \\u escape");
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return dfail(d, "unpaired surrogate in \\u escape");
+            }
+            o += put_utf8(d->scratch + o, cp);
+            break;
+        }
+        default: return dfail(d, "bad escape in string");
+        }
+    }
+    if (d->p >= d->end) return dfail(d, "unterminated string");
+    d->p++;
+    if (!json_utf8_valid(d->scratch, o)) return dfail(d, "string is not valid UTF-8");
+    lua_pushlstring(d->L, d->scratch, o);
+    return NULL;
+}
+
+static const char *decode_number(decoder *d) {
+    const char *s = d->p;
+    int neg = 0, is_float = 0;
+    if (d->p < d->end && *d->p == '-') { neg = 1; d->p++; }
+    if (d->p >= d->end || *d->p < '0' || *d->p > '9') return dfail(d, "bad number");
+    if (*d->p == '0' && d->p + 1 < d->end && d->p[1] >= '0' && d->p[1] <= '9')
+        return dfail(d, "leading zero in number");
+    /* Integers accumulate as unsigned so -2^63 fits; overflow turns float. */
+    unsigned long long acc = 0;
+    int overflow = 0;
+    while (d->p < d->end && *d->p >= '0' && *d->p <= '9') {
+        unsigned digit = (unsigned)(*d->p++ - '0');
+        if (acc > (~0ULL - digit) / 10) overflow = 1;
+        else acc = acc * 10 + digit;
+    }
+    if (d->p < d->end && *d->p == '.') {
+        is_float = 1;
+        d->p++;
+        if (d->p >= d->end || *d->p < '0' || *d->p > '9') return dfail(d, "bad number");
+        while (d->p < d->end && *d->p >= '0' && *d->p <= '9') d->p++;
+    }
+    if (d->p < d->end && (*d->p == 'e' || *d->p == 'E')) {
+        is_float = 1;
+        d->p++;
+        if (d->p < d->end && (*d->p == '+' || *d->p == '-')) d->p++;
+        if (d->p >= d->end || *d->p < '0' || *d->p > '9') return dfail(d, "bad number");
+        while (d->p < d->end && *d->p >= '0' && *d->p <= '9') d->p++;
+    }
+    if (!is_float && !overflow) {
+        if (!neg && acc <= (unsigned long long)LUA_MAXINTEGER) {
+            lua_pushinteger(d->L, (lua_Integer)acc);
+            return NULL;
+        }
+        if (neg && acc <= (unsigned long long)LUA_MAXINTEGER + 1) {
+            lua_pushinteger(d->L, (lua_Integer)(0 - acc));
+            return NULL;
+        }
+    }
+    /* strtod needs a terminated copy: the input need not end after it. */
+    char tmp[64], *heap = NULL, *num = tmp;
+    size_t n = (size_t)(d->p - s);
+    if (n >= sizeof tmp && !(num = heap = malloc(n + 1))) return dfail(d, "out of memory");
+    memcpy(num, s, n);
+    num[n] = 0;
+    double v = strtod(num, NULL);
+    free(heap);
+    lua_pushnumber(d->L, v);
+    return NULL;
+}
+
+static int literal(decoder *d, const char *word, size_t len) {
+    if ((size_t)(d->end - d->p) < len || memcmp(d->p, word, len) != 0) return 0;
+    d->p += len;
+    return 1;
+}
+
+static const char *decode_value(decoder *d, int depth) {
+    lua_State *L = d->L;
+    const char *err;
+    skip_ws(d);
+    if (d->p >= d->end) return dfail(d, "unexpected end of input");
+    if (depth > JSON_MAX_DEPTH) return dfail(d, "nesting too deep");
+    if (!lua_checkstack(L, 3)) return dfail(d, "Lua stack exhausted");
+    switch (*d->p) {
+    case '{':
+        d->p++;
+        lua_newtable(L);
+        skip_ws(d);
+        if (d->p < d->end && *d->p == '}') { d->p++; return NULL; }
+        for (;;) {
+            skip_ws(d);
+            if (d->p >= d->end || *d->p != '"') return dfail(d, "expected a string key");
+            d->p++;
+            if ((err = decode_string(d))) return err;
+            skip_ws(d);
+            if (d->p >= d->end || *d->p != ':') return dfail(d, "expected ':'");
+            d->p++;
+            if ((err = decode_value(d, depth + 1))) return err;
+            lua_rawset(L, -3);
+            skip_ws(d);
+            if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+            if (d->p < d->end && *d->p == '}') { d->p++; return NULL; }
+            return dfail(d, "expected ',' or '}'");
+        }
+    case '[': {
+        d->p++;
+        lua_newtable(L);
+        skip_ws(d);
+        if (d->p < d->end && *d->p == ']') { d->p++; return NULL; }
+        for (lua_Integer i = 1;; i++) {
+            if ((err = decode_value(d, depth + 1))) return err;
+            lua_rawseti(L, -2, i);
+            skip_ws(d);
+            if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+            if (d->p < d->end && *d->p == ']') { d->p++; return NULL; }
+            return dfail(d, "expected ',' or ']'");
+        }
+    }
+    case '"':
+        d->p++;
+        return decode_string(d);
+    case 't':
+        if (!literal(d, "true", 4)) return dfail(d, "unexpected word");
+        lua_pushboolean(L, 1);
+        return NULL;
+    case 'f':
+        if (!literal(d, "false", 5)) return dfail(d, "unexpected word");
+        lua_pushboolean(L, 0);
+        return NULL;
+    case 'n':
+        if (!literal(d, "null", 4)) return dfail(d, "unexpected word");
+        lua_pushlightuserdata(L, NULL);
+        return NULL;
+    default:
+        return decode_number(d);
+    }
+}
+
+const char *json_decode(lua_State *L, const char *text, size_t len, char *msg, size_t msgsize) {
+    decoder d = {L, text, text + len, text, msg, msgsize, NULL, 0};
+    int top = lua_gettop(L);
+    const char *err = decode_value(&d, 0);
+    if (!err) {
+        skip_ws(&d);
+        if (d.p != d.end) err = dfail(&d, "trailing characters after the value");
+    }
+    free(d.scratch);
+    if (err) lua_settop(L, top);
+    return err;
+}
