@@ -12,9 +12,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC       ?= cc
-OPT      ?= -O2 -g
-CFLAGS   += -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
-            -Wall -Wextra -fPIC $(OPT) $(PKG_CFLAGS) -Istore -Ihost
+CFLAGS   ?= -O2 -g
+# Kept apart from CFLAGS so `make CFLAGS=...` (LuaRocks does) keeps them.
+ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+            -Wall -Wextra -fPIC $(PKG_CFLAGS) -Istore -Ihost $(CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 B := build
@@ -33,7 +34,7 @@ all: $(B)/aeon-host $(B)/aeon/core.so
 
 $(B)/obj/%.o: %.c $(wildcard store/*.h host/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/libaeonstore.a: $(STORE_OBJ)
 	@mkdir -p $(B)
@@ -48,7 +49,7 @@ $(B)/aeon/core.so: $(BIND_OBJ) $(B)/libaeonstore.a
 
 $(B)/test/%: spec/c/%.c $(B)/libaeonstore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do echo "== $$t"; $$t; done
@@ -64,10 +65,19 @@ install: all
 	install -m 644 lua/aeon.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)/aeon.lua
 	install -m 644 lua/aeon/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)/aeon/
 
+# What `luarocks make rockspec/aeon-scm-1.rockspec` installs, into the
+# directories LuaRocks names.
+install-rock: all
+	install -d $(LIBDIR)/aeon $(LUADIR)/aeon $(BINDIR)
+	install -m 644 $(B)/aeon/core.so $(LIBDIR)/aeon/core.so
+	install -m 644 lua/aeon.lua $(LUADIR)/aeon.lua
+	install -m 644 lua/aeon/*.lua $(LUADIR)/aeon/
+	install -m 755 $(B)/aeon-host $(BINDIR)/aeon-host
+
 deps:
 	sh scripts/setup.sh
 
 clean:
 	rm -rf $(B)
 
-.PHONY: all ctest test install deps clean
+.PHONY: all ctest test install install-rock deps clean
