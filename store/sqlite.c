@@ -253,6 +253,22 @@ static store_status ensure_schema(sqlite_store *s, char **err)
     return STORE_OK;
 }
 
+/* WAL is a property of the file and sticks once set. Switching a new file
+ * needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without
+ * the busy handler, while another connection holds a lock: exactly what
+ * two processes opening a new store together do. So retry, for as long as
+ * the busy timeout. On a file system that cannot do WAL SQLite keeps its
+ * rollback journal, which is as durable, only less concurrent. */
+static int use_wal(sqlite3 *db)
+{
+    for (int waited = 0;; waited += 10) {
+        int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+            return rc;
+        sqlite3_sleep(10);
+    }
+}
+
 static void sqlite_close(store *st)
 {
     sqlite_store *s = (sqlite_store *)st;
@@ -298,12 +314,8 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(s->db, 1);
 
-    /* WAL is a property of the file and sticks once set. On a file system
-     * that cannot do WAL SQLite keeps its rollback journal, which is just
-     * as durable, only less concurrent. */
-    if (!memory && (rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL, NULL,
-                                      NULL)) != SQLITE_OK) {
-        status = db_fail(s, rc, err, path);
+    if (!memory && (rc = use_wal(s->db)) != SQLITE_OK) {
+        status = db_fail(s, rc, err, "switching to WAL");
         goto fail_reported;
     }
     if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL)) !=
