@@ -172,6 +172,10 @@ store_status ddb_number_text(double d, char out[DDB_NUMBER_SIZE], char **err)
         snprintf(out, DDB_NUMBER_SIZE, "%s", isnan(d) ? "NaN" : "Infinity");
         return store_fail(err, STORE_INVALID, "number %s cannot be stored", out);
     }
+    if (d == 0) { /* -0.0 too: DynamoDB has no negative zero */
+        snprintf(out, DDB_NUMBER_SIZE, "0");
+        return STORE_OK;
+    }
     /* The shortest of 15, 16, 17 digits that reads back exactly: any
      * decimal of 15 digits or fewer that round-trips is what %.15g gives. */
     for (int prec = 15; prec <= 17; prec++) {

@@ -18,8 +18,8 @@
  * are listed in a side list of float marks: JSON Pointers (RFC 6901) to them,
  * as an AttributeValue {"L":[{"S":"/a/0"},...]} the caller stores beside the
  * value and hands back when reading. Items without marks (Aeon's own, written
- * by JavaScript, which has no such distinction) read as integers. -0.0 comes
- * back as 0.0: DynamoDB has no negative zero.
+ * by JavaScript, which has no such distinction) read as integers. -0.0 is
+ * written as 0 and comes back as 0.0: DynamoDB has no negative zero.
  *
  * Refused with STORE_LIMIT, naming the place: numbers DynamoDB cannot hold
  * (magnitude above 9.9999999999999999999999999999999999999E+125 or nonzero
