@@ -388,8 +388,8 @@ store_status sigv4_sign(const sigv4_request *req, const sigv4_credentials *cred,
     store_status st = STORE_NOMEM;
     canon_header *h = NULL;
     size_t nh = 0, len = 0;
-    char *headers = NULL, *signed_headers = NULL, *creq = NULL, *sts = NULL,
-         *authz = NULL, *secret = NULL;
+    char *uri = NULL, *query = NULL, *headers = NULL, *signed_headers = NULL,
+         *creq = NULL, *sts = NULL, *authz = NULL, *secret = NULL;
     FILE *f = NULL, *g = NULL;
     char date[9], creq_hash[SIGV4_HASH_SIZE], sig[SIGV4_HASH_SIZE];
     unsigned char k[32];
@@ -429,21 +429,30 @@ store_status sigv4_sign(const sigv4_request *req, const sigv4_credentials *cred,
     if (!headers || !signed_headers)
         goto nomem;
 
+    /* The path and the query, rendered on their own. */
+    if (!(f = open_memstream(&uri, &len)))
+        goto nomem;
+    bool ok = put_canonical_uri(f, req->path);
+    if (!memstream_close(f, &uri) || !ok)
+        goto nomem;
+    if (!(f = open_memstream(&query, &len)))
+        goto nomem;
+    ok = put_canonical_query(f, req->query);
+    if (!memstream_close(f, &query) || !ok)
+        goto nomem;
+
     if (!(f = open_memstream(&creq, &len)))
         goto nomem;
-    bool ok = true;
-    fprintf(f, "%s\n", req->method);        /* HTTPRequestMethod                 */
-    ok &= put_canonical_uri(f, req->path);  /* CanonicalURI: normalised, encoded */
-    fputc('\n', f);
-    ok &= put_canonical_query(f, req->query); /* CanonicalQueryString: sorted  */
     fprintf(f,
-            "\n"
-            "%s"   /* CanonicalHeaders: "name:value\n" per name, sorted */
-            "\n"   /* ...then an empty line closes the header block     */
-            "%s\n" /* SignedHeaders: those names, ';'-separated         */
-            "%s",  /* HashedPayload: hex SHA-256 of the body            */
-            headers, signed_headers, out->payload_hash);
-    if (!memstream_close(f, &creq) || !ok)
+            "%s\n" /* HTTPRequestMethod, as sent                            */
+            "%s\n" /* CanonicalURI: path normalised, segments encoded       */
+            "%s\n" /* CanonicalQueryString: k=v, by key then value, '&'     */
+            "%s\n" /* CanonicalHeaders: "name:value\n" per name, by name;   */
+                   /* this '\n' after the block leaves an empty line       */
+            "%s\n" /* SignedHeaders: the same names, ';'-separated          */
+            "%s",  /* HashedPayload: hex SHA-256 of the body                */
+            req->method, uri, query, headers, signed_headers, out->payload_hash);
+    if (!memstream_close(f, &creq))
         goto nomem;
 
     sigv4_sha256_hex(creq, strlen(creq), creq_hash);
@@ -502,6 +511,8 @@ done:
         free(h[i].value);
     }
     free(h);
+    free(uri);
+    free(query);
     free(headers);
     free(signed_headers);
     free(creq);
