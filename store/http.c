@@ -37,9 +37,9 @@ struct http_client {
     char *host;                       /* Host header as sent and signed */
     const char *prefix;               /* X-Amz-Target prefix, with the '.' */
     char *region;                     /* signing region */
-    char *access_key;                 /* credentials, owned copies */
-    char *secret_key;
-    char *session_token;              /* NULL when none */
+    char *access_key;                 /* AWS_ACCESS_KEY_ID, owned copy */
+    char *secret_key;                 /* owned copy, wiped on close */
+    char *session_token;              /* owned copy; NULL when none */
     long request_timeout_ms;          /* per attempt */
     long retry_budget_ms;             /* per call */
     long base_delay_ms;               /* first backoff cap */
@@ -205,8 +205,8 @@ store_status http_open(const http_config *cfg, http_client **out, char **err)
     bool loopback = false;
 
     *out = NULL;
-    if (!cfg)
-        return store_fail(err, STORE_INVALID, "dynamodb: no configuration");
+    if (!cfg || !cfg->env || !cfg->env->now_ms || !cfg->env->random)
+        return store_fail(err, STORE_INVALID, "dynamodb: no configuration or store_env");
     if (!cfg->region || !*cfg->region)
         return store_fail(err, STORE_INVALID,
                           "dynamodb: no region (set AWS_REGION or AWS_DEFAULT_REGION)");
@@ -238,7 +238,7 @@ store_status http_open(const http_config *cfg, http_client **out, char **err)
     c->base_delay_ms = cfg->base_delay_ms > 0 ? cfg->base_delay_ms : 50;
     c->max_delay_ms = cfg->max_delay_ms > 0 ? cfg->max_delay_ms : 5000;
     c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 10;
-    c->env = cfg->env ? *cfg->env : store_env_default;
+    c->env = *cfg->env;
     c->sleep_ms = cfg->sleep_ms ? cfg->sleep_ms : default_sleep;
     c->sleep_ctx = cfg->sleep_ctx;
 

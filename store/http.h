@@ -54,7 +54,7 @@ typedef struct http_config {
     long retry_budget_ms;         /* all attempts and waits of one call; 0: 30000 */
     long base_delay_ms;           /* the first wait is at most this; 0: 50 */
     long max_delay_ms;            /* no wait is longer; 0: 5000 */
-    const store_env *env;         /* signing clock, jitter; NULL: store_env_default */
+    const store_env *env;         /* signing clock and jitter: the store's */
     void (*sleep_ms)(void *ctx, uint64_t ms); /* NULL: nanosleep; tests fake it */
     void *sleep_ctx;              /* passed to sleep_ms */
 } http_config;

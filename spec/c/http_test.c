@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -560,28 +561,53 @@ static void test_bounds(void)
     http_close(c);
 }
 
+/* The real clock and randomness, for the live checks. */
+static uint64_t real_now(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void real_random(void *ctx, uint8_t *out, size_t len)
+{
+    (void)ctx;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (uint8_t)rand();
+}
+
+static const store_env real_env = { real_now, real_random, NULL };
+
 static void test_config(void)
 {
     const char *bad[] = { "ftp://x", "http://", "http://h/path", "http://u@h", "h:8000",
                           "http://h?x=1", NULL };
     for (int i = 0; bad[i]; i++) {
-        http_config cfg = { .endpoint = bad[i], .region = "r", .creds = { "a", "s", NULL } };
+        http_config cfg = { .endpoint = bad[i], .region = "r", .creds = { "a", "s", NULL },
+                            .env = &real_env };
         http_client *c = NULL;
         char *err = NULL;
         CHECK(http_open(&cfg, &c, &err) == STORE_INVALID && !c && err,
               "endpoint %s refused", bad[i]);
         free(err);
     }
-    http_config nocred = { .endpoint = "http://h", .region = "r", .creds = { "a", "", NULL } };
+    http_config nocred = { .endpoint = "http://h", .region = "r", .creds = { "a", "", NULL },
+                           .env = &real_env };
     http_client *c = NULL;
     char *err = NULL;
     CHECK(http_open(&nocred, &c, &err) == STORE_INVALID && err && strstr(err, "credentials"),
           "no secret refused");
     free(err);
     err = NULL;
-    http_config noregion = { .endpoint = "http://h", .creds = { "a", "s", NULL } };
+    http_config noregion = { .endpoint = "http://h", .creds = { "a", "s", NULL },
+                             .env = &real_env };
     CHECK(http_open(&noregion, &c, &err) == STORE_INVALID && err && strstr(err, "region"),
           "no region refused");
+    free(err);
+    err = NULL;
+    http_config noenv = { .endpoint = "http://h", .region = "r", .creds = { "a", "s", NULL } };
+    CHECK(http_open(&noenv, &c, &err) == STORE_INVALID && err, "no store_env refused");
     free(err);
     CHECK(http_crc32("123456789", 9) == 0xcbf43926u, "CRC-32 check value");
     CHECK(http_crc32("{\"Streams\":[]}", 14) == 1490112021u, "CRC-32 as DynamoDB Local sent it");
@@ -613,7 +639,7 @@ static void test_live(const char *endpoint)
 {
     http_config cfg = { .endpoint = endpoint, .region = "us-east-1",
                         .creds = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL },
-                        .env = &store_env_default };
+                        .env = &real_env };
     http_client *c = NULL;
     http_response r = { 0 };
     char *err = NULL, table[64], text[2048];
