@@ -334,7 +334,9 @@ static void test_sizes(void)
     free(err);
 }
 
-/* A host may set a locale with a decimal comma; N text must not follow it. */
+/* A host may set a locale with a decimal comma; N text must not follow it.
+ * Runs where such a locale exists; without the locales package one can be
+ * made: localedef -i de_DE -f UTF-8 /tmp/loc/de_DE.UTF-8, then LOCPATH=/tmp/loc. */
 static void test_locale(void)
 {
     const char *names[] = { "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "C.UTF-8" };
