@@ -155,7 +155,8 @@ static store_status parse_endpoint(const char *endpoint, char **url, char **host
                           "dynamodb: endpoint %s is not an http:// or https:// URL", endpoint);
     }
     size_t alen = strcspn(rest, "/?#");
-    if (alen == 0 || memchr(rest, '@', alen) || (rest[alen] && strcmp(rest + alen, "/")))
+    if (alen == 0 || alen > 262 || memchr(rest, '@', alen) ||
+        (rest[alen] && strcmp(rest + alen, "/")))
         return store_fail(err, STORE_INVALID,
                           "dynamodb: endpoint %s must be scheme://host[:port] with no "
                           "path, query or user", endpoint);
@@ -361,15 +362,15 @@ static store_status attempt(http_client *c, const char *target, const char *body
         goto nomem;
     if (c->session_token && !(token = header_line("X-Amz-Security-Token", c->session_token)))
         goto nomem;
-    snprintf(line, sizeof line, "X-Amz-Target: %s", target);
-    const char *fixed[] = { "Content-Type: application/x-amz-json-1.0", line, NULL, NULL,
-                            "Expect:", /* no 100-continue round trip */
-                            "Accept:" };
     char hostline[300], dateline[64];
+    snprintf(line, sizeof line, "X-Amz-Target: %s", target);
     snprintf(hostline, sizeof hostline, "Host: %s", c->host);
     snprintf(dateline, sizeof dateline, "X-Amz-Date: %s", sig.amz_date);
-    fixed[2] = hostline;
-    fixed[3] = dateline;
+    const char *fixed[] = {
+        "Content-Type: application/x-amz-json-1.0", line, hostline, dateline,
+        "Expect:", /* no 100-continue round trip */
+        "Accept:", /* curl's default says nothing DynamoDB needs */
+    };
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
         if (!(t = curl_slist_append(hs, fixed[i])))
             goto nomem;
