@@ -28,7 +28,7 @@
 --     `opts.retries` times (default 10), then reports it;
 --  5. after an append, saves a snapshot at the appended revision once
 --     `opts.snapshot_every` events have accumulated since the last one. A
---     snapshot that fails to save is counted in `opts.stats`, never an error:
+--     snapshot that fails to save goes into `opts.stats`, never an error:
 --     the events are committed and the next command tries again.
 --
 -- It returns
@@ -37,8 +37,8 @@
 --     append result (`{ type = "appended", count = n, revision = rev }`), or
 --     `{ type = "unchanged" }` when `decide` returned no events; `state` is
 --     the state after the new events (folded as `{ key, type, data,
---     correlation_id }`, the last one with `revision` too); `events` is what
---     `decide` returned;
+--     correlation_id }`, without revisions, before they are appended);
+--     `events` is what `decide` returned;
 --   * `nil, err` otherwise, `err` from `aeon.reject` (decide's reason),
 --     `aeon.conflict` or `aeon.store_failure`;
 --
@@ -177,13 +177,13 @@ local function decision(agg, state, command)
   return events
 end
 
--- The state after the events just appended: their revisions are not known
--- without reading them back, except the last one's.
-local function apply(agg, state, key, events, revision)
+-- The state after the decided events, folded before appending them so that
+-- an evolve that fails on them fails before anything is committed. They
+-- have no revision yet.
+local function apply(agg, state, key, events)
   for i = 1, #events do
     local e = events[i]
-    state = evolve(agg, state, { key = key, type = e.type, data = e.data,
-      correlation_id = e.correlation_id, revision = i == #events and revision or nil })
+    state = evolve(agg, state, { key = key, type = e.type, data = e.data, correlation_id = e.correlation_id })
   end
   return state
 end
@@ -221,10 +221,11 @@ function M.execute(store, agg, key, command, opts)
     if not events then return nil, err end
     if next(events) == nil then return { type = "unchanged" }, state, events end
 
+    local next_state = apply(agg, state, key, events)
     local result, aerr = store:append(key, events, { expected_revision = head })
     if not result then return aeon.store_failure(aerr) end
     if result.type == "appended" then
-      state = apply(agg, state, key, events, result.revision)
+      state = next_state
       if every and since + #events >= every then
         save_snapshot(store, key, result.revision, state, stats)
       end
