@@ -17,7 +17,7 @@ fi
 
 log=$(mktemp)
 set +e
-busted --output=utfTerminal "$@" 2>&1 | tee "$log"
+lua5.4 "$(command -v busted)" --output=utfTerminal "$@" 2>&1 | tee "$log"
 status=$(tail -n1 "$log" | grep -q ' 0 failures / 0 errors' && echo 0 || echo 1)
 set -e
 # The closing line in the plain form: "N passed, N failed".
