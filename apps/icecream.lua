@@ -16,7 +16,7 @@
 local aeon = require "aeon"
 local icecream = require "domain.icecream"
 
-local pcall, tostring = pcall, tostring
+local ipairs, pcall, tostring = ipairs, pcall, tostring
 
 local app = aeon.app "icecream"
 

@@ -18,8 +18,8 @@
 --     result, state, events = aggregate.execute(store, agg, key, command [, opts])
 --
 --  1. loads the key's state: the newest snapshot (when `opts.snapshot_every`
---     is set) and only the events after it, else the whole history, folded
---     with `evolve`;
+--     is set, or `opts.snapshots` is true) and only the events after it,
+--     else the whole history, folded with `evolve`;
 --  2. calls `decide(state, command)`;
 --  3. appends what it decided with `expected_revision` set to the last
 --     revision it read (`aeon.START` for a new key);
@@ -61,7 +61,7 @@ local aeon = require "aeon"
 local core = require "aeon.core"
 
 local type, pairs, next, pcall, error, tostring, select = type, pairs, next, pcall, error, tostring, select
-local random, min = math.random, math.min
+local random, min, math_type = math.random, math.min, math.type
 
 local M = {}
 
@@ -96,11 +96,11 @@ local function check_options(opts)
     if not KNOWN_OPTIONS[k] then error("unknown option '" .. tostring(k) .. "'", 3) end
   end
   local r = opts.retries
-  if r ~= nil and (math.type(r) ~= "integer" or r < 0) then
+  if r ~= nil and (math_type(r) ~= "integer" or r < 0) then
     error("option 'retries' must be a non-negative integer", 3)
   end
   local every = opts.snapshot_every
-  if every ~= nil and (math.type(every) ~= "integer" or every < 1) then
+  if every ~= nil and (math_type(every) ~= "integer" or every < 1) then
     error("option 'snapshot_every' must be a positive integer", 3)
   end
   local oc = opts.on_conflict
@@ -209,13 +209,14 @@ function M.execute(store, agg, key, command, opts)
   if type(key) ~= "string" then error("key must be a string", 2) end
   opts = check_options(opts)
   local stats, every = opts.stats, opts.snapshot_every
+  local use_snapshots = opts.snapshots or every ~= nil
   local retries = opts.on_conflict == "report" and 0 or (opts.retries or M.RETRIES)
   local sleep = opts.sleep or core.sleep
   local attempt = 0
   while true do
     attempt = attempt + 1
     count(stats, "attempts", 1)
-    local state, head, since = load(store, agg, key, every ~= nil, stats)
+    local state, head, since = load(store, agg, key, use_snapshots, stats)
     if state == nil then return nil, head end
     local events, err = decision(agg, state, command)
     if not events then return nil, err end

@@ -26,7 +26,7 @@
 local assert = require "luassert"
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
-local format = string.format
+local format, math_type, sort, concat = string.format, math.type, table.sort, table.concat
 
 local M = {}
 
@@ -47,11 +47,11 @@ local function show(v, depth)
   for i = 1, n do parts[#parts + 1] = show(v[i], depth + 1) end
   local keys = {}
   for k in pairs(v) do
-    if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+    if not (math_type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
   end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. " = " .. show(v[k], depth + 1) end
-  return "{ " .. table.concat(parts, ", ") .. " }"
+  return "{ " .. concat(parts, ", ") .. " }"
 end
 M.show = show
 
