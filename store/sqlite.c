@@ -299,8 +299,10 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
         return store_fail(err, STORE_INVALID, "store URI \"%s\" names no file", uri);
     bool memory = strcmp(path, ":memory:") == 0;
 
-    if ((s = calloc(1, sizeof *s)) == NULL || (s->path = strdup(path)) == NULL)
+    if ((s = calloc(1, sizeof *s)) == NULL || (s->path = strdup(path)) == NULL) {
+        store_fail(err, status, "sqlite: out of memory opening %s", path);
         goto fail;
+    }
     s->base.ops = &store_sqlite_ops;
     s->base.env = env != NULL ? *env : store_env_default;
 
@@ -309,36 +311,34 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
                              SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         status = db_fail(s, rc, err, path);
-        goto fail_reported;
+        goto fail;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(s->db, 1);
 
     if (!memory && (rc = use_wal(s->db)) != SQLITE_OK) {
         status = db_fail(s, rc, err, "switching to WAL");
-        goto fail_reported;
+        goto fail;
     }
     if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL)) !=
         SQLITE_OK) {
-        status = db_fail(s, rc, err, path);
-        goto fail_reported;
+        status = db_fail(s, rc, err, "setting synchronous = FULL");
+        goto fail;
     }
     if ((status = ensure_schema(s, err)) != STORE_OK)
-        goto fail_reported;
+        goto fail;
     for (int i = 0; i < Q_COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
                                 NULL);
         if (rc != SQLITE_OK) {
             status = db_fail(s, rc, err, "preparing statements");
-            goto fail_reported;
+            goto fail;
         }
     }
     *out = &s->base;
     return STORE_OK;
 
 fail:
-    store_fail(err, status, "sqlite: out of memory opening %s", path);
-fail_reported:
     sqlite_close((store *)s);
     return status;
 }
@@ -397,8 +397,10 @@ static store_status check_batches(const store_batch *b, size_t n, const char *to
     }
 
     if (n > 1) {
-        if ((keys = malloc(n * sizeof *keys)) == NULL)
-            goto fail;
+        if ((keys = malloc(n * sizeof *keys)) == NULL) {
+            store_fail(err, status, "out of memory");
+            goto done;
+        }
         for (size_t i = 0; i < n; i++)
             keys[i] = b[i].key;
         qsort(keys, n, sizeof *keys, cmp_keys);
@@ -410,9 +412,6 @@ static store_status check_batches(const store_batch *b, size_t n, const char *to
             }
     }
     status = STORE_OK;
-    goto done;
-fail:
-    store_fail(err, status, "out of memory");
 done:
     free(keys);
     return status;
@@ -437,13 +436,14 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
         total == 0)
         return status;
 
+    if ((rc = run(s->q[Q_BEGIN])) != SQLITE_DONE)
+        goto fail;
+    /* The clock is read under the write lock, which may have taken a while
+     * to get, so committed_at and expiries are those of the commit. */
     const store_env *env = &s->base.env;
     uint64_t now = env->now_ms(env->ctx);
     char committed_at[STORE_TIMESTAMP_SIZE];
     revision_timestamp(now, committed_at);
-
-    if ((rc = run(s->q[Q_BEGIN])) != SQLITE_DONE)
-        goto fail;
 
     if (token != NULL) {
         doing = "checking the idempotency key";
