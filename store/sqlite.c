@@ -6,11 +6,16 @@
  *
  * Durability and concurrency: the file is in WAL mode with synchronous=FULL,
  * so a commit is on disk when append returns, readers never block the
- * writer, and several processes can share the file; writers queue on the
- * write lock for up to BUSY_TIMEOUT_MS. Appends take the write lock first
- * (BEGIN IMMEDIATE) and number their events above the store's highest
- * revision inside that transaction, so revisions increase in commit order
- * across the store and across processes.
+ * writer, and several processes can share the file; writers wait for the
+ * write lock up to BUSY_TIMEOUT_MS (see busy_wait). Appends take the write
+ * lock first (BEGIN IMMEDIATE) and number their events above the store's
+ * highest revision inside that transaction, so revisions increase in
+ * commit order across the store and across processes.
+ *
+ * Cursors read pages of rows and hold no statement or transaction between
+ * calls, so appends on the same handle may come in between. As revisions
+ * only grow, a forward cursor also returns what was committed after it
+ * opened, up to the page where it finds the end of its range.
  *
  * Schema (PRAGMA user_version = SCHEMA_VERSION):
  *   events(revision PK, key, type, data, correlation_id, committed_at)
@@ -110,11 +115,11 @@ static const char *const sql[Q_COUNT] = {
 };
 
 typedef struct sqlite_store {
-    store base;                /* ops and env; first, so a store * is one */
-    sqlite3 *db;               /* the connection */
-    char *path;                /* the file, or ":memory:" */
-    sqlite3_stmt *q[Q_COUNT];  /* prepared at open, reset after each use */
-    uint64_t next_prune_ms;    /* when to drop expired idempotency keys */
+    store base;                 /* ops and env; first, so a store * is one */
+    sqlite3 *db;                /* the connection */
+    char *path;                 /* the file, or ":memory:" */
+    sqlite3_stmt *q[Q_COUNT];   /* prepared at open, reset after each use */
+    uint64_t next_prune_ms;     /* when to drop expired idempotency keys */
     struct timespec busy_since; /* when the current wait for a lock began */
 } sqlite_store;
 
