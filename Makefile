@@ -3,6 +3,8 @@
 #   make              build/aeon-host and build/aeon/core.so
 #   make test         C unit tests, then the busted specs on every backend
 #   make install      PREFIX=/usr/local (DESTDIR honoured)
+#   make bench        the benchmark table (bench/run.lua), from an -O2 build in
+#                     build/bench; not part of `make test`
 #   make deps         install the Debian packages the build and tests need
 
 PREFIX   ?= /usr/local
@@ -51,6 +53,17 @@ $(B)/test/%: spec/c/%.c $(B)/libaeonstore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The benchmark driver: a Lua interpreter with aeon.core and a `bench` module.
+$(B)/aeon-bench: bench/bench.c $(BIND_OBJ) $(B)/libaeonstore.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Its own build directory and flags, so `make` and `make test` are left
+# alone whatever they were built with.
+BENCH_B := build/bench
+bench:
+	$(MAKE) B=$(BENCH_B) CFLAGS="-O2 -g" $(BENCH_B)/aeon-host $(BENCH_B)/aeon-bench
+	lua5.4 bench/run.lua $(BENCH_B)
+
 ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do echo "== $$t"; $$t; done
 
@@ -80,4 +93,4 @@ deps:
 clean:
 	rm -rf $(B)
 
-.PHONY: all ctest test install install-rock deps clean
+.PHONY: all ctest test bench install install-rock deps clean

@@ -1,0 +1,590 @@
+/*
+ * bench.c - aeon-bench, the program `make bench` measures with: a Lua 5.4
+ * interpreter with aeon.core linked in (as in aeon-host) and a native
+ * module `bench` for what a benchmark needs below Lua:
+ *
+ *   bench.now(), bench.cpu()        monotonic and process-CPU seconds
+ *   bench.rss()                     VmRSS, VmHWM in KiB
+ *   bench.fsync(dir, n)             seconds for n 4 KiB writes + fdatasync
+ *   bench.raw_batch(db, appends, per, data)
+ *                                   seconds for raw SQLite to insert the rows
+ *                                   a batched append inserts (same schema and
+ *                                   pragmas, one prepared INSERT)
+ *   bench.store_batch(db, appends, per, data)
+ *                                   the same rows through store.h's append
+ *   bench.fixture(db, n, nkeys)     writes n events over nkeys keys, fast
+ *   bench.events(n, nkeys)          a generic-for iterator yielding the
+ *                                   fixture's events as Lua tables, built by
+ *                                   bind_push_event with no store
+ *   bench.threads(n, script, ...)   runs script in n threads, one Lua state
+ *                                   each; see l_threads
+ *
+ * Usage: aeon-bench SCRIPT [ARGS...], run from the repository root (the
+ * Lua library, apps/ and bench/ are found relative to it). bench/run.lua
+ * drives it and prints the table. Uses Lua, SQLite, store.h and bind.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <sqlite3.h>
+
+#include "bind.h"
+#include "revision.h"
+#include "store.h"
+
+#define LUA_PATHS "lua/?.lua;lua/?/init.lua;apps/?.lua;bench/?.lua;"
+#define FSYNC_PAGES 64 /* the fsync file cycles over this many 4 KiB pages */
+
+static int luaopen_bench(lua_State *L);
+
+/* ------------------------------------------------------------------ */
+/* Clocks and memory                                                   */
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, clock_s(CLOCK_MONOTONIC));
+    return 1;
+}
+
+static int l_cpu(lua_State *L)
+{
+    lua_pushnumber(L, clock_s(CLOCK_PROCESS_CPUTIME_ID));
+    return 1;
+}
+
+/* VmRSS and VmHWM (the peak) from /proc/self/status, in KiB. */
+static int l_rss(lua_State *L)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    long rss = -1, hwm = -1;
+    char line[256];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        sscanf(line, "VmRSS: %ld", &rss);
+        sscanf(line, "VmHWM: %ld", &hwm);
+    }
+    if (f != NULL)
+        fclose(f);
+    lua_pushinteger(L, rss);
+    lua_pushinteger(L, hwm);
+    return 2;
+}
+
+/* ------------------------------------------------------------------ */
+/* The disk's limit                                                    */
+
+/* A durable commit in WAL mode is some page writes and one fdatasync of
+ * the WAL, which SQLite rewrites from its start after each checkpoint, so
+ * the file does not grow and fdatasync has no metadata to flush. This
+ * does the least of that: one 4 KiB page over a preallocated region, then
+ * fdatasync. */
+static int l_fsync(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    char path[4096], page[4096];
+    snprintf(path, sizeof path, "%s/fsync-bench.tmp", dir);
+    memset(page, 'x', sizeof page);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return luaL_error(L, "%s: %s", path, strerror(errno));
+    for (int i = 0; i < FSYNC_PAGES; i++)
+        if (write(fd, page, sizeof page) != (ssize_t)sizeof page)
+            return luaL_error(L, "%s: %s", path, strerror(errno));
+    fsync(fd);
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    for (lua_Integer i = 0; i < n; i++) {
+        off_t at = (off_t)(i % FSYNC_PAGES) * (off_t)sizeof page;
+        if (pwrite(fd, page, sizeof page, at) != (ssize_t)sizeof page || fdatasync(fd) != 0)
+            return luaL_error(L, "%s: %s", path, strerror(errno));
+    }
+    double secs = clock_s(CLOCK_MONOTONIC) - t0;
+    close(fd);
+    unlink(path);
+    lua_pushnumber(L, secs);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Batched appends: raw SQLite next to the store                       */
+
+/* The key of event i of a fixture with nkeys keys, and its data: the
+ * counter app's event, whose name is the counter's. */
+static void fixture_key(lua_Integer i, lua_Integer nkeys, char *key, size_t size)
+{
+    if (nkeys == 1)
+        snprintf(key, size, "counter/replay");
+    else
+        snprintf(key, size, "counter/%lld", (long long)(i % nkeys));
+}
+
+static size_t fixture_data(const char *key, char *data, size_t size)
+{
+    int n = snprintf(data, size, "{\"type\":\"incremented\",\"name\":\"%s\"}",
+                     key + strlen("counter/"));
+    return (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* Makes a fresh store file through store.h, so raw SQLite gets exactly the
+ * store's schema and journal mode. */
+static void fresh_store(lua_State *L, const char *path)
+{
+    const char *suffix[] = {"", "-wal", "-shm"};
+    char p[4096];
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    store *s = NULL;
+    char *err = NULL;
+    if (store_open(path, NULL, &s, &err) != STORE_OK) {
+        lua_pushstring(L, err != NULL ? err : "out of memory");
+        free(err);
+        lua_error(L);
+    }
+    store_close(s);
+}
+
+static void raw_exec(lua_State *L, sqlite3 *db, const char *sql)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        luaL_error(L, "raw SQLite: %s: %s", sql, sqlite3_errmsg(db));
+}
+
+/* The rows of `appends` appends of `per` events each, keys cycling over
+ * ten, inserted as the least a durable batched append must do: BEGIN
+ * IMMEDIATE, one prepared INSERT per row, COMMIT, with the store's pragmas
+ * (WAL, synchronous=FULL). Revisions count up from a fixed one. */
+static int l_raw_batch(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer appends = luaL_checkinteger(L, 2), per = luaL_checkinteger(L, 3);
+    size_t data_len;
+    const char *data = luaL_checklstring(L, 4, &data_len);
+    fresh_store(L, path);
+
+    sqlite3 *db = NULL;
+    sqlite3_stmt *begin = NULL, *commit = NULL, *ins = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        return luaL_error(L, "raw SQLite: %s", sqlite3_errmsg(db));
+    raw_exec(L, db, "PRAGMA journal_mode = WAL");
+    raw_exec(L, db, "PRAGMA synchronous = FULL");
+    if (sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO events (revision, key, type, data, "
+                           "correlation_id, committed_at) VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+                           -1, &ins, NULL) != SQLITE_OK)
+        return luaL_error(L, "raw SQLite: %s", sqlite3_errmsg(db));
+    char rev[STORE_REVISION_SIZE], at[STORE_TIMESTAMP_SIZE], key[64];
+    revision_after(NULL, NULL, rev);
+    revision_timestamp(store_env_default.now_ms(NULL), at);
+
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    for (lua_Integer a = 0; a < appends; a++) {
+        snprintf(key, sizeof key, "counter/batch-%lld", (long long)(a % 10));
+        sqlite3_step(begin);
+        sqlite3_reset(begin);
+        for (lua_Integer j = 0; j < per; j++) {
+            revision_next(rev, rev);
+            sqlite3_bind_text(ins, 1, rev, STORE_REVISION_LEN, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 2, key, -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 3, "incremented", -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 4, data, (int)data_len, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 5, at, -1, SQLITE_STATIC);
+            if (sqlite3_step(ins) != SQLITE_DONE)
+                return luaL_error(L, "raw SQLite insert: %s", sqlite3_errmsg(db));
+            sqlite3_reset(ins);
+        }
+        if (sqlite3_step(commit) != SQLITE_DONE)
+            return luaL_error(L, "raw SQLite commit: %s", sqlite3_errmsg(db));
+        sqlite3_reset(commit);
+    }
+    double secs = clock_s(CLOCK_MONOTONIC) - t0;
+    sqlite3_finalize(begin);
+    sqlite3_finalize(commit);
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    lua_pushnumber(L, secs);
+    return 1;
+}
+
+/* The same appends through store.h (the C API, no Lua values). */
+static int l_store_batch(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer appends = luaL_checkinteger(L, 2), per = luaL_checkinteger(L, 3);
+    size_t data_len;
+    const char *data = luaL_checklstring(L, 4, &data_len);
+    fresh_store(L, path);
+
+    store *s = NULL;
+    char *err = NULL, key[64];
+    if (store_open(path, NULL, &s, &err) != STORE_OK)
+        goto fail;
+    store_pending *ev = lua_newuserdatauv(L, (size_t)per * sizeof *ev, 0);
+    for (lua_Integer j = 0; j < per; j++)
+        ev[j] = (store_pending){"incremented", data, data_len, NULL};
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    for (lua_Integer a = 0; a < appends; a++) {
+        store_append_result r;
+        snprintf(key, sizeof key, "counter/batch-%lld", (long long)(a % 10));
+        if (s->ops->append(s, key, ev, (size_t)per, NULL, &r, &err) != STORE_OK)
+            goto fail;
+    }
+    double secs = clock_s(CLOCK_MONOTONIC) - t0;
+    store_close(s);
+    lua_pushnumber(L, secs);
+    return 1;
+fail:
+    store_close(s);
+    lua_pushstring(L, err != NULL ? err : "out of memory");
+    free(err);
+    return lua_error(L);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fixtures and the no-store event source                              */
+
+/* Writes n events over nkeys keys (event i on key i % nkeys) into a fresh
+ * store, with the rows an append would write. Setup only, so it trades
+ * durability for speed: synchronous=OFF and 100,000 rows per transaction;
+ * then the WAL is checkpointed into the database and truncated. */
+static int l_fixture(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2), nkeys = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, nkeys >= 1, 3, "at least one key");
+    fresh_store(L, path);
+
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        return luaL_error(L, "fixture: %s", sqlite3_errmsg(db));
+    raw_exec(L, db, "PRAGMA synchronous = OFF");
+    raw_exec(L, db, "PRAGMA cache_size = -65536");
+    if (sqlite3_prepare_v2(db, "INSERT INTO events (revision, key, type, data, "
+                           "correlation_id, committed_at) VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+                           -1, &ins, NULL) != SQLITE_OK)
+        return luaL_error(L, "fixture: %s", sqlite3_errmsg(db));
+    char rev[STORE_REVISION_SIZE], at[STORE_TIMESTAMP_SIZE], key[64], data[128];
+    revision_after(NULL, NULL, rev);
+    revision_timestamp(store_env_default.now_ms(NULL), at);
+    raw_exec(L, db, "BEGIN IMMEDIATE");
+    for (lua_Integer i = 0; i < n; i++) {
+        if (i > 0 && i % 100000 == 0) {
+            raw_exec(L, db, "COMMIT");
+            raw_exec(L, db, "BEGIN IMMEDIATE");
+        }
+        fixture_key(i, nkeys, key, sizeof key);
+        size_t len = fixture_data(key, data, sizeof data);
+        sqlite3_bind_text(ins, 1, rev, STORE_REVISION_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, "incremented", -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, data, (int)len, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, at, -1, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+            return luaL_error(L, "fixture insert: %s", sqlite3_errmsg(db));
+        sqlite3_reset(ins);
+        revision_next(rev, rev);
+    }
+    raw_exec(L, db, "COMMIT");
+    raw_exec(L, db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    return 0;
+}
+
+/* The state of a bench.events iterator: the fixture's events, made up in
+ * memory as the loop asks for them. */
+typedef struct source {
+    lua_Integer next;                  /* index of the next event */
+    lua_Integer n;                     /* events in all */
+    lua_Integer nkeys;                 /* keys they cycle over */
+    char revision[STORE_REVISION_SIZE]; /* the last revision handed out */
+    char committed_at[STORE_TIMESTAMP_SIZE]; /* the same for every event */
+    char **keys;                       /* nkeys keys, "counter/..." */
+    char **data;                       /* each key's event data, JSON text */
+    size_t *data_len;                  /* bytes of each */
+} source;
+
+static int source_gc(lua_State *L)
+{
+    source *src = lua_touserdata(L, 1);
+    for (lua_Integer i = 0; src->keys != NULL && i < src->nkeys; i++) {
+        free(src->keys[i]);
+        free(src->data[i]);
+    }
+    free(src->keys);
+    free(src->data);
+    free(src->data_len);
+    src->keys = NULL;
+    return 0;
+}
+
+/* Each event is pushed the way a cursor's is (bind_push_event, data
+ * decoded from its JSON text by the same decoder): only the store is
+ * missing. */
+static int source_next(lua_State *L)
+{
+    source *src = lua_touserdata(L, lua_upvalueindex(1));
+    if (src->next >= src->n)
+        return 0;
+    lua_Integer k = src->next % src->nkeys;
+    revision_next(src->revision, src->revision);
+    store_event ev = {
+        .key = src->keys[k],
+        .type = "incremented",
+        .data = src->data[k],
+        .data_len = src->data_len[k],
+        .correlation_id = NULL,
+    };
+    memcpy(ev.revision, src->revision, sizeof ev.revision);
+    memcpy(ev.committed_at, src->committed_at, sizeof ev.committed_at);
+    src->next++;
+    bind_push_event(L, &ev);
+    return 1;
+}
+
+/* bench.events(n, nkeys) returns iterator, nil, nil, nil: what store:read
+ * returns, minus the cursor. */
+static int l_events(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1), nkeys = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, nkeys >= 1, 2, "at least one key");
+    source *src = lua_newuserdatauv(L, sizeof *src, 0);
+    memset(src, 0, sizeof *src);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, source_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    src->n = n;
+    src->nkeys = nkeys;
+    src->keys = calloc((size_t)nkeys, sizeof *src->keys);
+    src->data = calloc((size_t)nkeys, sizeof *src->data);
+    src->data_len = calloc((size_t)nkeys, sizeof *src->data_len);
+    if (src->keys == NULL || src->data == NULL || src->data_len == NULL)
+        return luaL_error(L, "out of memory");
+    for (lua_Integer k = 0; k < nkeys; k++) {
+        char key[64], data[128];
+        fixture_key(k, nkeys, key, sizeof key);
+        src->data_len[k] = fixture_data(key, data, sizeof data);
+        src->keys[k] = strdup(key);
+        src->data[k] = strdup(data);
+        if (src->keys[k] == NULL || src->data[k] == NULL)
+            return luaL_error(L, "out of memory");
+    }
+    revision_after(NULL, NULL, src->revision);
+    revision_timestamp(store_env_default.now_ms(NULL), src->committed_at);
+    lua_pushcclosure(L, source_next, 1);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return 4;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lua states                                                          */
+
+/* A state as aeon-host makes one: standard libraries, aeon.core preloaded,
+ * the Lua library, the apps and bench/ on the path, and `bench`. */
+static void setup_state(lua_State *L)
+{
+    luaL_openlibs(L);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s%s", LUA_PATHS, lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_aeon_core);
+    lua_setfield(L, -2, "aeon.core");
+    lua_pushcfunction(L, luaopen_bench);
+    lua_setfield(L, -2, "bench");
+    lua_pop(L, 2);
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg != NULL ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+/* Calls the function below nargs arguments with a traceback handler. */
+static int docall(lua_State *L, int nargs, int nresults)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int status = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads                                                             */
+
+/* One thread of bench.threads. */
+typedef struct worker {
+    pthread_t thread;            /* the thread */
+    int index;                   /* 1-based, passed to the script */
+    const char *script;          /* the file to run */
+    const char **args;           /* extra string arguments */
+    int nargs;                   /* how many */
+    pthread_barrier_t *ready;    /* every worker set up, then go */
+    double done;                 /* monotonic seconds when it finished */
+    char error[1024];            /* "" or what went wrong */
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    lua_State *L = luaL_newstate();
+    bool waited = false;
+    if (L == NULL) {
+        snprintf(w->error, sizeof w->error, "out of memory");
+        goto done;
+    }
+    setup_state(L);
+    if (luaL_loadfile(L, w->script) != LUA_OK)
+        goto lua_failed;
+    lua_pushinteger(L, w->index);
+    for (int i = 0; i < w->nargs; i++)
+        lua_pushstring(L, w->args[i]);
+    if (docall(L, 1 + w->nargs, 1) != LUA_OK)
+        goto lua_failed;
+    if (!lua_isfunction(L, -1)) {
+        snprintf(w->error, sizeof w->error, "%s must return a function", w->script);
+        goto done;
+    }
+    pthread_barrier_wait(w->ready);
+    waited = true;
+    if (docall(L, 0, 0) != LUA_OK)
+        goto lua_failed;
+    goto done;
+lua_failed:
+    snprintf(w->error, sizeof w->error, "%s", lua_tostring(L, -1));
+done:
+    w->done = clock_s(CLOCK_MONOTONIC);
+    if (!waited)
+        pthread_barrier_wait(w->ready);
+    if (L != NULL)
+        lua_close(L);
+    return NULL;
+}
+
+/* bench.threads(n, script, ...): n threads each load `script` in a state of
+ * their own and call it with (index, ...); it sets up (opens its store, say)
+ * and returns a function. When every thread has one, they are released
+ * together and call it. Returns the seconds from the release to the last
+ * one's return; raises the first error a thread met. */
+static int l_threads(lua_State *L)
+{
+    int n = (int)luaL_checkinteger(L, 1);
+    const char *script = luaL_checkstring(L, 2);
+    int nargs = lua_gettop(L) - 2;
+    luaL_argcheck(L, n >= 1 && n <= 256, 1, "between 1 and 256 threads");
+    const char **args = lua_newuserdatauv(L, (size_t)(nargs + 1) * sizeof *args, 0);
+    for (int i = 0; i < nargs; i++)
+        args[i] = luaL_checkstring(L, 3 + i);
+    worker *w = lua_newuserdatauv(L, (size_t)n * sizeof *w, 0);
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
+    for (int i = 0; i < n; i++) {
+        w[i] = (worker){.index = i + 1, .script = script, .args = args, .nargs = nargs,
+                        .ready = &ready};
+        if (pthread_create(&w[i].thread, NULL, work, &w[i]) != 0)
+            return luaL_error(L, "cannot start thread %d", i + 1);
+    }
+    pthread_barrier_wait(&ready);
+    double t0 = clock_s(CLOCK_MONOTONIC), last = t0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(w[i].thread, NULL);
+        if (w[i].done > last)
+            last = w[i].done;
+    }
+    pthread_barrier_destroy(&ready);
+    for (int i = 0; i < n; i++)
+        if (w[i].error[0] != '\0')
+            return luaL_error(L, "thread %d: %s", i + 1, w[i].error);
+    lua_pushnumber(L, last - t0);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+
+static int luaopen_bench(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"now", l_now},
+        {"cpu", l_cpu},
+        {"rss", l_rss},
+        {"fsync", l_fsync},
+        {"raw_batch", l_raw_batch},
+        {"store_batch", l_store_batch},
+        {"fixture", l_fixture},
+        {"events", l_events},
+        {"threads", l_threads},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    return 1;
+}
+
+static int pmain(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = lua_touserdata(L, 2);
+    setup_state(L);
+    lua_createtable(L, argc, 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - 1);
+    }
+    lua_setglobal(L, "arg");
+    if (luaL_loadfile(L, argv[1]) != LUA_OK)
+        return lua_error(L);
+    for (int i = 2; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    if (docall(L, argc - 2, 0) != LUA_OK)
+        return lua_error(L);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: aeon-bench SCRIPT [ARGS...]\n");
+        return 2;
+    }
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        fprintf(stderr, "aeon-bench: out of memory\n");
+        return 1;
+    }
+    lua_pushcfunction(L, pmain);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    int status = lua_pcall(L, 2, 0, 0);
+    if (status != LUA_OK)
+        fprintf(stderr, "aeon-bench: %s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return status == LUA_OK ? 0 : 1;
+}

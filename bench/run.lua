@@ -1,0 +1,203 @@
+--- bench/run.lua: `make bench` -- measures the host against the limits of
+-- this machine, in the same run, and prints one table.
+--
+--   lua5.4 bench/run.lua BUILD_DIR       (from the repository root)
+--
+-- Every figure and its limit run ROUNDS times (default 5, $BENCH_ROUNDS),
+-- interleaved so that a busy neighbour slows both; the table shows medians
+-- and the ratio of the medians. Each measurement is a process of its own
+-- (BUILD_DIR/aeon-bench bench/scenario.lua ...; the memory row runs
+-- BUILD_DIR/aeon-host). Databases live in a temporary directory under
+-- BUILD_DIR, on the repository's disk, and are removed at the end.
+-- Progress goes to stderr, the table to stdout.
+local build = arg[1] or "build/bench"
+local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "5")) or 5
+local EVENTS = math.tointeger(tonumber(os.getenv("BENCH_EVENTS") or "1000000")) or 1000000
+local KEYS = 10000
+
+-- Sizes of one round of each measurement: a second or so each on this
+-- machine, long enough to dwarf process start-up.
+local FSYNCS = 1000
+local COMMANDS_1 = 600     -- commands by the single client
+local CLIENTS = 16
+local COMMANDS_16 = 150    -- commands by each of the 16 clients
+local APPENDS, PER = 100, 100
+
+local function say(fmt, ...) io.stderr:write(fmt:format(...), "\n") end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  if not ok then error("failed: " .. cmd .. "\n" .. out, 0) end
+  return out
+end
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local tmp = sh("mktemp -d " .. quote(build .. "/tmp.XXXXXX")):gsub("%s+$", "")
+local function path(name) return tmp .. "/" .. name end
+
+local function scenario(...)
+  local words = { build .. "/aeon-bench", "bench/scenario.lua" }
+  for _, w in ipairs({ ... }) do words[#words + 1] = quote(tostring(w)) end
+  local out = sh(table.concat(words, " "))
+  local v = out:match("result ([%d.e+-]+)")
+  if not v then error("no result from " .. table.concat(words, " ") .. ":\n" .. out, 0) end
+  return tonumber(v)
+end
+
+local function rss()
+  -- build/bench/aeon-host would look for the library in build/lua.
+  local out = sh(("AEON_LUA_PATH='lua/?.lua' %s/aeon-host bench/rss.lua %s %d"):format(build, quote(path("replay.db")), EVENTS))
+  local idle, peak = out:match("idle (%d+)"), out:match("peak (%d+)")
+  if not idle or not peak then error("no memory figures from bench/rss.lua:\n" .. out, 0) end
+  return tonumber(idle), tonumber(peak)
+end
+
+local function median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+-- The measurements, in the order each round runs them.
+local samples = setmetatable({}, { __index = function(t, k) t[k] = {}; return t[k] end })
+local function sample(name, v) table.insert(samples[name], v) end
+
+local ok, err = pcall(function()
+  local t0 = os.time()
+  say("bench: building fixtures (%d events on 1 key, %d events on %d keys) in %s", EVENTS, EVENTS,
+    KEYS, tmp)
+  scenario("fixture", path("replay.db"), EVENTS, 1)
+  scenario("fixture", path("all.db"), EVENTS, KEYS)
+  for round = 1, ROUNDS do
+    say("bench: round %d of %d", round, ROUNDS)
+    sample("fsync", scenario("fsync", tmp, FSYNCS))
+    sample("command1", scenario("command", path("cmd1.db"), 1, COMMANDS_1))
+    sample("command16", scenario("command", path("cmd16.db"), CLIENTS, COMMANDS_16))
+    sample("fsync", scenario("fsync", tmp, FSYNCS))
+    sample("raw", scenario("batch-raw", path("raw.db"), APPENDS, PER))
+    sample("batch_lua", scenario("batch-lua", path("batch.db"), APPENDS, PER))
+    sample("batch_c", scenario("batch-c", path("batch.db"), APPENDS, PER))
+    sample("replay_limit", scenario("replay-limit", EVENTS))
+    sample("replay", scenario("replay", path("replay.db"), EVENTS))
+    sample("readall_limit", scenario("readall-limit", EVENTS, KEYS))
+    sample("readall", scenario("readall", path("all.db"), EVENTS, KEYS))
+    local idle, peak = rss()
+    sample("idle", idle)
+    sample("growth", peak - idle)
+    for _, f in ipairs({ "cmd1.db", "cmd16.db", "raw.db", "batch.db" }) do
+      for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(path(f .. suffix)) end
+    end
+  end
+  say("bench: done in %d s", os.time() - t0)
+end)
+sh("rm -rf " .. quote(tmp))
+if not ok then
+  io.stderr:write("bench: ", tostring(err), "\n")
+  os.exit(1)
+end
+
+-- ------------------------------------------------------------------
+-- The table
+
+local M = {}
+for name, list in pairs(samples) do M[name] = median(list) end
+
+local function num(v)
+  local s = ("%.0f"):format(v)
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
+end
+
+local function mib(kib) return ("%.1f MiB"):format(kib / 1024) end
+
+local rows = {}
+local function row(id, figure, measured, limit, ratio, goal, met)
+  rows[#rows + 1] = { id, figure, measured, limit, ratio and ("%.2f"):format(ratio) or "",
+    goal, met == nil and "" or (met and "yes" or "NO") }
+end
+local function note(id, figure, text) rows[#rows + 1] = { id, figure, text } end
+
+local r
+r = M.command1 / M.fsync
+row("1", "command, 1 client, 1 key", num(M.command1) .. " cmd/s", num(M.fsync) .. " fdatasync/s",
+  r, ">= 0.7", r >= 0.7)
+r = M.command16 / M.fsync
+row("2", ("command, %d clients, %d keys"):format(CLIENTS, CLIENTS), num(M.command16) .. " cmd/s",
+  num(M.fsync) .. " fdatasync/s", r, ">= 3", r >= 3)
+r = M.batch_lua / M.raw
+row("3", ("batched append, %d events/append (Lua)"):format(PER), num(M.batch_lua) .. " events/s",
+  "raw SQLite " .. num(M.raw) .. " rows/s", r, ">= 0.75", r >= 0.75)
+r = M.batch_c / M.raw
+row("3c", "  the same through store.h (C)", num(M.batch_c) .. " events/s",
+  "raw SQLite " .. num(M.raw) .. " rows/s", r, "", nil)
+r = M.replay / M.replay_limit
+row("4", ("replay %s events, 1 key (aeon.load)"):format(num(EVENTS)), num(M.replay) .. " events/s",
+  "no store " .. num(M.replay_limit) .. " events/s", r, ">= 0.4, >= 1.5M/s",
+  r >= 0.4 and M.replay >= 1.5e6)
+r = M.readall / M.readall_limit
+row("5", ("read_all %s events, %s keys"):format(num(EVENTS), num(KEYS)), num(M.readall) .. " events/s",
+  "no store " .. num(M.readall_limit) .. " events/s", r, ">= 0.4, >= 1.5M/s",
+  r >= 0.4 and M.readall >= 1.5e6)
+row("6", ("peak RSS growth, replaying %s"):format(num(EVENTS)), mib(M.growth),
+  "idle host " .. mib(M.idle), nil, "< 16 MiB", M.growth < 16 * 1024)
+
+local function have(file)
+  local f = io.open(file)
+  if f then f:close() end
+  return f ~= nil
+end
+local store_h = io.open("store/store.h"):read("a")
+if store_h:find("store_dynamodb_ops", 1, true) and have("bench/dynamodb.lua") then
+  note("7", "DynamoDB Local", "see bench/dynamodb.lua")
+elseif store_h:find("store_dynamodb_ops", 1, true) then
+  note("7", "DynamoDB Local", "not measured: the DynamoDB backend is on this branch, its bench is not written yet")
+else
+  note("7", "DynamoDB Local", "not measured: the DynamoDB backend is not on main yet")
+end
+if have("bench/http.sh") then
+  note("8", "HTTP, wrk", "see bench/http.sh")
+else
+  note("8", "HTTP, wrk", "not measured: the HTTP server and bench/http.sh are not on main yet")
+end
+
+local head = { "#", "figure", "measured", "limit, same run", "ratio", "goal", "met" }
+local width = {}
+for i, h in ipairs(head) do width[i] = #h end
+for _, rw in ipairs(rows) do
+  if #rw > 3 then
+    for i, c in ipairs(rw) do width[i] = math.max(width[i], utf8.len(c)) end
+  else
+    width[1] = math.max(width[1], #rw[1])
+    width[2] = math.max(width[2], #rw[2])
+  end
+end
+local function line(cells)
+  local out = {}
+  for i, c in ipairs(cells) do
+    local pad = width[i] - utf8.len(c)
+    out[i] = (i == 3 or i == 5) and (" "):rep(pad) .. c or c .. (" "):rep(pad)
+  end
+  return (table.concat(out, "  "):gsub("%s+$", ""))
+end
+
+print(("aeon-host benchmarks: embedded store on the repository's disk, medians of %d runs"):format(ROUNDS))
+print(line(head))
+for _, rw in ipairs(rows) do
+  if #rw > 3 then
+    print(line(rw))
+  else
+    print(line({ rw[1], rw[2] }) .. ("  "):rep(1) .. (" "):rep(0) .. rw[3])
+  end
+end
+print(("Limits: fdatasync = 4 KiB write + fdatasync in the same directory; raw SQLite = the same rows,\n"
+  .. "schema and pragmas, one prepared INSERT per row, one transaction per append; no store = the\n"
+  .. "same Lua fold fed the same event tables, built by bind_push_event from in-memory events (data\n"
+  .. "decoded from JSON text by the same decoder), so the ratio is the store's share. Row 2 runs %d\n"
+  .. "threads with a store handle each in one process (group commit works within a process).")
+  :format(CLIENTS))

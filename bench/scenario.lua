@@ -1,0 +1,106 @@
+--- bench/scenario.lua: one measurement per process, for bench/run.lua.
+--
+--   aeon-bench bench/scenario.lua NAME ARGS...
+--
+-- prints `result <value>` (a rate per second, or KiB) and nothing else on
+-- stdout. Each NAME is one figure or one limit of the table:
+--
+--   fsync DIR N                 4 KiB write + fdatasync, per second
+--   command DB CLIENTS N        aggregate-runner commands per second, CLIENTS
+--                               threads with a store handle each, N commands each
+--   batch-lua DB APPENDS PER    events per second appended from Lua, PER
+--                               events per append
+--   batch-c DB APPENDS PER      the same through store.h
+--   batch-raw DB APPENDS PER    the same rows inserted by raw SQLite
+--   fixture DB N NKEYS          builds a fixture; events written per second
+--   replay DB N                 events per second folding the 1-key fixture
+--                               with aeon.load (read, Lua tables, evolve)
+--   replay-limit N              the same fold fed with no store
+--   readall DB N NKEYS          events per second folding store:read_all
+--   readall-limit N NKEYS       the same loop fed with no store
+local bench = require "bench"
+local aeon = require "aeon"
+local counter = require "domain.counter"
+
+local name = arg[1]
+local function int(i) return math.tointeger(tonumber(arg[i])) end
+local function result(v) io.write(("result %.6g\n"):format(v)) end
+
+-- The counter app's event data, encoded as the binding encodes it.
+local DATA = aeon.json.encode({ type = "incremented", name = "batch" })
+
+-- The same event tables a read hands out, but no store behind them: a
+-- stand-in with the two methods aeon.load calls.
+local function fake_store(n, nkeys)
+  return {
+    snapshot = function() return nil end,
+    read = function() return bench.events(n, nkeys) end,
+  }
+end
+
+local function replay(store, n)
+  local t0 = bench.now()
+  local value = assert(aeon.load(store, counter, "counter/replay"))
+  local secs = bench.now() - t0
+  assert(value == n, ("replayed %s events, expected %d"):format(tostring(value), n))
+  result(n / secs)
+end
+
+-- Every key's counter, from the events of all keys in revision order.
+local function fold_all(iter, s, c, n)
+  local evolve, counts, seen = counter.evolve, {}, 0
+  local t0 = bench.now()
+  for event in iter, s, c do
+    local key = event.key
+    counts[key] = evolve(counts[key] or 0, event)
+    seen = seen + 1
+  end
+  local secs = bench.now() - t0
+  assert(seen == n, ("read %d events, expected %d"):format(seen, n))
+  result(n / secs)
+end
+
+if name == "fsync" then
+  local n = int(3)
+  result(n / bench.fsync(arg[2], n))
+elseif name == "command" then
+  local clients, n = int(3), int(4)
+  result(clients * n / bench.threads(clients, "bench/client.lua", arg[2], tostring(n)))
+elseif name == "batch-lua" then
+  local appends, per = int(3), int(4)
+  local events = {}
+  for i = 1, per do events[i] = { type = "incremented", data = { type = "incremented", name = "batch" } } end
+  local db = arg[2]
+  os.remove(db); os.remove(db .. "-wal"); os.remove(db .. "-shm")
+  local store <close> = assert(aeon.open("sqlite:" .. db))
+  local t0 = bench.now()
+  for a = 0, appends - 1 do
+    assert(store:append("counter/batch-" .. a % 10, events))
+  end
+  result(appends * per / (bench.now() - t0))
+elseif name == "batch-c" then
+  local appends, per = int(3), int(4)
+  result(appends * per / bench.store_batch(arg[2], appends, per, DATA))
+elseif name == "batch-raw" then
+  local appends, per = int(3), int(4)
+  result(appends * per / bench.raw_batch(arg[2], appends, per, DATA))
+elseif name == "fixture" then
+  local t0 = bench.now()
+  bench.fixture(arg[2], int(3), int(4))
+  result(int(3) / (bench.now() - t0))
+elseif name == "replay" then
+  local store <close> = assert(aeon.open("sqlite:" .. arg[2]))
+  replay(store, int(3))
+elseif name == "replay-limit" then
+  local n = int(2)
+  replay(fake_store(n, 1), n)
+elseif name == "readall" then
+  local store <close> = assert(aeon.open("sqlite:" .. arg[2]))
+  local iter, s, c = store:read_all()
+  fold_all(iter, s, c, int(3))
+elseif name == "readall-limit" then
+  local iter, s, c = bench.events(int(2), int(3))
+  fold_all(iter, s, c, int(2))
+else
+  error("unknown scenario " .. tostring(name))
+end
