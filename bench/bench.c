@@ -15,7 +15,7 @@
  *   bench.fixture(db, n, nkeys)     writes n events over nkeys keys, fast
  *   bench.events(n, nkeys)          a generic-for iterator yielding the
  *                                   fixture's events as Lua tables, built by
- *                                   bind_push_event with no store
+ *                                   bind_push_event_cached, no store
  *   bench.threads(n, script, ...)   runs script in n threads, one Lua state
  *                                   each; see l_threads
  *
@@ -322,6 +322,7 @@ typedef struct source {
     char **keys;                       /* nkeys keys, "counter/..." */
     char **data;                       /* each key's event data, JSON text */
     size_t *data_len;                  /* bytes of each */
+    bind_event_cache cache;            /* as a cursor's iterator has */
 } source;
 
 static int source_gc(lua_State *L)
@@ -338,9 +339,9 @@ static int source_gc(lua_State *L)
     return 0;
 }
 
-/* Each event is pushed the way a cursor's is (bind_push_event, data
- * decoded from its JSON text by the same decoder): only the store is
- * missing. */
+/* Each event is pushed the way a cursor's iterator pushes it (the same
+ * function and upvalues, data decoded from its JSON text by the same
+ * decoder): only the store is missing. */
 static int source_next(lua_State *L)
 {
     source *src = lua_touserdata(L, lua_upvalueindex(1));
@@ -358,7 +359,7 @@ static int source_next(lua_State *L)
     memcpy(ev.revision, src->revision, sizeof ev.revision);
     memcpy(ev.committed_at, src->committed_at, sizeof ev.committed_at);
     src->next++;
-    bind_push_event(L, &ev);
+    bind_push_event_cached(L, &ev, &src->cache);
     return 1;
 }
 
@@ -392,7 +393,9 @@ static int l_events(lua_State *L)
     }
     revision_after(NULL, NULL, src->revision);
     revision_timestamp(store_env_default.now_ms(NULL), src->committed_at);
-    lua_pushcclosure(L, source_next, 1);
+    bind_event_upvalues(L);
+    src->cache.first = 2;
+    lua_pushcclosure(L, source_next, 1 + BIND_EVENT_UPVALUES);
     lua_pushnil(L);
     lua_pushnil(L);
     lua_pushnil(L);

@@ -23,6 +23,7 @@ local aeon = require "aeon"
 local counter = require "domain.counter"
 
 local name = arg[1]
+if os.getenv("BENCH_GC") then collectgarbage(os.getenv("BENCH_GC")) end
 local function int(i) return math.tointeger(tonumber(arg[i])) end
 local function result(v) io.write(("result %.6g\n"):format(v)) end
 

@@ -6,6 +6,8 @@
 #ifndef AEON_BIND_H
 #define AEON_BIND_H
 
+#include <stdbool.h>
+
 #include <lua.h>
 
 #include "json.h"
@@ -33,6 +35,36 @@ void bind_decode(lua_State *L, const char *text, size_t len);
 /* Pushes a committed event as { key, revision, type, data, correlation_id,
  * committed_at }. */
 void bind_push_event(lua_State *L, const store_event *ev);
+
+/* Pushing many events fast (a cursor, a subscription's batch): the C closure
+ * that pushes them keeps, as BIND_EVENT_UPVALUES upvalues from `first` on,
+ * the six field names (so setting a field is a raw set with a string already
+ * interned, not a lookup by C string) and the key, type, committed_at and
+ * correlation_id last pushed, which the next event usually repeats (so they
+ * are not hashed and interned again). bind_event_upvalues pushes their
+ * initial values, to be closed over; the cache, zeroed, lives with the
+ * closure's state. */
+#define BIND_EVENT_UPVALUES 10
+#define BIND_CACHE_BYTES 64
+
+typedef struct bind_cached {
+    bool valid;                   /* text and the upvalue hold a string */
+    size_t len;                   /* bytes in text */
+    char text[BIND_CACHE_BYTES];  /* the string the upvalue holds */
+} bind_cached;
+
+typedef struct bind_event_cache {
+    int first;                    /* upvalue index of the first name */
+    bind_cached key;              /* the last key pushed */
+    bind_cached type;             /* ... type */
+    bind_cached committed_at;     /* ... committed_at */
+    bind_cached correlation_id;   /* ... correlation_id */
+} bind_event_cache;
+
+void bind_event_upvalues(lua_State *L);
+
+/* bind_push_event for a closure set up as above. */
+void bind_push_event_cached(lua_State *L, const store_event *ev, bind_event_cache *cache);
 
 int luaopen_aeon_core(lua_State *L);
 

@@ -39,9 +39,10 @@ typedef struct lstore {
 /* A read in progress. Its uservalue is the lstore, which keeps the store
  * alive as long as the cursor. */
 struct lcursor {
-    store_cursor *c; /* NULL once exhausted or closed */
-    lstore *owner;   /* the store it reads */
-    lcursor *next;   /* sibling in owner->cursors */
+    store_cursor *c;        /* NULL once exhausted or closed */
+    lstore *owner;          /* the store it reads */
+    lcursor *next;          /* sibling in owner->cursors */
+    bind_event_cache cache; /* strings its iterator reuses */
 };
 
 /* ------------------------------------------------------------------ */
@@ -548,8 +549,65 @@ void bind_push_event(lua_State *L, const store_event *ev) {
     lua_setfield(L, -2, "committed_at");
 }
 
+/* Offsets of the upvalues bind_event_upvalues pushes, from cache->first. */
+enum { UV_KEY, UV_REVISION, UV_TYPE, UV_DATA, UV_CORRELATION_ID, UV_COMMITTED_AT,
+       UV_LAST_KEY, UV_LAST_TYPE, UV_LAST_COMMITTED_AT, UV_LAST_CORRELATION_ID };
+
+void bind_event_upvalues(lua_State *L) {
+    static const char *const names[] = {"key", "revision", "type", "data", "correlation_id",
+                                        "committed_at"};
+    luaL_checkstack(L, BIND_EVENT_UPVALUES, "pushing event upvalues");
+    for (int i = 0; i < 6; i++) lua_pushstring(L, names[i]);
+    for (int i = 6; i < BIND_EVENT_UPVALUES; i++) lua_pushnil(L);
+}
+
+/* Pushes s, reusing the string in upvalue `uv` when it is the same bytes:
+ * a memcmp instead of hashing and interning the string again. */
+static void push_cached(lua_State *L, const char *s, bind_cached *c, int uv) {
+    size_t len = strlen(s);
+    if (c->valid && c->len == len && memcmp(c->text, s, len) == 0) {
+        lua_pushvalue(L, lua_upvalueindex(uv));
+        return;
+    }
+    lua_pushlstring(L, s, len);
+    if (len <= sizeof c->text) {
+        memcpy(c->text, s, len);
+        c->len = len;
+        c->valid = true;
+        lua_pushvalue(L, -1);
+        lua_replace(L, lua_upvalueindex(uv));
+    }
+}
+
+void bind_push_event_cached(lua_State *L, const store_event *ev, bind_event_cache *cache) {
+    int f = cache->first;
+    lua_createtable(L, 0, ev->correlation_id ? 6 : 5);
+    lua_pushvalue(L, lua_upvalueindex(f + UV_KEY));
+    push_cached(L, ev->key, &cache->key, f + UV_LAST_KEY);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(f + UV_REVISION));
+    lua_pushlstring(L, ev->revision, strlen(ev->revision));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(f + UV_TYPE));
+    push_cached(L, ev->type, &cache->type, f + UV_LAST_TYPE);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, lua_upvalueindex(f + UV_DATA));
+    bind_decode(L, ev->data, ev->data_len);
+    lua_rawset(L, -3);
+    if (ev->correlation_id) {
+        lua_pushvalue(L, lua_upvalueindex(f + UV_CORRELATION_ID));
+        push_cached(L, ev->correlation_id, &cache->correlation_id, f + UV_LAST_CORRELATION_ID);
+        lua_rawset(L, -3);
+    }
+    lua_pushvalue(L, lua_upvalueindex(f + UV_COMMITTED_AT));
+    push_cached(L, ev->committed_at, &cache->committed_at, f + UV_LAST_COMMITTED_AT);
+    lua_rawset(L, -3);
+}
+
+/* Upvalue 1 is the lcursor, set by open_read, so no type check is needed
+ * per event; the rest are bind_event_upvalues'. */
 static int cursor_next(lua_State *L) {
-    lcursor *lc = luaL_checkudata(L, lua_upvalueindex(1), CURSOR_MT);
+    lcursor *lc = lua_touserdata(L, lua_upvalueindex(1));
     if (!lc->owner) return 0; /* exhausted, or its store was closed */
     store *s = lc->owner->s;
     const store_event *ev = NULL;
@@ -565,7 +623,7 @@ static int cursor_next(lua_State *L) {
         cursor_release(lc);
         return 0;
     }
-    bind_push_event(L, ev);
+    bind_push_event_cached(L, ev, &lc->cache);
     return 1;
 }
 
@@ -605,9 +663,7 @@ static int open_read(lua_State *L, lstore *ls, const char *key, int optidx) {
         o.filter = check_filter(L, lua_gettop(L));
     }
     lcursor *lc = lua_newuserdatauv(L, sizeof *lc, 1);
-    lc->c = NULL;
-    lc->owner = NULL;
-    lc->next = NULL;
+    memset(lc, 0, sizeof *lc);
     luaL_setmetatable(L, CURSOR_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
@@ -618,7 +674,9 @@ static int open_read(lua_State *L, lstore *ls, const char *key, int optidx) {
     lc->next = ls->cursors;
     ls->cursors = lc;
     lua_pushvalue(L, -1);
-    lua_pushcclosure(L, cursor_next, 1);
+    bind_event_upvalues(L);
+    lc->cache.first = 2;
+    lua_pushcclosure(L, cursor_next, 1 + BIND_EVENT_UPVALUES);
     lua_pushnil(L);
     lua_pushnil(L);
     lua_pushvalue(L, -4);

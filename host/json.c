@@ -326,14 +326,19 @@ static size_t put_utf8(char *o, unsigned cp) {
 /* Pushes the string starting after the opening quote. */
 static const char *decode_string(decoder *d) {
     const char *s = d->p;
-    /* Fast path: no escapes, which is nearly every string in event data. */
+    /* Fast path: no escapes, which is nearly every string in event data;
+     * the UTF-8 check runs only when a byte is not ASCII. */
+    unsigned char high = 0;
     while (d->p < d->end && *d->p != '"' && *d->p != '\\') {
-        if ((unsigned char)*d->p < 0x20) return dfail(d, "control character in string");
+        unsigned char c = (unsigned char)*d->p;
+        if (c < 0x20) return dfail(d, "control character in string");
+        high |= c;
         d->p++;
     }
     if (d->p >= d->end) return dfail(d, "unterminated string");
     if (*d->p == '"') {
-        if (!json_utf8_valid(s, (size_t)(d->p - s))) return dfail(d, "string is not valid UTF-8");
+        if ((high & 0x80) && !json_utf8_valid(s, (size_t)(d->p - s)))
+            return dfail(d, "string is not valid UTF-8");
         lua_pushlstring(d->L, s, (size_t)(d->p - s));
         d->p++;
         return NULL;
@@ -445,19 +450,52 @@ static int literal(decoder *d, const char *word, size_t len) {
     return 1;
 }
 
+/* Members of an object or elements of an array gather on the Lua stack,
+ * up to this many, so the table is made at its final size: growing one
+ * member at a time rehashes it at 1, 2, 4 ... members. Past that it is
+ * made this big and grows as it must. */
+#define GATHER 32
+
+/* Makes the table for the n members or elements gathered above `base`
+ * (key, value pairs for an object), sized for `size` of them, and leaves
+ * it at base + 1 with nothing above. Pairs are set in order, so the last
+ * of duplicate keys wins. */
+static void gather(lua_State *L, int base, int n, int size, int object) {
+    if (object) {
+        lua_createtable(L, 0, size);
+        for (int i = 0; i < n; i++) {
+            lua_pushvalue(L, base + 1 + 2 * i);
+            lua_pushvalue(L, base + 2 + 2 * i);
+            lua_rawset(L, -3);
+        }
+    } else {
+        lua_createtable(L, size, 0);
+        for (int i = 0; i < n; i++) {
+            lua_pushvalue(L, base + 1 + i);
+            lua_rawseti(L, -2, i + 1);
+        }
+    }
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+}
+
 static const char *decode_value(decoder *d, int depth) {
     lua_State *L = d->L;
     const char *err;
     skip_ws(d);
     if (d->p >= d->end) return dfail(d, "unexpected end of input");
     if (depth > JSON_MAX_DEPTH) return dfail(d, "nesting too deep");
-    if (!lua_checkstack(L, 3)) return dfail(d, "Lua stack exhausted");
     switch (*d->p) {
-    case '{':
+    case '{': {
         d->p++;
-        lua_newtable(L);
+        if (!lua_checkstack(L, 2 * GATHER + 4)) return dfail(d, "Lua stack exhausted");
+        int base = lua_gettop(L), n = 0;
         skip_ws(d);
-        if (d->p < d->end && *d->p == '}') { d->p++; return NULL; }
+        if (d->p < d->end && *d->p == '}') {
+            d->p++;
+            lua_createtable(L, 0, 0);
+            return NULL;
+        }
         for (;;) {
             skip_ws(d);
             if (d->p >= d->end || *d->p != '"') return dfail(d, "expected a string key");
@@ -467,23 +505,39 @@ static const char *decode_value(decoder *d, int depth) {
             if (d->p >= d->end || *d->p != ':') return dfail(d, "expected ':'");
             d->p++;
             if ((err = decode_value(d, depth + 1))) return err;
-            lua_rawset(L, -3);
+            if (++n == GATHER) gather(L, base, n, n, 1);
+            else if (n > GATHER) lua_rawset(L, base + 1);
             skip_ws(d);
             if (d->p < d->end && *d->p == ',') { d->p++; continue; }
-            if (d->p < d->end && *d->p == '}') { d->p++; return NULL; }
+            if (d->p < d->end && *d->p == '}') {
+                d->p++;
+                if (n < GATHER) gather(L, base, n, n, 1);
+                return NULL;
+            }
             return dfail(d, "expected ',' or '}'");
         }
+    }
     case '[': {
         d->p++;
-        lua_newtable(L);
+        if (!lua_checkstack(L, GATHER + 4)) return dfail(d, "Lua stack exhausted");
+        int base = lua_gettop(L), n = 0;
         skip_ws(d);
-        if (d->p < d->end && *d->p == ']') { d->p++; return NULL; }
-        for (lua_Integer i = 1;; i++) {
+        if (d->p < d->end && *d->p == ']') {
+            d->p++;
+            lua_createtable(L, 0, 0);
+            return NULL;
+        }
+        for (;;) {
             if ((err = decode_value(d, depth + 1))) return err;
-            lua_rawseti(L, -2, i);
+            if (++n == GATHER) gather(L, base, n, n, 0);
+            else if (n > GATHER) lua_rawseti(L, base + 1, n);
             skip_ws(d);
             if (d->p < d->end && *d->p == ',') { d->p++; continue; }
-            if (d->p < d->end && *d->p == ']') { d->p++; return NULL; }
+            if (d->p < d->end && *d->p == ']') {
+                d->p++;
+                if (n < GATHER) gather(L, base, n, n, 0);
+                return NULL;
+            }
             return dfail(d, "expected ',' or ']'");
         }
     }
@@ -510,6 +564,8 @@ static const char *decode_value(decoder *d, int depth) {
 const char *json_decode(lua_State *L, const char *text, size_t len, char *msg, size_t msgsize) {
     decoder d = {L, text, text + len, text, msg, msgsize, NULL, 0};
     int top = lua_gettop(L);
+    /* A scalar takes one slot; containers check for what they gather. */
+    if (!lua_checkstack(L, 2)) return dfail(&d, "Lua stack exhausted");
     const char *err = decode_value(&d, 0);
     if (!err) {
         skip_ws(&d);
