@@ -12,6 +12,29 @@
  * highest revision inside that transaction, so revisions increase in
  * commit order across the store and across processes.
  *
+ * Group commit: within one process, appends that arrive while another
+ * append on the same file is committing share the next transaction and its
+ * fsync, rather than queueing for the write lock one by one. Each file a
+ * process has open has a `group` in a process-wide registry (found by
+ * device and inode, so every path to the file finds it), with a queue of
+ * waiting appends. An append that finds no commit in progress leads: it
+ * takes every append queued (its own first, at most GROUP_MAX), runs them
+ * on its own connection in one BEGIN IMMEDIATE transaction, each inside a
+ * savepoint with its own idempotency and expected-revision checks, commits
+ * once, answers every one and hands the lead to the oldest append that
+ * queued meanwhile. The others sleep on their own condition variable until
+ * answered, so an append returns only once its transaction is on disk. An
+ * append whose check fails rolls back to its savepoint and leaves the rest
+ * of the group alone; an error that ends the whole transaction (I/O, the
+ * COMMIT itself) fails every append in the group that wrote, with the
+ * message, and nothing of them is committed. A group of one is exactly the
+ * plain transaction (no savepoint). Revisions are numbered in queue order
+ * under the write lock, each append with its own handle's clock. Other
+ * processes see ordinary transactions; they cannot join a group (each
+ * process has its own registry, keyed by pid too, so a forked child never
+ * joins its parent's). In-memory stores never group: each is its own
+ * database.
+ *
  * Cursors read pages of rows and hold no statement or transaction between
  * calls, so appends on the same handle may come in between. As revisions
  * only grow, a forward cursor also returns what was committed after it
@@ -21,7 +44,12 @@
  *   events(revision PK, key, type, data, correlation_id, committed_at)
  *     WITHOUT ROWID, since appends land at the end of the revision order
  *     and it measured faster than a rowid table with a unique revision;
- *     events_by_key(key, revision) serves per-key reads and heads.
+ *     events_by_key(key, revision, then every other column) serves
+ *     per-key reads and heads. It covers the whole row so that reading a
+ *     key's events is one index scan, not a seek into the table per event:
+ *     replaying a stream measured 1.4-1.6x faster, for about 40% more
+ *     space with small events (up to twice it with large ones). Version 1
+ *     indexed (key, revision) only; opening one rebuilds the index.
  *   idempotency(token PK, expires_ms), indexed by expiry for pruning.
  *   snapshots(key PK, revision, state).
  * A key's head and the store's last revision are derived (MAX(revision)),
@@ -33,17 +61,21 @@
 
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 10000
 #define PAGE_ROWS 256              /* rows a cursor reads per page at most */
 #define PAGE_BYTES (1u << 20)      /* ... and text it buffers, past one row */
 #define PRUNE_EVERY_MS (60 * 1000) /* expired idempotency keys go this often */
+#define GROUP_MAX 64               /* appends one commit takes at most */
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -54,7 +86,8 @@ static const char schema_sql[] =
     " correlation_id TEXT,"
     " committed_at TEXT NOT NULL"
     ") WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS events_by_key ON events (key, revision);"
+    "CREATE INDEX IF NOT EXISTS events_by_key ON events"
+    " (key, revision, type, data, correlation_id, committed_at);"
     "CREATE TABLE IF NOT EXISTS idempotency ("
     " token TEXT NOT NULL PRIMARY KEY,"
     " expires_ms INTEGER NOT NULL"
@@ -65,7 +98,14 @@ static const char schema_sql[] =
     " revision TEXT NOT NULL,"
     " state TEXT NOT NULL"
     ");"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
+
+/* Version 1 indexed (key, revision) only. */
+static const char upgrade_1_sql[] =
+    "DROP INDEX IF EXISTS events_by_key;"
+    "CREATE INDEX events_by_key ON events"
+    " (key, revision, type, data, correlation_id, committed_at);"
+    "PRAGMA user_version = 2;";
 
 /* The statements every handle prepares once, at open. */
 enum {
@@ -84,6 +124,9 @@ enum {
     Q_ALL_BACK,
     Q_KEY_FWD,
     Q_KEY_BACK,
+    Q_SAVEPOINT,
+    Q_RELEASE,
+    Q_ROLLBACK_TO,
     Q_COUNT
 };
 
@@ -112,7 +155,12 @@ static const char *const sql[Q_COUNT] = {
                   " revision > ?1 AND revision < ?2 ORDER BY revision LIMIT ?3",
     [Q_KEY_BACK] = "SELECT " EVENT_COLUMNS " FROM events WHERE key = ?4 AND"
                    " revision > ?1 AND revision < ?2 ORDER BY revision DESC LIMIT ?3",
+    [Q_SAVEPOINT] = "SAVEPOINT aeon_write",
+    [Q_RELEASE] = "RELEASE aeon_write",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO aeon_write",
 };
+
+typedef struct group group;
 
 typedef struct sqlite_store {
     store base;                 /* ops and env; first, so a store * is one */
@@ -121,7 +169,42 @@ typedef struct sqlite_store {
     sqlite3_stmt *q[Q_COUNT];   /* prepared at open, reset after each use */
     uint64_t next_prune_ms;     /* when to drop expired idempotency keys */
     struct timespec busy_since; /* when the current wait for a lock began */
+    group *group;               /* the file's commit group; NULL in memory */
 } sqlite_store;
+
+/* One append on its way to the database, on its caller's stack. A leader
+ * reads and answers it while its caller sleeps. */
+typedef struct request {
+    sqlite_store *s;            /* the handle it came through: its clock,
+                                   randomness and pruning time */
+    const store_batch *b;       /* what to append ... */
+    size_t n;                   /* ... in this many batches */
+    size_t total;               /* events in all of them, > 0 */
+    const char *token;          /* idempotency key, or NULL */
+    store_append_result *r;     /* its outcome */
+    char **err;                 /* where its message goes */
+    store_status status;        /* its status */
+    bool wrote;                 /* it inserted events (in the open group) */
+    bool done;                  /* answered: status, r and err are final */
+    bool lead;                  /* told to lead the next commit */
+    pthread_cond_t wake;        /* signalled when done or told to lead */
+    struct request *next;       /* the next in its group's queue */
+} request;
+
+/* Appends to one file from this process, committed together. */
+struct group {
+    dev_t dev;                  /* the file's device ... */
+    ino_t ino;                  /* ... and inode */
+    pid_t pid;                  /* the process it belongs to */
+    int refs;                   /* handles using it */
+    pthread_mutex_t lock;       /* guards what follows */
+    bool committing;            /* a leader is at work */
+    request *head, *tail;       /* appends waiting, oldest first */
+    uint64_t commits;           /* transactions committed for appends */
+    uint64_t appends;           /* appends they carried */
+    uint64_t largest;           /* the most appends one carried */
+    group *next;                /* the next in the registry */
+};
 
 /* One buffered event of a cursor's page; strings live in the cursor's text
  * buffer, by offset because the buffer moves as it grows. */
@@ -226,10 +309,12 @@ static int user_version(sqlite3 *db, int *version)
     return rc;
 }
 
-/* Creates the tables when the file has none. The version is read first
- * without a lock so an open of an existing store writes nothing; creation
- * runs under the write lock and checks again, since another process may
- * be creating them at the same time. */
+/* Creates the tables when the file has none, or brings a version 1 store
+ * up to date (rebuilding its index: on a large store the first open takes
+ * a while, under the write lock). The version is read first without a lock
+ * so an open of an existing store writes nothing; creation runs under the
+ * write lock and checks again, since another process may be creating them
+ * at the same time. */
 static store_status ensure_schema(sqlite_store *s, char **err)
 {
     int version = 0;
@@ -246,6 +331,8 @@ static store_status ensure_schema(sqlite_store *s, char **err)
         return db_fail(s, rc, err, "creating the schema");
     if ((rc = user_version(s->db, &version)) == SQLITE_OK && version == 0)
         rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
+    else if (rc == SQLITE_OK && version == 1)
+        rc = sqlite3_exec(s->db, upgrade_1_sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -296,11 +383,64 @@ static int busy_wait(void *ctx, int tries)
     return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* The registry of commit groups                                       */
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static group *registry;
+
+/* Finds or makes the group of the handle's file. Without one (no memory,
+ * a file that cannot be stat'ed) appends commit alone, which is correct,
+ * only slower under concurrency. */
+static void group_join(sqlite_store *s)
+{
+    const char *file = sqlite3_db_filename(s->db, "main");
+    struct stat st;
+    if (file == NULL || *file == '\0' || stat(file, &st) != 0)
+        return;
+    pid_t pid = getpid();
+    pthread_mutex_lock(&registry_lock);
+    group *g = registry;
+    while (g != NULL && !(g->dev == st.st_dev && g->ino == st.st_ino && g->pid == pid))
+        g = g->next;
+    if (g == NULL && (g = calloc(1, sizeof *g)) != NULL) {
+        g->dev = st.st_dev;
+        g->ino = st.st_ino;
+        g->pid = pid;
+        pthread_mutex_init(&g->lock, NULL);
+        g->next = registry;
+        registry = g;
+    }
+    if (g != NULL)
+        g->refs++;
+    pthread_mutex_unlock(&registry_lock);
+    s->group = g;
+}
+
+static void group_leave(sqlite_store *s)
+{
+    group *g = s->group;
+    if (g == NULL)
+        return;
+    s->group = NULL;
+    pthread_mutex_lock(&registry_lock);
+    if (--g->refs == 0) {
+        group **pp = &registry;
+        while (*pp != g)
+            pp = &(*pp)->next;
+        *pp = g->next;
+        pthread_mutex_destroy(&g->lock);
+        free(g);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
 static void sqlite_close(store *st)
 {
     sqlite_store *s = (sqlite_store *)st;
     if (s == NULL)
         return;
+    group_leave(s);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
     sqlite3_close_v2(s->db);
@@ -362,6 +502,8 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
             goto fail;
         }
     }
+    if (!memory)
+        group_join(s);
     *out = &s->base;
     return STORE_OK;
 
@@ -444,83 +586,74 @@ done:
     return status;
 }
 
-/* The one write path: append is append_many with one batch. Inside one
- * write transaction it checks the idempotency key, then every expected
- * revision, then numbers and inserts the events. No allocation: strings
- * are bound in place. */
-static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t n,
-                                   const char *token, bool many,
-                                   store_append_result *r, char **err)
+/* Runs one append inside the transaction open on c, the connection of the
+ * leader of its group (perhaps its own): checks the idempotency key, then
+ * every expected revision, then numbers and inserts the events. A repeat
+ * or a conflict writes nothing and is answered in q->r; q->wrote tells
+ * whether anything was inserted. On failure q->status and *q->err are set
+ * and the caller must undo what it wrote. The clock is that of the append's
+ * own handle, read under the write lock, which may have taken a while to
+ * get, so committed_at and expiries are those of the commit. No
+ * allocation: strings are bound in place. */
+static void apply(sqlite_store *c, request *q)
 {
-    store_status status;
-    size_t total;
+    const store_batch *b = q->b;
+    store_append_result *r = q->r;
+    const store_env *env = &q->s->base.env;
+    const char *doing;
     int rc;
-    const char *doing = "beginning the append";
 
-    memset(r, 0, sizeof *r);
-    r->outcome = STORE_UNCHANGED;
-    if ((status = check_batches(b, n, token, many, &total, err)) != STORE_OK ||
-        total == 0)
-        return status;
-
-    if ((rc = run(s->q[Q_BEGIN])) != SQLITE_DONE)
-        goto fail;
-    /* The clock is read under the write lock, which may have taken a while
-     * to get, so committed_at and expiries are those of the commit. */
-    const store_env *env = &s->base.env;
     uint64_t now = env->now_ms(env->ctx);
     char committed_at[STORE_TIMESTAMP_SIZE];
     revision_timestamp(now, committed_at);
 
-    if (token != NULL) {
+    if (q->token != NULL) {
         doing = "checking the idempotency key";
-        sqlite3_stmt *q = s->q[Q_TOKEN_SEEN];
-        sqlite3_bind_text(q, 1, token, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)now);
-        rc = sqlite3_step(q);
-        sqlite3_reset(q);
-        if (rc == SQLITE_ROW) {
-            rollback(s); /* nothing was written */
-            return STORE_OK;
-        }
+        sqlite3_stmt *st = c->q[Q_TOKEN_SEEN];
+        sqlite3_bind_text(st, 1, q->token, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW)
+            return; /* a repeat: UNCHANGED, as r starts */
         if (rc != SQLITE_DONE)
             goto fail;
     }
 
     doing = "reading a head";
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < q->n; i++) {
         if (b[i].expected_revision == NULL)
             continue;
         char head[STORE_REVISION_SIZE];
-        if ((rc = max_revision(s, b[i].key, head)) != SQLITE_DONE)
+        if ((rc = max_revision(c, b[i].key, head)) != SQLITE_DONE)
             goto fail;
         if (strcmp(head, b[i].expected_revision) != 0) {
-            rollback(s);
             r->outcome = STORE_CONFLICT;
             copy_revision(r->expected, (const unsigned char *)b[i].expected_revision);
             memcpy(r->actual, head, sizeof head);
             r->failed = i;
-            return STORE_OK;
+            return;
         }
     }
 
     char last[STORE_REVISION_SIZE], rev[STORE_REVISION_SIZE];
     doing = "reading the last revision";
-    if ((rc = max_revision(s, NULL, last)) != SQLITE_DONE)
+    if ((rc = max_revision(c, NULL, last)) != SQLITE_DONE)
         goto fail;
     revision_after(last, env, rev);
 
     doing = "inserting an event";
-    sqlite3_stmt *ins = s->q[Q_INSERT];
+    sqlite3_stmt *ins = c->q[Q_INSERT];
     bool first = true;
-    for (size_t i = 0; i < n; i++) {
+    q->wrote = true;
+    for (size_t i = 0; i < q->n; i++) {
         for (size_t j = 0; j < b[i].count; j++) {
             const store_pending *e = &b[i].events[j];
             /* Later events of one append follow the first by one each: the
              * transaction orders them already, no clock or random needed. */
             if (!first && !revision_next(rev, rev)) {
-                rollback(s);
-                return store_fail(err, STORE_LIMIT, "sqlite: no revisions left");
+                q->status = store_fail(q->err, STORE_LIMIT, "sqlite: no revisions left");
+                return;
             }
             first = false;
             /* A bind fails on a string over SQLite's length limit; going on
@@ -541,36 +674,201 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
         }
     }
 
-    if (token != NULL) {
+    if (q->token != NULL) {
         doing = "recording the idempotency key";
-        sqlite3_stmt *q = s->q[Q_TOKEN_PUT];
-        sqlite3_bind_text(q, 1, token, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 2, (sqlite3_int64)(now + STORE_IDEMPOTENCY_MS));
-        if ((rc = run(q)) != SQLITE_DONE)
+        sqlite3_stmt *st = c->q[Q_TOKEN_PUT];
+        sqlite3_bind_text(st, 1, q->token, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)(now + STORE_IDEMPOTENCY_MS));
+        if ((rc = run(st)) != SQLITE_DONE)
             goto fail;
         /* Pruning here, now and then, keeps the table to about ten minutes
          * of keys without a background task. */
-        if (now >= s->next_prune_ms) {
-            q = s->q[Q_TOKEN_PRUNE];
-            sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
-            if ((rc = run(q)) != SQLITE_DONE)
+        if (now >= q->s->next_prune_ms) {
+            st = c->q[Q_TOKEN_PRUNE];
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+            if ((rc = run(st)) != SQLITE_DONE)
                 goto fail;
-            s->next_prune_ms = now + PRUNE_EVERY_MS;
+            q->s->next_prune_ms = now + PRUNE_EVERY_MS;
         }
     }
 
-    doing = "committing";
-    if ((rc = run(s->q[Q_COMMIT])) != SQLITE_DONE)
-        goto fail;
     r->outcome = STORE_APPENDED;
-    r->count = total;
+    r->count = q->total;
     memcpy(r->revision, rev, sizeof rev);
-    return STORE_OK;
+    return;
 
 fail:
-    status = db_fail(s, rc, err, doing);
-    rollback(s);
-    return status;
+    q->status = db_fail(c, rc, q->err, doing);
+}
+
+/* Answers every request in qs[0..k) that `pick` selects with the same
+ * failure. The message is formatted once: SQLite's is gone after the next
+ * statement. */
+static void fail_requests(request **qs, size_t k, bool (*pick)(const request *),
+                          store_status status, const char *msg)
+{
+    for (size_t i = 0; i < k; i++) {
+        if (!pick(qs[i]))
+            continue;
+        if (qs[i]->status == STORE_OK)
+            qs[i]->status = store_fail(qs[i]->err, status, "%s", msg);
+        qs[i]->wrote = false;
+    }
+}
+
+static bool wrote(const request *q) { return q->wrote; }
+static bool any(const request *q) { (void)q; return true; }
+
+/* Commits the appends qs[0..k) in one transaction on c, the leader's
+ * connection: each in a savepoint (none for a group of one), so that one
+ * that conflicts or fails is undone alone; one COMMIT, one fsync, for all
+ * that wrote. A group in which nothing was written rolls back. */
+static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *committed)
+{
+    bool solo = k == 1;
+    size_t i = 0;
+    int rc;
+    const char *doing = "beginning the append";
+    *committed = 0;
+
+    if ((rc = run(c->q[Q_BEGIN])) != SQLITE_DONE)
+        goto txn_failed;
+    for (i = 0; i < k; i++) {
+        request *q = qs[i];
+        doing = "opening a savepoint";
+        if (!solo && (rc = run(c->q[Q_SAVEPOINT])) != SQLITE_DONE)
+            goto txn_failed;
+        apply(c, q);
+        if (q->status != STORE_OK && sqlite3_get_autocommit(c->db)) {
+            /* SQLite ended the whole transaction (it does on some I/O and
+             * out-of-memory errors): the appends before it lost their
+             * writes, those after it never ran. */
+            char msg[512];
+            snprintf(msg, sizeof msg, "sqlite: a group commit was rolled back by another "
+                     "append's error: %s", q->err != NULL && *q->err != NULL ? *q->err : "");
+            q->wrote = false;
+            fail_requests(qs, i, wrote, q->status, msg);
+            fail_requests(qs + i + 1, k - i - 1, any, q->status, msg);
+            return;
+        }
+        if (solo)
+            break;
+        doing = "closing a savepoint";
+        if (!q->wrote || q->status != STORE_OK) {
+            q->wrote = false;
+            if ((rc = run(c->q[Q_ROLLBACK_TO])) != SQLITE_DONE)
+                goto txn_failed;
+        }
+        if ((rc = run(c->q[Q_RELEASE])) != SQLITE_DONE)
+            goto txn_failed;
+    }
+
+    size_t n = 0;
+    for (i = 0; i < k; i++)
+        if (qs[i]->wrote && qs[i]->status == STORE_OK)
+            n++;
+    if (n == 0) {
+        run(c->q[Q_ROLLBACK]); /* conflicts and repeats only: nothing to keep */
+        return;
+    }
+    doing = "committing";
+    i = k; /* every append has run */
+    if ((rc = run(c->q[Q_COMMIT])) != SQLITE_DONE)
+        goto txn_failed;
+    *committed = n;
+    return;
+
+txn_failed: {
+        /* The appends that wrote lose it; those that have not run yet
+         * (from index i on) fail too, as they would have alone. */
+        char msg[512];
+        const char *what = sqlite3_errmsg(c->db);
+        snprintf(msg, sizeof msg, "sqlite: %s: %s", doing, what != NULL ? what : "error");
+        store_status status = (rc & 0xff) == SQLITE_NOMEM ? STORE_NOMEM : STORE_IO;
+        if (!sqlite3_get_autocommit(c->db))
+            run(c->q[Q_ROLLBACK]);
+        fail_requests(qs, i, wrote, status, msg);
+        fail_requests(qs + i, k - i, any, status, msg);
+    }
+}
+
+/* The one write path: append is append_many with one batch. Checks what
+ * it can before touching the database, then joins the file's group: it
+ * leads a commit when none is running, else waits to be answered or to
+ * lead the next one (see the file comment). */
+static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t n,
+                                   const char *token, bool many,
+                                   store_append_result *r, char **err)
+{
+    store_status status;
+    size_t total, committed;
+
+    memset(r, 0, sizeof *r);
+    r->outcome = STORE_UNCHANGED;
+    if ((status = check_batches(b, n, token, many, &total, err)) != STORE_OK ||
+        total == 0)
+        return status;
+
+    request q = {.s = s, .b = b, .n = n, .total = total, .token = token, .r = r,
+                 .err = err};
+    request *batch[GROUP_MAX];
+    group *g = s->group;
+    if (g == NULL) {
+        batch[0] = &q;
+        commit_group(s, batch, 1, &committed);
+        return q.status;
+    }
+
+    pthread_cond_init(&q.wake, NULL);
+    pthread_mutex_lock(&g->lock);
+    if (g->tail != NULL)
+        g->tail->next = &q;
+    else
+        g->head = &q;
+    g->tail = &q;
+    if (g->committing)
+        while (!q.done && !q.lead)
+            pthread_cond_wait(&q.wake, &g->lock);
+    else
+        g->committing = true; /* the queue was empty: q leads */
+    if (q.done) {
+        pthread_mutex_unlock(&g->lock);
+        pthread_cond_destroy(&q.wake);
+        return q.status;
+    }
+
+    /* Leading: q is at the head; take it and those behind it. */
+    size_t k = 0;
+    while (g->head != NULL && k < GROUP_MAX) {
+        batch[k++] = g->head;
+        g->head = g->head->next;
+    }
+    if (g->head == NULL)
+        g->tail = NULL;
+    pthread_mutex_unlock(&g->lock);
+
+    commit_group(s, batch, k, &committed);
+
+    pthread_mutex_lock(&g->lock);
+    if (committed > 0) {
+        g->commits++;
+        g->appends += committed;
+        if (committed > g->largest)
+            g->largest = committed;
+    }
+    for (size_t i = 1; i < k; i++) {
+        batch[i]->done = true;
+        pthread_cond_signal(&batch[i]->wake);
+    }
+    if (g->head != NULL) {
+        g->head->lead = true;
+        pthread_cond_signal(&g->head->wake);
+    } else {
+        g->committing = false;
+    }
+    pthread_mutex_unlock(&g->lock);
+    pthread_cond_destroy(&q.wake);
+    return q.status;
 }
 
 static store_status sqlite_append(store *st, const char *key, const store_pending *events,
@@ -891,7 +1189,9 @@ static int count_rows(sqlite_store *s, const char *query, sqlite3_int64 *out, in
 }
 
 /* DEPLOY: the schema is ensured at open; this checks it again and reports.
- * INFO: counts events, keys and snapshots, and the last revision.
+ * INFO: counts events, keys and snapshots, and the last revision; with
+ * group_commit, this process's appends to the file so far: transactions
+ * committed, appends they carried and the most one carried.
  * DESTROY: deletes every event, idempotency key and snapshot in one
  * transaction but keeps the file and its tables, so other processes that
  * have it open go on working on an empty store; the space is reused, not
@@ -925,6 +1225,18 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
                         "path", s->path, "schema_version", SCHEMA_VERSION,
                         "events", (json_int_t)n[0], "keys", (json_int_t)n[1],
                         "snapshots", (json_int_t)n[2], "last_revision", last);
+        if (doc != NULL && s->group != NULL) {
+            group *g = s->group;
+            pthread_mutex_lock(&g->lock);
+            json_t *gc = json_pack("{s:I, s:I, s:I}", "commits", (json_int_t)g->commits,
+                                   "appends", (json_int_t)g->appends,
+                                   "largest", (json_int_t)g->largest);
+            pthread_mutex_unlock(&g->lock);
+            if (gc == NULL || json_object_set_new(doc, "group_commit", gc) != 0) {
+                json_decref(doc);
+                doc = NULL;
+            }
+        }
         break;
     case STORE_DESTROY:
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
