@@ -7,6 +7,7 @@
 -- command loads the snapshot and the events after it, decides, and appends
 -- one event with the expected revision, durably.
 local index, db, n = ...
+if os.getenv("BENCH_GC") then collectgarbage(os.getenv("BENCH_GC")) end
 local aeon = require "aeon"
 local counter = require "domain.counter"
 

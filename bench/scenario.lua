@@ -66,13 +66,14 @@ if name == "fsync" then
   result(n / bench.fsync(arg[2], n))
 elseif name == "command" then
   local clients, n = int(3), int(4)
+  local warm = bench.warm(arg[2]) -- in scope, so alive, until the end
   result(clients * n / bench.threads(clients, "bench/client.lua", arg[2], tostring(n)))
 elseif name == "batch-lua" then
   local appends, per = int(3), int(4)
   local events = {}
   for i = 1, per do events[i] = { type = "incremented", data = { type = "incremented", name = "batch" } } end
   local db = arg[2]
-  os.remove(db); os.remove(db .. "-wal"); os.remove(db .. "-shm")
+  local warm = bench.warm(db) -- in scope, so alive, until the end
   local store <close> = assert(aeon.open("sqlite:" .. db))
   local t0 = bench.now()
   for a = 0, appends - 1 do

@@ -39,12 +39,13 @@ void bind_push_event(lua_State *L, const store_event *ev);
 /* Pushing many events fast (a cursor, a subscription's batch): the C closure
  * that pushes them keeps, as BIND_EVENT_UPVALUES upvalues from `first` on,
  * the six field names (so setting a field is a raw set with a string already
- * interned, not a lookup by C string) and the key, type, committed_at and
+ * interned, not a lookup by C string), the key, type, committed_at and
  * correlation_id last pushed, which the next event usually repeats (so they
- * are not hashed and interned again). bind_event_upvalues pushes their
+ * are not hashed and interned again), and the table of the short strings
+ * of event data (json_strings). bind_event_upvalues pushes their
  * initial values, to be closed over; the cache, zeroed, lives with the
  * closure's state. */
-#define BIND_EVENT_UPVALUES 10
+#define BIND_EVENT_UPVALUES 11
 #define BIND_CACHE_BYTES 64
 
 typedef struct bind_cached {
@@ -59,6 +60,7 @@ typedef struct bind_event_cache {
     bind_cached type;             /* ... type */
     bind_cached committed_at;     /* ... committed_at */
     bind_cached correlation_id;   /* ... correlation_id */
+    json_strings strings;         /* short strings of event data */
 } bind_event_cache;
 
 void bind_event_upvalues(lua_State *L);

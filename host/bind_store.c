@@ -551,14 +551,15 @@ void bind_push_event(lua_State *L, const store_event *ev) {
 
 /* Offsets of the upvalues bind_event_upvalues pushes, from cache->first. */
 enum { UV_KEY, UV_REVISION, UV_TYPE, UV_DATA, UV_CORRELATION_ID, UV_COMMITTED_AT,
-       UV_LAST_KEY, UV_LAST_TYPE, UV_LAST_COMMITTED_AT, UV_LAST_CORRELATION_ID };
+       UV_LAST_KEY, UV_LAST_TYPE, UV_LAST_COMMITTED_AT, UV_LAST_CORRELATION_ID, UV_STRINGS };
 
 void bind_event_upvalues(lua_State *L) {
     static const char *const names[] = {"key", "revision", "type", "data", "correlation_id",
                                         "committed_at"};
     luaL_checkstack(L, BIND_EVENT_UPVALUES, "pushing event upvalues");
     for (int i = 0; i < 6; i++) lua_pushstring(L, names[i]);
-    for (int i = 6; i < BIND_EVENT_UPVALUES; i++) lua_pushnil(L);
+    for (int i = 6; i < UV_STRINGS; i++) lua_pushnil(L);
+    lua_createtable(L, JSON_STRINGS, 0);
 }
 
 /* Pushes s, reusing the string in upvalue `uv` when it is the same bytes:
@@ -592,7 +593,10 @@ void bind_push_event_cached(lua_State *L, const store_event *ev, bind_event_cach
     push_cached(L, ev->type, &cache->type, f + UV_LAST_TYPE);
     lua_rawset(L, -3);
     lua_pushvalue(L, lua_upvalueindex(f + UV_DATA));
-    bind_decode(L, ev->data, ev->data_len);
+    char msg[160];
+    if (json_decode_cached(L, ev->data, ev->data_len, &cache->strings,
+                           lua_upvalueindex(f + UV_STRINGS), msg, sizeof msg))
+        luaL_error(L, "stored JSON is corrupt: %s", msg);
     lua_rawset(L, -3);
     if (ev->correlation_id) {
         lua_pushvalue(L, lua_upvalueindex(f + UV_CORRELATION_ID));
@@ -659,8 +663,9 @@ static int open_read(lua_State *L, lstore *ls, const char *key, int optidx) {
             o.backward = d[0] == 'b';
         }
         lua_pop(L, 1);
-        lua_getfield(L, optidx, "filter");
-        o.filter = check_filter(L, lua_gettop(L));
+        /* No filter, no arena: reads without one are the common case. */
+        if (lua_getfield(L, optidx, "filter") != LUA_TNIL)
+            o.filter = check_filter(L, lua_gettop(L));
     }
     lcursor *lc = lua_newuserdatauv(L, sizeof *lc, 1);
     memset(lc, 0, sizeof *lc);

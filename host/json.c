@@ -278,6 +278,8 @@ typedef struct decoder {
     size_t msgsize;    /* its size */
     char *scratch;     /* unescaping buffer, malloc'd */
     size_t scap;       /* its size */
+    json_strings *cache; /* recent strings, or NULL */
+    int table;         /* index of the table holding cache's Lua strings */
 } decoder;
 
 static const char *dfail(decoder *d, const char *what) {
@@ -337,9 +339,27 @@ static const char *decode_string(decoder *d) {
     }
     if (d->p >= d->end) return dfail(d, "unterminated string");
     if (*d->p == '"') {
-        if ((high & 0x80) && !json_utf8_valid(s, (size_t)(d->p - s)))
-            return dfail(d, "string is not valid UTF-8");
-        lua_pushlstring(d->L, s, (size_t)(d->p - s));
+        size_t n = (size_t)(d->p - s);
+        json_strings *c = d->cache;
+        unsigned h = 0;
+        if (c && n > 0 && n <= JSON_STRING_MAX) {
+            h = (unsigned)(n * 131u + (unsigned char)s[0] * 31u + (unsigned char)s[n - 1]) %
+                JSON_STRINGS;
+            if (c->len[h] == n && memcmp(c->text[h], s, n) == 0) {
+                /* Seen and checked before. */
+                lua_rawgeti(d->L, d->table, (lua_Integer)h + 1);
+                d->p++;
+                return NULL;
+            }
+        }
+        if ((high & 0x80) && !json_utf8_valid(s, n)) return dfail(d, "string is not valid UTF-8");
+        lua_pushlstring(d->L, s, n);
+        if (c && n > 0 && n <= JSON_STRING_MAX) {
+            lua_pushvalue(d->L, -1);
+            lua_rawseti(d->L, d->table, (lua_Integer)h + 1);
+            memcpy(c->text[h], s, n);
+            c->len[h] = (unsigned char)n;
+        }
         d->p++;
         return NULL;
     }
@@ -562,7 +582,13 @@ static const char *decode_value(decoder *d, int depth) {
 }
 
 const char *json_decode(lua_State *L, const char *text, size_t len, char *msg, size_t msgsize) {
-    decoder d = {L, text, text + len, text, msg, msgsize, NULL, 0};
+    return json_decode_cached(L, text, len, NULL, 0, msg, msgsize);
+}
+
+const char *json_decode_cached(lua_State *L, const char *text, size_t len, json_strings *cache,
+                               int table, char *msg, size_t msgsize) {
+    decoder d = {L, text, text + len, text, msg, msgsize, NULL, 0, cache,
+                 cache ? lua_absindex(L, table) : 0};
     int top = lua_gettop(L);
     /* A scalar takes one slot; containers check for what they gather. */
     if (!lua_checkstack(L, 2)) return dfail(&d, "Lua stack exhausted");

@@ -38,6 +38,27 @@ const char *json_encode(lua_State *L, int idx, json_buf *buf, char *msg,
 const char *json_decode(lua_State *L, const char *text, size_t len, char *msg,
                         size_t msgsize);
 
+/* Short strings a decoder has pushed lately, to push again without
+ * hashing and interning them anew: event data repeats its keys ("type",
+ * "name") and many of its values from one event to the next. The bytes
+ * live here, direct-mapped by length and end bytes; the Lua strings live
+ * in a table the caller keeps alive (made by lua_createtable(L,
+ * JSON_STRINGS, 0)), passed to json_decode_cached by stack index or
+ * upvalue index. Zeroed means empty. */
+#define JSON_STRINGS 64
+#define JSON_STRING_MAX 24
+
+typedef struct json_strings {
+    unsigned char len[JSON_STRINGS];          /* bytes in each slot; 0: empty */
+    char text[JSON_STRINGS][JSON_STRING_MAX]; /* the bytes of each */
+} json_strings;
+
+/* json_decode, reusing and remembering strings in `cache` and the table at
+ * `table`. */
+const char *json_decode_cached(lua_State *L, const char *text, size_t len,
+                               json_strings *cache, int table, char *msg,
+                               size_t msgsize);
+
 /* Releases a buffer's memory. */
 void json_buf_free(json_buf *buf);
 
