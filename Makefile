@@ -81,3 +81,29 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all ctest test install install-rock deps clean
+
+# libFuzzer harnesses (spec/fuzz/*_fuzz.c) under ASan and UBSan:
+#   make fuzz                      build them into build/fuzz/
+#   make fuzz-run FUZZ_SECONDS=600 run each for that long on its corpus
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+               -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(PKG_CFLAGS) -Istore -Ihost
+FUZZ_SRC := $(wildcard spec/fuzz/*_fuzz.c)
+FUZZERS  := $(FUZZ_SRC:spec/fuzz/%.c=$(B)/fuzz/%)
+
+$(B)/fuzz/%: spec/fuzz/%.c $(STORE_SRC) host/json.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(STORE_SRC) host/json.c $(LDLIBS)
+
+fuzz: $(FUZZERS)
+
+fuzz-run: fuzz
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
+	  mkdir -p $(B)/fuzz/corpus/$$n; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	      -artifact_prefix=$(B)/fuzz/$$n- $(B)/fuzz/corpus/$$n spec/fuzz/seeds/$$n 2>&1 | \
+	      grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" ; \
+	done
+
+.PHONY: fuzz fuzz-run
