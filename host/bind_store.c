@@ -1,7 +1,8 @@
 /*
  * bind_store.c - the native module aeon.core: store handles, cursors,
- * filters and exact JSON for Lua. Subscriptions (bind_sub.c) and views and
- * transactions (bind_view.c) add their methods to the store's at load.
+ * filters, exact JSON, and a sleep for backing off, for Lua. Subscriptions
+ * (bind_sub.c) and views and transactions (bind_view.c) add their methods
+ * to the store's at load.
  *
  * Provides luaopen_aeon_core, loadable from plain lua5.4 and busted as
  * build/aeon/core.so and preloaded inside aeon-host. Turns Lua arguments into
@@ -11,8 +12,10 @@
  * limit) returns nil, message; a programming mistake (a non-string key, an
  * event without a type, an unknown option) raises.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -761,6 +764,18 @@ static int l_revision_valid(lua_State *L) {
     return 1;
 }
 
+/* The aggregate runner backs off between conflicting attempts; Lua has no
+ * sleep of its own and spawning sleep(1) per retry would cost more than the
+ * wait. Sleeps the whole time even when a signal interrupts it. */
+static int l_sleep(lua_State *L) {
+    lua_Number secs = luaL_checknumber(L, 1);
+    luaL_argcheck(L, secs >= 0 && secs <= 3600, 1, "seconds must be between 0 and 3600");
+    struct timespec t = {.tv_sec = (time_t)secs};
+    t.tv_nsec = (long)((secs - (lua_Number)t.tv_sec) * 1e9);
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 
 static const luaL_Reg store_methods[] = {
@@ -782,6 +797,7 @@ static const luaL_Reg core_functions[] = {
     {"json_encode", l_json_encode},
     {"json_decode", l_json_decode},
     {"revision_valid", l_revision_valid},
+    {"sleep", l_sleep},
     {NULL, NULL},
 };
 

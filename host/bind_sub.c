@@ -1,8 +1,9 @@
 /*
  * bind_sub.c - subscriptions for Lua (API.md section 4): store:subscribe,
  * store:reset_subscription and the subscription handle with poll,
- * poll_notification, ack, checkpoint and close. Also the two clock helpers
- * the projection runner needs, core.sleep and core.monotonic.
+ * poll_notification, ack, checkpoint and close. Also core.monotonic, the
+ * clock the projection runner times its backoffs with (core.sleep, from
+ * bind_store.c, does the waiting).
  *
  * Provides bind_sub_open, called by luaopen_aeon_core. Uses the
  * subscription slots of store.h through bind.h; a backend that leaves them
@@ -12,7 +13,6 @@
  * bind_child of the store: closing the store releases it first. Its
  * uservalue is the store, which keeps the store alive as long as it.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -228,17 +228,6 @@ static int sub_tostring(lua_State *L) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Clocks for backing off                                              */
-
-/* Sleeps the whole time even when a signal interrupts it. */
-static int l_sleep(lua_State *L) {
-    lua_Number secs = luaL_checknumber(L, 1);
-    luaL_argcheck(L, secs >= 0 && secs <= 3600, 1, "seconds must be between 0 and 3600");
-    struct timespec t = {.tv_sec = (time_t)secs};
-    t.tv_nsec = (long)((secs - (lua_Number)t.tv_sec) * 1e9);
-    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
-    return 0;
-}
 
 /* Seconds on a clock that never jumps, for timing backoffs. */
 static int l_monotonic(lua_State *L) {
@@ -282,12 +271,6 @@ void bind_sub_open(lua_State *L) {
     lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
-    /* The aggregate runner may have brought its own sleep: keep it. */
-    if (lua_getfield(L, -1, "sleep") == LUA_TNIL) {
-        lua_pushcfunction(L, l_sleep);
-        lua_setfield(L, -3, "sleep");
-    }
-    lua_pop(L, 1);
     lua_pushcfunction(L, l_monotonic);
     lua_setfield(L, -2, "monotonic");
 }

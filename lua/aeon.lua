@@ -1,10 +1,11 @@
 --- aeon: the event store and app host for Lua.
 --
 -- `aeon.open(uri)` opens a store (API.md section 2); `aeon.app(name)` starts
--- an app definition; `aeon.execute` runs an aggregate's command; the
--- `aeon.reject`/`aeon.invalid`/`aeon.not_yet` helpers are how a handler says
--- why it did not do what it was asked, so the host can answer with the right
--- exit status or HTTP status.
+-- an app definition; `aeon.execute` runs an aggregate's command and
+-- `aeon.load` folds a key's state; the `aeon.reject`/`aeon.invalid`/
+-- `aeon.not_yet` helpers are how a handler says why it did not do what it
+-- was asked, so the host can answer with the right exit status or HTTP
+-- status.
 local core = require "aeon.core"
 
 local setmetatable, type, tostring = setmetatable, type, tostring
@@ -73,5 +74,9 @@ function M.app(name) return require("aeon.app").new(name) end
 
 --- Runs a command through an aggregate (see aeon.aggregate).
 function M.execute(...) return require("aeon.aggregate").execute(...) end
+
+--- Folds a key's events into an aggregate's (or a projection's) state (see
+-- aeon.aggregate).
+function M.load(...) return require("aeon.aggregate").load(...) end
 
 return M

@@ -1,9 +1,9 @@
 --- domain.counter_cqrs: what the CQRS counter examples share.
 --
--- The write side: `increment` and `decrement` commands that append
--- `incremented` / `decremented` events to `counter/NAME`, with Aeon's event
--- data ({ type, name }), so Aeon's TypeScript counters can share the store.
--- Counters never go below 0.
+-- The write side: `increment` and `decrement` commands that run the counter
+-- aggregate (domain.counter) through aeon.execute, appending `incremented`
+-- / `decremented` events with Aeon's data ({ type, name }) to
+-- `counter/NAME`. Counters never go below 0.
 --
 -- The read side: one document per counter,
 -- `{ value, increments, decrements, revision }`, where `revision` is the
@@ -16,8 +16,9 @@
 --     app:query("counter", { params = { "name", "revision" }, views = { "counters" } },
 --               counter_cqrs.query)
 local aeon = require "aeon"
+local counter = require "domain.counter"
 
-local type, tostring = type, tostring
+local tostring = tostring
 
 local M = {}
 
@@ -25,12 +26,8 @@ M.VIEW = "counters"                        -- the view the projection keeps
 M.KEY = "counter/*"                        -- the events it follows ...
 M.TYPES = { "incremented", "decremented" } -- ... and of which types
 
---- The counter's name from arguments, or nil and why not.
-function M.check_name(name)
-  if name == nil or name == "" then return nil, "name is required" end
-  if type(name) ~= "string" and type(name) ~= "number" then return nil, "name must be a string" end
-  return tostring(name)
-end
+M.check_name = counter.check_name -- the name from arguments, or nil and why not
+M.key = counter.key                -- the key of a counter's events
 
 --- The `revision` argument of a query, or nil and why it is not one.
 function M.check_revision(rev)
@@ -41,8 +38,6 @@ function M.check_revision(rev)
   end
   return rev
 end
-
-function M.key(name) return "counter/" .. name end
 
 --- A counter nothing has happened to.
 function M.zero() return { value = 0, increments = 0, decrements = 0, revision = aeon.START } end
@@ -102,51 +97,27 @@ function M.query(ctx, args)
   return doc
 end
 
--- The counter's value now, from its events (the write side never reads the
--- read model, which may lag), and the revision it read up to.
-local function current(store, key)
-  local value = 0
-  local last = aeon.START
-  for event in store:read(key) do
-    if event.type == "incremented" then value = value + 1
-    elseif event.type == "decremented" then value = value - 1 end
-    last = event.revision
+-- As apps/counter.lua runs them: a counter is a hot spot, so retry
+-- conflicts generously. The write side never reads the read model, which
+-- may lag; the aggregate loads the counter from its events.
+local OPTIONS = { retries = 30 }
+
+local function command(make)
+  return function(ctx, args)
+    local name, why = M.check_name(args.name)
+    if not name then return aeon.invalid(why) end
+    local result, err = aeon.execute(ctx.store, counter, M.key(name), make(name), OPTIONS)
+    if not result then return nil, err end
+    return result
   end
-  return value, last
 end
 
-local RETRIES = 20 -- tries of a decrement racing other writers of its counter
-
 --- Declares `increment` and `decrement`. Both answer with the append
--- result, whose `revision` a query can wait for.
+-- result ({ type = "unchanged" } for a decrement at 0), whose `revision` a
+-- query can wait for.
 function M.declare_commands(app)
-  app:command("increment", { params = { "name" } }, function(ctx, args)
-    local name, why = M.check_name(args.name)
-    if not name then return aeon.invalid(why) end
-    local event = { type = "incremented", data = { type = "incremented", name = name } }
-    local r, err = ctx.store:append(M.key(name), { event })
-    if not r then return aeon.store_failure(err) end
-    return r
-  end)
-
-  -- Checks the value and appends against the revision it read, so two
-  -- decrements of a counter at 1 cannot both land.
-  app:command("decrement", { params = { "name" } }, function(ctx, args)
-    local name, why = M.check_name(args.name)
-    if not name then return aeon.invalid(why) end
-    local key = M.key(name)
-    local event = { type = "decremented", data = { type = "decremented", name = name } }
-    local r
-    for _ = 1, RETRIES do
-      local value, head = current(ctx.store, key)
-      if value <= 0 then return { type = "unchanged" } end
-      local err
-      r, err = ctx.store:append(key, { event }, { expected_revision = head })
-      if not r then return aeon.store_failure(err) end
-      if r.type ~= "conflict" then return r end
-    end
-    return aeon.conflict(r)
-  end)
+  app:command("increment", { params = { "name" } }, command(counter.increment))
+  app:command("decrement", { params = { "name" } }, command(counter.decrement))
 end
 
 return M

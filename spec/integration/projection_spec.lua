@@ -8,8 +8,6 @@ local helpers = require "helpers"
 local process = require "support.process"
 local project = require "aeon.project"
 
-package.path = "apps/?.lua;" .. package.path
-local counter = require "domain.counter_cqrs"
 
 local function inc(name) return { type = "incremented", data = { type = "incremented", name = name } } end
 
