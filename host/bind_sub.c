@@ -86,7 +86,8 @@ static const char *const *opt_patterns(lua_State *L, int idx, const char *name, 
 static int l_subscribe(lua_State *L) {
     static const char *const known[] = {"key", "type", "filter", "start", NULL};
     store *s = bind_check_store(L, 1);
-    const char *name = lua_isnoneornil(L, 2) ? NULL : bind_check_text(L, 2, "subscription name", 0);
+    const char *name = NULL;
+    if (!lua_isnoneornil(L, 2)) name = bind_check_text(L, 2, "subscription name", 0);
     bind_check_options(L, 3, known, "subscribe");
     store_sub_opts o = {0};
     o.keys = opt_patterns(L, 3, "key", &o.nkeys);

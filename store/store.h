@@ -300,19 +300,27 @@ typedef struct store_ops {
      * delivered is still delivered. Waits up to timeout_ms (0: not at all)
      * when there are none; *count is 0 when the wait ends empty-handed.
      * *events stays valid until the next poll or sub_close.
-     * *position is what to ack once the batch is processed: it covers the
-     * batch and the non-matching events the scan passed over (at least the
-     * last delivered revision; the previous position when nothing new was
-     * seen). Appends wake a waiting poll at once in the same process and
-     * within 100 ms from other processes. STORE_INVALID when asked to wait
-     * inside a transaction. */
+     * *position is what to ack once the batch is processed, and what a view
+     * fed by it has seen: every matching event with a revision at or below
+     * it has been handed out, by this poll or an earlier one. The embedded
+     * store reports the last revision the poll looked at, matching or not;
+     * a backend where events can commit out of revision order keeps it
+     * below any revision that may still commit (a low watermark), so it may
+     * trail the batch. It never moves back (STORE_START before anything).
+     * Appends wake a waiting poll at once in the same process and within
+     * 100 ms from other processes. STORE_INVALID when asked to wait inside
+     * a transaction. */
     store_status (*poll)(store_sub *sub, int64_t timeout_ms, size_t max,
                          const store_event **events, size_t *count,
                          char position[STORE_REVISION_SIZE], char **err);
 
-    /* Makes `revision` the durable checkpoint: it and everything delivered
-     * before it are processed, and a new subscription of the same name
-     * starts after it. Never moves the checkpoint backwards. Fenced: when
+    /* Makes `revision` the durable checkpoint. `revision` is a position a
+     * poll returned, or the revision of an event one handed out: it says
+     * that event, or everything handed out up to that poll, and every event
+     * handed out before are processed, and a new subscription of the same
+     * name starts after them. Never moves the checkpoint backwards (a
+     * backend that tracks more than a revision, such as stream positions,
+     * stores those with it). Fenced: when
      * another consumer moved the stored checkpoint since this subscription
      * last read or wrote it, nothing is written, *acked is false and this
      * subscription rewinds to the stored checkpoint (its next poll starts

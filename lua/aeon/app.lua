@@ -47,7 +47,9 @@ local function names_list(v, what, level)
   if type(v) == "string" then v = { v } end
   if type(v) ~= "table" then error(what .. " must be a name or a list of names", level + 1) end
   for _, n in ipairs(v) do
-    if type(n) ~= "string" or n == "" then error(what .. " must be non-empty strings", level + 1) end
+    if type(n) ~= "string" or n == "" then
+      error(what .. " must be non-empty strings", level + 1)
+    end
   end
   return v
 end
@@ -69,8 +71,9 @@ end
 function App:command(name, spec, handler) register(self, "command", name, spec, handler) end
 function App:query(name, spec, handler) register(self, "query", name, spec, handler) end
 
-local PROJECTION_FIELDS = { view = true, key = true, type = true, filter = true, batch = true,
-  description = true }
+local PROJECTION_FIELDS = {
+  view = true, key = true, type = true, filter = true, batch = true, description = true,
+}
 
 --- Declares a projection. `spec`:
 --   view    the view it keeps (required);
@@ -94,13 +97,15 @@ function App:projection(name, spec, handler)
   if self.projections[name] then
     error("projection '" .. name .. "' is already defined in app " .. self.name, 2)
   end
-  for k in pairs(spec) do
-    if not PROJECTION_FIELDS[k] then error("projection '" .. name .. "': unknown field '" .. tostring(k) .. "'", 2) end
-  end
   local what = "projection '" .. name .. "': "
+  for k in pairs(spec) do
+    if not PROJECTION_FIELDS[k] then error(what .. "unknown field '" .. tostring(k) .. "'", 2) end
+  end
   if type(spec.view) ~= "string" or spec.view == "" then error(what .. "needs a view name", 2) end
   local batch = spec.batch or 100
-  if math.type(batch) ~= "integer" or batch < 1 then error(what .. "batch must be a positive integer", 2) end
+  if math.type(batch) ~= "integer" or batch < 1 then
+    error(what .. "batch must be a positive integer", 2)
+  end
   self.projections[name] = {
     name = name,
     view = spec.view,

@@ -55,7 +55,7 @@ local aeon = require "aeon"
 local core = require "aeon.core"
 
 local io, os, type, ipairs, pairs, tostring = io, os, type, ipairs, pairs, tostring
-local xpcall, traceback, unpack, min = xpcall, debug.traceback, table.unpack, math.min
+local xpcall, traceback, unpack, min, max = xpcall, debug.traceback, table.unpack, math.min, math.max
 local sleep, now = core.sleep, core.monotonic
 
 local M = {}
@@ -80,7 +80,8 @@ end
 
 -- One projection being run: its subscription, view and progress.
 local function open_runner(store, app, p, opts)
-  local sub, err = store:subscribe(p.subscription, { key = p.key, type = p.type, filter = p.filter })
+  local sub, err = store:subscribe(p.subscription,
+    { key = p.key, type = p.type, filter = p.filter })
   if not sub then return nil, err end
   local view, verr = store:view(p.view)
   if not view then
@@ -124,12 +125,12 @@ local function apply(r, events, position)
   end
   local function abort() if r.txn then store:rollback() end end
   local tb
-  local handler = function(e)
+  local function on_error(e)
     tb = traceback(first_line(e), 2)
     return e
   end
   for i, event in ipairs(events) do
-    local ok, e = xpcall(p.handler, handler, r.view, event, r.ctx)
+    local ok, e = xpcall(p.handler, on_error, r.view, event, r.ctx)
     if not ok then
       abort()
       if os.getenv("AEON_DEBUG") and tb then io.stderr:write(tb, "\n") end
@@ -258,11 +259,10 @@ local function report_of(runners)
   return report
 end
 
+-- A pending batch is simply dropped: it was never recorded, so the next
+-- run polls it again from the checkpoint.
 local function close_all(runners)
-  for _, r in ipairs(runners) do
-    if r.pending and r.txn then r.store:rollback() end
-    r.sub:close()
-  end
+  for _, r in ipairs(runners) do r.sub:close() end
 end
 
 function M.run(store, app, names, opts)
@@ -294,12 +294,11 @@ function M.run(store, app, names, opts)
     end
     if #ready == 0 and not next_retry then break end -- once: all done or given up
 
-    local busy = false
     for _, r in ipairs(ready) do
       local wait = 0
       if not opts.once then
         wait = #ready == 1 and opts.interval or BUSY_POLL
-        if next_retry then wait = min(wait, math.max(0, next_retry - now())) end
+        if next_retry then wait = min(wait, max(0, next_retry - now())) end
       end
       local outcome, err = step(r, opts, wait)
       if outcome == nil then
@@ -308,8 +307,6 @@ function M.run(store, app, names, opts)
           return nil, ("projection %s: %s"):format(r.p.name, tostring(err))
         end
         schedule_retry(r, opts, "store failed: " .. first_line(err))
-      elseif outcome == "progress" then
-        busy = true
       elseif outcome == "idle" and opts.once then
         r.finished = true
       end
@@ -318,9 +315,9 @@ function M.run(store, app, names, opts)
         return report_of(runners)
       end
     end
-    if #ready == 0 and not busy then
+    if #ready == 0 then
       -- Everyone is backing off: sleep until the first may try again.
-      local pause = math.max(0, next_retry - now())
+      local pause = max(0, next_retry - now())
       if not opts.once then pause = min(pause, opts.interval) end
       sleep(pause)
       if stop() then break end
