@@ -8,11 +8,16 @@
  *
  * Durability and concurrency: the file is in WAL mode with synchronous=FULL,
  * so a commit is on disk when append returns, readers never block the
- * writer, and several processes can share the file; writers queue on the
- * write lock for up to BUSY_TIMEOUT_MS. Appends take the write lock first
- * (BEGIN IMMEDIATE) and number their events above the store's highest
- * revision inside that transaction, so revisions increase in commit order
- * across the store and across processes.
+ * writer, and several processes can share the file; writers wait for the
+ * write lock up to BUSY_TIMEOUT_MS (see busy_wait). Appends take the write
+ * lock first (BEGIN IMMEDIATE) and number their events above the store's
+ * highest revision inside that transaction, so revisions increase in
+ * commit order across the store and across processes.
+ *
+ * Cursors read pages of rows and hold no statement or transaction between
+ * calls, so appends on the same handle may come in between. As revisions
+ * only grow, a forward cursor also returns what was committed after it
+ * opened, up to the page where it finds the end of its range.
  *
  * Schema (PRAGMA user_version = SCHEMA_VERSION):
  *   events(revision PK, key, type, data, correlation_id, committed_at)
@@ -187,15 +192,16 @@ static const char *const sql[Q_COUNT] = {
 };
 
 typedef struct sqlite_store {
-    store base;                /* ops and env; first, so a store * is one */
-    sqlite3 *db;               /* the connection */
-    char *path;                /* the file, or ":memory:" */
-    sqlite3_stmt *q[Q_COUNT];  /* prepared at open, reset after each use */
-    uint64_t next_prune_ms;    /* when to drop expired idempotency keys */
-    bool txn;                  /* the caller's transaction (begin) is open */
-    bool txn_appended;         /* ... and events were appended in it */
-    store_sub *subs;           /* open subscriptions, told of commits and
-                                  rollbacks */
+    store base;                 /* ops and env; first, so a store * is one */
+    sqlite3 *db;                /* the connection */
+    char *path;                 /* the file, or ":memory:" */
+    sqlite3_stmt *q[Q_COUNT];   /* prepared at open, reset after each use */
+    uint64_t next_prune_ms;     /* when to drop expired idempotency keys */
+    struct timespec busy_since; /* when the current wait for a lock began */
+    bool txn;                   /* the caller's transaction (begin) is open */
+    bool txn_appended;          /* ... and events were appended in it */
+    store_sub *subs;            /* open subscriptions, told of commits and
+                                   rollbacks */
 } sqlite_store;
 
 /* Growable storage for the strings of buffered events. */
@@ -480,6 +486,26 @@ static int use_wal(sqlite3 *db)
     }
 }
 
+/* SQLite's own busy handler sleeps 1, 2, 5 ... 100 ms between tries, while
+ * a process appending in a loop takes the write lock back microseconds
+ * after releasing it: with four such writers, three waited over 4 s for
+ * their first append (and would have failed at the timeout). Trying every
+ * 100 us catches those gaps; measured, every writer gets a fair share. */
+static int busy_wait(void *ctx, int tries)
+{
+    sqlite_store *s = ctx;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (tries == 0)
+        s->busy_since = now;
+    else if ((now.tv_sec - s->busy_since.tv_sec) * 1000 +
+                 (now.tv_nsec - s->busy_since.tv_nsec) / 1000000 >= BUSY_TIMEOUT_MS)
+        return 0;
+    struct timespec pause = {0, 100 * 1000};
+    nanosleep(&pause, NULL);
+    return 1;
+}
+
 static void sqlite_close(store *st)
 {
     sqlite_store *s = (sqlite_store *)st;
@@ -510,8 +536,10 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
         return store_fail(err, STORE_INVALID, "store URI \"%s\" names no file", uri);
     bool memory = strcmp(path, ":memory:") == 0;
 
-    if ((s = calloc(1, sizeof *s)) == NULL || (s->path = strdup(path)) == NULL)
+    if ((s = calloc(1, sizeof *s)) == NULL || (s->path = strdup(path)) == NULL) {
+        store_fail(err, status, "sqlite: out of memory opening %s", path);
         goto fail;
+    }
     s->base.ops = &store_sqlite_ops;
     s->base.env = env != NULL ? *env : store_env_default;
 
@@ -520,36 +548,34 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
                              SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         status = db_fail(s, rc, err, path);
-        goto fail_reported;
+        goto fail;
     }
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(s->db, busy_wait, s);
     sqlite3_extended_result_codes(s->db, 1);
 
     if (!memory && (rc = use_wal(s->db)) != SQLITE_OK) {
         status = db_fail(s, rc, err, "switching to WAL");
-        goto fail_reported;
+        goto fail;
     }
     if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL)) !=
         SQLITE_OK) {
-        status = db_fail(s, rc, err, path);
-        goto fail_reported;
+        status = db_fail(s, rc, err, "setting synchronous = FULL");
+        goto fail;
     }
     if ((status = ensure_schema(s, err)) != STORE_OK)
-        goto fail_reported;
+        goto fail;
     for (int i = 0; i < Q_COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
                                 NULL);
         if (rc != SQLITE_OK) {
             status = db_fail(s, rc, err, "preparing statements");
-            goto fail_reported;
+            goto fail;
         }
     }
     *out = &s->base;
     return STORE_OK;
 
 fail:
-    store_fail(err, status, "sqlite: out of memory opening %s", path);
-fail_reported:
     sqlite_close((store *)s);
     return status;
 }
@@ -608,8 +634,10 @@ static store_status check_batches(const store_batch *b, size_t n, const char *to
     }
 
     if (n > 1) {
-        if ((keys = malloc(n * sizeof *keys)) == NULL)
-            goto fail;
+        if ((keys = malloc(n * sizeof *keys)) == NULL) {
+            store_fail(err, status, "out of memory");
+            goto done;
+        }
         for (size_t i = 0; i < n; i++)
             keys[i] = b[i].key;
         qsort(keys, n, sizeof *keys, cmp_keys);
@@ -621,9 +649,6 @@ static store_status check_batches(const store_batch *b, size_t n, const char *to
             }
     }
     status = STORE_OK;
-    goto done;
-fail:
-    store_fail(err, status, "out of memory");
 done:
     free(keys);
     return status;
@@ -648,15 +673,16 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
         total == 0)
         return status;
 
-    const store_env *env = &s->base.env;
-    uint64_t now = env->now_ms(env->ctx);
-    char committed_at[STORE_TIMESTAMP_SIZE];
-    revision_timestamp(now, committed_at);
-
     if ((status = txn_alive(s, err)) != STORE_OK)
         return status;
     if ((rc = write_begin(s)) != SQLITE_DONE)
         goto fail;
+    /* The clock is read under the write lock, which may have taken a while
+     * to get, so committed_at and expiries are those of the commit. */
+    const store_env *env = &s->base.env;
+    uint64_t now = env->now_ms(env->ctx);
+    char committed_at[STORE_TIMESTAMP_SIZE];
+    revision_timestamp(now, committed_at);
 
     if (token != NULL) {
         doing = "checking the idempotency key";
