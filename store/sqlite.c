@@ -241,26 +241,26 @@ struct store_cursor {
 };
 
 struct store_sub {
-    sqlite_store *s;                  /* the handle it reads and acks through */
-    char *name;                       /* NULL when ephemeral */
-    char **keys;                      /* key patterns */
-    size_t nkeys;                     /* entries in keys */
-    char **types;                     /* type patterns */
-    size_t ntypes;                    /* entries in types */
-    store_filter *filter;             /* copy of the caller's filter, or NULL */
-    char start[STORE_REVISION_SIZE];  /* opts->start: where to begin without
-                                         a checkpoint ("Z": the end then) */
-    char known[STORE_REVISION_SIZE];  /* the stored checkpoint as last read
-                                         or written ("0": none) */
-    char committed[STORE_REVISION_SIZE]; /* known, as of the last commit: what
-                                            a rollback goes back to */
-    char at[STORE_REVISION_SIZE];     /* delivered or passed over up to here */
-    store_sub *next;                  /* sibling in s->subs */
-    row *rows;                        /* the last batch */
-    size_t nrows;                     /* rows in it */
-    size_t rows_cap;                  /* rows allocated */
-    textbuf text;                     /* strings of the batch */
-    store_event *events;              /* the batch as handed out */
+    sqlite_store *s;                     /* the handle it reads and acks through */
+    char *name;                          /* NULL when ephemeral */
+    char **keys;                         /* key patterns */
+    size_t nkeys;                        /* entries in keys */
+    char **types;                        /* type patterns */
+    size_t ntypes;                       /* entries in types */
+    store_filter *filter;                /* copy of the caller's filter, or NULL */
+    char start[STORE_REVISION_SIZE];     /* opts->start: where to begin without a
+                                            checkpoint ("Z": the end then) */
+    char known[STORE_REVISION_SIZE];     /* the stored checkpoint as last read or
+                                            written ("0": none) */
+    char committed[STORE_REVISION_SIZE]; /* known, as of the last commit: what a
+                                            rollback goes back to */
+    char at[STORE_REVISION_SIZE];        /* delivered or passed over up to here */
+    store_sub *next;                     /* sibling in s->subs */
+    row *rows;                           /* the last batch */
+    size_t nrows;                        /* rows in it */
+    size_t rows_cap;                     /* rows allocated */
+    textbuf text;                        /* strings of the batch */
+    store_event *events;                 /* the batch as handed out */
 };
 
 /* Maps a SQLite result code to a status, with SQLite's own message. Call
@@ -1261,15 +1261,19 @@ static bool sub_matches(const store_sub *sub, const store_event *ev)
 }
 
 /* Reads on from sub->at through an ordinary cursor (a page at a time, no
- * read transaction held between pages), keeping up to max matching
- * events; sub->at follows every event looked at, matching or not. */
+ * read transaction held between pages), keeping up to max matching events
+ * in sub->events; sub->at follows every event looked at, matching or not.
+ * On failure it hands out nothing and puts sub->at back, so the next poll
+ * looks at the same events again. */
 static store_status scan(store_sub *sub, size_t max, char **err)
 {
-    store_read_opts o = {sub->at, true, NULL, false, -1, false, NULL};
+    char from[STORE_REVISION_SIZE];
+    store_read_opts o = {from, true, NULL, false, -1, false, NULL};
     store_cursor *c = NULL;
     const store_event *ev;
     store_status status;
 
+    memcpy(from, sub->at, sizeof from);
     sub->nrows = 0;
     sub->text.len = 0;
     if ((status = sqlite_read(&sub->s->base, NULL, &o, &c, err)) != STORE_OK)
@@ -1293,13 +1297,26 @@ static store_status scan(store_sub *sub, size_t max, char **err)
             break;
     }
     sqlite_cursor_close(c);
-    return status;
+    c = NULL;
+    if (status != STORE_OK)
+        goto failed;
+
+    /* The text is complete, so the events can point into it. */
+    free(sub->events);
+    sub->events = NULL;
+    if (sub->nrows > 0 && (sub->events = malloc(sub->nrows * sizeof *sub->events)) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < sub->nrows; i++)
+        row_event(&sub->text, &sub->rows[i], &sub->events[i]);
+    return STORE_OK;
 
 nomem:
     sqlite_cursor_close(c);
-    /* Hand out nothing and look at these events again next time. */
+    status = store_fail(err, STORE_NOMEM, "sqlite: out of memory polling a subscription");
+failed:
     sub->nrows = 0;
-    return store_fail(err, STORE_NOMEM, "sqlite: out of memory polling a subscription");
+    memcpy(sub->at, from, sizeof sub->at);
+    return status;
 }
 
 static int data_version(sqlite_store *s, int64_t *out)
@@ -1356,18 +1373,6 @@ static store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max,
     }
 
 done:
-    free(sub->events);
-    sub->events = NULL;
-    if (sub->nrows > 0) {
-        if ((sub->events = malloc(sub->nrows * sizeof *sub->events)) == NULL) {
-            /* The events were scanned: look at them again next time. */
-            rewind_sub(sub, NULL);
-            return store_fail(err, STORE_NOMEM, "sqlite: out of memory polling a "
-                              "subscription");
-        }
-        for (size_t i = 0; i < sub->nrows; i++)
-            row_event(&sub->text, &sub->rows[i], &sub->events[i]);
-    }
     *events = sub->events;
     *count = sub->nrows;
     memcpy(position, sub->at, STORE_REVISION_SIZE);
