@@ -21,7 +21,7 @@ lua5.4 "$(command -v busted)" --output=utfTerminal "$@" 2>&1 | tee "$log"
 status=$(tail -n1 "$log" | grep -q ' 0 failures / 0 errors' && echo 0 || echo 1)
 set -e
 # The closing line in the plain form: "N passed, N failed".
-sed -n 's/^\([0-9]*\) successes* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors*.*/specs: \1 passed, \2 failed, \3 errors/p' "$log" |
+sed -n 's/^\([0-9]*\) success\(es\)\? \/ \([0-9]*\) failures* \/ \([0-9]*\) errors*.*/specs: \1 passed, \3 failed, \4 errors/p' "$log" |
   awk -F'[ ,]+' '{ printf "specs: %d passed, %d failed\n", $2, $4 + $6 }'
 rm -f "$log"
 exit "$status"
