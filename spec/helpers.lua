@@ -51,6 +51,17 @@ function M.fresh_store(backend)
   return store, uri
 end
 
+--- Whether a backend has a feature store:supports knows ("subscriptions",
+-- "views", "transactions"); false when it cannot even be opened. Specs
+-- of a feature a backend lacks are marked pending for it, not failed.
+function M.supports(backend, feature)
+  local store = aeon.open(M.fresh_uri(backend))
+  if not store then return false end
+  local yes = store:supports(feature)
+  store:close()
+  return yes
+end
+
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
