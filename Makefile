@@ -51,10 +51,17 @@ $(B)/test/%: spec/c/%.c $(B)/libaeonstore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Programs the specs drive (fault proxy and the like), not tests themselves.
+SUPPORT := $(patsubst spec/support/%.c,$(B)/support/%,$(wildcard spec/support/*.c))
+
+$(B)/support/%: spec/support/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread
+
 ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do echo "== $$t"; $$t; done
 
-test: all ctest
+test: all ctest $(SUPPORT)
 	sh spec/run.sh
 
 install: all
