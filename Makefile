@@ -62,7 +62,23 @@ ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do echo "== $$t"; $$t; done
 
 test: all ctest $(SUPPORT)
-	sh spec/run.sh
+	AEON_BUILD=$(B) sh spec/run.sh
+
+# The C tests and every spec again, with aeon-host, aeon.core and the store
+# built under AddressSanitizer and UndefinedBehaviorSanitizer (lua5.4, which
+# busted runs on, gets the ASan runtime preloaded to host the module).
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+sanitize:
+	$(MAKE) B=build/sanitize CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all ctest
+	$(MAKE) B=build/sanitize CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+	    build/sanitize/support/faultproxy
+	AEON_BUILD=build/sanitize LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh spec/run.sh
+
+# The store suite under valgrind on the embedded store: no invalid reads,
+# no leaks of the module's own memory.
+valgrind: all
+	AEON_SKIP_DYNAMODB=1 VALGRIND=1 sh spec/run.sh spec/integration/store_spec.lua spec/unit/json_spec.lua
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/$(LUAVER)/aeon \
@@ -87,7 +103,7 @@ deps:
 clean:
 	rm -rf $(B)
 
-.PHONY: all ctest test install install-rock deps clean
+.PHONY: all ctest test sanitize valgrind install install-rock deps clean
 
 # libFuzzer harnesses (spec/fuzz/*_fuzz.c) under ASan and UBSan:
 #   make fuzz                      build them into build/fuzz/

@@ -5,6 +5,7 @@ local aeon = require "aeon"
 local M = {}
 
 M.HOST = os.getenv("AEON_HOST") or "build/aeon-host"
+M.SUPPORT = os.getenv("AEON_SUPPORT") or "build/support" -- the fault proxy and such
 
 --- The backends the store suite runs on: sqlite always, dynamodb when the
 -- test runner started DynamoDB Local (AEON_TEST_DYNAMODB_ENDPOINT).
