@@ -8,8 +8,10 @@
 -- counter about 4 attempts in 10 conflict on the embedded store (more on a
 -- remote one), and with the runner's default of 10 retries the odd command
 -- still ran out of them. A snapshot every 100 events keeps each command's
--- read short however long the counter's history grows. Counters never go
--- below 0. Queries answer from a read model kept by a projection (CQRS).
+-- read short however long the counter's history grows, and a served app
+-- keeps each counter's state in memory between commands (`cache`), so a
+-- command usually reads no event at all. Counters never go below 0.
+-- Queries answer from a read model kept by a projection (CQRS).
 --
 --   aeon-host apps/counter.lua increment name=a
 --     {"type":"appended","count":1,"revision":"01K...","value":1}
@@ -22,7 +24,7 @@ local counter_cqrs = require "domain.counter_cqrs"
 
 local app = aeon.app "counter"
 
-local OPTIONS = { retries = 30, snapshot_every = 100 }
+local OPTIONS = { retries = 30, snapshot_every = 100, cache = true }
 
 -- A command's answer: the append result and the counter's value after it.
 local function answer(result, value)

@@ -1,33 +1,32 @@
 --- bench/client.lua: one client of the command benchmark, run in a thread
 -- of its own by bench.threads (bench/scenario.lua's `command`).
 --
--- Client `index` opens its own store handle on DB and runs N increments of
--- the counter `bench-<index>` through the aggregate runner with the options
--- of apps/counter.lua (snapshot every 100 events, 30 retries): each
--- command loads the snapshot and the events after it, decides, and appends
--- one event with the expected revision, durably.
+-- Client `index` opens its own store handle on DB and runs N `increment`
+-- commands of the flagship app, apps/counter.lua, on the counter
+-- `bench-<index>`, as the host would for a request: app:call, the handler,
+-- the aggregate runner with the app's options (kept state, a snapshot
+-- every 100 events, 30 retries): load, decide, append one event with the
+-- expected revision, durably.
 local index, db, n = ...
-if os.getenv("BENCH_GC") then collectgarbage(os.getenv("BENCH_GC")) end
 local aeon = require "aeon"
-local counter = require "domain.counter"
 
-local tostring, error = tostring, error
+local error, tostring = error, tostring
 
-local OPTIONS = { retries = 30, snapshot_every = 100 } -- as apps/counter.lua
-
+local app = dofile("apps/counter.lua")
 local store = assert(aeon.open("sqlite:" .. db))
-local name = "bench-" .. index
-local key, command = counter.key(name), counter.increment(name)
+local ctx = { store = store, app = app }
+local args = { name = "bench-" .. index }
 n = math.tointeger(tonumber(n))
 
--- The first command creates the key (and the file's schema, for the first
--- client); it is not timed.
-assert(aeon.execute(store, counter, key, command, OPTIONS))
+local function increment()
+  local outcome, value = app:call("increment", ctx, args)
+  if outcome ~= "ok" then error(outcome .. ": " .. tostring(value.message)) end
+end
+
+-- The first command creates the key; it is not timed.
+increment()
 
 return function()
-  for _ = 1, n do
-    local r, err = aeon.execute(store, counter, key, command, OPTIONS)
-    if not r then error(tostring(err)) end
-  end
+  for _ = 1, n do increment() end
   store:close()
 end

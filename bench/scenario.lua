@@ -7,7 +7,8 @@
 --
 --   fsync DIR N                 4 KiB write + fdatasync, per second
 --   command DB CLIENTS N        aggregate-runner commands per second, CLIENTS
---                               threads with a store handle each, N commands each
+--                               threads with a store handle each, N commands
+--                               each; also `per_commit`, appends per commit
 --   batch-lua DB APPENDS PER    events per second appended from Lua, PER
 --                               events per append
 --   batch-c DB APPENDS PER      the same through store.h
@@ -16,6 +17,7 @@
 --   replay DB N                 events per second folding the 1-key fixture
 --                               with aeon.load (read, Lua tables, evolve)
 --   replay-limit N              the same fold fed with no store
+--   replay-lua N                the same fold over tables built in Lua
 --   readall DB N NKEYS          events per second folding store:read_all
 --   readall-limit N NKEYS       the same loop fed with no store
 local bench = require "bench"
@@ -23,7 +25,6 @@ local aeon = require "aeon"
 local counter = require "domain.counter"
 
 local name = arg[1]
-if os.getenv("BENCH_GC") then collectgarbage(os.getenv("BENCH_GC")) end
 local function int(i) return math.tointeger(tonumber(arg[i])) end
 local function result(v) io.write(("result %.6g\n"):format(v)) end
 
@@ -67,7 +68,13 @@ if name == "fsync" then
 elseif name == "command" then
   local clients, n = int(3), int(4)
   local warm = bench.warm(arg[2]) -- in scope, so alive, until the end
-  result(clients * n / bench.threads(clients, "bench/client.lua", arg[2], tostring(n)))
+  -- A handle of this process's own keeps the file's commit group, and its
+  -- counts, alive after the clients close theirs.
+  local watcher <close> = assert(aeon.open("sqlite:" .. arg[2]))
+  local secs = bench.threads(clients, "bench/client.lua", arg[2], tostring(n))
+  local g = watcher:admin("info").group_commit
+  result(clients * n / secs)
+  io.write(("per_commit %.6g\n"):format(g.appends / g.commits))
 elseif name == "batch-lua" then
   local appends, per = int(3), int(4)
   local events = {}
@@ -96,6 +103,25 @@ elseif name == "replay" then
 elseif name == "replay-limit" then
   local n = int(2)
   replay(fake_store(n, 1), n)
+elseif name == "replay-lua" then
+  -- The floor of any replay in this host: tables of the same shape built
+  -- by Lua itself, revisions from a pool (no string made per event).
+  local n = int(2)
+  local revs, at = {}, "2026-11-26T20:29:24.016Z"
+  for i = 1, 1000 do revs[i] = ("01KB0V3Q2M7Y8W1J5X9T4R%04d"):format(i) end
+  local lua_store = {
+    snapshot = function() return nil end,
+    read = function()
+      local i = 0
+      return function()
+        i = i + 1
+        if i > n then return nil end
+        return { key = "counter/replay", revision = revs[i % 1000 + 1], type = "incremented",
+          data = { type = "incremented", name = "replay" }, committed_at = at }
+      end
+    end,
+  }
+  replay(lua_store, n)
 elseif name == "readall" then
   local store <close> = assert(aeon.open("sqlite:" .. arg[2]))
   local iter, s, c = store:read_all()

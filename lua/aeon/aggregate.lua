@@ -45,18 +45,32 @@
 -- so a handler can end with `return aeon.execute(...)`.
 --
 -- Options: `retries`, `on_conflict` ("retry" or "report"), `snapshot_every`,
--- `stats` (a table the runner adds to: `attempts`, `conflicts`,
--- `events_read`, `snapshot` (the revision of the snapshot it loaded),
+-- `cache` (below), `stats` (a table the runner adds to: `attempts`,
+-- `conflicts`, `events_read`, `snapshot` (the revision of the snapshot it
+-- loaded), `cached` (that of the kept state it started from),
 -- `snapshot_saved`, `snapshot_error`), and `sleep` (a function of seconds,
 -- for specs that check the backoff without waiting).
+--
+-- `opts.cache = true` keeps, in this process, per store handle and key, the
+-- state a command ended with and its revision: an in-memory snapshot. The
+-- next command on the key starts from it and reads only the events after
+-- it (usually none, one index probe), instead of loading the stored
+-- snapshot and folding up to `snapshot_every` events. Events other writers
+-- appended meanwhile are read and folded as usual, and the expected
+-- revision still guards the append, so the answers are the same; only
+-- `evolve` runs less. The state is kept as JSON text (as a stored
+-- snapshot is), so nothing done to a state handed out changes the kept
+-- copy; a state JSON cannot hold is not kept. At most `M.CACHE_KEYS` keys
+-- per handle are kept; past that the cache starts afresh.
 --
 --     state, revision, since = aggregate.load(store, agg, key [, opts])
 --
 -- folds a key's state without deciding anything (queries use it; anything
 -- with `initial` and `evolve` will do). `revision` is the last revision it
 -- read, `since` how many events it folded after the snapshot.
--- `opts.snapshots = true` starts from the newest snapshot; `opts.stats` as
--- above. Returns `nil, err` when the store fails.
+-- `opts.snapshots = true` starts from the newest snapshot, `opts.cache` from
+-- the kept state (and keeps the one it ends with); `opts.stats` as above.
+-- Returns `nil, err` when the store fails.
 local aeon = require "aeon"
 local core = require "aeon.core"
 
@@ -72,7 +86,44 @@ M.BACKOFF = { first = 0.002, max = 0.25 }
 M.RETRIES = 10
 
 local KNOWN_OPTIONS = { retries = true, on_conflict = true, snapshot_every = true, stats = true,
-  sleep = true, snapshots = true }
+  sleep = true, snapshots = true, cache = true }
+
+M.CACHE_KEYS = 10000
+
+local json_encode, json_decode = core.json_encode, core.json_decode
+
+-- The kept states: store handle -> { n = keys kept, keys = { [key] = {
+-- revision, state (JSON text, or the value itself when not a table),
+-- encoded, since (events past the newest stored snapshot) } } }. Weak, so a
+-- store handle that goes away takes its states with it.
+local caches = setmetatable({}, { __mode = "k" })
+
+local function kept(store, key)
+  local c = caches[store]
+  return c and c.keys[key]
+end
+
+local function keep(store, key, state, revision, since)
+  local c = caches[store]
+  if not c then
+    c = { n = 0, keys = {} }
+    caches[store] = c
+  end
+  local encoded, text = type(state) == "table", state
+  if encoded then
+    local ok
+    ok, text = pcall(json_encode, state)
+    if not ok then
+      if c.keys[key] then c.keys[key], c.n = nil, c.n - 1 end
+      return
+    end
+  end
+  if not c.keys[key] then
+    if c.n >= M.CACHE_KEYS then c.keys, c.n = {}, 0 end
+    c.n = c.n + 1
+  end
+  c.keys[key] = { revision = revision, state = text, encoded = encoded, since = since }
+end
 
 -- `initial` may be a table that a careless `evolve` changes in place; each
 -- load starts from its own copy so one command cannot leak into the next.
@@ -143,24 +194,39 @@ local function fold(store, agg, key, state, after, stats)
   return state, revision, n
 end
 
-local function load(store, agg, key, use_snapshots, stats)
-  local state, after = copy(agg.initial), nil
-  if use_snapshots then
-    local snap, err = store:snapshot(key)
-    if snap == nil and err ~= nil then return aeon.store_failure(err) end
-    if snap then state, after = snap.state, snap.revision end
-    if stats then stats.snapshot = after end
+-- Returns the state, the last revision read and how many events past the
+-- newest stored snapshot it is; or nil, err.
+local function load(store, agg, key, use_snapshots, stats, cache)
+  local state, after, since = nil, nil, 0
+  local k = cache and kept(store, key)
+  if k then
+    state, after, since = k.state, k.revision, k.since
+    if k.encoded then state = json_decode(state) end
+    if stats then stats.cached = after end
+  else
+    state = copy(agg.initial)
+    if use_snapshots then
+      local snap, err = store:snapshot(key)
+      if snap == nil and err ~= nil then return aeon.store_failure(err) end
+      if snap then state, after = snap.state, snap.revision end
+      if stats then stats.snapshot = after end
+    end
   end
   local revision, n
   state, revision, n = fold(store, agg, key, state, after, stats)
   if state == nil then return aeon.store_failure(revision) end
-  return state, revision, n
+  since = since + n
+  -- Kept before anyone sees it (decide may change it in place), when it
+  -- is news: the next command need not fold again, even if this one is
+  -- refused.
+  if cache and (not k or n > 0) then keep(store, key, state, revision, since) end
+  return state, revision, since
 end
 
 function M.load(store, agg, key, opts)
   check_aggregate(agg, "aggregate")
   opts = check_options(opts)
-  return load(store, agg, key, opts.snapshots or opts.snapshot_every ~= nil, opts.stats)
+  return load(store, agg, key, opts.snapshots or opts.snapshot_every ~= nil, opts.stats, opts.cache)
 end
 
 -- What decide answered, checked: the events, or nil and the error to return.
@@ -188,14 +254,17 @@ local function apply(agg, state, key, events)
   return state
 end
 
+-- True when the snapshot was saved.
 local function save_snapshot(store, key, revision, state, stats)
   local saved, err = store:save_snapshot(key, revision, state)
-  if not stats then return end
-  if saved == nil then
-    stats.snapshot_error = err
-  elseif saved then
-    stats.snapshot_saved = revision
+  if stats then
+    if saved == nil then
+      stats.snapshot_error = err
+    elseif saved then
+      stats.snapshot_saved = revision
+    end
   end
+  return saved == true
 end
 
 local function backoff(attempt, sleep)
@@ -208,7 +277,7 @@ function M.execute(store, agg, key, command, opts)
   if type(agg.decide) ~= "function" then error("aggregate needs a decide function", 2) end
   if type(key) ~= "string" then error("key must be a string", 2) end
   opts = check_options(opts)
-  local stats, every = opts.stats, opts.snapshot_every
+  local stats, every, cache = opts.stats, opts.snapshot_every, opts.cache
   local use_snapshots = opts.snapshots or every ~= nil
   local retries = opts.on_conflict == "report" and 0 or (opts.retries or M.RETRIES)
   local sleep = opts.sleep or core.sleep
@@ -216,7 +285,7 @@ function M.execute(store, agg, key, command, opts)
   while true do
     attempt = attempt + 1
     count(stats, "attempts", 1)
-    local state, head, since = load(store, agg, key, use_snapshots, stats)
+    local state, head, since = load(store, agg, key, use_snapshots, stats, cache)
     if state == nil then return nil, head end
     local events, err = decision(agg, state, command)
     if not events then return nil, err end
@@ -226,10 +295,11 @@ function M.execute(store, agg, key, command, opts)
     local result, aerr = store:append(key, events, { expected_revision = head })
     if not result then return aeon.store_failure(aerr) end
     if result.type == "appended" then
-      state = next_state
-      if every and since + #events >= every then
-        save_snapshot(store, key, result.revision, state, stats)
+      state, since = next_state, since + #events
+      if every and since >= every and save_snapshot(store, key, result.revision, state, stats) then
+        since = 0
       end
+      if cache then keep(store, key, state, result.revision, since) end
       return result, state, events
     end
     if result.type ~= "conflict" then

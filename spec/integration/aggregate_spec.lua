@@ -258,6 +258,85 @@ for _, backend in helpers.each_backend() do
       end)
     end)
 
+    describe("kept states (opts.cache)", function()
+      local function run(key, stats, extra)
+        local opts = { cache = true, stats = stats }
+        for k, v in pairs(extra or {}) do opts[k] = v end
+        return aeon.execute(store, counter, key, increment(key:match("/(.*)")), opts)
+      end
+
+      it("let the next command start from the state the last one ended with", function()
+        local first = run("counter/k", {})
+        local stats = {}
+        local result, value = run("counter/k", stats)
+        assert.same(2, value)
+        assert.same(0, stats.events_read)
+        assert.same(first.revision, stats.cached)
+        assert.same(result.revision, store:head("counter/k"))
+      end)
+
+      it("still fold what other writers appended meanwhile", function()
+        run("counter/o", {})
+        local other = assert(aeon.open(uri))
+        for _ = 1, 2 do aeon.execute(other, counter, "counter/o", increment "o") end
+        other:close()
+        local stats = {}
+        local _, value = run("counter/o", stats)
+        assert.same(4, value)
+        assert.same(2, stats.events_read)
+      end)
+
+      it("retry a conflict from the kept state and the events after it", function()
+        local other = assert(aeon.open(uri))
+        local p = stores.interfering(store, other, counter.incremented "c", 1)
+        local stats = {}
+        local result, value = aeon.execute(p, counter, "counter/c", increment "c",
+          { cache = true, stats = stats, sleep = function() end })
+        other:close()
+        assert.same("appended", result.type)
+        assert.same(2, value)
+        assert.same(1, stats.conflicts)
+        assert.same(aeon.START, stats.cached) -- kept by the first attempt
+        assert.same(1, stats.events_read)     -- the other writer's event
+        assert.same(2, #events_of("counter/c"))
+      end)
+
+      it("are copies: changing a state handed out changes nothing kept", function()
+        local list = { initial = {}, evolve = function(items, e)
+            items[#items + 1] = e.data.item
+            return items
+          end,
+          decide = function(_, item) return { { type = "added", data = { item = item } } } end }
+        local _, items = aeon.execute(store, list, "list/a", "x", { cache = true })
+        items[1] = "changed"
+        items[2] = "added by hand"
+        local stats = {}
+        _, items = aeon.execute(store, list, "list/a", "y", { cache = true, stats = stats })
+        assert.same({ "x", "y" }, items)
+        assert.same(0, stats.events_read)
+      end)
+
+      it("are not kept when JSON cannot hold them", function()
+        local odd = { initial = {}, evolve = function(st) st.f = print; return st end,
+          decide = function() return { { type = "ticked" } } end }
+        aeon.execute(store, odd, "odd/a", {}, { cache = true })
+        local stats = {}
+        aeon.execute(store, odd, "odd/a", {}, { cache = true, stats = stats })
+        assert.is_nil(stats.cached)
+        assert.same(1, stats.events_read)
+      end)
+
+      it("keep the snapshot cadence", function()
+        local revs, snaps = {}, {}
+        for i = 1, 7 do
+          revs[i] = run("counter/s", {}, { snapshot_every = 3 }).revision
+          local snap = store:snapshot("counter/s")
+          snaps[i] = snap and snap.revision or false
+        end
+        assert.same({ false, false, revs[3], revs[3], revs[3], revs[6], revs[6] }, snaps)
+      end)
+    end)
+
     describe("load", function()
       it("folds a key's state without deciding, from the snapshot when asked", function()
         for _ = 1, 5 do aeon.execute(store, counter, "counter/l", increment "l", { snapshot_every = 3 }) end
