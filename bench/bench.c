@@ -22,7 +22,9 @@
  *
  * Usage: aeon-bench SCRIPT [ARGS...], run from the repository root (the
  * Lua library, apps/ and bench/ are found relative to it). bench/run.lua
- * drives it and prints the table. Uses Lua, SQLite, store.h and bind.h.
+ * drives it and prints the table. Uses Lua, SQLite, store.h and bind.h; it
+ * also builds against trees from before bind_push_event_cached, for the
+ * before-and-after figures of bench/RESULTS.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -366,7 +368,9 @@ typedef struct source {
     char **keys;                       /* nkeys keys, "counter/..." */
     char **data;                       /* each key's event data, JSON text */
     size_t *data_len;                  /* bytes of each */
+#ifdef BIND_EVENT_UPVALUES
     bind_event_cache cache;            /* as a cursor's iterator has */
+#endif
 } source;
 
 static int source_gc(lua_State *L)
@@ -403,7 +407,11 @@ static int source_next(lua_State *L)
     memcpy(ev.revision, src->revision, sizeof ev.revision);
     memcpy(ev.committed_at, src->committed_at, sizeof ev.committed_at);
     src->next++;
+#ifdef BIND_EVENT_UPVALUES
     bind_push_event_cached(L, &ev, &src->cache);
+#else
+    bind_push_event(L, &ev); /* a tree from before the cached path */
+#endif
     return 1;
 }
 
@@ -437,9 +445,13 @@ static int l_events(lua_State *L)
     }
     revision_after(NULL, NULL, src->revision);
     revision_timestamp(store_env_default.now_ms(NULL), src->committed_at);
+#ifdef BIND_EVENT_UPVALUES
     bind_event_upvalues(L);
     src->cache.first = 2;
     lua_pushcclosure(L, source_next, 1 + BIND_EVENT_UPVALUES);
+#else
+    lua_pushcclosure(L, source_next, 1);
+#endif
     lua_pushnil(L);
     lua_pushnil(L);
     lua_pushnil(L);

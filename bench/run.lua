@@ -39,13 +39,16 @@ local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 local tmp = sh("mktemp -d " .. quote(build .. "/tmp.XXXXXX")):gsub("%s+$", "")
 local function path(name) return tmp .. "/" .. name end
 
+-- Runs one measurement; returns its result and a table of every
+-- `name value` line it printed.
 local function scenario(...)
   local words = { build .. "/aeon-bench", "bench/scenario.lua" }
   for _, w in ipairs({ ... }) do words[#words + 1] = quote(tostring(w)) end
   local out = sh(table.concat(words, " "))
-  local v = out:match("result ([%d.e+-]+)")
-  if not v then error("no result from " .. table.concat(words, " ") .. ":\n" .. out, 0) end
-  return tonumber(v)
+  local lines = {}
+  for name, v in out:gmatch("(%w[%w_]*) ([%d.e+-]+)\n") do lines[name] = tonumber(v) end
+  if not lines.result then error("no result from " .. table.concat(words, " ") .. ":\n" .. out, 0) end
+  return lines.result, lines
 end
 
 local function rss()
@@ -89,7 +92,8 @@ local ok, err = pcall(function()
     local f1 = scenario("fsync", tmp, FSYNCS)
     local c1 = scenario("command", path("cmd1.db"), 1, COMMANDS_1)
     local f2 = scenario("fsync", tmp, FSYNCS)
-    local c16 = scenario("command", path("cmd16.db"), CLIENTS, COMMANDS_16)
+    local c16, more = scenario("command", path("cmd16.db"), CLIENTS, COMMANDS_16)
+    if more.per_commit then sample("per_commit", more.per_commit) end
     local f3 = scenario("fsync", tmp, FSYNCS)
     pair("command1", "fsync1", c1, f1, f2)
     pair("command16", "fsync16", c16, f2, f3)
@@ -153,6 +157,9 @@ row("1", "command, 1 client, 1 key", num(M.command1) .. " cmd/s", num(M.fsync1) 
   r "command1", ">= 0.7", r "command1" >= 0.7)
 row("2", ("command, %d clients, %d keys"):format(CLIENTS, CLIENTS), num(M.command16) .. " cmd/s",
   num(M.fsync16) .. " fdatasync/s", r "command16", ">= 3", r "command16" >= 3)
+if M.per_commit then
+  row("2g", "  appends per commit (group commit)", ("%.1f"):format(M.per_commit), "", nil, "", nil)
+end
 row("3", ("batched append, %d events/append (Lua)"):format(PER), num(M.batch_lua) .. " events/s",
   "raw SQLite " .. num(M.raw_lua) .. " rows/s", r "batch_lua", ">= 0.75", r "batch_lua" >= 0.75)
 row("3c", "  the same through store.h (C)", num(M.batch_c) .. " events/s",

@@ -74,7 +74,7 @@ elseif name == "command" then
   local secs = bench.threads(clients, "bench/client.lua", arg[2], tostring(n))
   local g = watcher:admin("info").group_commit
   result(clients * n / secs)
-  io.write(("per_commit %.6g\n"):format(g.appends / g.commits))
+  if g and g.commits > 0 then io.write(("per_commit %.6g\n"):format(g.appends / g.commits)) end
 elseif name == "batch-lua" then
   local appends, per = int(3), int(4)
   local events = {}
