@@ -77,7 +77,7 @@ static bool ends_with(const char *s, const char *suffix)
 /* The URI forms are those of API.md section 2. The backend gets the whole
  * URI and parses its own part, so it can also be opened directly through
  * its ops table. */
-store_status store_open(const char *uri, const store_env *env, store **out,
+store_status store_open(const char *uri, const store_options *opts, store **out,
                         char **err)
 {
     *out = NULL;
@@ -86,7 +86,7 @@ store_status store_open(const char *uri, const store_env *env, store **out,
 
     /* "dynamodb:NAME" and a JSON object {"name", "eventsTable", ...} name
      * DynamoDB tables; they dispatch here once that backend is compiled in:
-     *     return store_dynamodb_ops.open(uri, env, out, err);          */
+     *     return store_dynamodb_ops.open(uri, opts, out, err);         */
     const char *p = uri + strspn(uri, " \t\r\n");
     if (strncmp(uri, "dynamodb:", 9) == 0 || *p == '{')
         return store_fail(err, STORE_INVALID, "unknown store URI \"%s\" "
@@ -94,7 +94,7 @@ store_status store_open(const char *uri, const store_env *env, store **out,
 
     if (strncmp(uri, "sqlite:", 7) == 0 || strcmp(uri, "memory:") == 0 ||
         ends_with(uri, ".db"))
-        return store_sqlite_ops.open(uri, env, out, err);
+        return store_sqlite_ops.open(uri, opts, out, err);
 
     return store_fail(err, STORE_INVALID, "unknown store URI \"%s\" (use "
                       "sqlite:PATH, PATH.db or memory:)", uri);

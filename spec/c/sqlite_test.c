@@ -74,7 +74,8 @@ static char *path_in_dir(const char *name)
 static store *open_env(const char *uri, const store_env *env)
 {
     store *s = NULL;
-    OK(store_open(uri, env, &s, &err));
+    store_options opts = {env, NULL, NULL};
+    OK(store_open(uri, &opts, &s, &err));
     return s;
 }
 
