@@ -279,6 +279,7 @@ struct store {
 
 /* The backends compiled in. */
 extern const store_ops store_sqlite_ops;
+extern const store_ops store_dynamodb_ops;
 
 /* Picks the backend for a URI ("sqlite:PATH", "PATH.db", "memory:", ...)
  * and opens it. STORE_INVALID for a URI no backend takes. */
