@@ -1395,7 +1395,7 @@ static store_status ddb_admin(store *st, store_admin action, char **out, char **
             if (desc != NULL) {
                 const char *problem = layout_problem(s, ro, desc);
                 if (problem != NULL) {
-                    status = store_fail(err, STORE_INVALID, "dynamodb: table %s exists but "
+                    status = store_fail(err, STORE_IO, "dynamodb: table %s exists but "
                                         "%s: it is not an Aeon %s table; use another store "
                                         "name", table, problem, role_names[ro]);
                     goto done;
