@@ -949,6 +949,8 @@ done:
     return q;
 }
 
+static store_status advance(store_cursor *c, char **err);
+
 static store_status ddb_read(store *st, const char *key, const store_read_opts *opts,
                              store_cursor **out, char **err)
 {
@@ -988,6 +990,12 @@ static store_status ddb_read(store *st, const char *key, const store_read_opts *
         goto nomem;
     c->partition_done = key == NULL; /* read_all starts by finding a slice */
     ddb_filter_free(&f);
+    /* The first page now, so a missing table or a bad endpoint is read's
+     * failure (nil, message) rather than the first next's. */
+    if ((status = advance(c, err)) != STORE_OK) {
+        ddb_cursor_close(c);
+        return status;
+    }
     *out = c;
     return STORE_OK;
 nomem:
@@ -1113,22 +1121,13 @@ static store_status to_event(store_cursor *c, const json_t *item, char **err)
     return STORE_OK;
 }
 
-static store_status ddb_next(store_cursor *c, const store_event **ev, char **err)
+/* Loads pages until one has an item left to look at, or there are none. */
+static store_status advance(store_cursor *c, char **err)
 {
     store_status status;
-    *ev = NULL;
     while (!c->done && c->remaining != 0) {
-        json_t *items = json_object_get(c->page, "Items");
-        if (c->page != NULL && c->pos < json_array_size(items)) {
-            if ((status = to_event(c, json_array_get(items, c->pos++), err)) != STORE_OK)
-                return status;
-            if (c->local != NULL && !filter_match(c->local, &c->ev))
-                continue;
-            if (c->remaining > 0)
-                c->remaining--;
-            *ev = &c->ev;
+        if (c->page != NULL && c->pos < json_array_size(json_object_get(c->page, "Items")))
             return STORE_OK;
-        }
         json_decref(c->page);
         c->page = NULL;
         if (c->partition_done) {
@@ -1144,6 +1143,24 @@ static store_status ddb_next(store_cursor *c, const store_event **ev, char **err
             return status;
     }
     return STORE_OK;
+}
+
+static store_status ddb_next(store_cursor *c, const store_event **ev, char **err)
+{
+    store_status status;
+    *ev = NULL;
+    while ((status = advance(c, err)) == STORE_OK && !c->done && c->remaining != 0) {
+        json_t *items = json_object_get(c->page, "Items");
+        if ((status = to_event(c, json_array_get(items, c->pos++), err)) != STORE_OK)
+            return status;
+        if (c->local != NULL && !filter_match(c->local, &c->ev))
+            continue;
+        if (c->remaining > 0)
+            c->remaining--;
+        *ev = &c->ev;
+        return STORE_OK;
+    }
+    return status;
 }
 
 /* ------------------------------------------------------------------ */

@@ -336,6 +336,30 @@ describe("dynamodb backend #dynamodb", function()
     end)
   end)
 
+  it("works from the command line: store deploy, the counter apps, events read, store destroy #cli", function()
+    local env = { AEON_STORE = "dynamodb:" .. helpers.unique("cli") }
+    local function host(...)
+      local code, out, err = helpers.run_host({ ... }, { env = env })
+      assert.same(0, code, err)
+      return out
+    end
+    local deployed = json.decode(host("store", "deploy"))
+    assert.same({ true, true, true }, pluck(deployed.tables, "created"))
+    assert.same(1, json.decode(host("apps/counter.lua", "increment", "name=a")).value)
+    assert.same("appended", json.decode(host("apps/counter-basic.lua", "increment", "name=a")).type)
+    assert.same(2, json.decode(host("apps/counter-basic.lua", "counter", "name=a")).value)
+    local lines = {}
+    for line in host("events", "read", "counter/a", "--json"):gmatch("[^\n]+") do lines[#lines + 1] = json.decode(line) end
+    assert.same({ "incremented", "incremented" }, pluck(lines, "type"))
+    assert.same({ type = "incremented", name = "a" }, lines[1].data)
+    assert.same(2, #collect(host("events", "all"):gmatch("[^\n]+")))
+    assert.is_true(json.decode(host("store", "info")).exists)
+    assert.same({ true, true, true }, pluck(json.decode(host("store", "destroy")).tables, "deleted"))
+    local code, _, err = helpers.run_host({ "events", "read", "counter/a" }, { env = env })
+    assert.same(3, code)
+    assert.matches("store deploy", err)
+  end)
+
   it("passes the C checks that need a fake clock (build/test/dynamodb_test)", function()
     local exe = "build/test/dynamodb_test"
     if not io.open(exe) then return pending("run make ctest first") end
