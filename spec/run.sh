@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 if [ -z "${AEON_SKIP_DYNAMODB:-}" ]; then
   state=$(mktemp -d)
-  AEON_DDB_STATE=$state
+  AEON_DDB_STATE=$state/dynamodb-local # a file: pid and port
   export AEON_DDB_STATE
   trap 'sh scripts/dynamodb-local.sh stop; rm -rf "$state"' EXIT INT TERM
   eval "$(sh scripts/dynamodb-local.sh start)"
