@@ -9,15 +9,16 @@
 -- remote one), and with the runner's default of 10 retries the odd command
 -- still ran out of them. A snapshot every 100 events keeps each command's
 -- read short however long the counter's history grows. Counters never go
--- below 0.
+-- below 0. Queries answer from a read model kept by a projection (CQRS).
 --
 --   aeon-host apps/counter.lua increment name=a
 --     {"type":"appended","count":1,"revision":"01K...","value":1}
 --   aeon-host apps/counter.lua decrement a
 --   aeon-host apps/counter.lua counter a
---     {"value":0}
+--     {"value":0,"increments":1,"decrements":1,"revision":"01K..."}
 local aeon = require "aeon"
 local counter = require "domain.counter"
+local counter_cqrs = require "domain.counter_cqrs"
 
 local app = aeon.app "counter"
 
@@ -41,18 +42,13 @@ end
 app:command("increment", { params = { "name" } }, command(counter.increment))
 app:command("decrement", { params = { "name" } }, command(counter.decrement))
 
--- The read side. Until the projections issue lands, the query loads the
--- counter as the commands do (newest snapshot, then the events after it).
--- The CQRS read model goes here: a projection of `counter/*` events into a
--- `counters` view ({ value, increments, decrements } per name), and this
--- query answering from the view, with `revision=` to wait for a command's
--- revision (aeon.not_yet while the view is behind).
-app:query("counter", { params = { "name" } }, function(ctx, args)
-  local name, why = counter.check_name(args.name)
-  if not name then return aeon.invalid(why) end
-  local value, err = aeon.load(ctx.store, counter, counter.key(name), { snapshots = true })
-  if value == nil then return nil, err end
-  return { value = value }
-end)
+-- The read side is CQRS: a projection keeps a `counters` view of
+-- { value, increments, decrements, revision } per name, and the query
+-- answers from it. `revision=REV` (from a command's answer) says "not yet"
+-- until the view has seen REV; without it, a command-line query first
+-- brings the view up to date, so it reflects every event committed before.
+counter_cqrs.declare_projection(app)
+app:query("counter", { params = { "name", "revision" }, views = { counter_cqrs.VIEW } },
+  counter_cqrs.query)
 
 return app

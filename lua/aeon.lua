@@ -44,9 +44,15 @@ function M.reject(message, fields) return failure("rejected", tostring(message),
 function M.invalid(message, fields) return failure("invalid", tostring(message), fields) end
 
 --- A read model has not yet seen `revision` (exit 1, HTTP 202 + Retry-After).
-function M.not_yet(revision)
-  return failure("not_yet", "not yet: the read model has not seen revision " .. tostring(revision),
-    { revision = revision })
+-- `seen`, when given, is the revision it has seen, for the message.
+function M.not_yet(revision, seen)
+  local message = "not yet: the read model has not seen revision " .. tostring(revision)
+  if seen == M.START then
+    message = message .. " (it has seen no events yet)"
+  elseif seen then
+    message = message .. " (it has seen up to " .. tostring(seen) .. ")"
+  end
+  return failure("not_yet", message, { revision = revision, seen = seen })
 end
 
 --- An optimistic-concurrency conflict from an append result (exit 1, HTTP 409).

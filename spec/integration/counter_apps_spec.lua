@@ -173,6 +173,8 @@ for _, backend in helpers.each_backend() do
       local code, r = host("apps/counter.lua", "counter", "busy")
       assert.same(0, code)
       assert.same(600, r.value)
+      assert.same(600, r.increments) -- from the read model the projection keeps
+      assert.is_true(aeon.revision_valid(r.revision))
       with_store(function(store)
         local events = collect(store:read("counter/busy"))
         assert.same(600, #events)

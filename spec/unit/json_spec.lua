@@ -71,7 +71,7 @@ describe("aeon.json", function()
 
     it("answers nil and a message for malformed input", function()
       for _, bad in ipairs { "", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "tru", "\"abc", "\"\\x\"",
-        "\"\\ud834\"", "[1] 2", "{\"a\":1,}", "\"a\1b\"", "\"\255\"", "nul", "[", "{\"a\":}" } do
+        "\"\\ud834\"", "[1] 2", "{\"a\":1,}", "\"a\1b\"", "\"\255\"", "nul", "[", "{\"a\":}", "1e999", "-1e400" } do
         local v, err = decode(bad)
         assert.is_nil(v, bad)
         assert.matches("malformed JSON at byte %d+", err)
