@@ -13,17 +13,24 @@
  *                  dataFloats (float marks, only when needed); global secondary
  *                  index by-revision on slice + revision; stream NEW_IMAGE.
  *   NAME-metadata  pk + sk: {pk=KEY, sk="head", revision} per key, a slice
- *                  marker {pk="slice", sk=SLICE} per slice in use, and
- *                  {pk=KEY, sk="snapshot", revision, state, stateFloats}.
+ *                  marker {pk="slice", sk=SLICE} per slice in use, the store
+ *                  head {pk="slice", sk="last", revision},
+ *                  {pk=KEY, sk="snapshot", revision, state, stateFloats} and
+ *                  {pk=NAME, sk="subscription", ...} checkpoints.
  *   NAME-views     pk (view name) + sk: documents {sk="doc#ID", id, revision,
  *                  doc} and the view's own {sk="view", revision}.
  * A slice is a revision's first 5 characters: 2^23 ms (about 2.3 hours) of
  * revisions, so read_all can walk the index one partition at a time.
  *
  * An append is one TransactWriteItems: per key, the head item put under its
- * condition; the slice markers; the events. Its ClientRequestToken is fixed
- * before the first attempt, with the revisions and committedAt, so every
- * resend is byte-identical and commits at most once.
+ * condition; the store head; the slice markers; the events. Its
+ * ClientRequestToken is fixed before the first attempt, with the revisions
+ * and committedAt, so every resend is byte-identical and commits at most
+ * once. The store head's condition (its revision below the new ones) makes
+ * revision order commit order across the store, as on the embedded store:
+ * no event of ours ever commits below one already readable, which is what
+ * lets subscriptions poll the index. Aeon's slice marker is already written
+ * by every append, so this orders nothing that was not serialised anyway.
  */
 #include "aws_config.h"
 #include "ddb_filter.h"
@@ -49,6 +56,9 @@
                                         was behind, before giving up */
 #define TOKEN_LEN 36                 /* ClientRequestToken's maximum */
 #define SLICE_LEN 5                  /* Aeon's slice: a revision's prefix */
+#define STORE_HEAD_SK "last"         /* {pk="slice", sk=this}: the store's last
+                                        revision; never a slice (those are 5
+                                        base32 characters, all below "8") */
 #define DEPLOY_WAIT_MS (10 * 60 * 1000) /* tables ACTIVE (or gone) within this */
 
 static const char rev_min[] = "00000000000000000000000000";
@@ -469,16 +479,28 @@ static store_status build(ddb_store *s, const plan *p, bool many, json_t **out, 
         at += p->b[i].count;
     }
 
-    size_t heads = json_array_size(items), needed = heads + nslices + p->total;
+    size_t heads = json_array_size(items), needed = heads + 1 + nslices + p->total;
     if (needed > TRANSACT_ITEMS) {
         status = store_fail(err, STORE_LIMIT, "dynamodb: this append needs %zu transaction "
-                            "items (%zu event%s, %zu head%s, %zu slice marker%s), and one "
-                            "DynamoDB transaction takes at most %d: append at most %d events "
-                            "to one key at a time", needed, p->total, p->total == 1 ? "" : "s",
-                            heads, heads == 1 ? "" : "s", nslices, nslices == 1 ? "" : "s",
-                            TRANSACT_ITEMS, TRANSACT_ITEMS - 2);
+                            "items (%zu event%s, %zu head%s, the store head, %zu slice "
+                            "marker%s), and one DynamoDB transaction takes at most %d: append "
+                            "at most %d events to one key at a time", needed, p->total,
+                            p->total == 1 ? "" : "s", heads, heads == 1 ? "" : "s", nslices,
+                            nslices == 1 ? "" : "s", TRANSACT_ITEMS, TRANSACT_ITEMS - 3);
         goto done;
     }
+    json_t *store_head = json_pack("{s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}, s:s, s:{s:s},"
+                                   " s:{s:{s:s}}, s:s}}", "Put", "TableName", s->metadata,
+                                   "Item", "pk", "S", "slice", "sk", "S", STORE_HEAD_SK,
+                                   "revision", "S", p->revs[p->total - 1],
+                                   "ConditionExpression",
+                                   "attribute_not_exists(#revision) OR #revision < :first",
+                                   "ExpressionAttributeNames", "#revision", "revision",
+                                   "ExpressionAttributeValues", ":first", "S", p->revs[0],
+                                   "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+    if (store_head == NULL || json_array_append_new(items, store_head) != 0)
+        goto nomem;
+    bytes += ddb_item_size(json_object_get(json_object_get(store_head, "Put"), "Item"));
     for (size_t k = 0; k < nslices; k++) {
         json_t *marker = json_pack("{s:{s:s, s:{s:{s:s}, s:{s:s}}}}", "Put", "TableName",
                                    s->metadata, "Item", "pk", "S", "slice", "sk", "S",
@@ -568,6 +590,18 @@ static size_t cancelled(const plan *p, const http_response *r, char actual[STORE
         }
         item++;
     }
+    /* The store head: another append committed revisions at or above ours. */
+    const char *code = http_cancellation_code(r, item);
+    if (code != NULL && strcmp(code, "ConditionalCheckFailed") == 0) {
+        const json_t *old = json_object_get(json_array_get(http_cancellation_reasons(r), item),
+                                            "Item");
+        const char *last = item_s(old, "revision");
+        if (last != NULL && revision_valid(last) && strcmp(last, floor) > 0)
+            copy_rev(floor, last);
+    } else if (code != NULL && strcmp(code, "None") != 0) {
+        *other = code;
+    }
+    item++;
     /* Markers and events carry no condition; a reason there is not ours. */
     for (size_t k = item; *other == NULL; k++) {
         const char *code = http_cancellation_code(r, k);
@@ -598,7 +632,7 @@ static store_status commit(ddb_store *s, const store_batch *b, size_t n, const c
         return store_fail(err, STORE_LIMIT, "dynamodb: %zu events cannot go in one DynamoDB "
                           "transaction (at most %d items, events included): append at most "
                           "%d events to one key at a time", total, TRANSACT_ITEMS,
-                          TRANSACT_ITEMS - 2);
+                          TRANSACT_ITEMS - 3);
     p.total = total;
 
     status = STORE_NOMEM;
