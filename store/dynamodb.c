@@ -37,11 +37,13 @@
 #include "ddb_value.h"
 #include "filter.h"
 #include "http.h"
+#include "pattern.h"
 #include "revision.h"
 #include "store.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,7 @@
                                         revision; never a slice (those are 5
                                         base32 characters, all below "8") */
 #define DEPLOY_WAIT_MS (10 * 60 * 1000) /* tables ACTIVE (or gone) within this */
+#define INDEX_SETTLE_MS 2000         /* AWS's index shows a write within this */
 
 static const char rev_min[] = "00000000000000000000000000";
 static const char rev_max[] = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
@@ -75,6 +78,9 @@ typedef struct ddb_store {
     char *views;                      /* views table, NULL when there is none */
     char last[STORE_REVISION_SIZE];   /* last revision this handle made */
     uint64_t tokens;                  /* tokens made, mixed into random ones */
+    uint64_t settle_ms;               /* how long the index may lag the table:
+                                         0 on DynamoDB Local, which writes both
+                                         at once (see Subscriptions) */
 } ddb_store;
 
 /* ------------------------------------------------------------------ */
@@ -112,6 +118,15 @@ static void slice_of(const char *rev, char out[SLICE_LEN + 1])
     memcpy(out, rev, n);
     out[n] = '\0';
 }
+
+static void nap(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+static void wake_all(void);
 
 /* Turns an answer an operation did not expect into an error; a missing
  * table gets the remedy. */
@@ -267,6 +282,23 @@ static store_status ddb_open(const char *uri, const store_options *opts, store *
     };
     if ((status = http_open(&cfg, &s->http, err)) != STORE_OK)
         goto fail;
+    /* AEON_DYNAMODB_INDEX_SETTLE_MS overrides the guess (tests, or an
+     * emulator behind another address). */
+    const char *host = strstr(s->aws.endpoint, "://"), *settle;
+    host = host != NULL ? host + 3 : s->aws.endpoint;
+    bool local = strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost", 9) == 0 ||
+                 strncmp(host, "[::1]", 5) == 0;
+    s->settle_ms = local ? 0 : INDEX_SETTLE_MS;
+    if ((settle = getenv("AEON_DYNAMODB_INDEX_SETTLE_MS")) != NULL && *settle != '\0') {
+        char *end = NULL;
+        unsigned long ms = strtoul(settle, &end, 10);
+        if (*end != '\0' || ms > 600000) {
+            status = store_fail(err, STORE_INVALID, "AEON_DYNAMODB_INDEX_SETTLE_MS must be "
+                                "milliseconds from 0 to 600000, not \"%s\"", settle);
+            goto fail;
+        }
+        s->settle_ms = ms;
+    }
     *out = &s->base;
     return STORE_OK;
 fail:
@@ -679,6 +711,7 @@ static store_status commit(ddb_store *s, const store_batch *b, size_t n, const c
             res->count = total;
             copy_rev(res->revision, p.revs[total - 1]);
             copy_rev(s->last, p.revs[total - 1]);
+            wake_all();
             goto done;
         }
         if (strcmp(r.error, "IdempotentParameterMismatchException") == 0) {
@@ -1198,6 +1231,875 @@ static store_status ddb_next(store_cursor *c, const store_event **ev, char **err
 }
 
 /* ------------------------------------------------------------------ */
+/* Views                                                               */
+
+/* A view is one partition of the views table: its documents
+ * {pk=VIEW, sk="doc#ID", id, revision, doc, docFloats} and its own item
+ * {pk=VIEW, sk="view", revision}, the revision it has seen. */
+
+#define VIEW_SK_MAX 1024 /* a sort key value, at most */
+
+static store_status check_view(ddb_store *s, const char *view, const char *id, char **err)
+{
+    const char *why;
+    if (s->views == NULL)
+        return store_fail(err, STORE_IO, "dynamodb: store %s has no views table: its Aeon "
+                          "config names none (add \"viewsTable\": \"%s-views\" to it and run "
+                          "`aeon-host store deploy`)", s->name, s->name);
+    if ((why = store_check_text(view, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "view name %s", why);
+    if (strlen(view) > KEY_BYTES)
+        return store_fail(err, STORE_LIMIT, "dynamodb: view name is %zu bytes; DynamoDB "
+                          "takes at most %d in a partition key", strlen(view), KEY_BYTES);
+    if (id != NULL && (why = store_check_text(id, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "view document id %s", why);
+    if (id != NULL && strlen(id) + 4 > VIEW_SK_MAX)
+        return store_fail(err, STORE_LIMIT, "dynamodb: view document id is %zu bytes; "
+                          "DynamoDB takes at most %d in a sort key (with \"doc#\")",
+                          strlen(id), VIEW_SK_MAX);
+    return STORE_OK;
+}
+
+static char *doc_sk(const char *id)
+{
+    size_t n = strlen(id) + 5;
+    char *sk = malloc(n);
+    if (sk != NULL)
+        snprintf(sk, n, "doc#%s", id);
+    return sk;
+}
+
+static store_status ddb_view_get(store *st, const char *view, const char *id, char **doc,
+                                 size_t *doc_len, char revision[STORE_REVISION_SIZE],
+                                 bool *found, char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    char *sk = NULL;
+    *doc = NULL;
+    *doc_len = 0;
+    *found = false;
+    copy_rev(revision, STORE_START);
+    if ((status = check_view(s, view, id, err)) != STORE_OK)
+        return status;
+    if ((sk = doc_sk(id)) == NULL)
+        return nomem(err);
+    json_t *body = json_pack("{s:s, s:{s:{s:s}, s:{s:s}}, s:b}", "TableName", s->views, "Key",
+                             "pk", "S", view, "sk", "S", sk, "ConsistentRead", 1);
+    free(sk);
+    if ((status = call(s, "GetItem", body, true, NULL, &r, err)) == STORE_OK) {
+        const json_t *item = json_object_get(r.json, "Item");
+        const char *rev = item_s(item, "revision");
+        const json_t *d = json_object_get(item, "doc");
+        if (item == NULL) {
+            /* none */
+        } else if (rev == NULL || d == NULL ||
+                   (strcmp(rev, STORE_START) != 0 && !revision_valid(rev))) {
+            status = store_fail(err, STORE_IO, "dynamodb: document \"%s\" of view \"%s\" in "
+                                "%s is malformed", id, view, s->views);
+        } else if ((status = ddb_value_to_json(d, json_object_get(item, "docFloats"), doc,
+                                               doc_len, err)) == STORE_OK) {
+            copy_rev(revision, rev);
+            *found = true;
+        }
+    }
+    http_response_free(&r);
+    return status;
+}
+
+/* The condition keeps a newer document; an equal revision overwrites, so
+ * replaying a batch (or resending a put) is harmless. */
+static store_status ddb_view_put(store *st, const char *view, const char *id, const char *doc,
+                                 size_t doc_len, const char *revision, bool *stored,
+                                 char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    json_t *av = NULL, *floats = NULL, *item = NULL;
+    char *sk = NULL, *why = NULL;
+    *stored = false;
+    if ((status = check_view(s, view, id, err)) != STORE_OK)
+        return status;
+    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
+        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if (doc == NULL || doc_len == 0)
+        return store_fail(err, STORE_INVALID, "view document is empty");
+    if ((status = ddb_value_from_json(doc, doc_len, &av, &floats, &why)) != STORE_OK) {
+        status = store_fail(err, status, "dynamodb: view document %s", why ? why : "");
+        free(why);
+        return status;
+    }
+    if ((sk = doc_sk(id)) == NULL)
+        goto nomem;
+    item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "pk", "S", view, "sk", "S",
+                     sk, "id", "S", id, "revision", "S", revision, "doc", av);
+    av = NULL;
+    if (item == NULL || (floats != NULL && json_object_set(item, "docFloats", floats) != 0))
+        goto nomem;
+    size_t size = ddb_item_size(item);
+    if (size > DDB_ITEM_MAX) {
+        status = store_fail(err, STORE_LIMIT, "dynamodb: document \"%s\" of view \"%s\" is "
+                            "%zu bytes as a DynamoDB item, over DynamoDB's limit of %d bytes "
+                            "(400 KB)", id, view, size, DDB_ITEM_MAX);
+        goto done;
+    }
+    json_t *body = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:{s:s}}}", "TableName", s->views,
+                             "Item", item, "ConditionExpression",
+                             "attribute_not_exists(#revision) OR #revision <= :revision",
+                             "ExpressionAttributeNames", "#revision", "revision",
+                             "ExpressionAttributeValues", ":revision", "S", revision);
+    status = call(s, "PutItem", body, true,
+                  (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
+    if (status == STORE_OK)
+        *stored = r.error == NULL;
+    goto done;
+nomem:
+    status = nomem(err);
+done:
+    free(sk);
+    json_decref(av);
+    json_decref(floats);
+    json_decref(item);
+    http_response_free(&r);
+    return status;
+}
+
+static store_status ddb_view_revision(store *st, const char *view,
+                                      char out[STORE_REVISION_SIZE], char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    copy_rev(out, STORE_START);
+    if ((status = check_view(s, view, NULL, err)) != STORE_OK)
+        return status;
+    json_t *body = json_pack("{s:s, s:{s:{s:s}, s:{s:s}}, s:b}", "TableName", s->views, "Key",
+                             "pk", "S", view, "sk", "S", "view", "ConsistentRead", 1);
+    if ((status = call(s, "GetItem", body, true, NULL, &r, err)) == STORE_OK) {
+        const char *rev = item_s(json_object_get(r.json, "Item"), "revision");
+        if (rev != NULL && revision_valid(rev))
+            copy_rev(out, rev);
+    }
+    http_response_free(&r);
+    return status;
+}
+
+/* Never backwards: the condition makes an older revision a no-op. */
+static store_status ddb_view_advance(store *st, const char *view, const char *revision,
+                                     char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    if ((status = check_view(s, view, NULL, err)) != STORE_OK)
+        return status;
+    if (revision == NULL || !revision_valid(revision))
+        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    json_t *body = json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}, s:s, s:{s:s}, s:{s:{s:s}}}",
+                             "TableName", s->views, "Item", "pk", "S", view, "sk", "S", "view",
+                             "revision", "S", revision, "ConditionExpression",
+                             "attribute_not_exists(#revision) OR #revision < :revision",
+                             "ExpressionAttributeNames", "#revision", "revision",
+                             "ExpressionAttributeValues", ":revision", "S", revision);
+    status = call(s, "PutItem", body, true,
+                  (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
+    http_response_free(&r);
+    return status;
+}
+
+/* Deletes `keys` (an array of {pk, sk} keys, at most 25) from table, going
+ * on with what DynamoDB leaves unprocessed. */
+static store_status delete_keys(ddb_store *s, const char *table, json_t *keys, char **err)
+{
+    http_response r = {0};
+    store_status status = STORE_OK;
+    json_t *requests = json_array();
+    size_t i;
+    json_t *k;
+    if (requests == NULL)
+        return nomem(err);
+    json_array_foreach(keys, i, k) {
+        if (json_array_append_new(requests, json_pack("{s:{s:O}}", "DeleteRequest", "Key", k)))
+            goto nomem;
+    }
+    for (int attempt = 0; json_array_size(requests) > 0; attempt++) {
+        if (attempt >= 10) {
+            status = store_fail(err, STORE_IO, "dynamodb BatchWriteItem: %zu deletes still "
+                                "unprocessed after %d attempts", json_array_size(requests),
+                                attempt);
+            break;
+        }
+        if (attempt > 0)
+            nap(50u << (attempt < 6 ? attempt : 6));
+        json_t *body = json_pack("{s:{s:O}}", "RequestItems", table, requests);
+        if ((status = call(s, "BatchWriteItem", body, true, NULL, &r, err)) != STORE_OK)
+            break;
+        json_t *left = json_object_get(json_object_get(r.json, "UnprocessedItems"), table);
+        json_decref(requests);
+        requests = json_is_array(left) ? json_incref(left) : json_array();
+        http_response_free(&r);
+        if (requests == NULL)
+            goto nomem;
+    }
+    goto done;
+nomem:
+    status = nomem(err);
+done:
+    json_decref(requests);
+    http_response_free(&r);
+    return status;
+}
+
+static store_status ddb_view_clear(store *st, const char *view, char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    json_t *resume = NULL;
+    if ((status = check_view(s, view, NULL, err)) != STORE_OK)
+        return status;
+    do {
+        json_t *body = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}}, s:i, s:b}",
+                                 "TableName", s->views, "KeyConditionExpression", "#pk = :pk",
+                                 "ProjectionExpression", "#pk, #sk", "ExpressionAttributeNames",
+                                 "#pk", "pk", "#sk", "sk", "ExpressionAttributeValues", ":pk",
+                                 "S", view, "Limit", 25, "ConsistentRead", 1);
+        if (body != NULL && resume != NULL)
+            json_object_set(body, "ExclusiveStartKey", resume);
+        if ((status = call(s, "Query", body, true, NULL, &r, err)) != STORE_OK)
+            break;
+        json_decref(resume);
+        resume = json_incref(json_object_get(r.json, "LastEvaluatedKey"));
+        json_t *items = json_object_get(r.json, "Items");
+        if (json_array_size(items) > 0 &&
+            (status = delete_keys(s, s->views, items, err)) != STORE_OK)
+            break;
+        http_response_free(&r);
+    } while (resume != NULL);
+    json_decref(resume);
+    http_response_free(&r);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* Subscriptions                                                       */
+
+/* A subscription polls the by-revision index from where it is. Revision
+ * order is commit order for this library's writers (the store head), so a
+ * scan never passes an event that commits later, except for the time
+ * AWS's index takes to show a write: a revision the scan reached counts as
+ * settled - everything below it seen - only INDEX_SETTLE_MS after it was
+ * read. Events read above the settled mark are remembered (`seen`), so a
+ * later scan over them hands out only what it had not. DynamoDB Local
+ * writes its index with the table, so nothing waits there.
+ *
+ * The checkpoint item {pk=NAME, sk="subscription"} holds the revision acked
+ * (what checkpoint() says), the settled mark and seen revisions that go
+ * with it, and a version number for fencing. */
+
+#define SUB_WAIT_MS 100          /* a waiting poll looks again this often */
+#define WAKE_STEP_MS 10          /* ... and for appends in this process this often */
+#define SUB_HISTORY 64           /* recent polls remembered for acks */
+
+/* A revision looked at above the mark, and the poll that looked. */
+typedef struct seen_rev {
+    char rev[STORE_REVISION_SIZE]; /* the event's revision */
+    uint64_t poll;                 /* poll number; 0: loaded with a checkpoint */
+} seen_rev;
+
+/* Where one recent poll left the mark, for acking its position. */
+typedef struct poll_mark {
+    uint64_t poll;                 /* poll number */
+    char mark[STORE_REVISION_SIZE]; /* the mark after it: its position */
+} poll_mark;
+
+/* A poll's highest revision read, waiting to settle. */
+typedef struct settling {
+    char rev[STORE_REVISION_SIZE]; /* highest revision the poll read */
+    uint64_t at_ms;                /* when (store_env clock) */
+} settling;
+
+struct store_sub {
+    ddb_store *s;                      /* the handle it reads and acks through */
+    char *name;                        /* NULL when ephemeral */
+    char **keys;                       /* key patterns */
+    size_t nkeys;                      /* entries in keys */
+    char **types;                      /* type patterns */
+    size_t ntypes;                     /* entries in types */
+    store_filter *filter;              /* copy of the caller's filter, or NULL */
+    char start[STORE_REVISION_SIZE];   /* where to begin without a checkpoint */
+    char known[STORE_REVISION_SIZE];   /* the checkpoint as last read or written */
+    int64_t version;                   /* of the stored checkpoint; 0: none */
+    char mark[STORE_REVISION_SIZE];    /* every event at or below was looked at */
+    seen_rev *seen;                    /* looked at above mark, sorted */
+    size_t nseen;                      /* entries in seen */
+    size_t seen_cap;                   /* entries allocated */
+    settling pending[SUB_HISTORY];     /* reads not yet settled, oldest first */
+    size_t npending;                   /* entries in pending */
+    poll_mark history[SUB_HISTORY];    /* recent polls' positions, oldest first */
+    size_t nhistory;                   /* entries in history */
+    uint64_t polls;                    /* polls made */
+    store_event *events;               /* the last batch */
+    char **blocks;                     /* each event's strings, one block each */
+    size_t nevents;                    /* events in the batch */
+    size_t events_cap;                 /* entries allocated */
+};
+
+/* Appends in this process wake its waiting polls at once. */
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t wake_gen;
+
+static void wake_all(void)
+{
+    pthread_mutex_lock(&wake_lock);
+    wake_gen++;
+    pthread_mutex_unlock(&wake_lock);
+}
+
+static uint64_t wake_now(void)
+{
+    pthread_mutex_lock(&wake_lock);
+    uint64_t g = wake_gen;
+    pthread_mutex_unlock(&wake_lock);
+    return g;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void free_batch(store_sub *sub)
+{
+    for (size_t i = 0; i < sub->nevents; i++)
+        free(sub->blocks[i]);
+    sub->nevents = 0;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void ddb_sub_close(store_sub *sub)
+{
+    if (sub == NULL)
+        return;
+    free_batch(sub);
+    free(sub->events);
+    free(sub->blocks);
+    free(sub->seen);
+    free(sub->name);
+    free_strings(sub->keys, sub->nkeys);
+    free_strings(sub->types, sub->ntypes);
+    filter_free(sub->filter);
+    free(sub);
+}
+
+static store_status copy_patterns(const char *const *in, size_t n, const char *what,
+                                  char ***out, size_t *nout, char **err)
+{
+    const char *why;
+    *out = NULL;
+    *nout = 0;
+    if (n == 0)
+        return STORE_OK;
+    if (in == NULL)
+        return store_fail(err, STORE_INVALID, "no %s patterns given", what);
+    for (size_t i = 0; i < n; i++)
+        if ((why = store_check_text(in[i], false)) != NULL)
+            return store_fail(err, STORE_INVALID, "%s pattern %zu %s", what, i + 1, why);
+    if ((*out = calloc(n, sizeof **out)) == NULL)
+        return nomem(err);
+    for (; *nout < n; (*nout)++)
+        if (((*out)[*nout] = strdup(in[*nout])) == NULL)
+            return nomem(err);
+    return STORE_OK;
+}
+
+/* Index of rev in sub->seen, or where it would go (*found false). */
+static size_t seen_find(const store_sub *sub, const char *rev, bool *found)
+{
+    size_t lo = 0, hi = sub->nseen;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(sub->seen[mid].rev, rev);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static bool seen_add(store_sub *sub, const char *rev, uint64_t poll)
+{
+    bool found;
+    size_t at = seen_find(sub, rev, &found);
+    if (found)
+        return true;
+    if (sub->nseen == sub->seen_cap) {
+        size_t cap = sub->seen_cap > 0 ? sub->seen_cap * 2 : 64;
+        seen_rev *v = realloc(sub->seen, cap * sizeof *v);
+        if (v == NULL)
+            return false;
+        sub->seen = v;
+        sub->seen_cap = cap;
+    }
+    memmove(&sub->seen[at + 1], &sub->seen[at], (sub->nseen - at) * sizeof *sub->seen);
+    copy_rev(sub->seen[at].rev, rev);
+    sub->seen[at].poll = poll;
+    sub->nseen++;
+    return true;
+}
+
+/* Drops what the mark now covers. */
+static void seen_prune(store_sub *sub)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < sub->nseen; i++)
+        if (strcmp(sub->seen[i].rev, sub->mark) > 0)
+            sub->seen[keep++] = sub->seen[i];
+    sub->nseen = keep;
+}
+
+/* The store's last revision: the store head, or (for stores Aeon's own
+ * client wrote, which have none) the index's last event, whichever is
+ * higher. */
+static store_status store_last(ddb_store *s, char out[STORE_REVISION_SIZE], char **err)
+{
+    http_response r = {0};
+    const json_t *item;
+    store_cursor *c = NULL;
+    const store_event *ev;
+    store_read_opts o = {NULL, false, NULL, false, 1, true, NULL};
+    copy_rev(out, STORE_START);
+    store_status status = get_meta(s, "slice", STORE_HEAD_SK, &r, &item, err);
+    if (status == STORE_OK && item_s(item, "revision") != NULL &&
+        revision_valid(item_s(item, "revision")))
+        copy_rev(out, item_s(item, "revision"));
+    http_response_free(&r);
+    if (status != STORE_OK || (status = ddb_read(&s->base, NULL, &o, &c, err)) != STORE_OK)
+        return status;
+    if ((status = ddb_next(c, &ev, err)) == STORE_OK && ev != NULL &&
+        strcmp(ev->revision, out) > 0)
+        copy_rev(out, ev->revision);
+    ddb_cursor_close(c);
+    return status;
+}
+
+static json_t *sub_key(const char *name)
+{
+    return json_pack("{s:{s:s}, s:{s:s}}", "pk", "S", name, "sk", "S", "subscription");
+}
+
+/* Puts the subscription where a consumer of its name starts now: at the
+ * stored checkpoint (its mark and seen revisions), else at its start. */
+static store_status rewind_sub(store_sub *sub, char **err)
+{
+    ddb_store *s = sub->s;
+    store_status status = STORE_OK;
+    http_response r = {0};
+    free_batch(sub);
+    sub->nseen = sub->npending = sub->nhistory = 0;
+    copy_rev(sub->known, STORE_START);
+    sub->version = 0;
+    const json_t *item = NULL;
+    if (sub->name != NULL) {
+        json_t *body = json_pack("{s:s, s:o, s:b}", "TableName", s->metadata, "Key",
+                                 sub_key(sub->name), "ConsistentRead", 1);
+        if ((status = call(s, "GetItem", body, true, NULL, &r, err)) != STORE_OK)
+            goto done;
+        item = json_object_get(r.json, "Item");
+    }
+    if (item != NULL) {
+        const char *rev = item_s(item, "revision"), *mark = item_s(item, "mark");
+        const char *version = json_string_value(json_object_get(json_object_get(item,
+                                                                                "version"), "N"));
+        if (rev == NULL || !revision_valid(rev) || version == NULL) {
+            status = store_fail(err, STORE_IO, "dynamodb: the checkpoint of subscription \"%s\" "
+                                "in %s is malformed", sub->name, s->metadata);
+            goto done;
+        }
+        copy_rev(sub->known, rev);
+        copy_rev(sub->mark, mark != NULL && (revision_valid(mark) ||
+                                             strcmp(mark, STORE_START) == 0) ? mark : rev);
+        sub->version = strtoll(version, NULL, 10);
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(json_object_get(item, "seen"), "L"), i, v) {
+            const char *seen = json_string_value(json_object_get(v, "S"));
+            if (seen != NULL && revision_valid(seen) && strcmp(seen, sub->mark) > 0 &&
+                !seen_add(sub, seen, 0)) {
+                status = nomem(err);
+                goto done;
+            }
+        }
+    } else if (strcmp(sub->start, STORE_END) == 0) {
+        status = store_last(s, sub->mark, err);
+    } else {
+        copy_rev(sub->mark, sub->start);
+    }
+done:
+    http_response_free(&r);
+    return status;
+}
+
+static store_status ddb_subscribe(store *st, const char *name, const store_sub_opts *opts,
+                                  store_sub **out, char **err)
+{
+    static const store_sub_opts defaults = {NULL, 0, NULL, 0, NULL, NULL};
+    ddb_store *s = (ddb_store *)st;
+    store_status status = STORE_NOMEM;
+    store_sub *sub = NULL;
+    const char *why;
+    *out = NULL;
+    if (opts == NULL)
+        opts = &defaults;
+    if (name != NULL && (why = store_check_text(name, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "subscription name %s", why);
+    if (name != NULL && strlen(name) > KEY_BYTES)
+        return store_fail(err, STORE_LIMIT, "dynamodb: subscription name is over %d bytes",
+                          KEY_BYTES);
+    if (opts->start != NULL && !revision_bound_valid(opts->start))
+        return store_fail(err, STORE_INVALID, "subscription start \"%s\" is not a revision, "
+                          "START or END", opts->start);
+    if (opts->filter != NULL && (why = filter_check(opts->filter)) != NULL)
+        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
+    if ((sub = calloc(1, sizeof *sub)) == NULL ||
+        (name != NULL && (sub->name = strdup(name)) == NULL) ||
+        filter_copy(opts->filter, &sub->filter) != STORE_OK)
+        goto nomem;
+    sub->s = s;
+    copy_rev(sub->start, opts->start != NULL ? opts->start : STORE_START);
+    if ((status = copy_patterns(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
+                                err)) != STORE_OK ||
+        (status = copy_patterns(opts->types, opts->ntypes, "type", &sub->types, &sub->ntypes,
+                                err)) != STORE_OK ||
+        (status = rewind_sub(sub, err)) != STORE_OK)
+        goto fail;
+    /* An ephemeral subscription's checkpoint is where it starts. */
+    if (sub->name == NULL)
+        copy_rev(sub->known, sub->mark);
+    *out = sub;
+    return STORE_OK;
+nomem:
+    status = nomem(err);
+fail:
+    ddb_sub_close(sub);
+    return status;
+}
+
+static bool sub_matches(const store_sub *sub, const store_event *ev)
+{
+    return pattern_match_any((const char *const *)sub->keys, sub->nkeys, ev->key) &&
+           pattern_match_any((const char *const *)sub->types, sub->ntypes, ev->type) &&
+           filter_match(sub->filter, ev);
+}
+
+/* Copies an event into the batch: its strings in one block. */
+static bool keep(store_sub *sub, const store_event *ev)
+{
+    if (sub->nevents == sub->events_cap) {
+        size_t cap = sub->events_cap > 0 ? sub->events_cap * 2 : 16;
+        store_event *e = realloc(sub->events, cap * sizeof *e);
+        if (e == NULL)
+            return false;
+        sub->events = e;
+        char **b = realloc(sub->blocks, cap * sizeof *b);
+        if (b == NULL)
+            return false;
+        sub->blocks = b;
+        sub->events_cap = cap;
+    }
+    size_t kl = strlen(ev->key), tl = strlen(ev->type);
+    size_t cl = ev->correlation_id != NULL ? strlen(ev->correlation_id) : 0;
+    char *block = malloc(kl + tl + ev->data_len + cl + 4);
+    if (block == NULL)
+        return false;
+    store_event *e = &sub->events[sub->nevents];
+    *e = *ev;
+    char *p = block;
+    e->key = memcpy(p, ev->key, kl + 1);
+    p += kl + 1;
+    e->type = memcpy(p, ev->type, tl + 1);
+    p += tl + 1;
+    memcpy(p, ev->data, ev->data_len);
+    p[ev->data_len] = '\0';
+    e->data = p;
+    p += ev->data_len + 1;
+    e->correlation_id = ev->correlation_id != NULL ? memcpy(p, ev->correlation_id, cl + 1)
+                                                   : NULL;
+    sub->blocks[sub->nevents++] = block;
+    return true;
+}
+
+/* One look: reads the index after the mark, skipping what was seen, and
+ * keeps up to max matching events; then moves the mark to what has
+ * settled. On failure nothing is handed out and nothing is marked seen. */
+static store_status scan(store_sub *sub, size_t max, char **err)
+{
+    ddb_store *s = sub->s;
+    bool from_start = strcmp(sub->mark, STORE_START) == 0;
+    store_read_opts o = {from_start ? NULL : sub->mark, !from_start, NULL, false, -1, false,
+                         NULL};
+    store_cursor *c = NULL;
+    const store_event *ev;
+    char last[STORE_REVISION_SIZE] = "";
+    uint64_t poll = sub->polls + 1;
+    size_t seen_before = sub->nseen;
+    store_status status;
+
+    free_batch(sub);
+    if ((status = ddb_read(&s->base, NULL, &o, &c, err)) != STORE_OK)
+        return status;
+    while ((status = ddb_next(c, &ev, err)) == STORE_OK && ev != NULL) {
+        bool found;
+        seen_find(sub, ev->revision, &found);
+        if (found)
+            continue;
+        if (!seen_add(sub, ev->revision, poll) ||
+            (sub_matches(sub, ev) && !keep(sub, ev))) {
+            status = nomem(err);
+            break;
+        }
+        copy_rev(last, ev->revision);
+        if (sub->nevents == max)
+            break;
+    }
+    ddb_cursor_close(c);
+    if (status != STORE_OK) {
+        /* forget this poll's reads: the next one looks again */
+        size_t keep_n = 0;
+        for (size_t i = 0; i < sub->nseen; i++)
+            if (sub->seen[i].poll != poll)
+                sub->seen[keep_n++] = sub->seen[i];
+        sub->nseen = keep_n;
+        (void)seen_before;
+        free_batch(sub);
+        return status;
+    }
+    sub->polls = poll;
+
+    uint64_t now = s->base.env.now_ms(s->base.env.ctx);
+    uint64_t settle = s->settle_ms;
+    if (last[0] != '\0') {
+        if (sub->npending == SUB_HISTORY) {
+            /* keep the newest reads; the oldest settles now (rarely: a poll
+             * per millisecond would be needed to get here) */
+            if (strcmp(sub->pending[0].rev, sub->mark) > 0)
+                copy_rev(sub->mark, sub->pending[0].rev);
+            memmove(&sub->pending[0], &sub->pending[1],
+                    (SUB_HISTORY - 1) * sizeof *sub->pending);
+            sub->npending--;
+        }
+        copy_rev(sub->pending[sub->npending].rev, last);
+        sub->pending[sub->npending++].at_ms = now;
+    }
+    size_t gone = 0;
+    while (gone < sub->npending && sub->pending[gone].at_ms + settle <= now) {
+        if (strcmp(sub->pending[gone].rev, sub->mark) > 0)
+            copy_rev(sub->mark, sub->pending[gone].rev);
+        gone++;
+    }
+    memmove(&sub->pending[0], &sub->pending[gone], (sub->npending - gone) * sizeof *sub->pending);
+    sub->npending -= gone;
+    seen_prune(sub);
+
+    if (sub->nhistory == SUB_HISTORY) {
+        memmove(&sub->history[0], &sub->history[1], (SUB_HISTORY - 1) * sizeof *sub->history);
+        sub->nhistory--;
+    }
+    sub->history[sub->nhistory].poll = poll;
+    copy_rev(sub->history[sub->nhistory++].mark, sub->mark);
+    return STORE_OK;
+}
+
+static store_status ddb_poll(store_sub *sub, int64_t timeout_ms, size_t max,
+                             const store_event **events, size_t *count,
+                             char position[STORE_REVISION_SIZE], char **err)
+{
+    store_status status;
+    *events = NULL;
+    *count = 0;
+    copy_rev(position, sub->mark);
+    if (max == 0)
+        return store_fail(err, STORE_INVALID, "poll: max must be at least 1");
+    int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        uint64_t gen = wake_now();
+        if ((status = scan(sub, max, err)) != STORE_OK)
+            return status;
+        if (sub->nevents > 0 || mono_ms() >= deadline)
+            break;
+        /* Wait for an append here (checked often) or the next look. */
+        int64_t until = mono_ms() + SUB_WAIT_MS;
+        if (until > deadline)
+            until = deadline;
+        while (mono_ms() < until && wake_now() == gen)
+            nap(WAKE_STEP_MS);
+    }
+    *events = sub->events;
+    *count = sub->nevents;
+    copy_rev(position, sub->mark);
+    return STORE_OK;
+}
+
+/* What acking `revision` says is processed, as a mark and the revisions
+ * above it (see store.h's ack): for a poll's position, everything that
+ * poll and those before looked at; for an event handed out, that and what
+ * was looked at before it. */
+static store_status processed(const store_sub *sub, const char *revision,
+                              char mark[STORE_REVISION_SIZE], json_t **seen)
+{
+    uint64_t poll = sub->polls;
+    bool position = false, found;
+    bool in_batch = false;
+    for (size_t i = 0; i < sub->nevents && !in_batch; i++)
+        in_batch = strcmp(sub->events[i].revision, revision) == 0;
+    size_t at = seen_find(sub, revision, &found);
+    if (!in_batch && found) {
+        poll = sub->seen[at].poll;
+    } else if (!in_batch) {
+        for (size_t i = sub->nhistory; i > 0; i--)
+            if (strcmp(sub->history[i - 1].mark, revision) == 0) {
+                poll = sub->history[i - 1].poll;
+                position = true;
+                break;
+            }
+    }
+    /* The mark after that poll (or the current one when it is gone). */
+    copy_rev(mark, sub->mark);
+    for (size_t i = 0; i < sub->nhistory; i++)
+        if (sub->history[i].poll == poll)
+            copy_rev(mark, sub->history[i].mark);
+    if (!position && strcmp(revision, mark) < 0)
+        copy_rev(mark, revision);
+    if ((*seen = json_array()) == NULL)
+        return STORE_NOMEM;
+    for (size_t i = 0; i < sub->nseen; i++) {
+        const seen_rev *v = &sub->seen[i];
+        bool done = v->poll < poll || (v->poll == poll && (position ||
+                                                            strcmp(v->rev, revision) <= 0));
+        if (done && strcmp(v->rev, mark) > 0 &&
+            json_array_append_new(*seen, json_pack("{s:s}", "S", v->rev)) != 0)
+            return STORE_NOMEM;
+    }
+    return STORE_OK;
+}
+
+static store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, char **err)
+{
+    ddb_store *s = sub->s;
+    http_response r = {0};
+    json_t *seen = NULL, *item = NULL;
+    char mark[STORE_REVISION_SIZE];
+    store_status status;
+    *acked = false;
+    if (revision == NULL || !revision_valid(revision))
+        return store_fail(err, STORE_INVALID, "ack: \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if (strcmp(revision, sub->known) <= 0) {
+        *acked = true;
+        return STORE_OK;
+    }
+    if (sub->name == NULL) {
+        copy_rev(sub->known, revision);
+        *acked = true;
+        return STORE_OK;
+    }
+    if (processed(sub, revision, mark, &seen) != STORE_OK)
+        goto nomem;
+    char version[24];
+    snprintf(version, sizeof version, "%" PRId64, sub->version + 1);
+    item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "pk", "S", sub->name,
+                     "sk", "S", "subscription", "revision", "S", revision, "mark", "S", mark,
+                     "version", "N", version);
+    if (item == NULL || (json_array_size(seen) > 0 &&
+                         json_object_set_new(item, "seen", json_pack("{s:O}", "L", seen)) != 0))
+        goto nomem;
+    json_t *body;
+    if (sub->version == 0) {
+        body = json_pack("{s:s, s:O, s:s, s:{s:s}}", "TableName", s->metadata, "Item", item,
+                         "ConditionExpression", "attribute_not_exists(#version)",
+                         "ExpressionAttributeNames", "#version", "version");
+    } else {
+        char current[24];
+        snprintf(current, sizeof current, "%" PRId64, sub->version);
+        body = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:{s:s}}}", "TableName", s->metadata,
+                         "Item", item, "ConditionExpression", "#version = :version",
+                         "ExpressionAttributeNames", "#version", "version",
+                         "ExpressionAttributeValues", ":version", "N", current);
+    }
+    /* Not resent blindly: a resend after a lost answer would find its own
+     * write and take it for another consumer's. */
+    status = call(s, "PutItem", body, false,
+                  (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
+    if (status != STORE_OK)
+        goto done;
+    if (r.error != NULL) {
+        /* Another consumer moved it: start again from where it left things. */
+        status = rewind_sub(sub, err);
+        goto done;
+    }
+    sub->version++;
+    copy_rev(sub->known, revision);
+    *acked = true;
+    goto done;
+nomem:
+    status = nomem(err);
+done:
+    json_decref(seen);
+    json_decref(item);
+    http_response_free(&r);
+    return status;
+}
+
+static store_status ddb_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE], char **err)
+{
+    ddb_store *s = sub->s;
+    http_response r = {0};
+    const json_t *item;
+    copy_rev(out, sub->known);
+    if (sub->name == NULL)
+        return STORE_OK;
+    copy_rev(out, STORE_START);
+    store_status status = get_meta(s, sub->name, "subscription", &r, &item, err);
+    if (status == STORE_OK && item_s(item, "revision") != NULL &&
+        revision_valid(item_s(item, "revision")))
+        copy_rev(out, item_s(item, "revision"));
+    http_response_free(&r);
+    return status;
+}
+
+static store_status ddb_sub_reset(store *st, const char *name, char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    const char *why = store_check_text(name, false);
+    if (why != NULL)
+        return store_fail(err, STORE_INVALID, "subscription name %s", why);
+    store_status status = call(s, "DeleteItem", json_pack("{s:s, s:o}", "TableName",
+                                                          s->metadata, "Key", sub_key(name)),
+                               true, NULL, &r, err);
+    http_response_free(&r);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
 /* Administration                                                      */
 
 /* The tables a store has, with what deploy creates for each. */
@@ -1207,13 +2109,6 @@ static const char *const role_names[R_COUNT] = {"events", "metadata", "views"};
 static const char *table_of(const ddb_store *s, role r)
 {
     return r == R_EVENTS ? s->events : r == R_METADATA ? s->metadata : s->views;
-}
-
-static void nap(uint64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-        ;
 }
 
 /* DescribeTable: *desc is the Table object (a new reference), or NULL when
@@ -1527,4 +2422,17 @@ const store_ops store_dynamodb_ops = {
     .save_snapshot = ddb_save_snapshot,
     .snapshot = ddb_snapshot,
     .admin = ddb_admin,
+    .subscribe = ddb_subscribe,
+    .poll = ddb_poll,
+    .ack = ddb_ack,
+    .checkpoint = ddb_checkpoint,
+    .sub_close = ddb_sub_close,
+    .sub_reset = ddb_sub_reset,
+    .view_get = ddb_view_get,
+    .view_put = ddb_view_put,
+    .view_revision = ddb_view_revision,
+    .view_advance = ddb_view_advance,
+    .view_clear = ddb_view_clear,
+    /* No transactions: view writes are conditional on revision and acks
+     * are fenced, so a replayed batch is harmless (store.h). */
 };
