@@ -622,9 +622,10 @@ static store_status check_batches(const store_batch *b, size_t n, const char *to
             if (e->data == NULL || e->data_len == 0)
                 return store_fail(err, STORE_INVALID, "%sevent %zu: data is empty",
                                   where, j + 1);
-            if (e->data_len > INT_MAX)
-                return store_fail(err, STORE_LIMIT, "%sevent %zu: data is over 2 GB",
-                                  where, j + 1);
+            if (e->data_len > STORE_MAX_EVENT_BYTES)
+                return store_fail(err, STORE_LIMIT,
+                                  "%sevent %zu: data is %zu bytes, over the %u-byte limit",
+                                  where, j + 1, e->data_len, STORE_MAX_EVENT_BYTES);
             if (e->correlation_id != NULL &&
                 (why = store_check_text(e->correlation_id, false)) != NULL)
                 return store_fail(err, STORE_INVALID, "%sevent %zu: correlation_id %s",

@@ -32,6 +32,11 @@
 #define STORE_START "0"
 #define STORE_END "Z"
 
+/* The largest event data the embedded store takes, in bytes of JSON; an
+ * event store is no place for blobs, and a cap keeps a read's page and a
+ * Lua decode bounded. DynamoDB's own item limit (400 KB) is lower. */
+#define STORE_MAX_EVENT_BYTES (4u << 20)
+
 /* How long an idempotency key is remembered, at least. */
 #define STORE_IDEMPOTENCY_MS (10 * 60 * 1000)
 
