@@ -433,7 +433,7 @@ static json_t *head_put(ddb_store *s, const store_batch *b, const char *first,
 
 /* An event item, as Aeon's putEvent writes it (plus dataFloats when the
  * data has floats with integral values). */
-static json_t *event_item(ddb_store *s, const char *key, const char *rev,
+static json_t *event_item(const char *key, const char *rev,
                           const char *committed_at, const store_pending *e,
                           const converted *cv)
 {
@@ -452,7 +452,6 @@ static json_t *event_item(ddb_store *s, const char *key, const char *rev,
         json_decref(item);
         return NULL;
     }
-    (void)s;
     return item;
 }
 
@@ -545,7 +544,7 @@ static store_status build(ddb_store *s, const plan *p, bool many, json_t **out, 
     at = 0;
     for (size_t i = 0; i < p->n; i++) {
         for (size_t j = 0; j < p->b[i].count; j++, at++) {
-            json_t *item = event_item(s, p->b[i].key, p->revs[at], p->committed_at,
+            json_t *item = event_item(p->b[i].key, p->revs[at], p->committed_at,
                                       &p->b[i].events[j], &p->cv[at]);
             if (item == NULL)
                 goto nomem;
@@ -1860,7 +1859,6 @@ static store_status scan(store_sub *sub, size_t max, char **err)
     const store_event *ev;
     char last[STORE_REVISION_SIZE] = "";
     uint64_t poll = sub->polls + 1;
-    size_t seen_before = sub->nseen;
     store_status status;
 
     free_batch(sub);
@@ -1888,7 +1886,6 @@ static store_status scan(store_sub *sub, size_t max, char **err)
             if (sub->seen[i].poll != poll)
                 sub->seen[keep_n++] = sub->seen[i];
         sub->nseen = keep_n;
-        (void)seen_before;
         free_batch(sub);
         return status;
     }

@@ -46,7 +46,7 @@ end
 
 describe("dynamodb under injected faults #dynamodb", function()
   it("commits every append exactly once through throttling, 500s, resets and delays", function()
-    if not io.open(support .. "/faultproxy") then return pending("make builds build/support/faultproxy") end
+    if not io.open(support .. "/faultproxy") then return pending("`make test` builds " .. support .. "/faultproxy") end
     local store, uri = helpers.fresh_store("dynamodb")
     local proxy, stop = start_faults(0.3, 7)
     local through = assert(aeon.open(uri, { endpoint = proxy }))
