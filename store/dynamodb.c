@@ -431,6 +431,35 @@ static json_t *head_put(ddb_store *s, const store_batch *b, const char *first,
     return put;
 }
 
+/* Whether a batch puts an item in front of the events: its head put, or,
+ * for a batch with no events, a check of its expected revision. */
+static bool guarded(const store_batch *b)
+{
+    return b->count > 0 || b->expected_revision != NULL;
+}
+
+/* A ConditionCheck of the key's head: what an append_many batch without
+ * events but with an expected revision needs. */
+static json_t *head_check(ddb_store *s, const store_batch *b)
+{
+    bool start = strcmp(b->expected_revision, STORE_START) == 0;
+    json_t *check = json_pack("{s:{s:s, s:{s:{s:s}, s:{s:s}}, s:s, s:{s:s}, s:s}}",
+                              "ConditionCheck", "TableName", s->metadata, "Key", "pk", "S",
+                              b->key, "sk", "S", "head", "ConditionExpression",
+                              start ? "attribute_not_exists(#revision)"
+                                    : "#revision = :expected",
+                              "ExpressionAttributeNames", "#revision", "revision",
+                              "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+    if (check != NULL && !start &&
+        json_object_set_new(json_object_get(check, "ConditionCheck"),
+                            "ExpressionAttributeValues",
+                            json_pack("{s:{s:s}}", ":expected", "S", b->expected_revision))) {
+        json_decref(check);
+        return NULL;
+    }
+    return check;
+}
+
 /* An event item, as Aeon's putEvent writes it (plus dataFloats when the
  * data has floats with integral values). */
 static json_t *event_item(const char *key, const char *rev,
@@ -492,8 +521,15 @@ static store_status build(ddb_store *s, const plan *p, bool many, json_t **out, 
         goto nomem;
 
     for (size_t i = 0; i < p->n; i++) {
-        if (p->b[i].count == 0)
+        if (!guarded(&p->b[i]))
             continue;
+        if (p->b[i].count == 0) {
+            /* No events for this key, only its expected revision to hold. */
+            json_t *check = head_check(s, &p->b[i]);
+            if (check == NULL || json_array_append_new(items, check) != 0)
+                goto nomem;
+            continue;
+        }
         const char *first = p->revs[at], *last = p->revs[at + p->b[i].count - 1];
         json_t *put = head_put(s, &p->b[i], first, last);
         if (put == NULL || json_array_append_new(items, put) != 0)
@@ -587,6 +623,15 @@ done:
     return status;
 }
 
+/* Reasons that are no verdict on this transaction: none, or another one
+ * in the way (HTTP retries those that are alone). */
+static bool contention(const char *code)
+{
+    return strcmp(code, "None") == 0 || strcmp(code, "TransactionConflict") == 0 ||
+           strcmp(code, "ThrottlingError") == 0 ||
+           strcmp(code, "ProvisionedThroughputExceeded") == 0;
+}
+
 /* Reads a cancelled transaction: for each batch whose head condition
  * failed, its stored head. Returns the first batch whose expected revision
  * did not hold (a conflict), or n when every failure was a head at or above
@@ -598,7 +643,7 @@ static size_t cancelled(const plan *p, const http_response *r, char actual[STORE
     size_t item = 0, conflict = p->n;
     *other = NULL;
     for (size_t i = 0; i < p->n; i++) {
-        if (p->b[i].count == 0)
+        if (!guarded(&p->b[i]))
             continue;
         const char *code = http_cancellation_code(r, item);
         if (code != NULL && strcmp(code, "ConditionalCheckFailed") == 0) {
@@ -616,7 +661,7 @@ static size_t cancelled(const plan *p, const http_response *r, char actual[STORE
             } else if (strcmp(head, floor) > 0) {
                 copy_rev(floor, head);
             }
-        } else if (code != NULL && strcmp(code, "None") != 0 && *other == NULL) {
+        } else if (code != NULL && !contention(code) && *other == NULL) {
             *other = code;
         }
         item++;
@@ -629,7 +674,7 @@ static size_t cancelled(const plan *p, const http_response *r, char actual[STORE
         const char *last = item_s(old, "revision");
         if (last != NULL && revision_valid(last) && strcmp(last, floor) > 0)
             copy_rev(floor, last);
-    } else if (code != NULL && strcmp(code, "None") != 0) {
+    } else if (code != NULL && !contention(code) && *other == NULL) {
         *other = code;
     }
     item++;
@@ -638,7 +683,7 @@ static size_t cancelled(const plan *p, const http_response *r, char actual[STORE
         const char *code = http_cancellation_code(r, k);
         if (code == NULL)
             break;
-        if (strcmp(code, "None") != 0)
+        if (!contention(code))
             *other = code;
     }
     return conflict;
@@ -739,7 +784,12 @@ static store_status commit(ddb_store *s, const store_batch *b, size_t n, const c
             copy_rev(res->actual, actual);
             goto done;
         }
-        if (strcmp(high, floor) <= 0 || attempt >= SKEW_TRIES) {
+        if (strcmp(high, floor) <= 0) {
+            status = store_fail(err, STORE_IO, "dynamodb TransactWriteItems: cancelled: %s",
+                                r.message != NULL ? r.message : "no reason given");
+            goto done;
+        }
+        if (attempt >= SKEW_TRIES) {
             status = store_fail(err, STORE_IO, "dynamodb: could not number the events above "
                                 "the key's head after %d attempts (other writers keep "
                                 "appending to it)", attempt);

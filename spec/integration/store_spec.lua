@@ -115,6 +115,25 @@ for _, backend in helpers.each_backend() do
         assert.same(2, #collect(store:read("b")))
       end)
 
+      it("checks the expected revision of a key given no events", function()
+        local head = store:append("b", { ev("y", {}) }).revision
+        local r = store:append_many {
+          { key = "a", events = { ev("x", {}) } },
+          { key = "b", events = {}, expected_revision = aeon.START },
+        }
+        assert.same("conflict", r.type)
+        assert.same("b", r.key)
+        assert.same(head, r.actual_revision)
+        assert.same(aeon.START, store:head("a"))
+        local ok = store:append_many {
+          { key = "a", events = { ev("x", {}) } },
+          { key = "b", events = {}, expected_revision = head },
+        }
+        assert.same("appended", ok.type)
+        assert.same(1, ok.count)
+        assert.same(head, store:head("b"))
+      end)
+
       it("commits nothing when one check fails, and names the key", function()
         store:append("b", { ev("y", {}) })
         local r = store:append_many {
