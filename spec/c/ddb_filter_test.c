@@ -368,7 +368,7 @@ static void test_limits(void)
 
     /* expression text over 4 KB, from many operators short of 300: long
      * placeholders come from many distinct names */
-    char names[250][8];
+    char names[250][16];
     for (int i = 0; i < 250; i++) {
         snprintf(names[i], sizeof names[i], "n%d", i);
         fields[i].name = names[i];
