@@ -19,6 +19,9 @@
  *                                   bind_push_event_cached, no store
  *   bench.threads(n, script, ...)   runs script in n threads, one Lua state
  *                                   each; see l_threads
+ *   bench.http_counts()             DynamoDB requests by operation, and
+ *                                   connections opened, so far
+ *   bench.ddb_ping(table, n)        seconds for n GetItem round trips
  *
  * Usage: aeon-bench SCRIPT [ARGS...], run from the repository root (the
  * Lua library, apps/ and bench/ are found relative to it). bench/run.lua
@@ -459,6 +462,133 @@ static int l_events(lua_State *L)
 }
 
 /* ------------------------------------------------------------------ */
+/* DynamoDB: requests counted, and the emulator's round trip           */
+
+#ifdef BENCH_COUNT_HTTP
+#include <curl/curl.h>
+
+#include "aws_config.h"
+#include "http.h"
+
+/* The Makefile links aeon-bench with --wrap for http_call, http_call_json
+ * and curl_easy_perform, so every request the DynamoDB backend makes, and
+ * every connection curl opens for it, passes through here and is counted,
+ * without a proxy in the way or a change to the backend. */
+enum { OPS = 16 };
+static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
+static char op_names[OPS][40];   /* operations seen, "GetItem" ... */
+static long op_counts[OPS];      /* requests of each */
+static long connections;         /* connections curl opened */
+
+static void count_op(const char *op)
+{
+    pthread_mutex_lock(&count_lock);
+    int i = 0;
+    while (i < OPS && op_names[i][0] != '\0' && strcmp(op_names[i], op) != 0)
+        i++;
+    if (i < OPS) {
+        if (op_names[i][0] == '\0')
+            snprintf(op_names[i], sizeof op_names[i], "%s", op);
+        op_counts[i]++;
+    }
+    pthread_mutex_unlock(&count_lock);
+}
+
+store_status __real_http_call(http_client *c, const char *op, const char *body, size_t len,
+                              bool retry_safe, http_response *r, char **err);
+store_status __real_http_call_json(http_client *c, const char *op, const json_t *body,
+                                   bool retry_safe, http_response *r, char **err);
+CURLcode __real_curl_easy_perform(CURL *curl);
+
+store_status __wrap_http_call(http_client *c, const char *op, const char *body, size_t len,
+                              bool retry_safe, http_response *r, char **err)
+{
+    count_op(op);
+    return __real_http_call(c, op, body, len, retry_safe, r, err);
+}
+
+store_status __wrap_http_call_json(http_client *c, const char *op, const json_t *body,
+                                   bool retry_safe, http_response *r, char **err)
+{
+    count_op(op);
+    return __real_http_call_json(c, op, body, retry_safe, r, err);
+}
+
+CURLcode __wrap_curl_easy_perform(CURL *curl)
+{
+    CURLcode rc = __real_curl_easy_perform(curl);
+    long n = 0;
+    if (curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK && n > 0) {
+        pthread_mutex_lock(&count_lock);
+        connections += n;
+        pthread_mutex_unlock(&count_lock);
+    }
+    return rc;
+}
+
+/* bench.http_counts(): { [operation] = requests, connections = n } so far. */
+static int l_http_counts(lua_State *L)
+{
+    lua_newtable(L);
+    pthread_mutex_lock(&count_lock);
+    for (int i = 0; i < OPS && op_names[i][0] != '\0'; i++) {
+        lua_pushinteger(L, op_counts[i]);
+        lua_setfield(L, -2, op_names[i]);
+    }
+    lua_pushinteger(L, connections);
+    lua_setfield(L, -2, "connections");
+    pthread_mutex_unlock(&count_lock);
+    return 1;
+}
+
+/* bench.ddb_ping(table, n): seconds for n consistent GetItem round trips
+ * on one kept-alive connection, through the same client (http.c, SigV4)
+ * and settings (the environment) as the backend: what the emulator does
+ * at best for one request at a time. */
+static int l_ddb_ping(lua_State *L)
+{
+    const char *table = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    aws_settings aws = {0};
+    http_client *c = NULL;
+    http_response r = {0};
+    char *err = NULL, body[512];
+    if (aws_settings_load(NULL, NULL, NULL, NULL, &aws, &err) != STORE_OK)
+        goto fail;
+    http_config cfg = {.endpoint = aws.endpoint, .api = HTTP_DYNAMODB, .region = aws.region,
+                       .creds = {aws.access_key, aws.secret_key, aws.session_token},
+                       .env = &store_env_default};
+    if (http_open(&cfg, &c, &err) != STORE_OK)
+        goto fail;
+    int len = snprintf(body, sizeof body, "{\"TableName\":\"%s\",\"Key\":{\"pk\":"
+                       "{\"S\":\"bench/ping\"},\"sk\":{\"S\":\"head\"}},"
+                       "\"ConsistentRead\":true}", table);
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    for (lua_Integer i = 0; i < n; i++) {
+        if (__real_http_call(c, "GetItem", body, (size_t)len, true, &r, &err) != STORE_OK)
+            goto fail;
+        if (r.error != NULL) {
+            err = strdup(r.error);
+            goto fail;
+        }
+    }
+    double secs = clock_s(CLOCK_MONOTONIC) - t0;
+    http_response_free(&r);
+    http_close(c);
+    aws_settings_free(&aws);
+    lua_pushnumber(L, secs);
+    return 1;
+fail:
+    http_response_free(&r);
+    http_close(c);
+    aws_settings_free(&aws);
+    lua_pushstring(L, err != NULL ? err : "out of memory");
+    free(err);
+    return lua_error(L);
+}
+#endif
+
+/* ------------------------------------------------------------------ */
 /* Lua states                                                          */
 
 /* A state as aeon-host makes one: standard libraries, aeon.core preloaded,
@@ -602,6 +732,10 @@ static int luaopen_bench(lua_State *L)
         {"warm", l_warm},
         {"events", l_events},
         {"threads", l_threads},
+#ifdef BENCH_COUNT_HTTP
+        {"http_counts", l_http_counts},
+        {"ddb_ping", l_ddb_ping},
+#endif
         {NULL, NULL},
     };
     luaL_newlib(L, fns);

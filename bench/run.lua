@@ -3,26 +3,35 @@
 --
 --   lua5.4 bench/run.lua BUILD_DIR       (from the repository root)
 --
--- Every figure and its limit run ROUNDS times (default 5, $BENCH_ROUNDS),
--- the limit right before and right after the figure, so that a busy
--- neighbour slows both; the table shows the medians of the figures, of the
--- limits and of the rounds' ratios (figure / mean of its two limits). Each measurement is a process of its own
--- (BUILD_DIR/aeon-bench bench/scenario.lua ...; the memory row runs
--- BUILD_DIR/aeon-host). Databases live in a temporary directory under
+-- Every figure runs ROUNDS times (default 5, $BENCH_ROUNDS), its limit
+-- right before and right after it, so that a busy neighbour slows both; the
+-- table shows the medians of the figures, of the limits and of the rounds'
+-- ratios (figure / mean of its two limits). Each measurement is a process
+-- of its own (BUILD_DIR/aeon-bench bench/scenario.lua ...; the memory row
+-- runs BUILD_DIR/aeon-host). Databases live in a temporary directory under
 -- BUILD_DIR, on the repository's disk, and are removed at the end.
--- Progress goes to stderr, the table to stdout.
+-- The DynamoDB rows run against DynamoDB Local, started for the run with
+-- scripts/dynamodb-local.sh and stopped after it ($BENCH_DYNAMODB=0 skips
+-- them). Progress goes to stderr, the table to stdout.
 local build = arg[1] or "build/bench"
-local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "5")) or 5
-local EVENTS = math.tointeger(tonumber(os.getenv("BENCH_EVENTS") or "1000000")) or 1000000
+local function env_int(name, default)
+  return math.tointeger(tonumber(os.getenv(name) or "")) or default
+end
+local ROUNDS = env_int("BENCH_ROUNDS", 5)
+local EVENTS = env_int("BENCH_EVENTS", 1000000)
 local KEYS = 10000
 
 -- Sizes of one round of each measurement: a second or so each on this
 -- machine, long enough to dwarf process start-up.
-local FSYNCS = 500       -- 4 KiB writes + fdatasync, three times a round
-local COMMANDS_1 = 600     -- commands by the single client
+local FSYNCS = 500          -- 4 KiB writes + fdatasync, three times a round
+local COMMANDS_1 = 600      -- commands by the single client
 local CLIENTS = 16
-local COMMANDS_16 = 150    -- commands by each of the 16 clients
+local COMMANDS_16 = 150     -- commands by each of the 16 clients
 local APPENDS, PER = 100, 100
+-- DynamoDB Local answers in milliseconds, not microseconds.
+local DDB_PINGS, DDB_HEADS, DDB_COMMANDS = 100, 100, 50
+local DDB_APPENDS, DDB_PER = 10, 50 -- a transaction holds 100 items
+local DDB_EVENTS = 5000             -- replayed: 20 pages of 256
 
 local function say(fmt, ...) io.stderr:write(fmt:format(...), "\n") end
 
@@ -39,10 +48,13 @@ local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 local tmp = sh("mktemp -d " .. quote(build .. "/tmp.XXXXXX")):gsub("%s+$", "")
 local function path(name) return tmp .. "/" .. name end
 
+-- Environment settings put before every command (DynamoDB Local's).
+local env_prefix = ""
+
 -- Runs one measurement; returns its result and a table of every
 -- `name value` line it printed.
 local function scenario(...)
-  local words = { build .. "/aeon-bench", "bench/scenario.lua" }
+  local words = { env_prefix .. build .. "/aeon-bench", "bench/scenario.lua" }
   for _, w in ipairs({ ... }) do words[#words + 1] = quote(tostring(w)) end
   local out = sh(table.concat(words, " "))
   local lines = {}
@@ -53,7 +65,8 @@ end
 
 local function rss()
   -- build/bench/aeon-host would look for the library in build/lua.
-  local out = sh(("AEON_LUA_PATH='lua/?.lua' %s/aeon-host bench/rss.lua %s %d"):format(build, quote(path("replay.db")), EVENTS))
+  local out = sh(("AEON_LUA_PATH='lua/?.lua' %s/aeon-host bench/rss.lua %s %d"):format(build,
+    quote(path("replay.db")), EVENTS))
   local idle, peak = out:match("idle (%d+)"), out:match("peak (%d+)")
   if not idle or not peak then error("no memory figures from bench/rss.lua:\n" .. out, 0) end
   return tonumber(idle), tonumber(peak)
@@ -81,50 +94,143 @@ local function pair(name, limit_name, figure, before, after)
   sample(name .. "/ratio", figure / limit)
 end
 
+local function have(file)
+  local f = io.open(file)
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- ------------------------------------------------------------------
+-- The embedded store
+
+local function embedded_round()
+  local f1 = scenario("fsync", tmp, FSYNCS)
+  local c1 = scenario("command", path("cmd1.db"), 1, COMMANDS_1)
+  local f2 = scenario("fsync", tmp, FSYNCS)
+  local c16, more = scenario("command", path("cmd16.db"), CLIENTS, COMMANDS_16)
+  local f3 = scenario("fsync", tmp, FSYNCS)
+  pair("command1", "fsync1", c1, f1, f2)
+  pair("command16", "fsync16", c16, f2, f3)
+  if more.per_commit then sample("per_commit", more.per_commit) end
+
+  local r1 = scenario("batch-raw", path("raw.db"), APPENDS, PER)
+  local bl = scenario("batch-lua", path("batch.db"), APPENDS, PER)
+  local bc = scenario("batch-c", path("batch.db"), APPENDS, PER)
+  local r2 = scenario("batch-raw", path("raw.db"), APPENDS, PER)
+  pair("batch_lua", "raw_lua", bl, r1, r2)
+  pair("batch_c", "raw_c", bc, r1, r2)
+
+  local l1 = scenario("replay-limit", EVENTS)
+  local rp = scenario("replay", path("replay.db"), EVENTS)
+  local l2 = scenario("replay-limit", EVENTS)
+  pair("replay", "replay_limit", rp, l1, l2)
+  sample("replay_lua", scenario("replay-lua", EVENTS))
+
+  local a1 = scenario("readall-limit", EVENTS, KEYS)
+  local ra = scenario("readall", path("all.db"), EVENTS, KEYS)
+  local a2 = scenario("readall-limit", EVENTS, KEYS)
+  pair("readall", "readall_limit", ra, a1, a2)
+
+  local idle, peak = rss()
+  sample("idle", idle)
+  sample("growth", peak - idle)
+  for _, f in ipairs({ "cmd1.db", "cmd16.db", "raw.db", "batch.db" }) do
+    for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(path(f .. suffix)) end
+  end
+end
+
+-- ------------------------------------------------------------------
+-- DynamoDB Local
+
+local ddb = { skipped = nil, name = nil, requests = {} }
+
+-- Starts the emulator; returns nil and why not when it cannot.
+local function ddb_start()
+  if os.getenv("BENCH_DYNAMODB") == "0" then return nil, "BENCH_DYNAMODB=0" end
+  local store_h = io.open("store/store.h"):read("a")
+  if not store_h:find("store_dynamodb_ops", 1, true) then
+    return nil, "the DynamoDB backend is not in this tree"
+  end
+  local p = assert(io.popen(("AEON_DDB_STATE=%s sh scripts/dynamodb-local.sh start 2>&1")
+    :format(quote(path("ddb.run")))))
+  local out = p:read("a")
+  if not p:close() then return nil, (out:match("[^\n]*%S[^\n]*$") or "DynamoDB Local did not start") end
+  local words = {}
+  for name, value in out:gmatch("export ([%w_]+)=(%S+)") do
+    if name ~= "AEON_DDB_LOCAL_PID" then words[#words + 1] = name .. "=" .. quote(value) end
+  end
+  env_prefix = table.concat(words, " ") .. " "
+  return true
+end
+
+local function ddb_stop()
+  sh(("AEON_DDB_STATE=%s sh scripts/dynamodb-local.sh stop"):format(quote(path("ddb.run"))))
+end
+
+-- Requests per operation of one scenario's answer, as "Query 1.00, ...".
+local function requests(lines)
+  local parts = {}
+  for op, v in pairs(lines) do
+    if op:match("^%u") then parts[#parts + 1] = ("%s %.2f"):format(op, v) end
+  end
+  table.sort(parts)
+  return table.concat(parts, ", "), lines.connections
+end
+
+local function ddb_round()
+  local name = ddb.name
+  local p1 = scenario("ddb-ping", name, DDB_PINGS)
+  local _, cmd = scenario("ddb-command", name, DDB_COMMANDS)
+  local p2 = scenario("ddb-ping", name, DDB_PINGS)
+  local _, head = scenario("ddb-head", name, DDB_HEADS)
+  local _, batch = scenario("ddb-batch", name, DDB_APPENDS, DDB_PER)
+  local _, rp = scenario("ddb-replay", name, DDB_EVENTS)
+  local p3 = scenario("ddb-ping", name, DDB_PINGS)
+  pair("ddb_command", "ddb_ping_c", cmd.result, p1, p2)
+  pair("ddb_head", "ddb_ping_h", head.result, p2, p3)
+  sample("ddb_batch", batch.result)
+  sample("ddb_replay", rp.result)
+  ddb.requests = { command = cmd, head = head, batch = batch, replay = rp }
+end
+
+-- ------------------------------------------------------------------
+-- The run
+
 local ok, err = pcall(function()
   local t0 = os.time()
   say("bench: building fixtures (%d events on 1 key, %d events on %d keys) in %s", EVENTS, EVENTS,
     KEYS, tmp)
   scenario("fixture", path("replay.db"), EVENTS, 1)
   scenario("fixture", path("all.db"), EVENTS, KEYS)
+
+  local started, why = ddb_start()
+  if started then
+    ddb.name = ("bench-%d-%d"):format(os.time(), math.random(1e6))
+    say("bench: DynamoDB Local: deploying %s, writing %d events", ddb.name, DDB_EVENTS)
+    scenario("ddb-deploy", ddb.name)
+    scenario("ddb-fixture", ddb.name, DDB_EVENTS)
+  else
+    ddb.skipped = why
+    env_prefix = ""
+  end
+  local ddb_env = env_prefix
+
   for round = 1, ROUNDS do
     say("bench: round %d of %d", round, ROUNDS)
-    local f1 = scenario("fsync", tmp, FSYNCS)
-    local c1 = scenario("command", path("cmd1.db"), 1, COMMANDS_1)
-    local f2 = scenario("fsync", tmp, FSYNCS)
-    local c16, more = scenario("command", path("cmd16.db"), CLIENTS, COMMANDS_16)
-    if more.per_commit then sample("per_commit", more.per_commit) end
-    local f3 = scenario("fsync", tmp, FSYNCS)
-    pair("command1", "fsync1", c1, f1, f2)
-    pair("command16", "fsync16", c16, f2, f3)
-
-    local r1 = scenario("batch-raw", path("raw.db"), APPENDS, PER)
-    local bl = scenario("batch-lua", path("batch.db"), APPENDS, PER)
-    local bc = scenario("batch-c", path("batch.db"), APPENDS, PER)
-    local r2 = scenario("batch-raw", path("raw.db"), APPENDS, PER)
-    pair("batch_lua", "raw_lua", bl, r1, r2)
-    pair("batch_c", "raw_c", bc, r1, r2)
-
-    local l1 = scenario("replay-limit", EVENTS)
-    local rp = scenario("replay", path("replay.db"), EVENTS)
-    local l2 = scenario("replay-limit", EVENTS)
-    pair("replay", "replay_limit", rp, l1, l2)
-    sample("replay_lua", scenario("replay-lua", EVENTS))
-
-    local a1 = scenario("readall-limit", EVENTS, KEYS)
-    local ra = scenario("readall", path("all.db"), EVENTS, KEYS)
-    local a2 = scenario("readall-limit", EVENTS, KEYS)
-    pair("readall", "readall_limit", ra, a1, a2)
-
-    local idle, peak = rss()
-    sample("idle", idle)
-    sample("growth", peak - idle)
-    for _, f in ipairs({ "cmd1.db", "cmd16.db", "raw.db", "batch.db" }) do
-      for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(path(f .. suffix)) end
+    env_prefix = ""
+    embedded_round()
+    if started then
+      env_prefix = ddb_env
+      ddb_round()
     end
+  end
+  if started then
+    env_prefix = ddb_env
+    scenario("ddb-destroy", ddb.name)
   end
   say("bench: done in %d s", os.time() - t0)
 end)
+if env_prefix ~= "" or have(path("ddb.run")) then pcall(ddb_stop) end
 sh("rm -rf " .. quote(tmp))
 if not ok then
   io.stderr:write("bench: ", tostring(err), "\n")
@@ -174,18 +280,30 @@ row("5", ("read_all %s events, %s keys"):format(num(EVENTS), num(KEYS)), num(M.r
 row("6", ("peak RSS growth, replaying %s"):format(num(EVENTS)), mib(M.growth),
   "idle host " .. mib(M.idle), nil, "< 16 MiB", M.growth < 16 * 1024)
 
-local function have(file)
-  local f = io.open(file)
-  if f then f:close() end
-  return f ~= nil
-end
-local store_h = io.open("store/store.h"):read("a")
-if store_h:find("store_dynamodb_ops", 1, true) and have("bench/dynamodb.lua") then
-  note("7", "DynamoDB Local", "see bench/dynamodb.lua")
-elseif store_h:find("store_dynamodb_ops", 1, true) then
-  note("7", "DynamoDB Local", "not measured: the DynamoDB backend is on this branch, its bench is not written yet")
+if ddb.skipped then
+  note("7", "DynamoDB Local", "not measured: " .. ddb.skipped)
 else
-  note("7", "DynamoDB Local", "not measured: the DynamoDB backend is not on main yet")
+  local q = ddb.requests
+  local function per(lines, op) return lines[op] or 0 end
+  local creq = requests(q.command)
+  row("7a", "DynamoDB Local: command, 1 client", num(M.ddb_command) .. " cmd/s",
+    num(M.ddb_ping_c) .. " GetItem/s", r "ddb_command", "", nil)
+  row("", "  requests per command", creq, "", nil, "1 read + 1 write",
+    per(q.command, "TransactWriteItems") <= 1.001 and
+    per(q.command, "Query") + per(q.command, "GetItem") <= 1.05)
+  row("7b", "  head", num(M.ddb_head) .. " heads/s", num(M.ddb_ping_h) .. " GetItem/s", r "ddb_head",
+    "1 GetItem", per(q.head, "GetItem") == 1)
+  row("", "  requests per head", (requests(q.head)), "", nil, "", nil)
+  row("7c", ("  batched append, %d events/append"):format(DDB_PER), num(M.ddb_batch) .. " events/s",
+    "", nil, "1 TransactWriteItems", per(q.batch, "TransactWriteItems") == 1)
+  row("7d", ("  replay %s events (aeon.load)"):format(num(DDB_EVENTS)), num(M.ddb_replay) .. " events/s",
+    "", nil, ("%d Query pages"):format(math.ceil(DDB_EVENTS / 256)),
+    per(q.replay, "Query") <= math.ceil(DDB_EVENTS / 256))
+  row("", "  requests per replay", (requests(q.replay)), "", nil, "", nil)
+  local conns = {}
+  for _, k in ipairs({ "command", "head", "batch", "replay" }) do conns[#conns + 1] = q[k].connections end
+  local most = math.max(table.unpack(conns))
+  row("7e", "  connections per process (1 handle)", tostring(most), "", nil, "1, kept alive", most == 1)
 end
 if have("bench/http.sh") then
   note("8", "HTTP, wrk", "see bench/http.sh")
@@ -222,5 +340,7 @@ same rows, schema and pragmas, one prepared INSERT per row, one transaction per 
 same C code from in-memory events (data decoded from JSON by the same decoder), so the ratio is
 the store's share. Row 4L folds tables built in Lua from constants: what Lua alone does here.
 Commands run apps/counter.lua's increment (kept state, snapshot every 100); row 2 runs %d
-threads, one store handle each, in one process: group commit shares commits within a process.]])
+threads, one store handle each, in one process: group commit shares commits within a process.
+DynamoDB Local is the limit of rows 7: GetItem/s is one consistent GetItem at a time through
+the same HTTP client; requests are counted inside aeon-bench, per operation of each kind.]])
   :format(CLIENTS))

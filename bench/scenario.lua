@@ -20,6 +20,14 @@
 --   replay-lua N                the same fold over tables built in Lua
 --   readall DB N NKEYS          events per second folding store:read_all
 --   readall-limit N NKEYS       the same loop fed with no store
+--   ddb-deploy|ddb-destroy NAME the DynamoDB store NAME (its endpoint, region
+--                               and credentials from the environment)
+--   ddb-ping NAME N             GetItem round trips per second: the emulator
+--   ddb-command NAME N          commands per second, one client
+--   ddb-batch NAME APPENDS PER  events per second, PER events per append
+--   ddb-fixture NAME N          writes N events on counter/replay
+--   ddb-replay NAME N           events per second folding them (aeon.load)
+--   ddb-head NAME N             heads per second
 local bench = require "bench"
 local aeon = require "aeon"
 local counter = require "domain.counter"
@@ -71,7 +79,7 @@ elseif name == "command" then
   -- A handle of this process's own keeps the file's commit group, and its
   -- counts, alive after the clients close theirs.
   local watcher <close> = assert(aeon.open("sqlite:" .. arg[2]))
-  local secs = bench.threads(clients, "bench/client.lua", arg[2], tostring(n))
+  local secs = bench.threads(clients, "bench/client.lua", "sqlite:" .. arg[2], tostring(n))
   local g = watcher:admin("info").group_commit
   result(clients * n / secs)
   if g and g.commits > 0 then io.write(("per_commit %.6g\n"):format(g.appends / g.commits)) end
@@ -129,6 +137,76 @@ elseif name == "readall" then
 elseif name == "readall-limit" then
   local iter, s, c = bench.events(int(2), int(3))
   fold_all(iter, s, c, int(2))
+-- DynamoDB (Local): the store is NAME, deployed by ddb-deploy. Besides
+-- `result`, each prints `<operation> <requests per operation>` for every
+-- DynamoDB operation it made, and `connections <n>` opened.
+elseif name:match("^ddb%-") then
+  local store_name = arg[2]
+  local uri = "dynamodb:" .. store_name
+  local before = bench.http_counts()
+  local ops = 1
+  if name == "ddb-deploy" then
+    local store <close> = assert(aeon.open(uri))
+    assert(store:admin("deploy"))
+    result(1)
+  elseif name == "ddb-destroy" then
+    local store <close> = assert(aeon.open(uri))
+    assert(store:admin("destroy"))
+    result(1)
+  elseif name == "ddb-ping" then
+    -- The emulator's limit: consistent GetItems, one at a time.
+    local n = int(3)
+    ops = n
+    result(n / bench.ddb_ping(store_name .. "-metadata", n))
+  elseif name == "ddb-command" then
+    local n = int(3)
+    ops = n + 1 -- the client's untimed first command is counted too
+    result(n / bench.threads(1, "bench/client.lua", uri, tostring(n)))
+  elseif name == "ddb-batch" then
+    local appends, per = int(3), int(4)
+    local events = {}
+    for i = 1, per do events[i] = { type = "incremented", data = { type = "incremented", name = "batch" } } end
+    local store <close> = assert(aeon.open(uri))
+    ops = appends
+    local t0 = bench.now()
+    for a = 0, appends - 1 do assert(store:append("counter/batch-" .. a % 10, events)) end
+    result(appends * per / (bench.now() - t0))
+  elseif name == "ddb-fixture" then
+    -- N events on counter/replay, in appends of 50 (the backend's
+    -- transactions hold 100 items), as the counter app writes them.
+    local n = int(3)
+    local store <close> = assert(aeon.open(uri))
+    local t0 = bench.now()
+    for first = 1, n, 50 do
+      local events = {}
+      for i = first, math.min(n, first + 49) do
+        events[#events + 1] = { type = "incremented", data = { type = "incremented", name = "replay" } }
+      end
+      assert(store:append("counter/replay", events))
+    end
+    result(n / (bench.now() - t0))
+  elseif name == "ddb-replay" then
+    local store <close> = assert(aeon.open(uri))
+    replay(store, int(3))
+  elseif name == "ddb-head" then
+    local n = int(3)
+    local store <close> = assert(aeon.open(uri))
+    ops = n
+    local t0 = bench.now()
+    for _ = 1, n do assert(store:head("counter/replay")) end
+    result(n / (bench.now() - t0))
+  else
+    error("unknown scenario " .. tostring(name))
+  end
+  local after = bench.http_counts()
+  for op, count in pairs(after) do
+    local d = count - (before[op] or 0)
+    if op == "connections" then
+      io.write(("connections %d\n"):format(d))
+    elseif d > 0 then
+      io.write(("%s %.6g\n"):format(op, d / ops))
+    end
+  end
 else
   error("unknown scenario " .. tostring(name))
 end

@@ -47,18 +47,21 @@
 -- Options: `retries`, `on_conflict` ("retry" or "report"), `snapshot_every`,
 -- `cache` (below), `stats` (a table the runner adds to: `attempts`,
 -- `conflicts`, `events_read`, `snapshot` (the revision of the snapshot it
--- loaded), `cached` (that of the kept state it started from),
+-- loaded), `cached` (that of the kept state it started from), `stale`,
 -- `snapshot_saved`, `snapshot_error`), and `sleep` (a function of seconds,
 -- for specs that check the backoff without waiting).
 --
 -- `opts.cache = true` keeps, in this process, per store handle and key, the
 -- state a command ended with and its revision: an in-memory snapshot. The
--- next command on the key starts from it and reads only the events after
--- it (usually none, one index probe), instead of loading the stored
--- snapshot and folding up to `snapshot_every` events. Events other writers
--- appended meanwhile are read and folded as usual, and the expected
--- revision still guards the append, so the answers are the same; only
--- `evolve` runs less. The state is kept as JSON text (as a stored
+-- next command on the key decides on it without reading anything, and
+-- appends with the kept revision as the expected one: one request where a
+-- command otherwise reads the snapshot and the events after it, then
+-- appends. When another writer got in first the append conflicts, and the
+-- command loads (the kept state and the events after it) and decides again
+-- at once: that is not counted as a conflict or a retry (`stats.stale`
+-- counts it). A decision to append nothing, or a refusal, is checked
+-- against the key's head before it is answered, so the answers are the
+-- same as without the cache. The state is kept as JSON text (as a stored
 -- snapshot is), so nothing done to a state handed out changes the kept
 -- copy; a state JSON cannot hold is not kept. At most `M.CACHE_KEYS` keys
 -- per handle are kept; past that the cache starts afresh.
@@ -281,38 +284,66 @@ function M.execute(store, agg, key, command, opts)
   local use_snapshots = opts.snapshots or every ~= nil
   local retries = opts.on_conflict == "report" and 0 or (opts.retries or M.RETRIES)
   local sleep = opts.sleep or core.sleep
-  local attempt = 0
+  local attempt, fresh = 0, false
   while true do
     attempt = attempt + 1
     count(stats, "attempts", 1)
-    local state, head, since = load(store, agg, key, use_snapshots, stats, cache)
-    if state == nil then return nil, head end
+    local state, head, since
+    -- A first attempt with a kept state decides on it without reading:
+    -- the append's expected revision, or the head when nothing is to be
+    -- appended, tells whether another writer got in first.
+    local k = cache and not fresh and kept(store, key)
+    fresh = true
+    if k then
+      state, head, since = k.state, k.revision, k.since
+      if k.encoded then state = json_decode(state) end
+      if stats then stats.cached = head end
+    else
+      state, head, since = load(store, agg, key, use_snapshots, stats, cache)
+      if state == nil then return nil, head end
+    end
     local events, err = decision(agg, state, command)
+    if k and (not events or next(events) == nil) then
+      local now, herr = store:head(key)
+      if now == nil then return aeon.store_failure(herr) end
+      if now ~= head then goto stale end
+    end
     if not events then return nil, err end
     if next(events) == nil then return { type = "unchanged" }, state, events end
 
-    local next_state = apply(agg, state, key, events)
-    local result, aerr = store:append(key, events, { expected_revision = head })
-    if not result then return aeon.store_failure(aerr) end
-    if result.type == "appended" then
-      state, since = next_state, since + #events
-      if every and since >= every and save_snapshot(store, key, result.revision, state, stats) then
-        since = 0
+    do
+      local next_state = apply(agg, state, key, events)
+      local result, aerr = store:append(key, events, { expected_revision = head })
+      if not result then return aeon.store_failure(aerr) end
+      if result.type == "appended" then
+        state, since = next_state, since + #events
+        if every and since >= every and save_snapshot(store, key, result.revision, state, stats) then
+          since = 0
+        end
+        if cache then keep(store, key, state, result.revision, since) end
+        return result, state, events
       end
-      if cache then keep(store, key, state, result.revision, since) end
-      return result, state, events
+      if result.type ~= "conflict" then
+        return aeon.store_failure("unexpected append result '" .. tostring(result.type) .. "'")
+      end
+      if not k then
+        count(stats, "conflicts", 1)
+        if attempt > retries then
+          local _, cerr = aeon.conflict(result)
+          if attempt > 1 then cerr.message = ("%s (after %d attempts)"):format(cerr.message, attempt) end
+          cerr.attempts = attempt
+          return nil, cerr
+        end
+        backoff(attempt, sleep)
+        goto again
+      end
     end
-    if result.type ~= "conflict" then
-      return aeon.store_failure("unexpected append result '" .. tostring(result.type) .. "'")
-    end
-    count(stats, "conflicts", 1)
-    if attempt > retries then
-      local _, cerr = aeon.conflict(result)
-      if attempt > 1 then cerr.message = ("%s (after %d attempts)"):format(cerr.message, attempt) end
-      cerr.attempts = attempt
-      return nil, cerr
-    end
-    backoff(attempt, sleep)
+    ::stale::
+    -- The kept state was behind the store: load at once, as if this attempt
+    -- had not been made; it is no conflict of the caller's.
+    count(stats, "stale", 1)
+    attempt = attempt - 1
+    ::again::
   end
 end
 

@@ -265,17 +265,28 @@ for _, backend in helpers.each_backend() do
         return aeon.execute(store, counter, key, increment(key:match("/(.*)")), opts)
       end
 
-      it("let the next command start from the state the last one ended with", function()
+      it("let the next command decide on the state the last one ended with, reading nothing", function()
         local first = run("counter/k", {})
         local stats = {}
-        local result, value = run("counter/k", stats)
-        assert.same(2, value)
-        assert.same(0, stats.events_read)
-        assert.same(first.revision, stats.cached)
+        local counted = stores.proxy(store, { calls = {} })
+        for _, m in ipairs({ "read", "head", "snapshot", "append" }) do
+          counted[m] = function(_, ...)
+            counted.calls[#counted.calls + 1] = m
+            return store[m](store, ...)
+          end
+        end
+        aeon.execute(counted, counter, "counter/k", increment "k", { cache = true })
+        counted.calls = {}
+        local result, value = aeon.execute(counted, counter, "counter/k", increment "k",
+          { cache = true, stats = stats })
+        assert.same(3, value)
+        assert.same({ "append" }, counted.calls)
+        assert.is_nil(stats.events_read)
+        assert.is_true(stats.cached > first.revision) -- kept by the command before
         assert.same(result.revision, store:head("counter/k"))
       end)
 
-      it("still fold what other writers appended meanwhile", function()
+      it("load and decide again when another writer appended meanwhile", function()
         run("counter/o", {})
         local other = assert(aeon.open(uri))
         for _ = 1, 2 do aeon.execute(other, counter, "counter/o", increment "o") end
@@ -284,6 +295,45 @@ for _, backend in helpers.each_backend() do
         local _, value = run("counter/o", stats)
         assert.same(4, value)
         assert.same(2, stats.events_read)
+        assert.same(1, stats.stale)
+        assert.is_nil(stats.conflicts)
+        assert.same(4, #events_of("counter/o"))
+      end)
+
+      it("check a decision to append nothing against the head", function()
+        local opts = { cache = true }
+        aeon.execute(store, counter, "counter/h", increment "h", opts)
+        aeon.execute(store, counter, "counter/h", decrement "h", opts) -- kept: 0
+        local other = assert(aeon.open(uri))
+        aeon.execute(other, counter, "counter/h", increment "h")       -- now 1
+        other:close()
+        local stats = {}
+        local result, value = aeon.execute(store, counter, "counter/h", decrement "h",
+          { cache = true, stats = stats })
+        assert.same("appended", result.type) -- decided on 1, not on the kept 0
+        assert.same(0, value)
+        assert.same(1, stats.stale)
+        -- With nothing new, nothing to do is answered after one head.
+        result, value = aeon.execute(store, counter, "counter/h", decrement "h", opts)
+        assert.same({ type = "unchanged" }, result)
+        assert.same(0, value)
+      end)
+
+      it("answer a conflict as usual when asked to report it", function()
+        local other = assert(aeon.open(uri))
+        local p = stores.interfering(store, other, counter.incremented "r", 2)
+        -- A first command keeps a state for p (after two conflicts).
+        aeon.execute(p, counter, "counter/r", increment "r", { cache = true, sleep = function() end })
+        p.interfered = 0
+        local stats = {}
+        local _, err = aeon.execute(p, counter, "counter/r", increment "r",
+          { cache = true, on_conflict = "report", stats = stats })
+        other:close()
+        -- The kept state was stale once (not the caller's conflict), then
+        -- the fresh attempt met a real one.
+        assert.same("conflict", err.kind)
+        assert.same(1, stats.stale)
+        assert.same(1, stats.conflicts)
       end)
 
       it("retry a conflict from the kept state and the events after it", function()
@@ -313,7 +363,7 @@ for _, backend in helpers.each_backend() do
         local stats = {}
         _, items = aeon.execute(store, list, "list/a", "y", { cache = true, stats = stats })
         assert.same({ "x", "y" }, items)
-        assert.same(0, stats.events_read)
+        assert.is_not_nil(stats.cached)
       end)
 
       it("are not kept when JSON cannot hold them", function()
