@@ -7,7 +7,7 @@
 
 PREFIX   ?= /usr/local
 LUAVER   := 5.4
-PKGS     := lua$(LUAVER) sqlite3 jansson libcurl openssl
+PKGS     := lua$(LUAVER) sqlite3 jansson libcurl openssl libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -45,7 +45,7 @@ $(B)/aeon-host: $(HOST_OBJ) $(BIND_OBJ) $(B)/libaeonstore.a
 
 $(B)/aeon/core.so: $(BIND_OBJ) $(B)/libaeonstore.a
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(filter-out -llua$(LUAVER),$(LDLIBS))
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(filter-out -llua$(LUAVER) -lmicrohttpd,$(LDLIBS))
 
 $(B)/test/%: spec/c/%.c $(B)/libaeonstore.a
 	@mkdir -p $(dir $@)
