@@ -51,11 +51,34 @@ $(B)/test/%: spec/c/%.c $(B)/libaeonstore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Programs the specs drive (fault proxy and the like), not tests themselves.
+SUPPORT := $(patsubst spec/support/%.c,$(B)/support/%,$(wildcard spec/support/*.c))
+
+$(B)/support/%: spec/support/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread
+
 ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do echo "== $$t"; $$t; done
 
-test: all ctest
-	sh spec/run.sh
+test: all ctest $(SUPPORT)
+	AEON_BUILD=$(B) sh spec/run.sh
+
+# The C tests and every spec again, with aeon-host, aeon.core and the store
+# built under AddressSanitizer and UndefinedBehaviorSanitizer (lua5.4, which
+# busted runs on, gets the ASan runtime preloaded to host the module).
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+sanitize:
+	$(MAKE) B=build/sanitize CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all ctest
+	$(MAKE) B=build/sanitize CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+	    build/sanitize/support/faultproxy
+	AEON_BUILD=build/sanitize LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh spec/run.sh
+
+# The store suite under valgrind on the embedded store: no invalid reads,
+# no leaks of the module's own memory.
+valgrind: all
+	AEON_SKIP_DYNAMODB=1 VALGRIND=1 sh spec/run.sh spec/integration/store_spec.lua spec/unit/json_spec.lua
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/$(LUAVER)/aeon \
@@ -80,4 +103,30 @@ deps:
 clean:
 	rm -rf $(B)
 
-.PHONY: all ctest test install install-rock deps clean
+.PHONY: all ctest test sanitize valgrind install install-rock deps clean
+
+# libFuzzer harnesses (spec/fuzz/*_fuzz.c) under ASan and UBSan:
+#   make fuzz                      build them into build/fuzz/
+#   make fuzz-run FUZZ_SECONDS=600 run each for that long on its corpus
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+               -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(PKG_CFLAGS) -Istore -Ihost
+FUZZ_SRC := $(wildcard spec/fuzz/*_fuzz.c)
+FUZZERS  := $(FUZZ_SRC:spec/fuzz/%.c=$(B)/fuzz/%)
+
+$(B)/fuzz/%: spec/fuzz/%.c $(STORE_SRC) host/json.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(STORE_SRC) host/json.c $(LDLIBS)
+
+fuzz: $(FUZZERS)
+
+fuzz-run: fuzz
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
+	  mkdir -p $(B)/fuzz/corpus/$$n; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	      -artifact_prefix=$(B)/fuzz/$$n- $(B)/fuzz/corpus/$$n spec/fuzz/seeds/$$n 2>&1 | \
+	      grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" ; \
+	done
+
+.PHONY: fuzz fuzz-run

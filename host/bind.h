@@ -1,7 +1,8 @@
 /*
  * bind.h - helpers shared by the binding units (bind_*.c) of aeon.core:
  * argument checks that raise on a programming mistake, the nil + message
- * channel for store failures, and the event and JSON conversions.
+ * channel for store failures, the event and JSON conversions, and the
+ * handles that live on a store (subscriptions) and close with it.
  */
 #ifndef AEON_BIND_H
 #define AEON_BIND_H
@@ -11,8 +12,32 @@
 #include "json.h"
 #include "store.h"
 
+/* The metatable of store handles; bind_sub.c and bind_view.c add methods
+ * to its __index table. */
+#define BIND_STORE_MT "aeon.store"
+
+/* A handle that holds part of a store's backend handle (a subscription):
+ * the store releases every child it has before it closes, so the children
+ * can be collected in any order with it. */
+typedef struct bind_child bind_child;
+struct bind_child {
+    void (*release)(bind_child *c); /* frees the backend side, once */
+    bind_child *next;               /* sibling in the store's list */
+    void *owner;                    /* the store's userdata; NULL once released */
+};
+
 /* The open store at idx; raises "store is closed" or a type error. */
 store *bind_check_store(lua_State *L, int idx);
+
+/* Links c to the open store at idx. */
+void bind_adopt(lua_State *L, int idx, bind_child *c);
+
+/* Calls c's release and unlinks it; nothing when already released. */
+void bind_release(bind_child *c);
+
+/* nil, "<backend> does not support <what> yet": what a binding answers for
+ * a store_ops slot the backend leaves NULL. */
+int bind_unsupported(lua_State *L, const store *s, const char *what);
 
 /* nil, message for an expected failure; raises for STORE_INVALID. Frees err. */
 int bind_fail(lua_State *L, store_status st, char *err);
@@ -33,6 +58,24 @@ void bind_decode(lua_State *L, const char *text, size_t len);
 /* Pushes a committed event as { key, revision, type, data, correlation_id,
  * committed_at }. */
 void bind_push_event(lua_State *L, const store_event *ev);
+
+/* Builds the aeon.filter table at idx (nil: NULL). Leaves one userdata on
+ * the stack that owns the nodes; they live as long as it does. */
+const store_filter *bind_check_filter(lua_State *L, int idx);
+
+/* Whether a backend fills every slot of a feature; bindings answer with
+ * bind_unsupported when not. */
+int bind_has_subscriptions(const store_ops *o);
+int bind_has_views(const store_ops *o);
+int bind_has_transactions(const store_ops *o);
+
+/* bind_sub.c: store:subscribe, store:reset_subscription and subscription
+ * handles. Called by luaopen_aeon_core with the module table on top. */
+void bind_sub_open(lua_State *L);
+
+/* bind_view.c: store:view and view handles, store:begin/commit/rollback and
+ * store:supports. Called like bind_sub_open. */
+void bind_view_open(lua_State *L);
 
 int luaopen_aeon_core(lua_State *L);
 

@@ -1,6 +1,8 @@
 /*
  * bind_store.c - the native module aeon.core: store handles, cursors,
- * filters and exact JSON for Lua.
+ * filters, exact JSON, and a sleep for backing off, for Lua. Subscriptions
+ * (bind_sub.c) and views and transactions (bind_view.c) add their methods
+ * to the store's at load.
  *
  * Provides luaopen_aeon_core, loadable from plain lua5.4 and busted as
  * build/aeon/core.so and preloaded inside aeon-host. Turns Lua arguments into
@@ -10,8 +12,10 @@
  * limit) returns nil, message; a programming mistake (a non-string key, an
  * event without a type, an unknown option) raises.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -22,7 +26,7 @@
 #include "revision.h"
 #include "store.h"
 
-#define STORE_MT "aeon.store"
+#define STORE_MT BIND_STORE_MT
 #define CURSOR_MT "aeon.cursor"
 #define FILTER_MT "aeon.filter"
 
@@ -30,8 +34,9 @@ typedef struct lcursor lcursor;
 
 /* A store handle as Lua sees it. */
 typedef struct lstore {
-    store *s;         /* NULL once closed */
-    lcursor *cursors; /* open cursors, closed with the store */
+    store *s;             /* NULL once closed */
+    lcursor *cursors;     /* open cursors, closed with the store */
+    bind_child *children; /* open subscriptions, released with the store */
 } lstore;
 
 /* A read in progress. Its uservalue is the lstore, which keeps the store
@@ -52,6 +57,29 @@ static lstore *check_lstore(lua_State *L, int idx) {
 }
 
 store *bind_check_store(lua_State *L, int idx) { return check_lstore(L, idx)->s; }
+
+void bind_adopt(lua_State *L, int idx, bind_child *c) {
+    lstore *ls = check_lstore(L, idx);
+    c->owner = ls;
+    c->next = ls->children;
+    ls->children = c;
+}
+
+void bind_release(bind_child *c) {
+    lstore *ls = c->owner;
+    if (!ls) return;
+    c->release(c);
+    bind_child **pp = &ls->children;
+    while (*pp && *pp != c) pp = &(*pp)->next;
+    if (*pp) *pp = c->next;
+    c->owner = NULL;
+}
+
+int bind_unsupported(lua_State *L, const store *s, const char *what) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s does not support %s yet", s->ops->name, what);
+    return 2;
+}
 
 /* Reports a store failure the way the contract says: raise for a caller's
  * mistake, nil + message otherwise. Frees err. */
@@ -275,7 +303,7 @@ static store_filter *build_filter(lua_State *L, filter_arena *a, int idx, int de
 
 /* Builds the filter at idx (nil: none). Leaves the arena userdata on the
  * stack; it frees the nodes when collected. */
-static const store_filter *check_filter(lua_State *L, int idx) {
+const store_filter *bind_check_filter(lua_State *L, int idx) {
     filter_arena *a = lua_newuserdatauv(L, sizeof *a, 0);
     memset(a, 0, sizeof *a);
     if (luaL_newmetatable(L, "aeon.filter_arena")) {
@@ -324,6 +352,7 @@ static int l_open(lua_State *L) {
     lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     ls->s = NULL;
     ls->cursors = NULL;
+    ls->children = NULL;
     luaL_setmetatable(L, STORE_MT);
     char *err = NULL;
     store_status st = store_open(uri, NULL, &ls->s, &err);
@@ -341,6 +370,7 @@ static void cursor_release(lcursor *lc);
 static int l_close(lua_State *L) {
     lstore *ls = luaL_checkudata(L, 1, STORE_MT);
     while (ls->cursors) cursor_release(ls->cursors);
+    while (ls->children) bind_release(ls->children);
     store_close(ls->s);
     ls->s = NULL;
     return 0;
@@ -600,7 +630,7 @@ static int open_read(lua_State *L, lstore *ls, const char *key, int optidx) {
         }
         lua_pop(L, 1);
         lua_getfield(L, optidx, "filter");
-        o.filter = check_filter(L, lua_gettop(L));
+        o.filter = bind_check_filter(L, lua_gettop(L));
     }
     lcursor *lc = lua_newuserdatauv(L, sizeof *lc, 1);
     lc->c = NULL;
@@ -734,6 +764,18 @@ static int l_revision_valid(lua_State *L) {
     return 1;
 }
 
+/* The aggregate runner backs off between conflicting attempts; Lua has no
+ * sleep of its own and spawning sleep(1) per retry would cost more than the
+ * wait. Sleeps the whole time even when a signal interrupts it. */
+static int l_sleep(lua_State *L) {
+    lua_Number secs = luaL_checknumber(L, 1);
+    luaL_argcheck(L, secs >= 0 && secs <= 3600, 1, "seconds must be between 0 and 3600");
+    struct timespec t = {.tv_sec = (time_t)secs};
+    t.tv_nsec = (long)((secs - (lua_Number)t.tv_sec) * 1e9);
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 
 static const luaL_Reg store_methods[] = {
@@ -755,6 +797,7 @@ static const luaL_Reg core_functions[] = {
     {"json_encode", l_json_encode},
     {"json_decode", l_json_decode},
     {"revision_valid", l_revision_valid},
+    {"sleep", l_sleep},
     {NULL, NULL},
 };
 
@@ -796,5 +839,7 @@ int luaopen_aeon_core(lua_State *L) {
         lua_setfield(L, -2, ops[i]);
     }
     lua_setfield(L, -2, "filter");
+    bind_sub_open(L);
+    bind_view_open(L);
     return 1;
 }

@@ -435,6 +435,8 @@ static const char *decode_number(decoder *d) {
     num[n] = 0;
     double v = strtod(num, NULL);
     free(heap);
+    /* 1e999 would become infinity, which nothing downstream can store. */
+    if (isinf(v)) return dfail(d, "number out of range");
     lua_pushnumber(d->L, v);
     return NULL;
 }

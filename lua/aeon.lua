@@ -1,10 +1,11 @@
 --- aeon: the event store and app host for Lua.
 --
 -- `aeon.open(uri)` opens a store (API.md section 2); `aeon.app(name)` starts
--- an app definition; `aeon.execute` runs an aggregate's command; the
--- `aeon.reject`/`aeon.invalid`/`aeon.not_yet` helpers are how a handler says
--- why it did not do what it was asked, so the host can answer with the right
--- exit status or HTTP status.
+-- an app definition; `aeon.execute` runs an aggregate's command and
+-- `aeon.load` folds a key's state; the `aeon.reject`/`aeon.invalid`/
+-- `aeon.not_yet` helpers are how a handler says why it did not do what it
+-- was asked, so the host can answer with the right exit status or HTTP
+-- status.
 local core = require "aeon.core"
 
 local setmetatable, type, tostring = setmetatable, type, tostring
@@ -43,9 +44,15 @@ function M.reject(message, fields) return failure("rejected", tostring(message),
 function M.invalid(message, fields) return failure("invalid", tostring(message), fields) end
 
 --- A read model has not yet seen `revision` (exit 1, HTTP 202 + Retry-After).
-function M.not_yet(revision)
-  return failure("not_yet", "not yet: the read model has not seen revision " .. tostring(revision),
-    { revision = revision })
+-- `seen`, when given, is the revision it has seen, for the message.
+function M.not_yet(revision, seen)
+  local message = "not yet: the read model has not seen revision " .. tostring(revision)
+  if seen == M.START then
+    message = message .. " (it has seen no events yet)"
+  elseif seen then
+    message = message .. " (it has seen up to " .. tostring(seen) .. ")"
+  end
+  return failure("not_yet", message, { revision = revision, seen = seen })
 end
 
 --- An optimistic-concurrency conflict from an append result (exit 1, HTTP 409).
@@ -67,5 +74,9 @@ function M.app(name) return require("aeon.app").new(name) end
 
 --- Runs a command through an aggregate (see aeon.aggregate).
 function M.execute(...) return require("aeon.aggregate").execute(...) end
+
+--- Folds a key's events into an aggregate's (or a projection's) state (see
+-- aeon.aggregate).
+function M.load(...) return require("aeon.aggregate").load(...) end
 
 return M

@@ -5,6 +5,7 @@ local aeon = require "aeon"
 local M = {}
 
 M.HOST = os.getenv("AEON_HOST") or "build/aeon-host"
+M.SUPPORT = os.getenv("AEON_SUPPORT") or "build/support" -- the fault proxy and such
 
 --- The backends the store suite runs on: sqlite always, dynamodb when the
 -- test runner started DynamoDB Local (AEON_TEST_DYNAMODB_ENDPOINT).
@@ -49,6 +50,17 @@ function M.fresh_store(backend)
   local store = assert(aeon.open(uri))
   if backend == "dynamodb" then assert(store:admin("deploy")) end
   return store, uri
+end
+
+--- Whether a backend has a feature store:supports knows ("subscriptions",
+-- "views", "transactions"); false when it cannot even be opened. Specs
+-- of a feature a backend lacks are marked pending for it, not failed.
+function M.supports(backend, feature)
+  local store = aeon.open(M.fresh_uri(backend))
+  if not store then return false end
+  local yes = store:supports(feature)
+  store:close()
+  return yes
 end
 
 local function shell_quote(s)

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 if [ -z "${AEON_SKIP_DYNAMODB:-}" ]; then
   state=$(mktemp -d)
-  AEON_DDB_STATE=$state
+  AEON_DDB_STATE=$state/dynamodb-local
   export AEON_DDB_STATE
   trap 'sh scripts/dynamodb-local.sh stop; rm -rf "$state"' EXIT INT TERM
   eval "$(sh scripts/dynamodb-local.sh start)"
@@ -15,13 +15,27 @@ if [ -z "${AEON_SKIP_DYNAMODB:-}" ]; then
   export AEON_TEST_DYNAMODB_ENDPOINT
 fi
 
+# AEON_BUILD picks the build to test (make sanitize uses build/sanitize);
+# VALGRIND=1 runs busted under valgrind, failing on invalid accesses and on
+# definite leaks.
+build=${AEON_BUILD:-build}
+AEON_HOST=$build/aeon-host
+AEON_SUPPORT=$build/support
+# The Lua library of this tree, wherever the build puts the binary.
+AEON_LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua"
+export AEON_HOST AEON_SUPPORT AEON_LUA_PATH
+runner=""
+if [ -n "${VALGRIND:-}" ]; then
+  runner="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+fi
+
 log=$(mktemp)
 set +e
-lua5.4 "$(command -v busted)" --output=utfTerminal "$@" 2>&1 | tee "$log"
-status=$(tail -n1 "$log" | grep -q ' 0 failures / 0 errors' && echo 0 || echo 1)
+$runner lua5.4 "$(command -v busted)" --cpath="$build/?.so" --output=utfTerminal "$@" 2>&1 | tee "$log"
+status=$(grep -q ' 0 failures / 0 errors' "$log" && ! grep -q '^==[0-9]*==' "$log" && echo 0 || echo 1)
 set -e
 # The closing line in the plain form: "N passed, N failed".
-sed -n 's/^\([0-9]*\) successes* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors*.*/specs: \1 passed, \2 failed, \3 errors/p' "$log" |
+sed -n 's/^\([0-9]*\) success\(es\)\? \/ \([0-9]*\) failures* \/ \([0-9]*\) errors*.*/specs: \1 passed, \3 failed, \4 errors/p' "$log" |
   awk -F'[ ,]+' '{ printf "specs: %d passed, %d failed\n", $2, $4 + $6 }'
 rm -f "$log"
 exit "$status"

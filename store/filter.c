@@ -110,6 +110,17 @@ static vclass scalar_class(const store_scalar *s)
     return C_OTHER;
 }
 
+/* The bytes of a string value, an event attribute or a JSON string. */
+static const char *text_of(value v, size_t *len)
+{
+    if (v.kind == V_TEXT) {
+        *len = v.len;
+        return v.text;
+    }
+    *len = json_string_length(v.json);
+    return json_string_value(v.json);
+}
+
 static int sign(int x)
 {
     return (x > 0) - (x < 0);
@@ -143,8 +154,8 @@ static int cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
 static int compare(value v, const store_scalar *s, vclass cls)
 {
     if (cls == C_STRING) {
-        const char *t = v.kind == V_TEXT ? v.text : json_string_value(v.json);
-        size_t n = v.kind == V_TEXT ? v.len : json_string_length(v.json);
+        size_t n;
+        const char *t = text_of(v, &n);
         return cmp_bytes(t, n, s->string, strlen(s->string));
     }
     if (cls == C_BOOLEAN)
@@ -163,9 +174,8 @@ static int compare(value v, const store_scalar *s, vclass cls)
 
 static bool has_prefix(value v, const char *prefix)
 {
-    const char *t = v.kind == V_TEXT ? v.text : json_string_value(v.json);
-    size_t n = v.kind == V_TEXT ? v.len : json_string_length(v.json);
-    size_t m = strlen(prefix);
+    size_t n, m = strlen(prefix);
+    const char *t = text_of(v, &n);
     return n >= m && memcmp(t, prefix, m) == 0;
 }
 

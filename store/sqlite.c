@@ -1,16 +1,23 @@
 /*
  * sqlite.c - the embedded backend: one SQLite file (or an in-memory
- * database) holding events, idempotency keys and snapshots. Provides
- * store_sqlite_ops. Uses SQLite, revision.h to number events, filter.h to
- * filter reads and jansson to describe the store.
+ * database) holding events, idempotency keys, snapshots, subscription
+ * checkpoints and views. Provides store_sqlite_ops. Uses SQLite, revision.h
+ * to number events, filter.h and pattern.h to filter reads and
+ * subscriptions, pthreads to wake subscribers and jansson to describe the
+ * store.
  *
  * Durability and concurrency: the file is in WAL mode with synchronous=FULL,
  * so a commit is on disk when append returns, readers never block the
- * writer, and several processes can share the file; writers queue on the
- * write lock for up to BUSY_TIMEOUT_MS. Appends take the write lock first
- * (BEGIN IMMEDIATE) and number their events above the store's highest
- * revision inside that transaction, so revisions increase in commit order
- * across the store and across processes.
+ * writer, and several processes can share the file; writers wait for the
+ * write lock up to BUSY_TIMEOUT_MS (see busy_wait). Appends take the write
+ * lock first (BEGIN IMMEDIATE) and number their events above the store's
+ * highest revision inside that transaction, so revisions increase in
+ * commit order across the store and across processes.
+ *
+ * Cursors read pages of rows and hold no statement or transaction between
+ * calls, so appends on the same handle may come in between. As revisions
+ * only grow, a forward cursor also returns what was committed after it
+ * opened, up to the page where it finds the end of its range.
  *
  * Schema (PRAGMA user_version = SCHEMA_VERSION):
  *   events(revision PK, key, type, data, correlation_id, committed_at)
@@ -19,25 +26,49 @@
  *     events_by_key(key, revision) serves per-key reads and heads.
  *   idempotency(token PK, expires_ms), indexed by expiry for pruning.
  *   snapshots(key PK, revision, state).
+ *   subscriptions(name PK, checkpoint): durable checkpoints.
+ *   views(view, id, revision, doc), PK (view, id): read-model documents;
+ *   view_revisions(view PK, revision): the revision each view has seen.
  * A key's head and the store's last revision are derived (MAX(revision)),
- * never stored twice.
+ * never stored twice. Version 1 stores (no subscriptions or views) gain the
+ * new tables when first opened.
+ *
+ * Subscriptions: since revisions increase in commit order across the
+ * store, a subscription's position is one revision, and "after it" is
+ * everything it has not seen. A waiting poll sleeps on a process-wide
+ * condition variable that every commit of events signals, so appends from
+ * the same process wake it at once; every WAKE_CHECK_MS it also asks SQLite
+ * for PRAGMA data_version, which changes when another connection (another
+ * process) has committed, so their appends wake it within that time.
+ *
+ * Transactions (begin/commit): every write runs in its own BEGIN IMMEDIATE
+ * transaction, or in a savepoint when the caller has one open, so a batch
+ * of view writes, appends and an ack commits as one.
  */
 #include "filter.h"
+#include "pattern.h"
 #include "revision.h"
 #include "store.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 10000
 #define PAGE_ROWS 256              /* rows a cursor reads per page at most */
 #define PAGE_BYTES (1u << 20)      /* ... and text it buffers, past one row */
 #define PRUNE_EVERY_MS (60 * 1000) /* expired idempotency keys go this often */
+#define WAKE_CHECK_MS 25           /* a waiting poll looks for other processes'
+                                      commits this often: well inside the
+                                      100 ms store.h promises, and a PRAGMA
+                                      costs microseconds */
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -59,7 +90,22 @@ static const char schema_sql[] =
     " revision TEXT NOT NULL,"
     " state TEXT NOT NULL"
     ");"
-    "PRAGMA user_version = 1;";
+    "CREATE TABLE IF NOT EXISTS subscriptions ("
+    " name TEXT NOT NULL PRIMARY KEY,"
+    " checkpoint TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS views ("
+    " view TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " revision TEXT NOT NULL,"
+    " doc TEXT NOT NULL,"
+    " PRIMARY KEY (view, id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS view_revisions ("
+    " view TEXT NOT NULL PRIMARY KEY,"
+    " revision TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "PRAGMA user_version = 2;";
 
 /* The statements every handle prepares once, at open. */
 enum {
@@ -78,6 +124,20 @@ enum {
     Q_ALL_BACK,
     Q_KEY_FWD,
     Q_KEY_BACK,
+    Q_SAVEPOINT,
+    Q_RELEASE,
+    Q_ROLLBACK_TO,
+    Q_DATA_VERSION,
+    Q_SUB_GET,
+    Q_SUB_INSERT,
+    Q_SUB_UPDATE,
+    Q_SUB_RESET,
+    Q_VIEW_GET,
+    Q_VIEW_PUT,
+    Q_VIEW_SEEN,
+    Q_VIEW_ADVANCE,
+    Q_VIEW_CLEAR_DOCS,
+    Q_VIEW_CLEAR_SEEN,
     Q_COUNT
 };
 
@@ -106,18 +166,53 @@ static const char *const sql[Q_COUNT] = {
                   " revision > ?1 AND revision < ?2 ORDER BY revision LIMIT ?3",
     [Q_KEY_BACK] = "SELECT " EVENT_COLUMNS " FROM events WHERE key = ?4 AND"
                    " revision > ?1 AND revision < ?2 ORDER BY revision DESC LIMIT ?3",
+    [Q_SAVEPOINT] = "SAVEPOINT aeon_write",
+    [Q_RELEASE] = "RELEASE aeon_write",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO aeon_write",
+    [Q_DATA_VERSION] = "PRAGMA data_version",
+    [Q_SUB_GET] = "SELECT checkpoint FROM subscriptions WHERE name = ?1",
+    /* The fenced ack: the first checkpoint is inserted only if there is
+     * none, a later one replaces only the one the subscription knew, so a
+     * consumer that fell behind another changes nothing (no row changes). */
+    [Q_SUB_INSERT] = "INSERT INTO subscriptions (name, checkpoint) VALUES (?1, ?2)"
+                     " ON CONFLICT (name) DO NOTHING",
+    [Q_SUB_UPDATE] = "UPDATE subscriptions SET checkpoint = ?2 WHERE name = ?1 AND"
+                     " checkpoint = ?3",
+    [Q_SUB_RESET] = "DELETE FROM subscriptions WHERE name = ?1",
+    [Q_VIEW_GET] = "SELECT revision, doc FROM views WHERE view = ?1 AND id = ?2",
+    [Q_VIEW_PUT] = "INSERT INTO views (view, id, revision, doc) VALUES (?1, ?2, ?3, ?4)"
+                   " ON CONFLICT (view, id) DO UPDATE SET revision = excluded.revision,"
+                   " doc = excluded.doc WHERE excluded.revision >= views.revision",
+    [Q_VIEW_SEEN] = "SELECT revision FROM view_revisions WHERE view = ?1",
+    [Q_VIEW_ADVANCE] = "INSERT INTO view_revisions (view, revision) VALUES (?1, ?2)"
+                       " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision"
+                       " WHERE excluded.revision > view_revisions.revision",
+    [Q_VIEW_CLEAR_DOCS] = "DELETE FROM views WHERE view = ?1",
+    [Q_VIEW_CLEAR_SEEN] = "DELETE FROM view_revisions WHERE view = ?1",
 };
 
 typedef struct sqlite_store {
-    store base;                /* ops and env; first, so a store * is one */
-    sqlite3 *db;               /* the connection */
-    char *path;                /* the file, or ":memory:" */
-    sqlite3_stmt *q[Q_COUNT];  /* prepared at open, reset after each use */
-    uint64_t next_prune_ms;    /* when to drop expired idempotency keys */
+    store base;                 /* ops and env; first, so a store * is one */
+    sqlite3 *db;                /* the connection */
+    char *path;                 /* the file, or ":memory:" */
+    sqlite3_stmt *q[Q_COUNT];   /* prepared at open, reset after each use */
+    uint64_t next_prune_ms;     /* when to drop expired idempotency keys */
+    struct timespec busy_since; /* when the current wait for a lock began */
+    bool txn;                   /* the caller's transaction (begin) is open */
+    bool txn_appended;          /* ... and events were appended in it */
+    store_sub *subs;            /* open subscriptions, told of commits and
+                                   rollbacks */
 } sqlite_store;
 
-/* One buffered event of a cursor's page; strings live in the cursor's text
- * buffer, by offset because the buffer moves as it grows. */
+/* Growable storage for the strings of buffered events. */
+typedef struct textbuf {
+    char *data; /* malloc'd; moves as it grows */
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated */
+} textbuf;
+
+/* One buffered event of a cursor's page or a subscription's batch; strings
+ * live in a textbuf, by offset because the buffer moves as it grows. */
 typedef struct row {
     size_t key;                              /* offset of the key */
     size_t type;                             /* offset of the type */
@@ -141,10 +236,31 @@ struct store_cursor {
     row *rows;                     /* the current page, PAGE_ROWS at most */
     size_t nrows;                  /* rows in it */
     size_t pos;                    /* the next row to hand out */
-    char *text;                    /* strings of the page's rows */
-    size_t text_len;               /* bytes of text in use */
-    size_t text_cap;               /* bytes allocated */
+    textbuf text;                  /* strings of the page's rows */
     store_event ev;                /* the event last handed out */
+};
+
+struct store_sub {
+    sqlite_store *s;                     /* the handle it reads and acks through */
+    char *name;                          /* NULL when ephemeral */
+    char **keys;                         /* key patterns */
+    size_t nkeys;                        /* entries in keys */
+    char **types;                        /* type patterns */
+    size_t ntypes;                       /* entries in types */
+    store_filter *filter;                /* copy of the caller's filter, or NULL */
+    char start[STORE_REVISION_SIZE];     /* opts->start: where to begin without a
+                                            checkpoint ("Z": the end then) */
+    char known[STORE_REVISION_SIZE];     /* the stored checkpoint as last read or
+                                            written ("0": none) */
+    char committed[STORE_REVISION_SIZE]; /* known, as of the last commit: what a
+                                            rollback goes back to */
+    char at[STORE_REVISION_SIZE];        /* delivered or passed over up to here */
+    store_sub *next;                     /* sibling in s->subs */
+    row *rows;                           /* the last batch */
+    size_t nrows;                        /* rows in it */
+    size_t rows_cap;                     /* rows allocated */
+    textbuf text;                        /* strings of the batch */
+    store_event *events;                 /* the batch as handed out */
 };
 
 /* Maps a SQLite result code to a status, with SQLite's own message. Call
@@ -170,12 +286,111 @@ static int run(sqlite3_stmt *q)
     return rc == SQLITE_ROW ? SQLITE_DONE : rc;
 }
 
-/* Ends a failed write transaction, unless SQLite already rolled it back
+/* A write opens its own BEGIN IMMEDIATE transaction, taking the write
+ * lock before it reads so that what it checks still holds when it writes;
+ * inside the caller's transaction it opens a savepoint instead, so it can
+ * fail alone and still commit with the rest. */
+static int write_begin(sqlite_store *s)
+{
+    return run(s->q[s->txn ? Q_SAVEPOINT : Q_BEGIN]);
+}
+
+static int write_commit(sqlite_store *s)
+{
+    return run(s->q[s->txn ? Q_RELEASE : Q_COMMIT]);
+}
+
+/* Undoes a failed write, unless SQLite already rolled the transaction back
  * (it does on some I/O and out-of-memory errors). */
 static void rollback(sqlite_store *s)
 {
-    if (!sqlite3_get_autocommit(s->db))
+    if (sqlite3_get_autocommit(s->db))
+        return;
+    if (s->txn) {
+        run(s->q[Q_ROLLBACK_TO]);
+        run(s->q[Q_RELEASE]);
+    } else {
         run(s->q[Q_ROLLBACK]);
+    }
+}
+
+/* SQLite ends a whole transaction by itself after some errors; a write
+ * after that would run outside the caller's transaction and commit on its
+ * own, so refuse it. */
+static store_status txn_alive(sqlite_store *s, char **err)
+{
+    if (s->txn && sqlite3_get_autocommit(s->db))
+        return store_fail(err, STORE_IO, "sqlite: the transaction was rolled back by an "
+                          "earlier error; roll back and begin again");
+    return STORE_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waking subscribers                                                  */
+
+/* Every commit of events in this process bumps wake_count and broadcasts;
+ * a waiting poll sleeps until the count moves or its slice ends. The
+ * condition variable runs on CLOCK_MONOTONIC so a clock change cannot
+ * stretch a wait. */
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond;
+static uint64_t wake_count;
+
+static void wake_init(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&wake_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+static uint64_t wake_generation(void)
+{
+    pthread_once(&wake_once, wake_init);
+    pthread_mutex_lock(&wake_lock);
+    uint64_t g = wake_count;
+    pthread_mutex_unlock(&wake_lock);
+    return g;
+}
+
+static void wake_all(void)
+{
+    pthread_once(&wake_once, wake_init);
+    pthread_mutex_lock(&wake_lock);
+    wake_count++;
+    pthread_cond_broadcast(&wake_cond);
+    pthread_mutex_unlock(&wake_lock);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps up to ms, or until a commit moves the count past `seen`. True
+ * when one did. */
+static bool wake_wait(uint64_t seen, int64_t ms)
+{
+    pthread_once(&wake_once, wake_init);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&wake_lock);
+    int rc = 0;
+    while (wake_count == seen && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&wake_cond, &wake_lock, &until);
+    bool woken = wake_count != seen;
+    pthread_mutex_unlock(&wake_lock);
+    return woken;
 }
 
 static void copy_revision(char out[STORE_REVISION_SIZE], const unsigned char *text)
@@ -237,7 +452,9 @@ static store_status ensure_schema(sqlite_store *s, char **err)
 
     if ((rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
         return db_fail(s, rc, err, "creating the schema");
-    if ((rc = user_version(s->db, &version)) == SQLITE_OK && version == 0)
+    /* Every statement of the schema is IF NOT EXISTS, so it also brings an
+     * older version up to date. */
+    if ((rc = user_version(s->db, &version)) == SQLITE_OK && version < SCHEMA_VERSION)
         rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -267,6 +484,26 @@ static int use_wal(sqlite3 *db)
             return rc;
         sqlite3_sleep(10);
     }
+}
+
+/* SQLite's own busy handler sleeps 1, 2, 5 ... 100 ms between tries, while
+ * a process appending in a loop takes the write lock back microseconds
+ * after releasing it: with four such writers, three waited over 4 s for
+ * their first append (and would have failed at the timeout). Trying every
+ * 100 us catches those gaps; measured, every writer gets a fair share. */
+static int busy_wait(void *ctx, int tries)
+{
+    sqlite_store *s = ctx;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (tries == 0)
+        s->busy_since = now;
+    else if ((now.tv_sec - s->busy_since.tv_sec) * 1000 +
+                 (now.tv_nsec - s->busy_since.tv_nsec) / 1000000 >= BUSY_TIMEOUT_MS)
+        return 0;
+    struct timespec pause = {0, 100 * 1000};
+    nanosleep(&pause, NULL);
+    return 1;
 }
 
 static void sqlite_close(store *st)
@@ -299,8 +536,10 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
         return store_fail(err, STORE_INVALID, "store URI \"%s\" names no file", uri);
     bool memory = strcmp(path, ":memory:") == 0;
 
-    if ((s = calloc(1, sizeof *s)) == NULL || (s->path = strdup(path)) == NULL)
+    if ((s = calloc(1, sizeof *s)) == NULL || (s->path = strdup(path)) == NULL) {
+        store_fail(err, status, "sqlite: out of memory opening %s", path);
         goto fail;
+    }
     s->base.ops = &store_sqlite_ops;
     s->base.env = env != NULL ? *env : store_env_default;
 
@@ -309,36 +548,34 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
                              SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         status = db_fail(s, rc, err, path);
-        goto fail_reported;
+        goto fail;
     }
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(s->db, busy_wait, s);
     sqlite3_extended_result_codes(s->db, 1);
 
     if (!memory && (rc = use_wal(s->db)) != SQLITE_OK) {
         status = db_fail(s, rc, err, "switching to WAL");
-        goto fail_reported;
+        goto fail;
     }
     if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL)) !=
         SQLITE_OK) {
-        status = db_fail(s, rc, err, path);
-        goto fail_reported;
+        status = db_fail(s, rc, err, "setting synchronous = FULL");
+        goto fail;
     }
     if ((status = ensure_schema(s, err)) != STORE_OK)
-        goto fail_reported;
+        goto fail;
     for (int i = 0; i < Q_COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
                                 NULL);
         if (rc != SQLITE_OK) {
             status = db_fail(s, rc, err, "preparing statements");
-            goto fail_reported;
+            goto fail;
         }
     }
     *out = &s->base;
     return STORE_OK;
 
 fail:
-    store_fail(err, status, "sqlite: out of memory opening %s", path);
-fail_reported:
     sqlite_close((store *)s);
     return status;
 }
@@ -385,9 +622,10 @@ static store_status check_batches(const store_batch *b, size_t n, const char *to
             if (e->data == NULL || e->data_len == 0)
                 return store_fail(err, STORE_INVALID, "%sevent %zu: data is empty",
                                   where, j + 1);
-            if (e->data_len > INT_MAX)
-                return store_fail(err, STORE_LIMIT, "%sevent %zu: data is over 2 GB",
-                                  where, j + 1);
+            if (e->data_len > STORE_MAX_EVENT_BYTES)
+                return store_fail(err, STORE_LIMIT,
+                                  "%sevent %zu: data is %zu bytes, over the %u-byte limit",
+                                  where, j + 1, e->data_len, STORE_MAX_EVENT_BYTES);
             if (e->correlation_id != NULL &&
                 (why = store_check_text(e->correlation_id, false)) != NULL)
                 return store_fail(err, STORE_INVALID, "%sevent %zu: correlation_id %s",
@@ -397,8 +635,10 @@ static store_status check_batches(const store_batch *b, size_t n, const char *to
     }
 
     if (n > 1) {
-        if ((keys = malloc(n * sizeof *keys)) == NULL)
-            goto fail;
+        if ((keys = malloc(n * sizeof *keys)) == NULL) {
+            store_fail(err, status, "out of memory");
+            goto done;
+        }
         for (size_t i = 0; i < n; i++)
             keys[i] = b[i].key;
         qsort(keys, n, sizeof *keys, cmp_keys);
@@ -410,9 +650,6 @@ static store_status check_batches(const store_batch *b, size_t n, const char *to
             }
     }
     status = STORE_OK;
-    goto done;
-fail:
-    store_fail(err, status, "out of memory");
 done:
     free(keys);
     return status;
@@ -437,13 +674,16 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
         total == 0)
         return status;
 
+    if ((status = txn_alive(s, err)) != STORE_OK)
+        return status;
+    if ((rc = write_begin(s)) != SQLITE_DONE)
+        goto fail;
+    /* The clock is read under the write lock, which may have taken a while
+     * to get, so committed_at and expiries are those of the commit. */
     const store_env *env = &s->base.env;
     uint64_t now = env->now_ms(env->ctx);
     char committed_at[STORE_TIMESTAMP_SIZE];
     revision_timestamp(now, committed_at);
-
-    if ((rc = run(s->q[Q_BEGIN])) != SQLITE_DONE)
-        goto fail;
 
     if (token != NULL) {
         doing = "checking the idempotency key";
@@ -533,8 +773,12 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
     }
 
     doing = "committing";
-    if ((rc = run(s->q[Q_COMMIT])) != SQLITE_DONE)
+    if ((rc = write_commit(s)) != SQLITE_DONE)
         goto fail;
+    if (s->txn)
+        s->txn_appended = true; /* subscribers wake when it commits */
+    else
+        wake_all();
     r->outcome = STORE_APPENDED;
     r->count = total;
     memcpy(r->revision, rev, sizeof rev);
@@ -607,25 +851,52 @@ static const char *column(sqlite3_stmt *q, int i, size_t *len)
     return t != NULL ? t : "";
 }
 
-/* Appends n bytes and a NUL to the page text; returns the offset, or
- * SIZE_MAX when out of memory. */
-static size_t put_text(store_cursor *c, const char *t, size_t n)
+/* Appends n bytes and a NUL to the text; returns the offset, or SIZE_MAX
+ * when out of memory. */
+static size_t put_text(textbuf *b, const char *t, size_t n)
 {
-    if (c->text_len + n + 1 > c->text_cap) {
-        size_t cap = c->text_cap > 0 ? c->text_cap : 4096;
-        while (cap < c->text_len + n + 1)
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap > 0 ? b->cap : 4096;
+        while (cap < b->len + n + 1)
             cap *= 2;
-        char *p = realloc(c->text, cap);
+        char *p = realloc(b->data, cap);
         if (p == NULL)
             return SIZE_MAX;
-        c->text = p;
-        c->text_cap = cap;
+        b->data = p;
+        b->cap = cap;
     }
-    size_t at = c->text_len;
-    memcpy(c->text + at, t, n);
-    c->text[at + n] = '\0';
-    c->text_len += n + 1;
+    size_t at = b->len;
+    memcpy(b->data + at, t, n);
+    b->data[at + n] = '\0';
+    b->len += n + 1;
     return at;
+}
+
+/* Copies an event into a row and its text; false when out of memory. */
+static bool keep_event(textbuf *b, row *r, const store_event *ev)
+{
+    r->key = put_text(b, ev->key, strlen(ev->key));
+    r->type = put_text(b, ev->type, strlen(ev->type));
+    r->data = put_text(b, ev->data, ev->data_len);
+    r->data_len = ev->data_len;
+    r->has_corr = ev->correlation_id != NULL;
+    r->corr = r->has_corr ? put_text(b, ev->correlation_id, strlen(ev->correlation_id)) : 0;
+    memcpy(r->revision, ev->revision, sizeof r->revision);
+    memcpy(r->committed_at, ev->committed_at, sizeof r->committed_at);
+    return r->key != SIZE_MAX && r->type != SIZE_MAX && r->data != SIZE_MAX &&
+           r->corr != SIZE_MAX;
+}
+
+/* The event a kept row stands for, pointing into its text. */
+static void row_event(const textbuf *b, const row *r, store_event *ev)
+{
+    ev->key = b->data + r->key;
+    ev->type = b->data + r->type;
+    ev->data = b->data + r->data;
+    ev->data_len = r->data_len;
+    ev->correlation_id = r->has_corr ? b->data + r->corr : NULL;
+    memcpy(ev->revision, r->revision, sizeof ev->revision);
+    memcpy(ev->committed_at, r->committed_at, sizeof ev->committed_at);
 }
 
 /* Reads the next page: up to PAGE_ROWS rows after the last one seen,
@@ -647,21 +918,21 @@ static store_status fill(store_cursor *c, char **err)
         sqlite3_bind_text(q, 4, c->key, -1, SQLITE_STATIC);
 
     c->nrows = c->pos = 0;
-    c->text_len = 0;
+    c->text.len = 0;
     int64_t scanned = 0;
     store_event ev;
     char last[STORE_REVISION_SIZE] = "";
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        size_t key_len, type_len, corr_len = 0, at_len;
+        size_t ignored, at_len;
         scanned++;
         copy_revision(ev.revision, sqlite3_column_text(q, 0));
         memcpy(last, ev.revision, sizeof last);
-        ev.key = column(q, 1, &key_len);
-        ev.type = column(q, 2, &type_len);
+        ev.key = column(q, 1, &ignored);
+        ev.type = column(q, 2, &ignored);
         ev.data = column(q, 3, &ev.data_len);
         ev.correlation_id = sqlite3_column_type(q, 4) == SQLITE_NULL ? NULL
-                            : column(q, 4, &corr_len);
+                            : column(q, 4, &ignored);
         const char *at = column(q, 5, &at_len);
         if (at_len >= STORE_TIMESTAMP_SIZE)
             at_len = STORE_TIMESTAMP_SIZE - 1;
@@ -670,24 +941,14 @@ static store_status fill(store_cursor *c, char **err)
         if (!filter_match(c->filter, &ev))
             continue;
 
-        row *r = &c->rows[c->nrows];
-        r->key = put_text(c, ev.key, key_len);
-        r->type = put_text(c, ev.type, type_len);
-        r->data = put_text(c, ev.data, ev.data_len);
-        r->data_len = ev.data_len;
-        r->has_corr = ev.correlation_id != NULL;
-        r->corr = r->has_corr ? put_text(c, ev.correlation_id, corr_len) : 0;
-        if (r->key == SIZE_MAX || r->type == SIZE_MAX || r->data == SIZE_MAX ||
-            r->corr == SIZE_MAX) {
+        if (!keep_event(&c->text, &c->rows[c->nrows], &ev)) {
             sqlite3_reset(q);
             c->nrows = 0;
             return store_fail(err, STORE_NOMEM, "sqlite: out of memory reading events");
         }
-        memcpy(r->revision, ev.revision, sizeof r->revision);
-        memcpy(r->committed_at, ev.committed_at, sizeof r->committed_at);
         c->nrows++;
         if ((c->remaining >= 0 && (int64_t)c->nrows >= c->remaining) ||
-            c->text_len >= PAGE_BYTES)
+            c->text.len >= PAGE_BYTES)
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -710,7 +971,7 @@ static void sqlite_cursor_close(store_cursor *c)
     free(c->key);
     filter_free(c->filter);
     free(c->rows);
-    free(c->text);
+    free(c->text.data);
     free(c);
 }
 
@@ -763,14 +1024,7 @@ static store_status sqlite_next(store_cursor *c, const store_event **ev, char **
         if (status != STORE_OK)
             return status;
     }
-    const row *r = &c->rows[c->pos++];
-    c->ev.key = c->text + r->key;
-    c->ev.type = c->text + r->type;
-    c->ev.data = c->text + r->data;
-    c->ev.data_len = r->data_len;
-    c->ev.correlation_id = r->has_corr ? c->text + r->corr : NULL;
-    memcpy(c->ev.revision, r->revision, sizeof c->ev.revision);
-    memcpy(c->ev.committed_at, r->committed_at, sizeof c->ev.committed_at);
+    row_event(&c->text, &c->rows[c->pos++], &c->ev);
     if (c->remaining > 0)
         c->remaining--;
     *ev = &c->ev;
@@ -846,6 +1100,559 @@ static store_status sqlite_snapshot(store *st, const char *key, store_snapshot *
 }
 
 /* ------------------------------------------------------------------ */
+/* Subscriptions                                                       */
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void sqlite_sub_close(store_sub *sub)
+{
+    if (sub == NULL)
+        return;
+    if (sub->s != NULL) {
+        store_sub **pp = &sub->s->subs;
+        while (*pp != NULL && *pp != sub)
+            pp = &(*pp)->next;
+        if (*pp != NULL)
+            *pp = sub->next;
+    }
+    free(sub->name);
+    free_strings(sub->keys, sub->nkeys);
+    free_strings(sub->types, sub->ntypes);
+    filter_free(sub->filter);
+    free(sub->rows);
+    free(sub->text.data);
+    free(sub->events);
+    free(sub);
+}
+
+/* Copies n patterns, checking each; on failure *out holds what was copied
+ * so far (for sqlite_sub_close) and the status says why. */
+static store_status copy_patterns(const char *const *in, size_t n, const char *what,
+                                  char ***out, size_t *nout, char **err)
+{
+    const char *why;
+    *out = NULL;
+    *nout = 0;
+    if (n == 0)
+        return STORE_OK;
+    if (in == NULL)
+        return store_fail(err, STORE_INVALID, "no %s patterns given", what);
+    for (size_t i = 0; i < n; i++)
+        if ((why = store_check_text(in[i], false)) != NULL)
+            return store_fail(err, STORE_INVALID, "%s pattern %zu %s", what, i + 1, why);
+    if ((*out = calloc(n, sizeof **out)) == NULL)
+        return store_fail(err, STORE_NOMEM, "sqlite: out of memory opening a subscription");
+    for (; *nout < n; (*nout)++)
+        if (((*out)[*nout] = strdup(in[*nout])) == NULL)
+            return store_fail(err, STORE_NOMEM, "sqlite: out of memory opening a "
+                              "subscription");
+    return STORE_OK;
+}
+
+/* The stored checkpoint of a named subscription into out ("0": none). */
+static int stored_checkpoint(sqlite_store *s, const char *name, char out[STORE_REVISION_SIZE])
+{
+    sqlite3_stmt *q = s->q[Q_SUB_GET];
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    copy_revision(out, NULL);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        copy_revision(out, sqlite3_column_text(q, 0));
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* Puts the subscription where a consumer of its name starts now: after the
+ * stored checkpoint, else at its start (the end of the store, for "Z"). */
+static store_status rewind_sub(store_sub *sub, char **err)
+{
+    sqlite_store *s = sub->s;
+    int rc;
+    if (sub->name != NULL && (rc = stored_checkpoint(s, sub->name, sub->known)) != SQLITE_DONE)
+        return db_fail(s, rc, err, "reading a checkpoint");
+    if (strcmp(sub->known, STORE_START) != 0) {
+        memcpy(sub->at, sub->known, sizeof sub->at);
+    } else if (strcmp(sub->start, STORE_END) == 0) {
+        if ((rc = max_revision(s, NULL, sub->at)) != SQLITE_DONE)
+            return db_fail(s, rc, err, "reading the last revision");
+    } else {
+        memcpy(sub->at, sub->start, sizeof sub->at);
+    }
+    memcpy(sub->committed, sub->known, sizeof sub->committed);
+    sub->nrows = 0;
+    return STORE_OK;
+}
+
+/* A commit makes the checkpoints acked inside the transaction the known
+ * ones; a rollback forgets them, so the fence compares against what is
+ * really stored. */
+static void settle_subs(sqlite_store *s, bool committed)
+{
+    for (store_sub *sub = s->subs; sub != NULL; sub = sub->next) {
+        if (committed)
+            memcpy(sub->committed, sub->known, sizeof sub->committed);
+        else
+            memcpy(sub->known, sub->committed, sizeof sub->known);
+    }
+}
+
+static store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts *opts,
+                                     store_sub **out, char **err)
+{
+    static const store_sub_opts defaults = {NULL, 0, NULL, 0, NULL, NULL};
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status = STORE_NOMEM;
+    store_sub *sub = NULL;
+    const char *why;
+    *out = NULL;
+    if (opts == NULL)
+        opts = &defaults;
+
+    if (name != NULL && (why = store_check_text(name, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "subscription name %s", why);
+    if (opts->start != NULL && !revision_bound_valid(opts->start))
+        return store_fail(err, STORE_INVALID, "subscription start \"%s\" is not a revision, "
+                          "START or END", opts->start);
+    if (opts->filter != NULL && (why = filter_check(opts->filter)) != NULL)
+        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
+
+    if ((sub = calloc(1, sizeof *sub)) == NULL ||
+        (name != NULL && (sub->name = strdup(name)) == NULL) ||
+        filter_copy(opts->filter, &sub->filter) != STORE_OK)
+        goto fail;
+    sub->s = s;
+    sub->next = s->subs; /* linked first, so sqlite_sub_close can unlink it */
+    s->subs = sub;
+    copy_revision(sub->start, (const unsigned char *)(opts->start != NULL ? opts->start
+                                                                        : STORE_START));
+    copy_revision(sub->known, NULL);
+    if ((status = copy_patterns(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
+                                err)) != STORE_OK ||
+        (status = copy_patterns(opts->types, opts->ntypes, "type", &sub->types,
+                                &sub->ntypes, err)) != STORE_OK ||
+        (status = rewind_sub(sub, err)) != STORE_OK)
+        goto fail_reported;
+    /* An ephemeral subscription's checkpoint is where it starts. */
+    if (sub->name == NULL) {
+        memcpy(sub->known, sub->at, sizeof sub->known);
+        memcpy(sub->committed, sub->at, sizeof sub->committed);
+    }
+    *out = sub;
+    return STORE_OK;
+
+fail:
+    store_fail(err, status, "sqlite: out of memory opening a subscription");
+fail_reported:
+    sqlite_sub_close(sub);
+    return status;
+}
+
+static bool sub_matches(const store_sub *sub, const store_event *ev)
+{
+    return pattern_match_any((const char *const *)sub->keys, sub->nkeys, ev->key) &&
+           pattern_match_any((const char *const *)sub->types, sub->ntypes, ev->type) &&
+           filter_match(sub->filter, ev);
+}
+
+/* Reads on from sub->at through an ordinary cursor (a page at a time, no
+ * read transaction held between pages), keeping up to max matching events
+ * in sub->events; sub->at follows every event looked at, matching or not.
+ * On failure it hands out nothing and puts sub->at back, so the next poll
+ * looks at the same events again. */
+static store_status scan(store_sub *sub, size_t max, char **err)
+{
+    char from[STORE_REVISION_SIZE];
+    store_read_opts o = {from, true, NULL, false, -1, false, NULL};
+    store_cursor *c = NULL;
+    const store_event *ev;
+    store_status status;
+
+    memcpy(from, sub->at, sizeof from);
+    sub->nrows = 0;
+    sub->text.len = 0;
+    if ((status = sqlite_read(&sub->s->base, NULL, &o, &c, err)) != STORE_OK)
+        return status;
+    while ((status = sqlite_next(c, &ev, err)) == STORE_OK && ev != NULL) {
+        if (sub_matches(sub, ev)) {
+            if (sub->nrows == sub->rows_cap) {
+                size_t cap = sub->rows_cap > 0 ? sub->rows_cap * 2 : 64;
+                row *rows = realloc(sub->rows, cap * sizeof *rows);
+                if (rows == NULL)
+                    goto nomem;
+                sub->rows = rows;
+                sub->rows_cap = cap;
+            }
+            if (!keep_event(&sub->text, &sub->rows[sub->nrows], ev))
+                goto nomem;
+            sub->nrows++;
+        }
+        memcpy(sub->at, ev->revision, sizeof sub->at);
+        if (sub->nrows == max)
+            break;
+    }
+    sqlite_cursor_close(c);
+    c = NULL;
+    if (status != STORE_OK)
+        goto failed;
+
+    /* The text is complete, so the events can point into it. */
+    free(sub->events);
+    sub->events = NULL;
+    if (sub->nrows > 0 && (sub->events = malloc(sub->nrows * sizeof *sub->events)) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < sub->nrows; i++)
+        row_event(&sub->text, &sub->rows[i], &sub->events[i]);
+    return STORE_OK;
+
+nomem:
+    sqlite_cursor_close(c);
+    status = store_fail(err, STORE_NOMEM, "sqlite: out of memory polling a subscription");
+failed:
+    sub->nrows = 0;
+    memcpy(sub->at, from, sizeof sub->at);
+    return status;
+}
+
+static int data_version(sqlite_store *s, int64_t *out)
+{
+    sqlite3_stmt *q = s->q[Q_DATA_VERSION];
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(q, 0);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+static store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max,
+                                const store_event **events, size_t *count,
+                                char position[STORE_REVISION_SIZE], char **err)
+{
+    sqlite_store *s = sub->s;
+    store_status status;
+    int rc;
+    *events = NULL;
+    *count = 0;
+    memcpy(position, sub->at, STORE_REVISION_SIZE);
+    if (max == 0)
+        return store_fail(err, STORE_INVALID, "poll: max must be at least 1");
+    if (timeout_ms > 0 && s->txn)
+        return store_fail(err, STORE_INVALID, "poll: cannot wait inside a transaction "
+                          "(it holds the write lock)");
+
+    int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        /* Both marks are taken before the scan, so a commit that lands
+         * while it runs still ends the wait that follows. */
+        uint64_t seen = wake_generation();
+        int64_t version = 0, now_version = 0;
+        if ((rc = data_version(s, &version)) != SQLITE_DONE)
+            return db_fail(s, rc, err, "polling a subscription");
+        if ((status = scan(sub, max, err)) != STORE_OK)
+            return status;
+        if (sub->nrows > 0)
+            break;
+        for (;;) {
+            int64_t left = deadline - mono_ms();
+            if (left <= 0)
+                goto done;
+            if (wake_wait(seen, left < WAKE_CHECK_MS ? left : WAKE_CHECK_MS))
+                break;
+            if ((rc = data_version(s, &now_version)) != SQLITE_DONE)
+                return db_fail(s, rc, err, "polling a subscription");
+            if (now_version != version)
+                break;
+        }
+    }
+
+done:
+    *events = sub->events;
+    *count = sub->nrows;
+    memcpy(position, sub->at, STORE_REVISION_SIZE);
+    return STORE_OK;
+}
+
+static store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char **err)
+{
+    sqlite_store *s = sub->s;
+    store_status status;
+    *acked = false;
+    if (!revision_valid(revision))
+        return store_fail(err, STORE_INVALID, "ack: \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    /* Never backwards: acking what is already acknowledged writes nothing. */
+    if (strcmp(revision, sub->known) <= 0) {
+        *acked = true;
+        return STORE_OK;
+    }
+    if (sub->name != NULL) {
+        if ((status = txn_alive(s, err)) != STORE_OK)
+            return status;
+        bool first = strcmp(sub->known, STORE_START) == 0;
+        sqlite3_stmt *q = s->q[first ? Q_SUB_INSERT : Q_SUB_UPDATE];
+        sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, revision, -1, SQLITE_STATIC);
+        if (!first)
+            sqlite3_bind_text(q, 3, sub->known, -1, SQLITE_STATIC);
+        int rc = run(q);
+        if (rc != SQLITE_DONE)
+            return db_fail(s, rc, err, "storing a checkpoint");
+        if (sqlite3_changes(s->db) == 0) {
+            /* Another consumer moved it: start again from where it left
+             * things, rather than apply what it has applied. */
+            return rewind_sub(sub, err);
+        }
+    }
+    copy_revision(sub->known, (const unsigned char *)revision);
+    if (!s->txn)
+        memcpy(sub->committed, sub->known, sizeof sub->committed);
+    if (strcmp(revision, sub->at) > 0)
+        memcpy(sub->at, sub->known, sizeof sub->at);
+    *acked = true;
+    return STORE_OK;
+}
+
+static store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE],
+                                      char **err)
+{
+    if (sub->name == NULL) {
+        memcpy(out, sub->known, STORE_REVISION_SIZE);
+        return STORE_OK;
+    }
+    int rc = stored_checkpoint(sub->s, sub->name, out);
+    if (rc != SQLITE_DONE)
+        return db_fail(sub->s, rc, err, "reading a checkpoint");
+    return STORE_OK;
+}
+
+static store_status sqlite_sub_reset(store *st, const char *name, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    const char *why = store_check_text(name, false);
+    if (why != NULL)
+        return store_fail(err, STORE_INVALID, "subscription name %s", why);
+    if ((status = txn_alive(s, err)) != STORE_OK)
+        return status;
+    sqlite3_stmt *q = s->q[Q_SUB_RESET];
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int rc = run(q);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, rc, err, "resetting a subscription");
+    return STORE_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Views                                                               */
+
+static store_status check_view(const char *view, const char *id, char **err)
+{
+    const char *why;
+    if ((why = store_check_text(view, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "view name %s", why);
+    if (id != NULL && (why = store_check_text(id, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "view document id %s", why);
+    return STORE_OK;
+}
+
+static store_status sqlite_view_get(store *st, const char *view, const char *id, char **doc,
+                                    size_t *doc_len, char revision[STORE_REVISION_SIZE],
+                                    bool *found, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    *doc = NULL;
+    *doc_len = 0;
+    *found = false;
+    copy_revision(revision, NULL);
+    if (id == NULL)
+        return store_fail(err, STORE_INVALID, "view document id is missing");
+    if ((status = check_view(view, id, err)) != STORE_OK)
+        return status;
+
+    sqlite3_stmt *q = s->q[Q_VIEW_GET];
+    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        size_t len;
+        const char *text = column(q, 1, &len);
+        if ((*doc = malloc(len + 1)) == NULL) {
+            status = store_fail(err, STORE_NOMEM, "sqlite: out of memory reading a view");
+        } else {
+            memcpy(*doc, text, len);
+            (*doc)[len] = '\0';
+            *doc_len = len;
+            copy_revision(revision, sqlite3_column_text(q, 0));
+            *found = true;
+        }
+    } else if (rc != SQLITE_DONE) {
+        status = db_fail(s, rc, err, "reading a view");
+    }
+    sqlite3_reset(q);
+    return status;
+}
+
+static store_status sqlite_view_put(store *st, const char *view, const char *id,
+                                    const char *doc, size_t doc_len, const char *revision,
+                                    bool *stored, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    *stored = false;
+    if (id == NULL)
+        return store_fail(err, STORE_INVALID, "view document id is missing");
+    if ((status = check_view(view, id, err)) != STORE_OK)
+        return status;
+    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
+        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if (doc == NULL || doc_len == 0)
+        return store_fail(err, STORE_INVALID, "view document is empty");
+    if (doc_len > INT_MAX)
+        return store_fail(err, STORE_LIMIT, "view document is over 2 GB");
+    if ((status = txn_alive(s, err)) != STORE_OK)
+        return status;
+
+    /* One upsert, atomic on its own, like snapshots: the WHERE keeps a
+     * newer document. */
+    sqlite3_stmt *q = s->q[Q_VIEW_PUT];
+    int rc;
+    if ((rc = sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(q, 3, revision, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(q, 4, doc, (int)doc_len, SQLITE_STATIC)) != SQLITE_OK)
+        return db_fail(s, rc, err, "writing a view");
+    if ((rc = run(q)) != SQLITE_DONE)
+        return db_fail(s, rc, err, "writing a view");
+    *stored = sqlite3_changes(s->db) > 0;
+    return STORE_OK;
+}
+
+static store_status sqlite_view_revision(store *st, const char *view,
+                                         char out[STORE_REVISION_SIZE], char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    copy_revision(out, NULL);
+    if ((status = check_view(view, NULL, err)) != STORE_OK)
+        return status;
+    sqlite3_stmt *q = s->q[Q_VIEW_SEEN];
+    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        copy_revision(out, sqlite3_column_text(q, 0));
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, rc, err, "reading a view's revision");
+    return STORE_OK;
+}
+
+static store_status sqlite_view_advance(store *st, const char *view, const char *revision,
+                                        char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    if ((status = check_view(view, NULL, err)) != STORE_OK)
+        return status;
+    if (!revision_valid(revision))
+        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if ((status = txn_alive(s, err)) != STORE_OK)
+        return status;
+    sqlite3_stmt *q = s->q[Q_VIEW_ADVANCE];
+    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, revision, -1, SQLITE_STATIC);
+    int rc = run(q);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, rc, err, "advancing a view's revision");
+    return STORE_OK;
+}
+
+static store_status sqlite_view_clear(store *st, const char *view, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    int rc;
+    if ((status = check_view(view, NULL, err)) != STORE_OK ||
+        (status = txn_alive(s, err)) != STORE_OK)
+        return status;
+    sqlite3_bind_text(s->q[Q_VIEW_CLEAR_DOCS], 1, view, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->q[Q_VIEW_CLEAR_SEEN], 1, view, -1, SQLITE_STATIC);
+    if ((rc = write_begin(s)) != SQLITE_DONE ||
+        (rc = run(s->q[Q_VIEW_CLEAR_DOCS])) != SQLITE_DONE ||
+        (rc = run(s->q[Q_VIEW_CLEAR_SEEN])) != SQLITE_DONE ||
+        (rc = write_commit(s)) != SQLITE_DONE) {
+        status = db_fail(s, rc, err, "clearing a view");
+        rollback(s);
+        return status;
+    }
+    return STORE_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                        */
+
+static store_status sqlite_begin(store *st, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    if (s->txn)
+        return store_fail(err, STORE_INVALID, "a transaction is already open");
+    int rc = run(s->q[Q_BEGIN]);
+    if (rc != SQLITE_DONE)
+        return db_fail(s, rc, err, "beginning a transaction");
+    s->txn = true;
+    s->txn_appended = false;
+    return STORE_OK;
+}
+
+static store_status sqlite_commit(store *st, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    if (!s->txn)
+        return store_fail(err, STORE_INVALID, "no transaction is open");
+    s->txn = false;
+    if (sqlite3_get_autocommit(s->db)) {
+        settle_subs(s, false);
+        return store_fail(err, STORE_IO, "sqlite: the transaction was rolled back by an "
+                          "earlier error; nothing of it was committed");
+    }
+    int rc = run(s->q[Q_COMMIT]);
+    if (rc != SQLITE_DONE) {
+        store_status status = db_fail(s, rc, err, "committing a transaction");
+        if (!sqlite3_get_autocommit(s->db))
+            run(s->q[Q_ROLLBACK]);
+        settle_subs(s, false);
+        return status;
+    }
+    settle_subs(s, true);
+    if (s->txn_appended)
+        wake_all();
+    return STORE_OK;
+}
+
+static void sqlite_rollback(store *st)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    if (!s->txn)
+        return;
+    s->txn = false;
+    if (!sqlite3_get_autocommit(s->db))
+        run(s->q[Q_ROLLBACK]);
+    settle_subs(s, false);
+}
+
+/* ------------------------------------------------------------------ */
 /* Administration                                                      */
 
 /* Runs a one-off query (not on the hot path, so not cached) yielding one
@@ -864,20 +1671,24 @@ static int count_rows(sqlite_store *s, const char *query, sqlite3_int64 *out, in
 }
 
 /* DEPLOY: the schema is ensured at open; this checks it again and reports.
- * INFO: counts events, keys and snapshots, and the last revision.
- * DESTROY: deletes every event, idempotency key and snapshot in one
- * transaction but keeps the file and its tables, so other processes that
- * have it open go on working on an empty store; the space is reused, not
- * returned to the file system. */
+ * INFO: counts events, keys, snapshots, subscriptions and views, and the
+ * last revision.
+ * DESTROY: deletes every event, idempotency key, snapshot, checkpoint and
+ * view in one transaction but keeps the file and its tables, so other
+ * processes that have it open go on working on an empty store; the space
+ * is reused, not returned to the file system. */
 static store_status sqlite_admin(store *st, store_admin action, char **out, char **err)
 {
     sqlite_store *s = (sqlite_store *)st;
     store_status status = STORE_NOMEM;
     json_t *doc = NULL;
-    sqlite3_int64 n[3] = {0, 0, 0};
+    sqlite3_int64 n[5] = {0, 0, 0, 0, 0};
     char last[STORE_REVISION_SIZE];
     int rc;
     *out = NULL;
+    if (s->txn)
+        return store_fail(err, STORE_INVALID, "store %s cannot run inside a transaction",
+                          action == STORE_INFO ? "info" : "admin");
 
     switch (action) {
     case STORE_DEPLOY:
@@ -889,15 +1700,18 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
     case STORE_INFO:
         rc = count_rows(s, "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM"
                         " (SELECT DISTINCT key FROM events)), (SELECT COUNT(*) FROM"
-                        " snapshots)", n, 3);
+                        " snapshots), (SELECT COUNT(*) FROM subscriptions), (SELECT"
+                        " COUNT(*) FROM (SELECT DISTINCT view FROM views UNION SELECT view"
+                        " FROM view_revisions))", n, 5);
         if (rc != SQLITE_OK)
             return db_fail(s, rc, err, "describing the store");
         if ((rc = max_revision(s, NULL, last)) != SQLITE_DONE)
             return db_fail(s, rc, err, "describing the store");
-        doc = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:s}", "backend", "sqlite",
-                        "path", s->path, "schema_version", SCHEMA_VERSION,
+        doc = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:s}", "backend",
+                        "sqlite", "path", s->path, "schema_version", SCHEMA_VERSION,
                         "events", (json_int_t)n[0], "keys", (json_int_t)n[1],
-                        "snapshots", (json_int_t)n[2], "last_revision", last);
+                        "snapshots", (json_int_t)n[2], "subscriptions", (json_int_t)n[3],
+                        "views", (json_int_t)n[4], "last_revision", last);
         break;
     case STORE_DESTROY:
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -905,7 +1719,8 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
                                                   NULL, NULL)) == SQLITE_OK) {
             n[0] = sqlite3_changes64(s->db);
             rc = sqlite3_exec(s->db, "DELETE FROM idempotency; DELETE FROM snapshots;"
-                              " COMMIT", NULL, NULL, NULL);
+                              " DELETE FROM subscriptions; DELETE FROM views;"
+                              " DELETE FROM view_revisions; COMMIT", NULL, NULL, NULL);
         }
         if (rc != SQLITE_OK) {
             status = db_fail(s, rc, err, "destroying the store");
@@ -942,4 +1757,18 @@ const store_ops store_sqlite_ops = {
     .save_snapshot = sqlite_save_snapshot,
     .snapshot = sqlite_snapshot,
     .admin = sqlite_admin,
+    .subscribe = sqlite_subscribe,
+    .poll = sqlite_poll,
+    .ack = sqlite_ack,
+    .checkpoint = sqlite_checkpoint,
+    .sub_close = sqlite_sub_close,
+    .sub_reset = sqlite_sub_reset,
+    .view_get = sqlite_view_get,
+    .view_put = sqlite_view_put,
+    .view_revision = sqlite_view_revision,
+    .view_advance = sqlite_view_advance,
+    .view_clear = sqlite_view_clear,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
 };

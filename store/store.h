@@ -32,6 +32,11 @@
 #define STORE_START "0"
 #define STORE_END "Z"
 
+/* The largest event data the embedded store takes, in bytes of JSON; an
+ * event store is no place for blobs, and a cap keeps a read's page and a
+ * Lua decode bounded. DynamoDB's own item limit (400 KB) is lower. */
+#define STORE_MAX_EVENT_BYTES (4u << 20)
+
 /* How long an idempotency key is remembered, at least. */
 #define STORE_IDEMPOTENCY_MS (10 * 60 * 1000)
 
@@ -187,6 +192,26 @@ typedef struct store_snapshot {
 } store_snapshot;
 
 /* ------------------------------------------------------------------ */
+/* Subscriptions                                                       */
+
+/* A consumer of the events committed to a store, named so that its
+ * checkpoint survives restarts. Patterns are exact strings or use '*' as a
+ * wildcard for any run of characters (pattern.h). */
+typedef struct store_sub store_sub;
+
+typedef struct store_sub_opts {
+    const char *const *keys;    /* key patterns; an event's key must match one */
+    size_t nkeys;               /* entries in keys; 0: every key */
+    const char *const *types;   /* type patterns; an event's type must match one */
+    size_t ntypes;              /* entries in types; 0: every type */
+    const store_filter *filter; /* NULL, or a filter events must match too */
+    const char *start;          /* where delivery begins while the subscription
+                                   has no checkpoint: NULL or STORE_START the
+                                   first event, STORE_END after the last one
+                                   committed at subscribe, a revision after it */
+} store_sub_opts;
+
+/* ------------------------------------------------------------------ */
 /* The backend contract                                                */
 
 typedef struct store store;
@@ -258,6 +283,120 @@ typedef struct store_ops {
     /* Provisions, removes or describes the backend's storage. *out is a
      * malloc'd JSON object describing what was done or found. */
     store_status (*admin)(store *s, store_admin action, char **out, char **err);
+
+    /* Every slot below may be NULL: the backend does not support it yet, and
+     * callers must say so ("<name> does not support X yet"), never crash. */
+
+    /* -- Subscriptions ------------------------------------------------ */
+
+    /* Opens subscription `name` (NULL: an ephemeral one, whose checkpoint
+     * lives in memory only) with the patterns and filter of opts, copied.
+     * Delivery resumes after the stored checkpoint, else at opts->start.
+     * Several handles may open the same name at once: acks are fenced, so
+     * a batch is acknowledged once however many consumers race for it.
+     * The subscription uses the handle: close it before the store. */
+    store_status (*subscribe)(store *s, const char *name, const store_sub_opts *opts,
+                              store_sub **out, char **err);
+
+    /* Hands out up to `max` matching events committed after those this
+     * subscription already delivered (or passed over), in commit order:
+     * revision order within a key, and across keys on the embedded store.
+     * An event that commits late with a revision below one already
+     * delivered is still delivered. Waits up to timeout_ms (0: not at all)
+     * when there are none; *count is 0 when the wait ends empty-handed.
+     * *events stays valid until the next poll or sub_close.
+     * *position is what to ack once the batch is processed, and what a view
+     * fed by it has seen: every matching event with a revision at or below
+     * it has been handed out, by this poll or an earlier one. The embedded
+     * store reports the last revision the poll looked at, matching or not;
+     * a backend where events can commit out of revision order keeps it
+     * below any revision that may still commit (a low watermark), so it may
+     * trail the batch. It never moves back (STORE_START before anything).
+     * Appends wake a waiting poll at once in the same process and within
+     * 100 ms from other processes. STORE_INVALID when asked to wait inside
+     * a transaction. */
+    store_status (*poll)(store_sub *sub, int64_t timeout_ms, size_t max,
+                         const store_event **events, size_t *count,
+                         char position[STORE_REVISION_SIZE], char **err);
+
+    /* Makes `revision` the durable checkpoint. `revision` is a position a
+     * poll returned, or the revision of an event one handed out: it says
+     * that event, or everything handed out up to that poll, and every event
+     * handed out before are processed, and a new subscription of the same
+     * name starts after them. Never moves the checkpoint backwards (a
+     * backend that tracks more than a revision, such as stream positions,
+     * stores those with it). Fenced: when
+     * another consumer moved the stored checkpoint since this subscription
+     * last read or wrote it, nothing is written, *acked is false and this
+     * subscription rewinds to the stored checkpoint (its next poll starts
+     * there). Inside a transaction it commits or rolls back with it. */
+    store_status (*ack)(store_sub *sub, const char *revision, bool *acked,
+                        char **err);
+
+    /* The stored checkpoint (the in-memory one when ephemeral), or
+     * STORE_START when there is none. */
+    store_status (*checkpoint)(store_sub *sub, char out[STORE_REVISION_SIZE],
+                               char **err);
+
+    /* Releases a subscription; its checkpoint stays. Safe on NULL. */
+    void (*sub_close)(store_sub *sub);
+
+    /* Forgets subscription `name`'s checkpoint, so it starts over from its
+     * start (a rebuild). Open subscriptions of that name rewind at their
+     * next ack. */
+    store_status (*sub_reset)(store *s, const char *name, char **err);
+
+    /* -- Views (read models) ------------------------------------------ */
+    /* A view is a named set of JSON documents, each stored with the
+     * revision of the last event folded into it, plus the revision the view
+     * has seen as a whole. View and document names are non-empty UTF-8. */
+
+    /* Reads document `id` of `view`. *found tells whether there is one; when
+     * true, *doc is malloc'd JSON text (the caller frees it), *doc_len its
+     * bytes and revision the revision it was put with. */
+    store_status (*view_get)(store *s, const char *view, const char *id, char **doc,
+                             size_t *doc_len, char revision[STORE_REVISION_SIZE],
+                             bool *found, char **err);
+
+    /* Stores doc as document `id` at `revision`, unless the stored one has a
+     * newer revision: then *stored is false and nothing changes (an equal
+     * revision overwrites). The check and the write are one atomic step on
+     * every backend, so replaying old events cannot undo newer ones. */
+    store_status (*view_put)(store *s, const char *view, const char *id,
+                             const char *doc, size_t doc_len, const char *revision,
+                             bool *stored, char **err);
+
+    /* The revision the view has seen: the highest view_advance recorded,
+     * or STORE_START. */
+    store_status (*view_revision)(store *s, const char *view,
+                                  char out[STORE_REVISION_SIZE], char **err);
+
+    /* Records that the view reflects every event it follows up to
+     * `revision`. Never moves backwards. */
+    store_status (*view_advance)(store *s, const char *view, const char *revision,
+                                 char **err);
+
+    /* Deletes every document of the view and its seen revision. */
+    store_status (*view_clear)(store *s, const char *view, char **err);
+
+    /* -- Transactions ------------------------------------------------- */
+    /* Let a projection commit a batch's view writes and its checkpoint
+     * together, so one killed mid-batch neither loses nor double-applies an
+     * event. NULL where the backend has no such transaction (DynamoDB: view
+     * writes are conditional on revision, so a replay is harmless). */
+
+    /* Opens a transaction on the handle: appends, view writes, acks and
+     * resets made through it until commit are seen by no one else and
+     * commit together, or not at all. Takes the embedded store's write
+     * lock, so keep it short. STORE_INVALID when one is already open. */
+    store_status (*begin)(store *s, char **err);
+
+    /* Commits the open transaction. On failure nothing of it is committed
+     * and it is over. STORE_INVALID when none is open. */
+    store_status (*commit)(store *s, char **err);
+
+    /* Abandons the open transaction, if any. */
+    void (*rollback)(store *s);
 } store_ops;
 
 /* Every handle starts with this header so generic code can find its ops. */

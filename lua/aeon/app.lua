@@ -4,13 +4,27 @@
 --
 --     local app = aeon.app "counter"
 --     app:command("increment", { params = { "name" } }, function(ctx, args) ... end)
---     app:query("counter", { params = { "name" } }, function(ctx, args) ... end)
+--     app:query("counter", { params = { "name" }, views = { "counters" } },
+--               function(ctx, args) ... end)
+--     app:projection("counters", { view = "counters", key = "counter/*" },
+--                    function(view, event, ctx) ... end)
 --     return app
 --
 -- `params` names the positional arguments the command line may give. A
 -- handler gets `ctx` (`ctx.store`, the open store) and `args` (a table), and
 -- returns its answer (any JSON value), or nil and an error from aeon.reject,
 -- aeon.invalid, aeon.not_yet, aeon.conflict or aeon.store_failure.
+--
+-- A query's `views` names the read models it answers from. Asked from the
+-- command line without a `revision` argument, such a query first brings
+-- the projections that keep those views up to date with every event
+-- committed before it (aeon.project.catch_up); with `revision=REV` it
+-- answers from the views as they are, and says aeon.not_yet(REV) while
+-- they have not seen REV.
+--
+-- A projection keeps a view (a read model, API.md section 4) from the
+-- events it follows: the host hands each matching event, in commit order,
+-- to handler(view, event, ctx) (aeon.project runs them).
 local aeon = require "aeon"
 
 local type, pairs, ipairs, setmetatable, error = type, pairs, ipairs, setmetatable, error
@@ -23,11 +37,22 @@ App.__index = App
 
 function M.new(name)
   if type(name) ~= "string" or name == "" then error("aeon.app needs a name", 2) end
-  return setmetatable({ name = name, handlers = {}, projections = {} }, App)
+  return setmetatable({ name = name, handlers = {}, projections = {}, projection_order = {} }, App)
 end
 
 --- True when v is an app built by aeon.app.
 function M.is_app(v) return getmetatable(v) == App end
+
+local function names_list(v, what, level)
+  if type(v) == "string" then v = { v } end
+  if type(v) ~= "table" then error(what .. " must be a name or a list of names", level + 1) end
+  for _, n in ipairs(v) do
+    if type(n) ~= "string" or n == "" then
+      error(what .. " must be non-empty strings", level + 1)
+    end
+  end
+  return v
+end
 
 local function register(app, kind, name, spec, handler)
   if type(spec) == "function" then spec, handler = {}, spec end
@@ -38,12 +63,67 @@ local function register(app, kind, name, spec, handler)
   for _, p in ipairs(spec.params or {}) do
     if type(p) ~= "string" then error(kind .. " '" .. name .. "': params must be names", 3) end
   end
+  local views = spec.views and names_list(spec.views, kind .. " '" .. name .. "': views", 3)
   app.handlers[name] = { kind = kind, name = name, params = spec.params, handler = handler,
-    description = spec.description }
+    description = spec.description, views = views }
 end
 
 function App:command(name, spec, handler) register(self, "command", name, spec, handler) end
 function App:query(name, spec, handler) register(self, "query", name, spec, handler) end
+
+local PROJECTION_FIELDS = {
+  view = true, key = true, type = true, filter = true, batch = true, description = true,
+}
+
+--- Declares a projection. `spec`:
+--   view    the view it keeps (required);
+--   key     a key pattern or a list of them ('*' is a wildcard), default all;
+--   type    an event type pattern or a list of them, default all;
+--   filter  an aeon.filter table events must also match;
+--   batch   events handled per transaction, default 100.
+-- handler(view, event, ctx) gets the view handle, the committed event and
+-- `ctx` (`ctx.store`, `ctx.app`, `ctx.projection`). It should be
+-- idempotent per document (skip an event whose revision is not above the
+-- document's): on the embedded store a batch commits with its checkpoint,
+-- but on DynamoDB a batch may be replayed after a crash.
+-- A projection is known by its name and view: apps that declare the same
+-- pair share its checkpoint, so it runs once for all of them.
+function App:projection(name, spec, handler)
+  if type(name) ~= "string" or name == "" then error("projection needs a name", 2) end
+  if type(spec) ~= "table" then error("projection '" .. name .. "' needs a spec table", 2) end
+  if type(handler) ~= "function" then
+    error("projection '" .. name .. "' needs a handler function", 2)
+  end
+  if self.projections[name] then
+    error("projection '" .. name .. "' is already defined in app " .. self.name, 2)
+  end
+  local what = "projection '" .. name .. "': "
+  for k in pairs(spec) do
+    if not PROJECTION_FIELDS[k] then error(what .. "unknown field '" .. tostring(k) .. "'", 2) end
+  end
+  if type(spec.view) ~= "string" or spec.view == "" then error(what .. "needs a view name", 2) end
+  local batch = spec.batch or 100
+  if math.type(batch) ~= "integer" or batch < 1 then
+    error(what .. "batch must be a positive integer", 2)
+  end
+  self.projections[name] = {
+    name = name,
+    view = spec.view,
+    key = spec.key and names_list(spec.key, what .. "key", 2),
+    type = spec.type and names_list(spec.type, what .. "type", 2),
+    filter = spec.filter,
+    batch = batch,
+    handler = handler,
+    description = spec.description,
+    subscription = "projection/" .. spec.view .. "/" .. name,
+  }
+  self.projection_order[#self.projection_order + 1] = name
+end
+
+--- The app's projections, in the order they were declared.
+function App:projection_names()
+  return { table.unpack(self.projection_order) }
+end
 
 --- Looks up a command or query by name.
 function App:lookup(name) return self.handlers[name] end

@@ -56,7 +56,9 @@ local function open_store(opts)
   return store
 end
 
--- Splits "--name value" and "--flag" options after the positional arguments.
+--- Splits "--name value" and "--flag" options from positional arguments,
+-- from args[first] on; `spec` maps option names to "flag", "string" or
+-- "integer". Raises a usage error on anything else.
 local function parse_flags(args, first, spec)
   local flags, positional = {}, {}
   local i = first
@@ -86,6 +88,7 @@ local function parse_flags(args, first, spec)
   end
   return flags, positional
 end
+M.parse_flags = parse_flags
 
 -- Formats one event for people: revision, time, key, type, data.
 local function event_line(e, with_key)
@@ -101,6 +104,10 @@ local function event_json(e)
   return json_encode({ key = e.key, revision = e.revision, type = e.type, data = e.data,
     correlation_id = e.correlation_id, committed_at = e.committed_at })
 end
+
+--- How `events read`, `events all` and `events tail` print an event:
+-- one line for people, or one JSON object (--json).
+M.event_line, M.event_json = event_line, event_json
 
 local READ_FLAGS = { from = "string", after = "string", to = "string", before = "string",
   limit = "integer", backward = "flag", json = "flag" }
@@ -245,6 +252,18 @@ local function run_app(opts, app, path, words)
   local args = M.call_args(h, rest)
   local store, err = open_store(opts)
   if not store then say("%s", err); return EXIT.io end
+  -- A query that reads views answers, without a revision, with every event
+  -- committed before it: nothing else keeps the views up to date for a
+  -- one-off command, so bring their projections up to date first. With a
+  -- revision it answers from the views as they are (or "not yet").
+  if h.kind == "query" and h.views and args.revision == nil then
+    local ok, cerr = part("aeon.project", "running projections").catch_up(store, app, h.views)
+    if not ok then
+      store:close()
+      say("%s", cerr)
+      return EXIT.io
+    end
+  end
   local outcome, value = app:call(h.name, { store = store, app = app, source = "cli" }, args)
   store:close()
   if outcome == "ok" then

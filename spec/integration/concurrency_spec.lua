@@ -54,3 +54,28 @@ describe("4 processes appending to one key with expected revisions #sqlite", fun
     store:close()
   end)
 end)
+
+for _, backend in helpers.each_backend() do
+  describe("the same idempotency key retried by 6 processes at once #" .. backend, function()
+    it("commits once; every other attempt answers unchanged", function()
+      local store, uri = helpers.fresh_store(backend)
+      local dir = helpers.tmpdir()
+      local start_at = os.time() + 2
+      local cmds = {}
+      for w = 1, 6 do
+        cmds[#cmds + 1] = ("%s spec/support/idempotent_writer.lua %s pay/1 order-17 %d > %s/w%d 2>&1 &"):format(
+          helpers.HOST, helpers.shell_quote(uri), start_at, dir, w)
+      end
+      assert(os.execute(table.concat(cmds, " ") .. " wait"))
+      local counts = {}
+      for w = 1, 6 do
+        local out = io.open(dir .. "/w" .. w):read("a")
+        counts[out] = (counts[out] or 0) + 1
+      end
+      assert.same({ ["appended\n"] = 1, ["unchanged\n"] = 5 }, counts)
+      assert.same(1, #helpers.collect(store:read("pay/1")))
+      store:close()
+      os.execute("rm -rf " .. dir)
+    end)
+  end)
+end

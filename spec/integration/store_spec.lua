@@ -318,6 +318,13 @@ for _, backend in helpers.each_backend() do
         assert.same(aeon.START, store:head("bad"))
       end)
 
+      it("refuses an oversize event with nil and a message, and commits nothing", function()
+        local r, err = store:append("big", { ev("ok", { n = 1 }), ev("b", { blob = string.rep("x", 5 * 1024 * 1024) }) })
+        assert.is_nil(r)
+        assert.matches("limit", err)
+        assert.same(aeon.START, store:head("big"))
+      end)
+
       it("names where the bad value is", function()
         local ok, err = pcall(store.append, store, "bad", { ev("b", { items = { { price = 0 / 0 } } }) })
         assert.is_false(ok)

@@ -1,0 +1,223 @@
+/*
+ * bind_view.c - read models for Lua (API.md section 4): store:view(name)
+ * and the view handle with get, put, revision, advance and clear; the
+ * transaction pair store:begin/commit/rollback that lets a projection
+ * commit its view writes and its checkpoint together; store:supports to ask
+ * which of these a backend has.
+ *
+ * Provides bind_view_open, called by luaopen_aeon_core. Uses the view and
+ * transaction slots of store.h through bind.h, and json.h for documents. A
+ * backend that leaves a slot NULL gets nil, "<backend> does not support
+ * views yet" (or transactions).
+ *
+ * A view holds nothing of the backend: it is a name and its store (the
+ * uservalues), so it is closed exactly when its store is.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "bind.h"
+#include "revision.h"
+#include "store.h"
+
+#define VIEW_MT "aeon.view"
+
+int bind_has_views(const store_ops *o) {
+    return o->view_get && o->view_put && o->view_revision && o->view_advance && o->view_clear;
+}
+
+int bind_has_transactions(const store_ops *o) { return o->begin && o->commit && o->rollback; }
+
+/* The view at idx: its store (raising if closed) and its name. */
+static store *check_view(lua_State *L, int idx, const char **name) {
+    luaL_checkudata(L, idx, VIEW_MT);
+    lua_getiuservalue(L, idx, 1);
+    store *s = bind_check_store(L, -1);
+    lua_getiuservalue(L, idx, 2);
+    *name = lua_tostring(L, -1); /* anchored by the view */
+    lua_pop(L, 2);
+    return s;
+}
+
+/* store:view(name) */
+static int l_view(lua_State *L) {
+    store *s = bind_check_store(L, 1);
+    bind_check_text(L, 2, "view name", 0);
+    if (!bind_has_views(s->ops)) return bind_unsupported(L, s, "views");
+    lua_newuserdatauv(L, 1, 2);
+    luaL_setmetatable(L, VIEW_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, -2, 2);
+    return 1;
+}
+
+/* view:get(id) -> doc, revision; nil when there is none. */
+static int l_get(lua_State *L) {
+    const char *view;
+    store *s = check_view(L, 1, &view);
+    const char *id = bind_check_text(L, 2, "document id", 0);
+    char *doc = NULL, rev[STORE_REVISION_SIZE];
+    size_t len = 0;
+    bool found = false;
+    char *err = NULL;
+    store_status st = s->ops->view_get(s, view, id, &doc, &len, rev, &found, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    if (!found) {
+        lua_pushnil(L);
+        return 1;
+    }
+    char msg[160];
+    const char *bad = json_decode(L, doc, len, msg, sizeof msg);
+    free(doc);
+    if (bad) luaL_error(L, "stored view document is corrupt: %s", msg);
+    lua_pushstring(L, rev);
+    return 2;
+}
+
+/* view:put(id, doc, revision) -> true, or false when the stored document
+ * has a newer revision. */
+static int l_put(lua_State *L) {
+    const char *view;
+    store *s = check_view(L, 1, &view);
+    const char *id = bind_check_text(L, 2, "document id", 0);
+    luaL_checkany(L, 3);
+    const char *rev = luaL_checkstring(L, 4);
+    if (!revision_valid(rev)) luaL_error(L, "view put: '%s' is not a revision", rev);
+    json_buf buf = {0};
+    bind_encode(L, 3, &buf, "view document");
+    bool stored = false;
+    char *err = NULL;
+    store_status st = s->ops->view_put(s, view, id, buf.data, buf.len, rev, &stored, &err);
+    json_buf_free(&buf);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    lua_pushboolean(L, stored);
+    return 1;
+}
+
+/* view:revision() -> the revision the view has seen, or aeon.START. */
+static int l_revision(lua_State *L) {
+    const char *view;
+    store *s = check_view(L, 1, &view);
+    char rev[STORE_REVISION_SIZE];
+    char *err = NULL;
+    store_status st = s->ops->view_revision(s, view, rev, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    lua_pushstring(L, rev);
+    return 1;
+}
+
+/* view:advance(revision): the view has seen everything up to it. */
+static int l_advance(lua_State *L) {
+    const char *view;
+    store *s = check_view(L, 1, &view);
+    const char *rev = luaL_checkstring(L, 2);
+    if (!revision_valid(rev)) luaL_error(L, "view advance: '%s' is not a revision", rev);
+    char *err = NULL;
+    store_status st = s->ops->view_advance(s, view, rev, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* view:clear(): every document and the seen revision go. */
+static int l_clear(lua_State *L) {
+    const char *view;
+    store *s = check_view(L, 1, &view);
+    char *err = NULL;
+    store_status st = s->ops->view_clear(s, view, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_name(lua_State *L) {
+    luaL_checkudata(L, 1, VIEW_MT);
+    lua_getiuservalue(L, 1, 2);
+    return 1;
+}
+
+static int view_tostring(lua_State *L) {
+    luaL_checkudata(L, 1, VIEW_MT);
+    lua_getiuservalue(L, 1, 2);
+    lua_pushfstring(L, "aeon.view (%s)", lua_tostring(L, -1));
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                        */
+
+static int l_begin(lua_State *L) {
+    store *s = bind_check_store(L, 1);
+    if (!bind_has_transactions(s->ops)) return bind_unsupported(L, s, "transactions");
+    char *err = NULL;
+    store_status st = s->ops->begin(s, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_commit(lua_State *L) {
+    store *s = bind_check_store(L, 1);
+    if (!bind_has_transactions(s->ops)) return bind_unsupported(L, s, "transactions");
+    char *err = NULL;
+    store_status st = s->ops->commit(s, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_rollback(lua_State *L) {
+    store *s = bind_check_store(L, 1);
+    if (bind_has_transactions(s->ops)) s->ops->rollback(s);
+    return 0;
+}
+
+/* store:supports("subscriptions" | "views" | "transactions") -> boolean */
+static int l_supports(lua_State *L) {
+    static const char *const features[] = {"subscriptions", "views", "transactions", NULL};
+    store *s = bind_check_store(L, 1);
+    int (*const has[])(const store_ops *) = {bind_has_subscriptions, bind_has_views,
+                                              bind_has_transactions};
+    lua_pushboolean(L, has[luaL_checkoption(L, 2, NULL, features)](s->ops));
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const luaL_Reg store_methods[] = {
+    {"view", l_view},
+    {"begin", l_begin},
+    {"commit", l_commit},
+    {"rollback", l_rollback},
+    {"supports", l_supports},
+    {NULL, NULL},
+};
+
+static const luaL_Reg view_methods[] = {
+    {"get", l_get},
+    {"put", l_put},
+    {"revision", l_revision},
+    {"advance", l_advance},
+    {"clear", l_clear},
+    {"name", l_name},
+    {NULL, NULL},
+};
+
+void bind_view_open(lua_State *L) {
+    luaL_getmetatable(L, BIND_STORE_MT);
+    lua_getfield(L, -1, "__index");
+    luaL_setfuncs(L, store_methods, 0);
+    lua_pop(L, 2);
+
+    luaL_newmetatable(L, VIEW_MT);
+    luaL_newlib(L, view_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, view_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+}
