@@ -12,6 +12,8 @@
  *   host.projection_lag(name, events, seconds)
  *   host.stopping()                      -> true when this thread's runner
  *                                           should commit and return
+ *   host.now()                           -> wall-clock seconds, fractional
+ *   host.set_log_level(level)
  *
  * aeon.serve builds `config` from the command line; projection runners call
  * stopping() and projection_lag(). Uses server.h, log.h, metrics.h, json.h
@@ -19,6 +21,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -199,6 +202,15 @@ static int l_projection_lag(lua_State *L) {
     return 0;
 }
 
+/* Wall-clock seconds with a fraction, for ages of committed events (Lua's
+ * os.time has whole seconds only). */
+static int l_now(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 static int l_stopping(lua_State *L) {
     lua_pushboolean(L, worker_stopping());
     return 1;
@@ -213,6 +225,7 @@ static const luaL_Reg functions[] = {
     {"conflict", l_conflict},
     {"projection_lag", l_projection_lag},
     {"stopping", l_stopping},
+    {"now", l_now},
     {NULL, NULL},
 };
 

@@ -132,8 +132,7 @@ local function example(app, url, token)
   return ("curl %s/health"):format(url)
 end
 
---- The projection runner, when this build has one (aeon.project, the
--- projections issue). nil when it does not.
+--- The projection runner (aeon.project), when this build has one.
 local function runner()
   if not package.searchpath("aeon.project", package.path) and not package.preload["aeon.project"] then
     return nil
@@ -141,22 +140,11 @@ local function runner()
   return require "aeon.project"
 end
 
--- The names of the app's projections, whichever way the app keeps them (a
--- map by name or an array of specs with a `name`).
+-- The app's projections, in the order it declared them.
 local function projection_names(app)
-  local project = runner()
-  if not project then return {} end
-  if type(project.names) == "function" then return project.names(app) end
-  local names, seen = {}, {}
-  for k, v in pairs(type(app.projections) == "table" and app.projections or {}) do
-    local name = type(k) == "string" and k or type(v) == "table" and v.name
-    if type(name) == "string" and not seen[name] then
-      seen[name] = true
-      names[#names + 1] = name
-    end
-  end
-  table.sort(names)
-  return names
+  if not runner() then return {} end
+  if type(app.projection_names) == "function" then return app:projection_names() end
+  return {}
 end
 
 --- aeon-host serve APP.lua [options]: serves until SIGINT/SIGTERM. Returns
@@ -374,6 +362,65 @@ local function handler(app, store)
   end
 end
 
+-- Seconds since the Unix epoch of an ISO-8601 UTC time with milliseconds
+-- ("2026-11-26T20:29:24.016Z"), by the days-from-civil algorithm.
+local function epoch(iso)
+  local y, mo, d, h, mi, sec = iso:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d.]+)Z$")
+  if not y then return nil end
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+end
+M.epoch = epoch
+
+-- How far behind a projection is, for /metrics: the events committed after
+-- the revision its view has seen (counted up to LAG_LIMIT), and the age of
+-- the oldest of them. Measured at most once a second.
+local LAG_LIMIT = 10000
+local function lag_meter(store, app, name)
+  local view = store:view(app.projections[name].view)
+  local last = nil
+  return function()
+    local t = host.now()
+    if not view or (last and t - last < 1) then return end
+    last = t
+    local seen = view:revision()
+    if not seen then return end
+    local n, oldest = 0, nil
+    for event in store:read_all { after = seen, limit = LAG_LIMIT } do
+      n = n + 1
+      oldest = oldest or event.committed_at
+    end
+    local age = oldest and epoch(oldest)
+    host.projection_lag(name, n, age and math.max(0, t - age) or 0)
+  end
+end
+
+-- Runs one projection in this thread until the server stops: aeon.project
+-- commits what it has and returns once stop() is true. Its failure lines go
+-- to the structured log; between batches it measures its lag.
+local function project(store, app, name)
+  local measure = lag_meter(store, app, name)
+  local report, err = runner().run(store, app, { name }, {
+    once = false,
+    stop = function()
+      if host.stopping() then return true end
+      local ok, merr = pcall(measure)
+      if not ok then host.log("warn", "cannot measure projection lag", { projection = name,
+        error = tostring(merr) }) end
+      return false
+    end,
+    log = function(line) host.log("error", line, { projection = name }) end,
+  })
+  if not report then error(err, 0) end
+  return report
+end
+
 --- Loads the app into this (fresh) state and, for "request" and
 -- "projection", opens the store. Returns what the server needs: the app's
 -- name, commands, queries, projections and files, and `handle` or
@@ -400,15 +447,7 @@ function M.boot(config, role)
   if role == "request" then
     info.handle = handler(app, store)
   elseif role == "projection" then
-    -- The runner is the projections issue's aeon.project; it commits what
-    -- it has and returns once stop() is true, and reports its lag.
-    info.project = function(name)
-      return runner().run(store, app, name, {
-        once = false,
-        stop = host.stopping,
-        report = function(events, seconds) host.projection_lag(name, events, seconds) end,
-      })
-    end
+    info.project = function(name) return project(store, app, name) end
   end
   return info
 end
