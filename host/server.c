@@ -83,7 +83,7 @@ typedef struct server {
     projector *projections;        /* projection threads */
     atomic_long in_flight;         /* requests begun and not completed */
     atomic_bool draining;          /* shutting down: answers close */
-    pthread_mutex_t app_lock;      /* guards app */
+    pthread_mutex_t app_lock;      /* guards app and projections */
     worker_app_info app;           /* handler names (route labels), files */
     uint32_t id_prefix;            /* random, per process */
     atomic_uint id_seq;            /* request counter */
@@ -330,6 +330,13 @@ static enum MHD_Result send_error(request *r, int status, const char *message, i
     return send_answer(r, status, body, len, "application/json", retry_after);
 }
 
+static int projections_running(server *s) {
+    pthread_mutex_lock(&s->app_lock);
+    int n = projector_running(s->projections);
+    pthread_mutex_unlock(&s->app_lock);
+    return n;
+}
+
 static enum MHD_Result send_health(request *r) {
     server *s = r->srv;
     bool draining = atomic_load(&s->draining);
@@ -339,8 +346,7 @@ static enum MHD_Result send_health(request *r) {
     buf_json_string(&b, s->app.name, strlen(s->app.name));
     pthread_mutex_unlock(&s->app_lock);
     buf_printf(&b, ",\"workers\":%d,\"projections\":%d,\"in_flight\":%ld}",
-               s->cfg->worker.workers, projector_running(s->projections),
-               atomic_load(&s->in_flight));
+               s->cfg->worker.workers, projections_running(s), atomic_load(&s->in_flight));
     size_t len = 0;
     char *body = buf_take(&b, &len);
     return send_answer(r, draining ? 503 : 200, body, len, "application/json", 0);
@@ -352,7 +358,7 @@ static enum MHD_Result send_metrics(request *r) {
         .in_flight = atomic_load(&s->in_flight),
         .queued = s->pool ? (long)worker_pool_depth(s->pool) : 0,
         .workers = s->cfg->worker.workers,
-        .projections = projector_running(s->projections),
+        .projections = projections_running(s),
         .draining = atomic_load(&s->draining),
     };
     size_t len = 0;
@@ -663,13 +669,20 @@ static void reload(server *s) {
     watch_set(s, s->app.files, s->app.nfiles);
     worker_pool_reload(s->pool);
 
-    projector_stop(s->projections, cfg->drain_seconds);
+    /* The HTTP thread reads s->projections for /health and /metrics. */
+    pthread_mutex_lock(&s->app_lock);
+    projector *old_projections = s->projections;
     s->projections = NULL;
-    if (projector_start(&cfg->worker, s->app.projections, s->app.nprojections, &s->projections,
-                        &err) != 0) {
+    pthread_mutex_unlock(&s->app_lock);
+    projector_stop(old_projections, cfg->drain_seconds);
+    projector *fresh = NULL;
+    if (projector_start(&cfg->worker, s->app.projections, s->app.nprojections, &fresh, &err) != 0) {
         log_error_msg(LOG_ERROR, "cannot restart projections", err);
         free(err);
     }
+    pthread_mutex_lock(&s->app_lock);
+    s->projections = fresh;
+    pthread_mutex_unlock(&s->app_lock);
     metrics_reload(true);
     log_line l;
     if (log_begin(&l, LOG_INFO, "reloaded the app")) {
@@ -728,13 +741,17 @@ static void drain(server *s, const sigset_t *signals, int sig) {
         }
         worker_pool_force(s->pool);
     }
+    /* Every job is answered once this returns; the HTTP thread may still
+     * submit (and be refused) until the daemon stops, so the pool is freed
+     * only after that. */
     worker_pool_stop(s->pool);
-    s->pool = NULL;
     double flush = now_seconds() + FLUSH_SECONDS;
     while (atomic_load(&s->in_flight) > 0 && now_seconds() < flush) wait_signal(signals, 0.01);
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
     if (listener != MHD_INVALID_SOCKET) close(listener);
+    worker_pool_free(s->pool);
+    s->pool = NULL;
 
     projector_stop(s->projections, cfg->drain_seconds);
     s->projections = NULL;
@@ -827,7 +844,7 @@ server_status server_run(const server_config *cfg, char **err) {
 
 done:
     if (s.daemon) MHD_stop_daemon(s.daemon);
-    worker_pool_stop(s.pool);
+    worker_pool_free(s.pool);
     projector_stop(s.projections, 0);
     worker_app_info_free(&s.app);
     watch_free(&s);

@@ -481,7 +481,7 @@ int worker_pool_start(const worker_options *opt, worker_pool **out, char **err) 
     *out = p;
     return 0;
 fail:
-    worker_pool_stop(p);
+    worker_pool_free(p);
     return -1;
 }
 
@@ -526,8 +526,16 @@ void worker_pool_stop(worker_pool *p) {
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < p->started; i++) pthread_join(p->workers[i].thread, NULL);
-    for (int i = 0; i < p->opt.workers; i++)
+    p->started = 0;
+    for (int i = 0; i < p->opt.workers; i++) {
         if (p->workers[i].L) lua_close(p->workers[i].L);
+        p->workers[i].L = NULL;
+    }
+}
+
+void worker_pool_free(worker_pool *p) {
+    if (!p) return;
+    worker_pool_stop(p);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     free(p->workers);

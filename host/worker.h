@@ -114,9 +114,13 @@ void worker_pool_reload(worker_pool *p);
  * jobs are answered 503 without running. */
 void worker_pool_force(worker_pool *p);
 
-/* Runs the jobs already queued, then joins the threads and frees the pool.
- * Safe on NULL. */
+/* Runs the jobs already queued, then joins the threads and closes their
+ * states. The pool stays valid (submit refuses from then on) until
+ * worker_pool_free, so the HTTP thread may still call it. Safe on NULL. */
 void worker_pool_stop(worker_pool *p);
+
+/* Stops the pool if it still runs, and frees it. Safe on NULL. */
+void worker_pool_free(worker_pool *p);
 
 /* ------------------------------------------------------------------ */
 
