@@ -58,8 +58,9 @@ serve options:
                            queries (default $AEON_TOKEN; none when unset)
   --max-body BYTES         larger request bodies are answered 413 (1048576)
   --timeout SECONDS        a connection that stalls this long is closed (30)
-  --max-instructions N     a request's handler is stopped past N Lua instructions (100000000)
-  --max-time SECONDS       ... or past this many seconds (30)
+  --max-instructions N     a request's handler is stopped past N Lua instructions
+                           (100000000; 0: no limit)
+  --max-time SECONDS       ... or past this many seconds (30; 0: no limit)
   --drain SECONDS          on SIGINT/SIGTERM, wait this long for requests in flight (10)]]
 
 local function parse_flags(args, usage)
