@@ -199,7 +199,7 @@ describe("aeon-host serve #http", function()
         cat <&3 >/dev/null
         echo "$t0 $(date +%%s.%%N)"
       ]]):format(s.port)
-      local p = io.popen("timeout 10 bash -c " .. helpers.shell_quote(script))
+      local p = io.popen("timeout 10 env -u LD_PRELOAD bash -c " .. helpers.shell_quote(script))
       local other = s:spawn("GET", "/health") -- while the other stalls
       local t0, t1 = p:read("a"):match("([%d.]+) ([%d.]+)")
       p:close()
@@ -433,8 +433,8 @@ describe("aeon-host serve #http", function()
       assert.same(1, version())
 
       -- Requests all through the reloads.
-      local hammer = io.popen(("for i in $(seq 150); do curl -s -o /dev/null -w '%%{http_code}\\n' %s/queries/version; sleep 0.02; done")
-        :format(s.url))
+      local hammer = io.popen(("for i in $(seq 150); do %s -s -o /dev/null -w '%%{http_code}\\n' %s/queries/version; sleep 0.02; done")
+        :format(server.CURL, s.url))
 
       spit(dir .. "/" .. module .. ".lua", "return { version = 2 }\n")
       assert.same(2, eventually(5, function() return version() == 2 and 2 end))
