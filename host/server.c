@@ -131,16 +131,19 @@ static double since(const struct timespec *t) {
     return (double)(ts.tv_sec - t->tv_sec) + (double)(ts.tv_nsec - t->tv_nsec) / 1e9;
 }
 
+/* A malloc'd message for *err. */
 static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *dup_printf(const char *fmt, ...) {
-    buf b = {0};
     va_list ap;
     va_start(ap, fmt);
-    char tmp[512];
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    buf_puts(&b, tmp);
-    return buf_take(&b, NULL);
+    char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!out) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(out, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return out;
 }
 
 /* ------------------------------------------------------------------ */
@@ -438,11 +441,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_size;
         *upload_size = 0;
         r->received += n;
+        if (r->received / DISCARD_FACTOR > max) return MHD_NO; /* a flood: hang up */
         if (r->early || r->route != ROUTE_COMMAND) return MHD_YES; /* not needed */
         if (r->received > max) {
             r->too_large = true;
             buf_free(&r->body);
-            return r->received / DISCARD_FACTOR > max ? MHD_NO : MHD_YES;
+            return MHD_YES;
         }
         buf_put(&r->body, upload, n);
         return r->body.failed ? MHD_NO : MHD_YES;
