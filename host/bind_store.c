@@ -346,16 +346,23 @@ static int filter_op(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Store                                                               */
 
+/* aeon.open(uri [, {region=, endpoint=}]): the options reach the backend
+ * (DynamoDB's signing region and URL); strings stay anchored in the table. */
 static int l_open(lua_State *L) {
     const char *uri = luaL_checkstring(L, 1);
     bind_check_options(L, 2, (const char *const[]){"region", "endpoint", NULL}, "aeon.open");
+    store_options opts = {
+        .env = NULL,
+        .region = opt_string(L, 2, "region"),
+        .endpoint = opt_string(L, 2, "endpoint"),
+    };
     lstore *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     ls->s = NULL;
     ls->cursors = NULL;
     ls->children = NULL;
     luaL_setmetatable(L, STORE_MT);
     char *err = NULL;
-    store_status st = store_open(uri, NULL, &ls->s, &err);
+    store_status st = store_open(uri, &opts, &ls->s, &err);
     if (st != STORE_OK) {
         lua_pushnil(L);
         lua_pushstring(L, err ? err : "out of memory");

@@ -471,8 +471,11 @@ static verdict judge(const http_client *c, CURLcode cc, bool sent, const http_re
     }
     if (c->has_crc && c->crc != http_crc32(r->body, r->body_len))
         return RETRY_IF_SAFE; /* damaged on the way: what did the server do? */
+    /* DynamoDB answers every success with a JSON object; anything else is
+     * an answer cut short (curl can end a response at a closed connection
+     * without an error when the headers were cut): outcome unknown. */
     if (r->status >= 200 && r->status < 300)
-        return DONE;
+        return r->json != NULL ? DONE : RETRY_IF_SAFE;
     if (is_throttle(r->error) || r->status == 429)
         return RETRY;
     if (r->error && !strcmp(r->error, "TransactionCanceledException"))
@@ -492,6 +495,9 @@ static void describe(const http_client *c, CURLcode cc, const http_response *r,
     else if (c->has_crc && c->crc != http_crc32(r->body, r->body_len))
         snprintf(out, n, "answer damaged in transit (x-amz-crc32 mismatch, HTTP %ld)",
                  r->status);
+    else if (r->status >= 200 && r->status < 300 && !r->json)
+        snprintf(out, n, "answer cut short or not JSON (HTTP %ld, %zu bytes)", r->status,
+                 r->body_len);
     else if (r->error && !strcmp(r->error, "TransactionCanceledException"))
         snprintf(out, n, "TransactionCanceledException: %s (HTTP %ld)",
                  r->message ? r->message : "", r->status);

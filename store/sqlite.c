@@ -520,8 +520,8 @@ static void sqlite_close(store *st)
 
 /* Takes "sqlite:PATH", "memory:" or a bare PATH (store_open sends those
  * ending in .db). */
-static store_status sqlite_open(const char *uri, const store_env *env, store **out,
-                                char **err)
+static store_status sqlite_open(const char *uri, const store_options *opts,
+                                store **out, char **err)
 {
     store_status status = STORE_NOMEM;
     sqlite_store *s = NULL;
@@ -541,7 +541,7 @@ static store_status sqlite_open(const char *uri, const store_env *env, store **o
         goto fail;
     }
     s->base.ops = &store_sqlite_ops;
-    s->base.env = env != NULL ? *env : store_env_default;
+    s->base.env = opts != NULL && opts->env != NULL ? *opts->env : store_env_default;
 
     /* NOMUTEX: a handle is used by one thread at a time (store.h). */
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |

@@ -77,27 +77,26 @@ static bool ends_with(const char *s, const char *suffix)
 /* The URI forms are those of API.md section 2. The backend gets the whole
  * URI and parses its own part, so it can also be opened directly through
  * its ops table. */
-store_status store_open(const char *uri, const store_env *env, store **out,
+store_status store_open(const char *uri, const store_options *opts, store **out,
                         char **err)
 {
     *out = NULL;
     if (uri == NULL)
         return store_fail(err, STORE_INVALID, "no store URI given");
 
-    /* "dynamodb:NAME" and a JSON object {"name", "eventsTable", ...} name
-     * DynamoDB tables; they dispatch here once that backend is compiled in:
-     *     return store_dynamodb_ops.open(uri, env, out, err);          */
+    /* "dynamodb:NAME", or a JSON object {"name", "eventsTable", ...}: the
+     * config Aeon's CDK construct hands its Lambdas. */
     const char *p = uri + strspn(uri, " \t\r\n");
     if (strncmp(uri, "dynamodb:", 9) == 0 || *p == '{')
-        return store_fail(err, STORE_INVALID, "unknown store URI \"%s\" "
-                          "(the DynamoDB backend is not built in)", uri);
+        return store_dynamodb_ops.open(uri, opts, out, err);
 
     if (strncmp(uri, "sqlite:", 7) == 0 || strcmp(uri, "memory:") == 0 ||
         ends_with(uri, ".db"))
-        return store_sqlite_ops.open(uri, env, out, err);
+        return store_sqlite_ops.open(uri, opts, out, err);
 
     return store_fail(err, STORE_INVALID, "unknown store URI \"%s\" (use "
-                      "sqlite:PATH, PATH.db or memory:)", uri);
+                      "sqlite:PATH, PATH.db, memory:, dynamodb:NAME or an Aeon config "
+                      "JSON object)", uri);
 }
 
 void store_close(store *s)

@@ -61,6 +61,16 @@ typedef struct store_env {
 /* The real clock and the OS's random source. */
 extern const store_env store_env_default;
 
+/* How to open a store. A NULL store_options, or a NULL member, means the
+ * default; backends ignore what does not concern them. */
+typedef struct store_options {
+    const store_env *env;  /* NULL: store_env_default */
+    const char *region;    /* DynamoDB signing region; NULL: from the
+                              environment (API.md section 2) */
+    const char *endpoint;  /* DynamoDB URL, "http://127.0.0.1:8000"; NULL:
+                              from the environment, else the region's */
+} store_options;
+
 /* ------------------------------------------------------------------ */
 /* Events                                                              */
 
@@ -226,9 +236,10 @@ typedef struct store_ops {
     const char *name; /* "sqlite", "dynamodb", ... */
 
     /* Opens the store named by `uri` (the part after the scheme is the
-     * backend's), creating what an embedded store needs. `env` is NULL for
-     * store_env_default. On success *out is a handle to release with close. */
-    store_status (*open)(const char *uri, const store_env *env, store **out,
+     * backend's), creating what an embedded store needs. `opts` is NULL for
+     * the defaults; it is not kept. On success *out is a handle to release
+     * with close. */
+    store_status (*open)(const char *uri, const store_options *opts, store **out,
                          char **err);
 
     /* Releases the handle and everything it holds. Safe on NULL. */
@@ -407,10 +418,11 @@ struct store {
 
 /* The backends compiled in. */
 extern const store_ops store_sqlite_ops;
+extern const store_ops store_dynamodb_ops;
 
 /* Picks the backend for a URI ("sqlite:PATH", "PATH.db", "memory:", ...)
  * and opens it. STORE_INVALID for a URI no backend takes. */
-store_status store_open(const char *uri, const store_env *env, store **out,
+store_status store_open(const char *uri, const store_options *opts, store **out,
                         char **err);
 
 /* Closes any store. Safe on NULL. */
