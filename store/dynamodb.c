@@ -29,8 +29,10 @@
  * once. The store head's condition (its revision below the new ones) makes
  * revision order commit order across the store, as on the embedded store:
  * no event of ours ever commits below one already readable, which is what
- * lets subscriptions poll the index. Aeon's slice marker is already written
- * by every append, so this orders nothing that was not serialised anyway.
+ * lets subscriptions catch up through the index (then they follow the
+ * stream, which also sees Aeon's own writers' late commits). Aeon's slice
+ * marker is already written by every append, so this orders nothing that
+ * was not serialised anyway.
  */
 #include "aws_config.h"
 #include "ddb_filter.h"
@@ -1539,7 +1541,8 @@ static store_status ddb_view_clear(store *st, const char *view, char **err)
 /* ------------------------------------------------------------------ */
 /* Subscriptions                                                       */
 
-/* A subscription polls the by-revision index from where it is. Revision
+/* A subscription catches up by polling the by-revision index from where it
+ * is, then follows the stream ("Following the stream" below). Revision
  * order is commit order for this library's writers (the store head), so a
  * scan never passes an event that commits later, except for the time
  * AWS's index takes to show a write: a revision the scan reached counts as
@@ -1550,7 +1553,8 @@ static store_status ddb_view_clear(store *st, const char *view, char **err)
  *
  * The checkpoint item {pk=NAME, sk="subscription"} holds the revision acked
  * (what checkpoint() says), the settled mark and seen revisions that go
- * with it, and a version number for fencing. */
+ * with it, a version number for fencing and, once following, the stream's
+ * ARN and shard positions. */
 
 #define SUB_WAIT_MS 100          /* a waiting poll looks again this often */
 #define WAKE_STEP_MS 10          /* ... and for appends in this process this often */
@@ -1580,6 +1584,7 @@ typedef struct shard {
     char *parent;                  /* ParentShardId, NULL when none */
     char *seq;                     /* last record read, NULL: none (TRIM_HORIZON) */
     char *before;                  /* seq when the last poll began, for acks */
+    char *acked;                   /* seq the stored checkpoint holds, or NULL */
     char *iter;                    /* iterator to go on with, NULL: get one */
     bool listed;                   /* in the last DescribeStream */
     bool done;                     /* closed and read to its end */
@@ -1679,6 +1684,7 @@ static void free_shards(store_sub *sub)
         free(sub->shards[i].parent);
         free(sub->shards[i].seq);
         free(sub->shards[i].before);
+        free(sub->shards[i].acked);
         free(sub->shards[i].iter);
     }
     free(sub->shards);
@@ -1978,6 +1984,42 @@ static bool keep(store_sub *sub, const store_event *ev)
     return true;
 }
 
+/* Records a poll's highest revision read (if any) to settle, moves the mark
+ * to what has settled and remembers where the poll left it. */
+static void settle(store_sub *sub, const char *last, uint64_t now, uint64_t poll)
+{
+    uint64_t settle = sub->s->settle_ms;
+    if (last[0] != '\0') {
+        if (sub->npending == SUB_HISTORY) {
+            /* keep the newest reads; the oldest settles now (rarely: a poll
+             * per millisecond would be needed to get here) */
+            if (strcmp(sub->pending[0].rev, sub->mark) > 0)
+                copy_rev(sub->mark, sub->pending[0].rev);
+            memmove(&sub->pending[0], &sub->pending[1],
+                    (SUB_HISTORY - 1) * sizeof *sub->pending);
+            sub->npending--;
+        }
+        copy_rev(sub->pending[sub->npending].rev, last);
+        sub->pending[sub->npending++].at_ms = now;
+    }
+    size_t gone = 0;
+    while (gone < sub->npending && sub->pending[gone].at_ms + settle <= now) {
+        if (strcmp(sub->pending[gone].rev, sub->mark) > 0)
+            copy_rev(sub->mark, sub->pending[gone].rev);
+        gone++;
+    }
+    memmove(&sub->pending[0], &sub->pending[gone], (sub->npending - gone) * sizeof *sub->pending);
+    sub->npending -= gone;
+    seen_prune(sub);
+
+    if (sub->nhistory == SUB_HISTORY) {
+        memmove(&sub->history[0], &sub->history[1], (SUB_HISTORY - 1) * sizeof *sub->history);
+        sub->nhistory--;
+    }
+    sub->history[sub->nhistory].poll = poll;
+    copy_rev(sub->history[sub->nhistory++].mark, sub->mark);
+}
+
 /* -- Following the stream ---------------------------------------------- */
 /* Once a scan has reached the end of the index, the subscription follows
  * the events table's stream instead: every committed event is a record
@@ -2200,6 +2242,7 @@ static store_status list_shards(store_sub *sub, bool *lost, char **err)
             free(sh->parent);
             free(sh->seq);
             free(sh->before);
+            free(sh->acked);
             free(sh->iter);
         }
     }
@@ -2369,18 +2412,10 @@ static store_status follow(store_sub *sub, size_t max, char **err)
         return status;
     }
     sub->stream_polls++;
-    if (top[0] != '\0') {
-        /* The position: what was read, but no closer to now than the settle
-         * window, the time an event may take to commit. */
-        if (s->settle_ms > 0 && now > s->settle_ms) {
-            char floor[STORE_REVISION_SIZE];
-            revision_make(now - s->settle_ms, (const uint8_t[10]){0}, floor);
-            if (strcmp(top, floor) > 0)
-                copy_rev(top, floor);
-        }
-        if (strcmp(top, sub->mark) > 0)
-            copy_rev(sub->mark, top);
-    }
+    /* The position: what was read, once the settle window (the time an
+     * event may take to commit) has passed; reads the catch-up left
+     * settling settle as before. */
+    settle(sub, top, now, ++sub->polls);
     return STORE_OK;
 }
 
@@ -2415,7 +2450,8 @@ static store_status load_shards(store_sub *sub, const json_t *item, char **err)
         shard *sh;
         if (id == NULL)
             continue;
-        if ((sh = add_shard(sub, id)) == NULL || !set_str(&sh->seq, item_s(m, "seq")))
+        if ((sh = add_shard(sub, id)) == NULL || !set_str(&sh->seq, item_s(m, "seq")) ||
+            !set_str(&sh->acked, sh->seq))
             return nomem(err);
         sh->done = json_is_true(json_object_get(json_object_get(m, "done"), "BOOL"));
     }
@@ -2474,36 +2510,7 @@ static store_status scan(store_sub *sub, size_t max, bool *end, char **err)
     }
     sub->polls = poll;
 
-    uint64_t settle = s->settle_ms;
-    if (last[0] != '\0') {
-        if (sub->npending == SUB_HISTORY) {
-            /* keep the newest reads; the oldest settles now (rarely: a poll
-             * per millisecond would be needed to get here) */
-            if (strcmp(sub->pending[0].rev, sub->mark) > 0)
-                copy_rev(sub->mark, sub->pending[0].rev);
-            memmove(&sub->pending[0], &sub->pending[1],
-                    (SUB_HISTORY - 1) * sizeof *sub->pending);
-            sub->npending--;
-        }
-        copy_rev(sub->pending[sub->npending].rev, last);
-        sub->pending[sub->npending++].at_ms = now;
-    }
-    size_t gone = 0;
-    while (gone < sub->npending && sub->pending[gone].at_ms + settle <= now) {
-        if (strcmp(sub->pending[gone].rev, sub->mark) > 0)
-            copy_rev(sub->mark, sub->pending[gone].rev);
-        gone++;
-    }
-    memmove(&sub->pending[0], &sub->pending[gone], (sub->npending - gone) * sizeof *sub->pending);
-    sub->npending -= gone;
-    seen_prune(sub);
-
-    if (sub->nhistory == SUB_HISTORY) {
-        memmove(&sub->history[0], &sub->history[1], (SUB_HISTORY - 1) * sizeof *sub->history);
-        sub->nhistory--;
-    }
-    sub->history[sub->nhistory].poll = poll;
-    copy_rev(sub->history[sub->nhistory++].mark, sub->mark);
+    settle(sub, last, now, poll);
     return STORE_OK;
 }
 
@@ -2589,30 +2596,39 @@ static store_status processed(const store_sub *sub, const char *revision,
     return STORE_OK;
 }
 
-/* Adds the stream and each shard's position to a checkpoint item: after
- * the last poll for its position, after an event of its batch for that
- * event (and what came before it), else where the last poll began. */
-static bool put_positions(const store_sub *sub, const char *revision, json_t *item)
+/* Adds the stream and each shard's position (pos[i], filled) to a
+ * checkpoint item: after the last poll for its position, after an event of
+ * its batch for that event (and what came before it), else the positions
+ * stored already: an older event may sit inside an earlier batch. Adds
+ * nothing when no shard has a position yet (a restart catches up). */
+static bool put_positions(const store_sub *sub, const char *revision, json_t *item,
+                          const char **pos)
 {
     size_t upto = SIZE_MAX;
     for (size_t j = 0; j < sub->nevents && upto == SIZE_MAX; j++)
         if (strcmp(sub->events[j].revision, revision) == 0)
             upto = j;
-    bool all = upto == SIZE_MAX && strcmp(revision, sub->mark) == 0;
+    bool all = upto == SIZE_MAX && strcmp(revision, sub->mark) == 0, any = false;
+    for (size_t i = 0; i < sub->nshards; i++) {
+        const shard *sh = &sub->shards[i];
+        pos[i] = all ? sh->seq : upto != SIZE_MAX ? sh->before : sh->acked;
+        for (size_t k = 0; upto != SIZE_MAX && k <= upto; k++)
+            if (sub->marks[k].shard == i)
+                pos[i] = sub->marks[k].seq;
+        any = any || pos[i] != NULL;
+    }
+    if (!any)
+        return true;
     json_t *list = json_array();
     if (list == NULL || json_object_set_new(item, "stream", av_s(sub->stream)) != 0 ||
         json_object_set_new(item, "shards", json_pack("{s:o}", "L", list)) != 0)
         return false;
     for (size_t i = 0; i < sub->nshards; i++) {
         const shard *sh = &sub->shards[i];
-        const char *pos = all ? sh->seq : sh->before;
-        for (size_t k = 0; upto != SIZE_MAX && k <= upto; k++)
-            if (sub->marks[k].shard == i)
-                pos = sub->marks[k].seq;
-        bool done = sh->done && (sh->seq == NULL ? pos == NULL
-                                                 : pos != NULL && strcmp(pos, sh->seq) == 0);
+        bool done = sh->done && (sh->seq == NULL ? pos[i] == NULL
+                                                 : pos[i] != NULL && strcmp(pos[i], sh->seq) == 0);
         json_t *m = json_pack("{s:{s:s}, s:{s:b}}", "id", "S", sh->id, "done", "BOOL", done);
-        if (m == NULL || (pos != NULL && json_object_set_new(m, "seq", av_s(pos)) != 0) ||
+        if (m == NULL || (pos[i] != NULL && json_object_set_new(m, "seq", av_s(pos[i])) != 0) ||
             json_array_append_new(list, json_pack("{s:o}", "M", m)) != 0)
             return false;
     }
@@ -2624,6 +2640,7 @@ static store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, c
     ddb_store *s = sub->s;
     http_response r = {0};
     json_t *seen = NULL, *item = NULL;
+    const char **pos = NULL;
     char mark[STORE_REVISION_SIZE];
     store_status status;
     *acked = false;
@@ -2643,13 +2660,10 @@ static store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, c
         *acked = true;
         return STORE_OK;
     }
-    if (streamed) {
-        copy_rev(mark, strcmp(revision, sub->mark) < 0 ? revision : sub->mark);
-        if ((seen = json_array()) == NULL)
-            goto nomem;
-    } else if (processed(sub, revision, mark, &seen) != STORE_OK) {
+    /* The mark and seen revisions are the catch-up's, for a restart that
+     * has to catch up again; positions are the stream's. */
+    if (processed(sub, revision, mark, &seen) != STORE_OK)
         goto nomem;
-    }
     char version[24];
     snprintf(version, sizeof version, "%" PRId64, sub->version + 1);
     item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "pk", "S", sub->name,
@@ -2657,7 +2671,8 @@ static store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, c
                      "version", "N", version);
     if (item == NULL || (json_array_size(seen) > 0 &&
                          json_object_set_new(item, "seen", json_pack("{s:O}", "L", seen)) != 0) ||
-        (streamed && !put_positions(sub, revision, item)))
+        (streamed && ((pos = calloc(sub->nshards + 1, sizeof *pos)) == NULL ||
+                      !put_positions(sub, revision, item, pos))))
         goto nomem;
     json_t *body;
     if (sub->version == 0) {
@@ -2686,10 +2701,15 @@ static store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, c
     sub->version++;
     copy_rev(sub->known, stored);
     *acked = true;
+    /* Out of memory here keeps an older position: a later ack that falls
+     * back on it stores less, never more. */
+    for (size_t i = 0; streamed && i < sub->nshards; i++)
+        (void)set_str(&sub->shards[i].acked, pos[i]);
     goto done;
 nomem:
     status = nomem(err);
 done:
+    free(pos);
     json_decref(seen);
     json_decref(item);
     http_response_free(&r);
