@@ -5,7 +5,8 @@
  * library on package.path, then hands the command line to aeon.cli, whose
  * answer is the exit status. Every call into Lua goes through host_call
  * (host.h), the one protected entry, so a script error becomes a clear line
- * on stderr and exit status 4, never a crash. Uses bind.h and Lua.
+ * on stderr and exit status 4, never a crash. Uses bind.h, server.h (the
+ * aeon.host module) and Lua.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #include "bind.h"
 #include "host.h"
+#include "server.h"
 
 /* Where the Lua library lives: $AEON_LUA_PATH, else beside the executable in
  * a source tree (build/../lua), else the installed share/lua/5.4. */
@@ -42,10 +44,13 @@ static void set_paths(lua_State *L, const char *argv0) {
     lua_setfield(L, -3, "path");
     lua_pop(L, 1);
 
-    /* aeon.core is linked in; require finds it without a .so. */
+    /* aeon.core is linked in; require finds it without a .so. aeon.host
+     * (the HTTP server) exists only inside aeon-host. */
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, luaopen_aeon_core);
     lua_setfield(L, -2, "aeon.core");
+    lua_pushcfunction(L, luaopen_aeon_host);
+    lua_setfield(L, -2, "aeon.host");
     lua_pop(L, 2);
 }
 

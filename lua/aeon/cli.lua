@@ -19,7 +19,8 @@ M.EXIT = EXIT
 local USAGE = [[
 usage:
   aeon-host [--store URI] FILE.lua [ARGS...]
-  aeon-host [--store URI] serve FILE.lua [--listen 127.0.0.1:8080]
+  aeon-host [--store URI] serve FILE.lua [--listen 127.0.0.1:8080] [--workers N] [--watch] ...
+                                          (serve FILE.lua --help: every option)
   aeon-host [--store URI] FILE.lua project [--once] [--rebuild NAME]
   aeon-host [--store URI] events read KEY [--from REV|--after REV] [--to REV|--before REV]
                                           [--limit N] [--backward] [--json]

@@ -1,0 +1,235 @@
+/*
+ * hostlib.c - aeon.host, the Lua face of the server (see server.h).
+ *
+ * Provides luaopen_aeon_host, preloaded by aeon-host into its main state and
+ * into every worker and projection state:
+ *
+ *   host.serve(config [, on_listening])  -> 0 | nil, message, kind
+ *   host.log(level, message [, fields])  one JSON line on stderr
+ *   host.log_enabled(level)              -> boolean
+ *   host.appended(events)                an append committed `events` events
+ *   host.conflict()                      an append met a conflict
+ *   host.projection_lag(name, events, seconds)
+ *   host.stopping()                      -> true when this thread's runner
+ *                                           should commit and return
+ *   host.now()                           -> wall-clock seconds, fractional
+ *   host.set_log_level(level)
+ *
+ * aeon.serve builds `config` from the command line; projection runners call
+ * stopping() and projection_lag(). Uses server.h, log.h, metrics.h, json.h
+ * and host.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "host.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "worker.h"
+
+/* ------------------------------------------------------------------ */
+/* serve                                                               */
+
+typedef struct listening_ctx {
+    lua_State *L; /* the state that called serve */
+    int fn;       /* stack index of on_listening, or 0 */
+} listening_ctx;
+
+static void on_listening(void *ctx, const char *url) {
+    listening_ctx *c = ctx;
+    if (!c->fn) return;
+    lua_pushvalue(c->L, c->fn);
+    lua_pushstring(c->L, url);
+    if (host_call(c->L, 1, 0) != LUA_OK) {
+        log_error_msg(LOG_WARN, "on_listening failed", lua_tostring(c->L, -1));
+        lua_pop(c->L, 1);
+    }
+}
+
+static const char *opt_string(lua_State *L, const char *field, const char *dflt) {
+    lua_getfield(L, 1, field);
+    const char *s = lua_isnil(L, -1) ? dflt : luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* the string stays alive: config holds it */
+    return s;
+}
+
+static lua_Number opt_number(lua_State *L, const char *field, lua_Number dflt) {
+    lua_getfield(L, 1, field);
+    lua_Number n = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return n;
+}
+
+static int l_serve(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    listening_ctx ctx = {.L = L, .fn = lua_isfunction(L, 2) ? 2 : 0};
+    server_config cfg = {
+        .listen = opt_string(L, "listen", "127.0.0.1:8080"),
+        .worker =
+            {
+                .app_path = opt_string(L, "app", NULL),
+                .store_uri = opt_string(L, "store", "sqlite:aeon.db"),
+                .lua_path = opt_string(L, "lua_path", ""),
+                .lua_cpath = opt_string(L, "lua_cpath", ""),
+                .workers = (int)opt_number(L, "workers", 4),
+                .queue_limit = 4096,
+                .max_instructions = (long long)opt_number(L, "max_instructions", 100000000),
+                .max_seconds = opt_number(L, "max_time", 30),
+            },
+        .app_name = opt_string(L, "app_name", "app"),
+        .max_body = (size_t)opt_number(L, "max_body", 1 << 20),
+        .idle_timeout = (unsigned)opt_number(L, "timeout", 30),
+        .drain_seconds = opt_number(L, "drain", 10),
+        .token = opt_string(L, "token", NULL),
+        .on_listening = on_listening,
+        .ctx = &ctx,
+    };
+    lua_getfield(L, 1, "watch");
+    cfg.watch = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    luaL_argcheck(L, cfg.worker.app_path != NULL, 1, "config.app is required");
+    luaL_argcheck(L, cfg.worker.workers >= 1 && cfg.worker.workers <= 1024, 1,
+                  "config.workers must be 1 to 1024");
+    if (cfg.token && !*cfg.token) cfg.token = NULL;
+
+    char *err = NULL;
+    server_status st = server_run(&cfg, &err);
+    if (st == SERVER_OK) {
+        lua_pushinteger(L, HOST_EXIT_OK);
+        return 1;
+    }
+    static const char *const kinds[] = {
+        [SERVER_NOMEM] = "io", [SERVER_USAGE] = "usage", [SERVER_IO] = "io",
+        [SERVER_SCRIPT] = "script"};
+    lua_pushnil(L);
+    lua_pushstring(L, err ? err : "out of memory");
+    lua_pushstring(L, kinds[st]);
+    free(err);
+    return 3;
+}
+
+/* ------------------------------------------------------------------ */
+/* logs and metrics                                                    */
+
+static log_level check_level(lua_State *L, int idx) {
+    log_level level;
+    const char *name = luaL_checkstring(L, idx);
+    if (!log_parse_level(name, &level))
+        luaL_argerror(L, idx, "level must be debug, info, warn or error");
+    return level;
+}
+
+static void log_field(lua_State *L, log_line *l, const char *key, int idx) {
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        log_strn(l, key, s, len);
+        break;
+    }
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) log_int(l, key, (long long)lua_tointeger(L, idx));
+        else log_num(l, key, lua_tonumber(L, idx));
+        break;
+    case LUA_TBOOLEAN: log_bool(l, key, lua_toboolean(L, idx)); break;
+    case LUA_TTABLE: {
+        json_buf jb = {0};
+        char msg[160];
+        if (!json_encode(L, idx, &jb, msg, sizeof msg)) log_raw(l, key, jb.data, jb.len);
+        else log_str(l, key, luaL_tolstring(L, idx, NULL)), lua_pop(L, 1);
+        json_buf_free(&jb);
+        break;
+    }
+    default:
+        log_str(l, key, luaL_tolstring(L, idx, NULL));
+        lua_pop(L, 1);
+    }
+}
+
+static int l_log(lua_State *L) {
+    log_level level = check_level(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+    log_line l;
+    if (!log_begin(&l, level, msg)) return 0;
+    if (lua_istable(L, 3)) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                const char *key = lua_tostring(L, -2);
+                if (strcmp(key, "ts") && strcmp(key, "level") && strcmp(key, "msg"))
+                    log_field(L, &l, key, lua_gettop(L));
+            }
+            lua_pop(L, 1);
+        }
+    }
+    log_end(&l);
+    return 0;
+}
+
+static int l_log_enabled(lua_State *L) {
+    lua_pushboolean(L, log_enabled(check_level(L, 1)));
+    return 1;
+}
+
+static int l_set_log_level(lua_State *L) {
+    log_set_level(check_level(L, 1));
+    return 0;
+}
+
+static int l_appended(lua_State *L) {
+    metrics_appended((long long)luaL_optinteger(L, 1, 1));
+    return 0;
+}
+
+static int l_conflict(lua_State *L) {
+    (void)L;
+    metrics_conflict();
+    return 0;
+}
+
+static int l_projection_lag(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    lua_Number events = luaL_checknumber(L, 2);
+    lua_Number seconds = luaL_optnumber(L, 3, 0);
+    metrics_projection_lag(name, events, seconds);
+    return 0;
+}
+
+/* Wall-clock seconds with a fraction, for ages of committed events (Lua's
+ * os.time has whole seconds only). */
+static int l_now(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_stopping(lua_State *L) {
+    lua_pushboolean(L, worker_stopping());
+    return 1;
+}
+
+static const luaL_Reg functions[] = {
+    {"serve", l_serve},
+    {"log", l_log},
+    {"log_enabled", l_log_enabled},
+    {"set_log_level", l_set_log_level},
+    {"appended", l_appended},
+    {"conflict", l_conflict},
+    {"projection_lag", l_projection_lag},
+    {"stopping", l_stopping},
+    {"now", l_now},
+    {NULL, NULL},
+};
+
+int luaopen_aeon_host(lua_State *L) {
+    luaL_newlib(L, functions);
+    return 1;
+}

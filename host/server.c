@@ -1,0 +1,861 @@
+/*
+ * server.c - the HTTP server on libmicrohttpd (see server.h).
+ *
+ * A request's life: libmicrohttpd calls on_request when the headers are in;
+ * screen() decides from them alone whether the answer is already known (404,
+ * 405, 401, or 413 from Content-Length). The body is collected (or discarded)
+ * up to --max-body. Then /health and /metrics are answered on the spot, and
+ * a command or query becomes a worker_job: the connection is suspended, the
+ * job queued, and the worker's done() resumes it; libmicrohttpd calls
+ * on_request once more and the answer is queued. on_completed writes the
+ * access log line, records metrics and frees the request.
+ *
+ * Uses libmicrohttpd, worker.h, log.h, metrics.h, buf.h and POSIX signals.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "metrics.h"
+#include "worker.h"
+
+/* Jobs waiting for a worker at most; past this a request is answered 503
+ * at once rather than left to wait behind thousands of others. */
+#define QUEUE_LIMIT 4096
+/* A chunked body over --max-body is read and dropped so that the client can
+ * be answered 413; past this many times the limit the connection is cut. */
+#define DISCARD_FACTOR 16
+/* How often --watch looks at the app's files, and how long they must stay
+ * unchanged before a reload (editors write in several steps). */
+#define WATCH_TICK 0.25
+#define WATCH_SETTLE 0.2
+/* After the workers are done, how long resumed requests get to be sent. */
+#define FLUSH_SECONDS 2.0
+#define LABEL_SIZE 160
+#define REQUEST_ID_SIZE 17
+
+typedef enum route {
+    ROUTE_NONE,    /* nothing here: 404 */
+    ROUTE_HEALTH,  /* GET /health */
+    ROUTE_METRICS, /* GET /metrics */
+    ROUTE_COMMAND, /* POST /commands/NAME */
+    ROUTE_QUERY,   /* GET /queries/NAME */
+} route;
+
+typedef enum request_state {
+    REQ_READING, /* headers in, body arriving */
+    REQ_QUEUED,  /* suspended, with a worker or waiting for one */
+} request_state;
+
+/* A file --watch looks at. */
+typedef struct watched {
+    char *path;             /* as the app loaded it */
+    bool present;           /* it existed at the last look */
+    struct timespec mtime;  /* its modification time then */
+    off_t size;             /* its size then */
+    ino_t ino;              /* its inode then (editors replace files) */
+} watched;
+
+typedef struct server {
+    const server_config *cfg;      /* what to serve, how */
+    struct MHD_Daemon *daemon;     /* the HTTP side */
+    worker_pool *pool;             /* request workers */
+    projector *projections;        /* projection threads */
+    atomic_long in_flight;         /* requests begun and not completed */
+    atomic_bool draining;          /* shutting down: answers close */
+    pthread_mutex_t app_lock;      /* guards app and projections */
+    worker_app_info app;           /* handler names (route labels), files */
+    uint32_t id_prefix;            /* random, per process */
+    atomic_uint id_seq;            /* request counter */
+    pthread_mutex_t error_lock;    /* guards last_error */
+    char last_error[256];          /* libmicrohttpd's last complaint */
+    watched *files;                /* --watch: the app's files */
+    size_t nfiles;                 /* entries in files */
+} server;
+
+/* One HTTP request, from its headers to its completion. */
+typedef struct request {
+    worker_job job;                 /* what a worker sees; first member */
+    server *srv;                    /* the server it came to */
+    struct MHD_Connection *conn;    /* its connection */
+    request_state state;            /* where it is */
+    route route;                    /* what the URL names */
+    char id[REQUEST_ID_SIZE];       /* request id, in answers and logs */
+    char method[12];                /* for the access log */
+    char *path;                     /* URL path, decoded, no query string */
+    const char *name;               /* COMMAND/QUERY: points into path */
+    char label[LABEL_SIZE];         /* route label for metrics */
+    int early;                      /* status known from the headers, or 0 */
+    const char *early_msg;          /* its message */
+    const char *allow;              /* 405: the methods allowed */
+    buf body;                       /* the body, up to --max-body */
+    size_t received;                /* body bytes received, kept or not */
+    bool too_large;                 /* the body passed --max-body */
+    worker_param *params;           /* QUERY: ?name=value pairs, copied */
+    size_t nparams;                 /* entries in params */
+    size_t cparams;                 /* slots in params */
+    int status;                     /* the status queued, 0 until then */
+    size_t bytes_out;               /* body bytes of the answer */
+    struct timespec start;          /* when the headers were in */
+} request;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double since(const struct timespec *t) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)(ts.tv_sec - t->tv_sec) + (double)(ts.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* A malloc'd message for *err. */
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!out) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(out, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+
+static bool has_name(char *const *names, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return true;
+    return false;
+}
+
+/* The metrics label: only names the app has become labels, so a client
+ * probing random URLs cannot grow the metrics. */
+static void set_label(server *s, request *r) {
+    const char *fixed = "unmatched";
+    if (r->route == ROUTE_HEALTH) fixed = "/health";
+    else if (r->route == ROUTE_METRICS) fixed = "/metrics";
+    else if (r->route == ROUTE_COMMAND || r->route == ROUTE_QUERY) {
+        pthread_mutex_lock(&s->app_lock);
+        bool known = r->route == ROUTE_COMMAND
+                         ? has_name(s->app.commands, s->app.ncommands, r->name)
+                         : has_name(s->app.queries, s->app.nqueries, r->name);
+        pthread_mutex_unlock(&s->app_lock);
+        int n = snprintf(r->label, sizeof r->label, "%s%s",
+                         r->route == ROUTE_COMMAND ? "/commands/" : "/queries/", r->name);
+        if (known && n > 0 && (size_t)n < sizeof r->label) return;
+    }
+    snprintf(r->label, sizeof r->label, "%s", fixed);
+}
+
+static route parse_route(const char *path, const char **name) {
+    *name = NULL;
+    if (strcmp(path, "/health") == 0) return ROUTE_HEALTH;
+    if (strcmp(path, "/metrics") == 0) return ROUTE_METRICS;
+    route r = ROUTE_NONE;
+    const char *rest = NULL;
+    if (strncmp(path, "/commands/", 10) == 0) r = ROUTE_COMMAND, rest = path + 10;
+    else if (strncmp(path, "/queries/", 9) == 0) r = ROUTE_QUERY, rest = path + 9;
+    if (!rest || !*rest || strchr(rest, '/')) return ROUTE_NONE;
+    *name = rest;
+    return r;
+}
+
+/* Compares the bearer token in constant time, so its length and contents
+ * cannot be found by timing answers. */
+static bool authorized(const char *token, struct MHD_Connection *c) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    h += 7;
+    while (*h == ' ') h++;
+    size_t n = strlen(h), m = strlen(token);
+    unsigned diff = n != m;
+    for (size_t i = 0; i < m; i++) diff |= (unsigned char)token[i] ^ (unsigned char)(i < n ? h[i] : 0);
+    return diff == 0;
+}
+
+/* What the headers alone decide. */
+static void screen(server *s, request *r) {
+    bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+    bool post = strcmp(r->method, "POST") == 0;
+    switch (r->route) {
+    case ROUTE_NONE:
+        r->early = 404;
+        r->early_msg = "no such route: use POST /commands/NAME, GET /queries/NAME, GET /health "
+                       "or GET /metrics";
+        return;
+    case ROUTE_COMMAND:
+        if (!post) {
+            r->early = 405;
+            r->early_msg = "commands take POST with a JSON object body";
+            r->allow = "POST";
+            return;
+        }
+        break;
+    case ROUTE_QUERY:
+    case ROUTE_HEALTH:
+    case ROUTE_METRICS:
+        if (!get) {
+            r->early = 405;
+            r->early_msg = r->route == ROUTE_QUERY ? "queries take GET with ?name=value parameters"
+                                                   : "this route takes GET";
+            r->allow = "GET, HEAD";
+            return;
+        }
+        break;
+    }
+    if ((r->route == ROUTE_COMMAND || r->route == ROUTE_QUERY) && s->cfg->token &&
+        !authorized(s->cfg->token, r->conn)) {
+        r->early = 401;
+        r->early_msg = "missing or wrong bearer token (Authorization: Bearer TOKEN)";
+    }
+}
+
+static enum MHD_Result add_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value) {
+    (void)kind;
+    request *r = cls;
+    if (!key) return MHD_YES;
+    if (r->nparams == r->cparams) {
+        size_t cap = r->cparams ? r->cparams * 2 : 8;
+        worker_param *p = realloc(r->params, cap * sizeof *p);
+        if (!p) return MHD_NO;
+        r->params = p;
+        r->cparams = cap;
+    }
+    char *k = strdup(key), *v = strdup(value ? value : "");
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return MHD_NO;
+    }
+    r->params[r->nparams++] = (worker_param){.name = k, .value = v};
+    return MHD_YES;
+}
+
+static void request_free(request *r) {
+    if (!r) return;
+    for (size_t i = 0; i < r->nparams; i++) {
+        free((char *)r->params[i].name);
+        free((char *)r->params[i].value);
+    }
+    free(r->params);
+    free(r->job.answer);
+    buf_free(&r->body);
+    free(r->path);
+    free(r);
+}
+
+static request *request_new(server *s, struct MHD_Connection *c, const char *url,
+                            const char *method) {
+    request *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(url))) {
+        free(r);
+        return NULL;
+    }
+    r->srv = s;
+    r->conn = c;
+    clock_gettime(CLOCK_MONOTONIC, &r->start);
+    snprintf(r->id, sizeof r->id, "%08x%08x", s->id_prefix, atomic_fetch_add(&s->id_seq, 1));
+    snprintf(r->method, sizeof r->method, "%s", method);
+    r->route = parse_route(r->path, &r->name);
+    set_label(s, r);
+    if (r->route == ROUTE_QUERY &&
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_param, r) < 0) {
+        request_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Answers                                                             */
+
+/* Queues `body` (malloc'd, taken over; NULL for none) with `status`. */
+static enum MHD_Result send_answer(request *r, int status, char *body, size_t len,
+                                   const char *type, int retry_after) {
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(body ? len : 0, body ? body : (void *)"",
+                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r->allow && status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"aeon\"");
+    if (retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
+    if (atomic_load(&r->srv->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    r->bytes_out = body ? len : 0;
+    return ok;
+}
+
+static enum MHD_Result send_error(request *r, int status, const char *message, int retry_after) {
+    size_t len = 0;
+    char *body = worker_error_body(message, r->id, &len);
+    return send_answer(r, status, body, len, "application/json", retry_after);
+}
+
+static int projections_running(server *s) {
+    pthread_mutex_lock(&s->app_lock);
+    int n = projector_running(s->projections);
+    pthread_mutex_unlock(&s->app_lock);
+    return n;
+}
+
+static enum MHD_Result send_health(request *r) {
+    server *s = r->srv;
+    bool draining = atomic_load(&s->draining);
+    buf b = {0};
+    buf_printf(&b, "{\"status\":\"%s\",\"app\":", draining ? "draining" : "ok");
+    pthread_mutex_lock(&s->app_lock);
+    buf_json_string(&b, s->app.name, strlen(s->app.name));
+    pthread_mutex_unlock(&s->app_lock);
+    buf_printf(&b, ",\"workers\":%d,\"projections\":%d,\"in_flight\":%ld}",
+               s->cfg->worker.workers, projections_running(s), atomic_load(&s->in_flight));
+    size_t len = 0;
+    char *body = buf_take(&b, &len);
+    return send_answer(r, draining ? 503 : 200, body, len, "application/json", 0);
+}
+
+static enum MHD_Result send_metrics(request *r) {
+    server *s = r->srv;
+    metrics_gauges g = {
+        .in_flight = atomic_load(&s->in_flight),
+        .queued = s->pool ? (long)worker_pool_depth(s->pool) : 0,
+        .workers = s->cfg->worker.workers,
+        .projections = projections_running(s),
+        .draining = atomic_load(&s->draining),
+    };
+    size_t len = 0;
+    char *body = metrics_render(&g, &len);
+    if (!body) return send_error(r, 503, "out of memory", 1);
+    return send_answer(r, 200, body, len, "text/plain; version=0.0.4; charset=utf-8", 0);
+}
+
+/* A worker has the answer: wake the connection up. Runs on the worker's
+ * thread; libmicrohttpd's resume is made for that. */
+static void job_done(worker_job *job) {
+    request *r = job->ctx;
+    MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result dispatch(request *r) {
+    server *s = r->srv;
+    r->job = (worker_job){
+        .kind = r->route == ROUTE_COMMAND ? WORKER_COMMAND : WORKER_QUERY,
+        .name = r->name,
+        .body = r->body.data,
+        .body_len = r->body.len,
+        .params = r->params,
+        .nparams = r->nparams,
+        .request_id = r->id,
+        .done = job_done,
+        .ctx = r,
+    };
+    r->state = REQ_QUEUED;
+    /* Suspend before queueing: a quick worker may resume it at once. */
+    MHD_suspend_connection(r->conn);
+    if (worker_pool_submit(s->pool, &r->job) != 0) {
+        bool stopping = atomic_load(&s->draining);
+        r->job.status = 503;
+        r->job.retry_after = 1;
+        r->job.answer = worker_error_body(stopping ? "the server is shutting down"
+                                                   : "the server is busy: too many requests waiting",
+                                          r->id, &r->job.answer_len);
+        MHD_resume_connection(r->conn);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result send_job(request *r) {
+    char *answer = r->job.answer;
+    r->job.answer = NULL;
+    if (!answer) return send_error(r, 503, "out of memory", 1);
+    return send_answer(r, r->job.status, answer, r->job.answer_len, "application/json",
+                       r->job.retry_after);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    (void)version;
+    server *s = cls;
+    request *r = *con_cls;
+    size_t max = s->cfg->max_body;
+
+    if (!r) {
+        if (!(r = request_new(s, c, url, method))) return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add(&s->in_flight, 1);
+        screen(s, r);
+        /* A body declared too large is refused before it is sent (a client
+         * that asked for 100-continue never sends it). */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > max) {
+            if (r->early) return send_error(r, r->early, r->early_msg, 0);
+            return send_error(r, 413, "the body is larger than the limit (--max-body)", 0);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        r->received += n;
+        if (r->received / DISCARD_FACTOR > max) return MHD_NO; /* a flood: hang up */
+        if (r->early || r->route != ROUTE_COMMAND) return MHD_YES; /* not needed */
+        if (r->received > max) {
+            r->too_large = true;
+            buf_free(&r->body);
+            return MHD_YES;
+        }
+        buf_put(&r->body, upload, n);
+        return r->body.failed ? MHD_NO : MHD_YES;
+    }
+
+    if (r->state == REQ_QUEUED) return send_job(r);
+    if (r->early) return send_error(r, r->early, r->early_msg, 0);
+    if (r->too_large) return send_error(r, 413, "the body is larger than the limit (--max-body)", 0);
+    switch (r->route) {
+    case ROUTE_HEALTH: return send_health(r);
+    case ROUTE_METRICS: return send_metrics(r);
+    case ROUTE_COMMAND:
+    case ROUTE_QUERY: return dispatch(r);
+    case ROUTE_NONE: break;
+    }
+    return send_error(r, 404, "no such route", 0);
+}
+
+static const char *abort_reason(enum MHD_RequestTerminationCode toe) {
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+    case MHD_REQUEST_TERMINATED_READ_ERROR: return "client";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
+    default: return "error";
+    }
+}
+
+static void remote_address(struct MHD_Connection *c, char *out, size_t size) {
+    *out = 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)size);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)size);
+}
+
+/* The access log line and the metrics. Headers are never logged (they
+ * carry the token), nor query strings (they may carry anything). */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    server *s = cls;
+    request *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    double secs = since(&r->start);
+    bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status;
+    if (ok) metrics_request(r->label, r->status, secs);
+    else metrics_aborted(abort_reason(toe));
+
+    log_line l;
+    if (log_begin(&l, ok ? LOG_INFO : LOG_WARN, ok ? "request" : "request aborted")) {
+        char remote[INET6_ADDRSTRLEN];
+        remote_address(c, remote, sizeof remote);
+        log_str(&l, "request_id", r->id);
+        log_str(&l, "method", r->method);
+        log_str(&l, "path", r->path);
+        log_str(&l, "route", r->label);
+        if (r->status) log_int(&l, "status", r->status);
+        if (!ok) log_str(&l, "reason", abort_reason(toe));
+        log_num(&l, "duration_ms", (double)(long long)(secs * 1e6) / 1e3);
+        log_int(&l, "bytes_in", (long long)r->received);
+        log_int(&l, "bytes_out", (long long)r->bytes_out);
+        if (*remote) log_str(&l, "remote", remote);
+        log_end(&l);
+    }
+    request_free(r);
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* libmicrohttpd's own messages become log lines; the last one is kept to
+ * explain a failure to start (a port in use). */
+static void on_mhd_message(void *cls, const char *fmt, va_list ap) {
+    server *s = cls;
+    char msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = 0;
+    pthread_mutex_lock(&s->error_lock);
+    snprintf(s->last_error, sizeof s->last_error, "%s", msg);
+    pthread_mutex_unlock(&s->error_lock);
+    log_line l;
+    if (log_begin(&l, LOG_DEBUG, "libmicrohttpd")) {
+        log_str(&l, "detail", msg);
+        log_end(&l);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Listening                                                           */
+
+/* "ADDR:PORT", "[V6]:PORT", ":PORT" (every interface) or "PORT"
+ * (loopback). */
+static server_status parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *sslen,
+                                  char **err) {
+    char host[256] = "127.0.0.1";
+    const char *port = spec;
+    const char *colon = strrchr(spec, ':');
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (!close || close[1] != ':') goto bad;
+        snprintf(host, sizeof host, "%.*s", (int)(close - spec - 1), spec + 1);
+        port = close + 2;
+    } else if (colon) {
+        if (colon - spec >= (long)sizeof host) goto bad;
+        snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
+        if (!*host) snprintf(host, sizeof host, "0.0.0.0");
+        port = colon + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || p < 0 || p > 65535) goto bad;
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc || !res) {
+        *err = dup_printf("--listen %s: cannot resolve %s: %s", spec, host, gai_strerror(rc));
+        return SERVER_USAGE;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return SERVER_OK;
+bad:
+    *err = dup_printf("--listen needs ADDR:PORT, [IPV6]:PORT or :PORT, not '%s'", spec);
+    return SERVER_USAGE;
+}
+
+/* The URL to show: a wildcard address is shown as loopback, which is what
+ * one tries from the same machine. */
+static void url_of(const struct sockaddr_storage *ss, unsigned port, char *out, size_t size) {
+    char addr[INET6_ADDRSTRLEN] = "127.0.0.1";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)ss;
+        if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)) snprintf(addr, sizeof addr, "::1");
+        else inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof addr);
+        snprintf(out, size, "http://[%s]:%u", addr, port);
+        return;
+    }
+    const struct sockaddr_in *a = (const void *)ss;
+    if (a->sin_addr.s_addr != htonl(INADDR_ANY)) inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
+    snprintf(out, size, "http://%s:%u", addr, port);
+}
+
+/* ------------------------------------------------------------------ */
+/* --watch                                                             */
+
+static void look(watched *w) {
+    struct stat st;
+    w->present = stat(w->path, &st) == 0;
+    if (!w->present) return;
+    w->mtime = st.st_mtim;
+    w->size = st.st_size;
+    w->ino = st.st_ino;
+}
+
+static void watch_free(server *s) {
+    for (size_t i = 0; i < s->nfiles; i++) free(s->files[i].path);
+    free(s->files);
+    s->files = NULL;
+    s->nfiles = 0;
+}
+
+static void watch_set(server *s, char *const *files, size_t n) {
+    watch_free(s);
+    if (!n || !(s->files = calloc(n, sizeof *s->files))) return;
+    for (size_t i = 0; i < n; i++) {
+        if (!(s->files[s->nfiles].path = strdup(files[i]))) break;
+        look(&s->files[s->nfiles++]);
+    }
+}
+
+/* True when any file differs from the last look (and remembers the new
+ * look). */
+static bool watch_changed(server *s) {
+    bool changed = false;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        watched before = s->files[i];
+        look(&s->files[i]);
+        watched *w = &s->files[i];
+        if (w->present != before.present ||
+            (w->present && (w->size != before.size || w->ino != before.ino ||
+                            w->mtime.tv_sec != before.mtime.tv_sec ||
+                            w->mtime.tv_nsec != before.mtime.tv_nsec)))
+            changed = true;
+    }
+    return changed;
+}
+
+/* Loads the changed app once here; only if it loads do the workers and
+ * projections move to it, so a broken file never takes the server down. */
+static void reload(server *s) {
+    const server_config *cfg = s->cfg;
+    worker_app_info info;
+    char *err = NULL;
+    if (worker_probe(&cfg->worker, &info, &err) != 0) {
+        log_line l;
+        if (log_begin(&l, LOG_ERROR, "reload failed; still serving the previous version")) {
+            const char *trace = strstr(err, "\nstack traceback:");
+            if (trace) {
+                log_strn(&l, "error", err, (size_t)(trace - err));
+                log_str(&l, "traceback", trace + 1);
+            } else {
+                log_str(&l, "error", err);
+            }
+            log_end(&l);
+        }
+        free(err);
+        metrics_reload(false);
+        return;
+    }
+    pthread_mutex_lock(&s->app_lock);
+    worker_app_info old = s->app;
+    s->app = info;
+    pthread_mutex_unlock(&s->app_lock);
+    worker_app_info_free(&old);
+    watch_set(s, s->app.files, s->app.nfiles);
+    worker_pool_reload(s->pool);
+
+    /* The HTTP thread reads s->projections for /health and /metrics. */
+    pthread_mutex_lock(&s->app_lock);
+    projector *old_projections = s->projections;
+    s->projections = NULL;
+    pthread_mutex_unlock(&s->app_lock);
+    projector_stop(old_projections, cfg->drain_seconds);
+    projector *fresh = NULL;
+    if (projector_start(&cfg->worker, s->app.projections, s->app.nprojections, &fresh, &err) != 0) {
+        log_error_msg(LOG_ERROR, "cannot restart projections", err);
+        free(err);
+    }
+    pthread_mutex_lock(&s->app_lock);
+    s->projections = fresh;
+    pthread_mutex_unlock(&s->app_lock);
+    metrics_reload(true);
+    log_line l;
+    if (log_begin(&l, LOG_INFO, "reloaded the app")) {
+        log_str(&l, "app", s->app.name);
+        log_int(&l, "files", (long long)s->nfiles);
+        log_end(&l);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Running and stopping                                                */
+
+/* Waits up to `seconds` for SIGINT or SIGTERM; returns it, or 0. */
+static int wait_signal(const sigset_t *set, double seconds) {
+    struct timespec ts = {.tv_sec = (time_t)seconds,
+                          .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    for (;;) {
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0) return sig;
+        if (errno != EINTR) return 0;
+    }
+}
+
+static const char *signal_name(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal";
+}
+
+/* Stop accepting, let requests in flight finish (up to the drain time; a
+ * second signal cuts it short), then stop workers, the HTTP side and the
+ * projections, which commit what they have. */
+static void drain(server *s, const sigset_t *signals, int sig) {
+    const server_config *cfg = s->cfg;
+    log_line l;
+    if (log_begin(&l, LOG_INFO, "shutting down")) {
+        log_str(&l, "signal", signal_name(sig));
+        log_int(&l, "in_flight", atomic_load(&s->in_flight));
+        log_end(&l);
+    }
+    atomic_store(&s->draining, true);
+    MHD_socket listener = MHD_quiesce_daemon(s->daemon);
+
+    double deadline = now_seconds() + cfg->drain_seconds;
+    while (atomic_load(&s->in_flight) > 0 && now_seconds() < deadline) {
+        int again = wait_signal(signals, 0.02);
+        if (again) {
+            log_error_msg(LOG_WARN, "second signal: not waiting for requests in flight",
+                          signal_name(again));
+            break;
+        }
+    }
+    long left = atomic_load(&s->in_flight);
+    if (left > 0) {
+        if (log_begin(&l, LOG_WARN, "stopping requests still in flight")) {
+            log_int(&l, "in_flight", left);
+            log_end(&l);
+        }
+        worker_pool_force(s->pool);
+    }
+    /* Every job is answered once this returns; the HTTP thread may still
+     * submit (and be refused) until the daemon stops, so the pool is freed
+     * only after that. */
+    worker_pool_stop(s->pool);
+    double flush = now_seconds() + FLUSH_SECONDS;
+    while (atomic_load(&s->in_flight) > 0 && now_seconds() < flush) wait_signal(signals, 0.01);
+    MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+    if (listener != MHD_INVALID_SOCKET) close(listener);
+    worker_pool_free(s->pool);
+    s->pool = NULL;
+
+    projector_stop(s->projections, cfg->drain_seconds);
+    s->projections = NULL;
+    log_msg(LOG_INFO, "stopped");
+}
+
+server_status server_run(const server_config *cfg, char **err) {
+    server_status status = SERVER_NOMEM;
+    server s = {.cfg = cfg};
+    struct sockaddr_storage addr;
+    socklen_t addrlen = 0;
+    sigset_t signals, old_mask;
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, old_pipe;
+    *err = NULL;
+
+    pthread_mutex_init(&s.app_lock, NULL);
+    pthread_mutex_init(&s.error_lock, NULL);
+    /* Every thread started from here on inherits the blocked mask, so the
+     * signals wait for sigtimedwait in this thread. */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, &old_mask);
+    sigaction(SIGPIPE, &ignore, &old_pipe);
+    if (getrandom(&s.id_prefix, sizeof s.id_prefix, 0) != (ssize_t)sizeof s.id_prefix)
+        s.id_prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+
+    if ((status = parse_listen(cfg->listen, &addr, &addrlen, err)) != SERVER_OK) goto done;
+    if (worker_probe(&cfg->worker, &s.app, err) != 0) {
+        status = SERVER_SCRIPT;
+        goto done;
+    }
+    if (cfg->watch) watch_set(&s, s.app.files, s.app.nfiles);
+    if (worker_pool_start(&cfg->worker, &s.pool, err) != 0) {
+        status = SERVER_IO;
+        goto done;
+    }
+    if (projector_start(&cfg->worker, s.app.projections, s.app.nprojections, &s.projections, err)) {
+        status = SERVER_NOMEM;
+        goto done;
+    }
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    s.daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &s,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, &s,
+                                MHD_OPTION_END);
+    if (!s.daemon) {
+        pthread_mutex_lock(&s.error_lock);
+        *err = dup_printf("cannot listen on %s%s%s", cfg->listen, *s.last_error ? ": " : "",
+                          s.last_error);
+        pthread_mutex_unlock(&s.error_lock);
+        status = SERVER_IO;
+        goto done;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s.daemon, MHD_DAEMON_INFO_BIND_PORT);
+    char url[128];
+    url_of(&addr, di ? di->port : 0, url, sizeof url);
+    metrics_start();
+
+    log_line l;
+    if (log_begin(&l, LOG_INFO, "listening")) {
+        log_str(&l, "url", url);
+        log_str(&l, "app", s.app.name);
+        log_int(&l, "workers", cfg->worker.workers);
+        log_int(&l, "projections", (long long)s.app.nprojections);
+        log_bool(&l, "auth", cfg->token != NULL);
+        log_bool(&l, "watch", cfg->watch);
+        log_end(&l);
+    }
+    if (cfg->on_listening) cfg->on_listening(cfg->ctx, url);
+
+    int sig = 0;
+    double settle_from = 0;
+    while (!sig) {
+        sig = wait_signal(&signals, cfg->watch ? WATCH_TICK : 3600);
+        if (sig || !cfg->watch) continue;
+        if (watch_changed(&s)) settle_from = now_seconds();
+        else if (settle_from && now_seconds() - settle_from >= WATCH_SETTLE) {
+            settle_from = 0;
+            reload(&s);
+        }
+    }
+    drain(&s, &signals, sig);
+    status = SERVER_OK;
+
+done:
+    if (s.daemon) MHD_stop_daemon(s.daemon);
+    worker_pool_free(s.pool);
+    projector_stop(s.projections, 0);
+    worker_app_info_free(&s.app);
+    watch_free(&s);
+    pthread_mutex_destroy(&s.app_lock);
+    pthread_mutex_destroy(&s.error_lock);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    if (status == SERVER_NOMEM && !*err) *err = strdup("out of memory");
+    return status;
+}

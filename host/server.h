@@ -1,0 +1,61 @@
+/*
+ * server.h - the HTTP server: aeon-host serve (API.md section 5).
+ *
+ * Provides server_run, which serves an app until SIGINT or SIGTERM, and
+ * luaopen_aeon_host, the host-only Lua module (aeon.host) through which
+ * aeon.serve starts it and app code reports to it. Uses libmicrohttpd for
+ * HTTP, worker.h for the threads that run Lua, log.h and metrics.h.
+ *
+ * Threads: one libmicrohttpd thread does all network I/O (epoll) and answers
+ * what needs no Lua (/health, /metrics, 404, 405, 401, 413) itself; a
+ * command or query is queued to the worker pool with its connection
+ * suspended, and resumed when a worker has the answer. The calling thread
+ * waits for signals and, with --watch, polls the app's files.
+ */
+#ifndef AEON_SERVER_H
+#define AEON_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "worker.h"
+
+/* Why server_run did not serve; maps to aeon-host's exit statuses. */
+typedef enum server_status {
+    SERVER_OK = 0,     /* served, then shut down cleanly on a signal */
+    SERVER_NOMEM,      /* out of memory */
+    SERVER_USAGE,      /* a bad option (the listen address) */
+    SERVER_IO,         /* could not listen, or a store would not open */
+    SERVER_SCRIPT,     /* the app would not load */
+} server_status;
+
+typedef struct server_config {
+    const char *listen;          /* "ADDR:PORT", "[V6]:PORT", ":PORT"; port 0
+                                    picks a free one */
+    worker_options worker;       /* the app, the store, workers, budgets */
+    const char *app_name;        /* for /health and logs */
+    size_t max_body;             /* bytes; larger bodies are answered 413 */
+    unsigned idle_timeout;       /* seconds a connection may stall */
+    double drain_seconds;        /* shutdown waits this long for requests
+                                    in flight, then for projections */
+    const char *token;           /* bearer token for commands and queries,
+                                    NULL: none; never logged */
+    bool watch;                  /* reload the app when its files change */
+    void (*on_listening)(void *ctx, const char *url); /* once serving */
+    void *ctx;                   /* passed to on_listening */
+} server_config;
+
+/* Serves until SIGINT or SIGTERM, then stops accepting, finishes the
+ * requests in flight, stops the projections and returns SERVER_OK. Returns
+ * another status with *err (malloc'd) when it cannot start. Blocks SIGINT
+ * and SIGTERM while it runs (restoring the mask after). */
+server_status server_run(const server_config *cfg, char **err);
+
+/* The aeon.host module: serve, log, log_enabled, appended, conflict,
+ * projection_lag, stopping. Preloaded by aeon-host only; aeon.core stays
+ * loadable without it. */
+int luaopen_aeon_host(lua_State *L);
+
+#endif

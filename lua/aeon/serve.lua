@@ -1,0 +1,456 @@
+--- aeon.serve: serving an app over HTTP (API.md section 5).
+--
+-- Two halves, one per kind of Lua state:
+--
+--  * `run` runs in aeon-host's main state for `aeon-host serve APP.lua` and
+--    `aeon-host APP.lua`: it reads the serve options and hands them to the C
+--    server (aeon.host.serve), which blocks until SIGINT or SIGTERM.
+--  * `boot` runs in every state the server makes, one per worker thread and
+--    one per projection thread: it loads the app afresh and opens that
+--    thread's own store connection. Its `handle` answers one request with
+--    an HTTP status, a JSON body and a Retry-After in seconds (0: none).
+--
+-- aeon.host exists only inside aeon-host; this module is not loadable from
+-- plain lua5.4.
+local aeon = require "aeon"
+local appmod = require "aeon.app"
+local host = require "aeon.host"
+
+local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring,
+  tonumber, pcall, error
+local json_encode, json_decode = aeon.json.encode, aeon.json.decode
+
+local M = {}
+
+M.DEFAULTS = {
+  listen = "127.0.0.1:8080",
+  workers = 4,
+  ["log-level"] = "info",
+  ["max-body"] = 1048576,       -- bytes
+  timeout = 30,                 -- seconds a connection may stall
+  ["max-instructions"] = 100000000, -- Lua VM instructions per request
+  ["max-time"] = 30,            -- seconds per request
+  drain = 10,                   -- seconds shutdown waits for requests in flight
+}
+
+-- Option -> kind of value.
+local FLAGS = {
+  listen = "string",
+  workers = "integer",
+  ["log-level"] = "string",
+  watch = "flag",
+  token = "string",
+  ["max-body"] = "integer",
+  timeout = "integer",
+  ["max-instructions"] = "integer",
+  ["max-time"] = "number",
+  drain = "number",
+}
+
+M.USAGE = [[
+serve options:
+  --listen ADDR:PORT       where to listen (127.0.0.1:8080; :PORT for every interface,
+                           port 0 for any free one)
+  --workers N              worker threads, each with its own Lua state and store (4)
+  --log-level LEVEL        debug, info, warn or error (info)
+  --watch                  reload the app when its Lua files change
+  --token TOKEN            require "Authorization: Bearer TOKEN" for commands and
+                           queries (default $AEON_TOKEN; none when unset)
+  --max-body BYTES         larger request bodies are answered 413 (1048576)
+  --timeout SECONDS        a connection that stalls this long is closed (30)
+  --max-instructions N     a request's handler is stopped past N Lua instructions
+                           (100000000; 0: no limit)
+  --max-time SECONDS       ... or past this many seconds (30; 0: no limit)
+  --drain SECONDS          on SIGINT/SIGTERM, wait this long for requests in flight (10)]]
+
+local function parse_flags(args, usage)
+  local flags = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local name, inline = a:match("^%-%-([%w-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w-]+)$")
+    if not name then usage("serve takes options only, not '%s' (see --help)", a) end
+    local kind = FLAGS[name]
+    if not kind then usage("unknown serve option --%s", name) end
+    if kind == "flag" then
+      if inline then usage("--%s takes no value", name) end
+      flags[name] = true
+    else
+      local value = inline
+      if not value then
+        i = i + 1
+        value = args[i]
+      end
+      if value == nil then usage("option --%s needs a value", name) end
+      if kind == "integer" then
+        local n = math.tointeger(tonumber(value))
+        if not n or n < 0 then usage("option --%s needs a non-negative integer", name) end
+        value = n
+      elseif kind == "number" then
+        local n = tonumber(value)
+        if not n or n < 0 or n ~= n or n == math.huge then
+          usage("option --%s needs a non-negative number", name)
+        end
+        value = n
+      end
+      flags[name] = value
+    end
+    i = i + 1
+  end
+  for k, v in pairs(M.DEFAULTS) do
+    if flags[k] == nil then flags[k] = v end
+  end
+  if flags.workers < 1 or flags.workers > 1024 then usage("--workers needs 1 to 1024") end
+  if flags.timeout < 1 then usage("--timeout needs at least 1 second") end
+  if flags["max-body"] < 1 then usage("--max-body needs at least 1 byte") end
+  local levels = { debug = true, info = true, warn = true, error = true }
+  if not levels[flags["log-level"]] then usage("--log-level needs debug, info, warn or error") end
+  return flags
+end
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- One curl command to try: the first command with made-up arguments, else
+-- the first query.
+local function example(app, url, token)
+  local auth = token and ' -H "Authorization: Bearer $AEON_TOKEN"' or ""
+  local commands, queries = app:names("command"), app:names("query")
+  if commands[1] then
+    local h = app:lookup(commands[1])
+    local args = {}
+    for _, p in ipairs(h.params or {}) do args[p] = "a" end
+    local body = next(args) and json_encode(args) or "{}"
+    return ("curl -X POST %s/commands/%s%s -H 'Content-Type: application/json' -d %s"):format(
+      url, commands[1], auth, quote(body))
+  elseif queries[1] then
+    local h = app:lookup(queries[1])
+    local q = {}
+    for _, p in ipairs(h.params or {}) do q[#q + 1] = p .. "=a" end
+    return ("curl%s '%s/queries/%s%s'"):format(auth, url, queries[1],
+      #q > 0 and "?" .. table.concat(q, "&") or "")
+  end
+  return ("curl %s/health"):format(url)
+end
+
+--- The projection runner (aeon.project), when this build has one.
+local function runner()
+  if not package.searchpath("aeon.project", package.path) and not package.preload["aeon.project"] then
+    return nil
+  end
+  return require "aeon.project"
+end
+
+-- The app's projections, in the order it declared them.
+local function projection_names(app)
+  if not runner() then return {} end
+  if type(app.projection_names) == "function" then return app:projection_names() end
+  return {}
+end
+
+--- aeon-host serve APP.lua [options]: serves until SIGINT/SIGTERM. Returns
+-- the exit status.
+function M.run(opts, app, path, args, open_store, usage)
+  for _, a in ipairs(args or {}) do
+    if a == "--help" or a == "-h" then
+      io.stdout:write(M.USAGE, "\n")
+      return 0
+    end
+  end
+  local flags = parse_flags(args or {}, usage)
+  host.set_log_level(flags["log-level"])
+  local uri = opts.store or os.getenv("AEON_STORE") or "sqlite:aeon.db"
+  if uri == "memory:" then
+    usage("memory: is one store per connection; serving needs a store its workers share " ..
+      "(sqlite:PATH, dynamodb:NAME)")
+  end
+  -- Fail fast, with the store's own message, before any thread starts.
+  local store, err = open_store(opts)
+  if not store then
+    io.stderr:write("aeon-host: ", tostring(err), "\n")
+    return 3
+  end
+  store:close()
+
+  local token = flags.token or os.getenv("AEON_TOKEN")
+  if token == "" then token = nil end
+  if next(type(app.projections) == "table" and app.projections or {}) and not runner() then
+    host.log("warn", "the app has projections but this build has no projection runner " ..
+      "(aeon.project); serving without them", { app = app.name })
+  end
+
+  local config = {
+    app = path,
+    app_name = app.name,
+    store = uri,
+    lua_path = package.path,
+    lua_cpath = package.cpath,
+    listen = flags.listen,
+    workers = flags.workers,
+    max_body = flags["max-body"],
+    timeout = flags.timeout,
+    max_instructions = flags["max-instructions"],
+    max_time = flags["max-time"],
+    drain = flags.drain,
+    watch = flags.watch or false,
+    token = token,
+  }
+  local code, message, kind = host.serve(config, function(url)
+    io.stdout:write(("aeon-host: serving %s at %s (%d workers, store %s)\n  try: %s\n"):format(
+      app.name, url, flags.workers, uri, example(app, url, token)))
+    io.stdout:flush()
+  end)
+  if code then return code end
+  io.stderr:write("aeon-host: ", tostring(message), "\n")
+  return kind == "usage" and 2 or kind == "script" and 4 or 3
+end
+
+-- ------------------------------------------------------------------------
+-- Inside the server's states
+
+local function load_app(path)
+  local chunk, err = loadfile(path)
+  if not chunk then error(err, 0) end
+  _G.arg = { [0] = path }
+  local app = chunk()
+  if not appmod.is_app(app) then error(path .. " does not return an app", 0) end
+  return app
+end
+
+-- The files behind the modules that loading the app brought in, for
+-- --watch: the app file and whatever it required.
+local function loaded_files(path, before)
+  local files, seen = { path }, { [path] = true }
+  for name in pairs(package.loaded) do
+    if not before[name] and type(name) == "string" then
+      local file = package.searchpath(name, package.path)
+      if file and not seen[file] then
+        seen[file] = true
+        files[#files + 1] = file
+      end
+    end
+  end
+  return files
+end
+
+-- Counts appends and conflicts for /metrics. The store is a userdata the
+-- app may hand to anything, so it stays itself; its methods (this state's
+-- own metatable) are wrapped instead.
+local function instrument(store)
+  local mt = getmetatable(store)
+  local methods = type(mt) == "table" and mt.__index
+  if type(methods) ~= "table" then return end
+  local function count(r)
+    if type(r) == "table" then
+      if r.type == "appended" then host.appended(r.count or 0)
+      elseif r.type == "conflict" then host.conflict() end
+    end
+  end
+  -- The store's errors name their caller's line; through a wrapper that
+  -- would be this file, so the wrapper hands the error on as the caller's.
+  local here = "^" .. debug.getinfo(1, "S").short_src:gsub("%p", "%%%0") .. ":%d+: "
+  local function wrap(method)
+    return function(...)
+      local ok, r, err = pcall(method, ...)
+      if not ok then
+        if type(r) == "string" then error((r:gsub(here, "", 1)), 2) end
+        error(r, 0)
+      end
+      count(r)
+      return r, err
+    end
+  end
+  methods.append, methods.append_many = wrap(methods.append), wrap(methods.append_many)
+end
+
+local function answer(status, fields, request_id, retry_after)
+  fields.request_id = request_id
+  local ok, text = pcall(json_encode, fields)
+  if not ok then
+    text = json_encode({ error = tostring(fields.error or fields.message), request_id = request_id })
+  end
+  return status, text, retry_after or 0
+end
+
+local function failure(status, message, request_id, retry_after)
+  return answer(status, { error = message }, request_id, retry_after)
+end
+
+-- A command's body: a JSON object of arguments (empty means none).
+local function command_args(body)
+  if body:match("^%s*$") then return {} end
+  local v, err = json_decode(body)
+  if v == nil and err then return nil, err end
+  if type(v) ~= "table" or v[1] ~= nil then
+    return nil, "the body must be a JSON object of arguments, like {\"name\": \"a\"}"
+  end
+  return v
+end
+
+-- A query parameter: JSON where it parses as JSON, else the string, as on
+-- the command line.
+local function parse_value(text)
+  local v = json_decode(text)
+  if v == nil then return text end
+  return v
+end
+
+local function handler(app, store)
+  local OUTCOMES = appmod.OUTCOMES
+  return function(kind, name, body, params, request_id)
+    local h = app:lookup(name)
+    if not h or h.kind ~= kind then
+      local msg = ("app %s has no %s '%s'"):format(app.name, kind, name)
+      if h then
+        msg = msg .. (h.kind == "query" and (" ('%s' is a query: GET /queries/%s)")
+          or (" ('%s' is a command: POST /commands/%s)")):format(name, name)
+      end
+      return failure(404, msg, request_id)
+    end
+    local args
+    if kind == "command" then
+      local err
+      args, err = command_args(body)
+      if not args then return failure(400, err, request_id) end
+    else
+      args = {}
+      for k, v in pairs(params) do args[k] = parse_value(v) end
+    end
+
+    local ctx = { store = store, app = app, source = "http", request_id = request_id }
+    -- In a coroutine so that a handler that will not stop can be left
+    -- behind: the budget hook yields out of it (see host/worker.c).
+    local co = coroutine.create(function() return app:call(name, ctx, args) end)
+    local ok, outcome, value = coroutine.resume(co)
+    if coroutine.status(co) ~= "dead" then
+      coroutine.close(co)
+      host.log("error", "script error", { request_id = request_id, [kind] = name,
+        error = "the handler was abandoned: it yielded, or ran on past its budget" })
+      return failure(500, "internal error: the handler failed (see the server log)", request_id)
+    end
+    if not ok then
+      outcome, value = "script", { message = tostring(outcome),
+        traceback = debug.traceback(co, tostring(outcome)) }
+    end
+    if outcome == "ok" then
+      local ok, text = pcall(json_encode, value == nil and aeon.null or value)
+      if ok then return 200, text, 0 end
+      host.log("error", "script error", { request_id = request_id, [kind] = name,
+        error = "the answer cannot be sent as JSON: " .. tostring(text) })
+      return failure(500, "internal error: the handler failed (see the server log)", request_id)
+    end
+
+    if outcome == "script" then
+      host.log("error", "script error", { request_id = request_id, [kind] = name,
+        error = value.message, traceback = value.traceback })
+      return failure(500, "internal error: the handler failed (see the server log)", request_id)
+    elseif outcome == "store" then
+      host.log("error", "store failure", { request_id = request_id, [kind] = name,
+        error = value.message })
+      return failure(503, "the store is unavailable; try again", request_id, 1)
+    elseif outcome == "not_yet" then
+      return answer(202, { message = value.message, revision = value.revision }, request_id, 1)
+    end
+    local fields = {}
+    for k, v in pairs(type(value) == "table" and value or {}) do
+      if type(k) == "string" and k ~= "kind" and k ~= "message" and k ~= "traceback" then
+        fields[k] = v
+      end
+    end
+    fields.error = type(value) == "table" and tostring(value.message) or tostring(value)
+    local o = OUTCOMES[outcome]
+    return answer(o and o.http or 500, fields, request_id)
+  end
+end
+
+-- Seconds since the Unix epoch of an ISO-8601 UTC time with milliseconds
+-- ("2026-11-26T20:29:24.016Z"), by the days-from-civil algorithm.
+local function epoch(iso)
+  local y, mo, d, h, mi, sec = iso:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d.]+)Z$")
+  if not y then return nil end
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+end
+M.epoch = epoch
+
+-- How far behind a projection is, for /metrics: the events committed after
+-- the revision its view has seen (counted up to LAG_LIMIT), and the age of
+-- the oldest of them. Measured at most once a second.
+local LAG_LIMIT = 10000
+local function lag_meter(store, app, name)
+  local view = store:view(app.projections[name].view)
+  local last = nil
+  return function()
+    local t = host.now()
+    if not view or (last and t - last < 1) then return end
+    last = t
+    local seen = view:revision()
+    if not seen then return end
+    local n, oldest = 0, nil
+    for event in store:read_all { after = seen, limit = LAG_LIMIT } do
+      n = n + 1
+      oldest = oldest or event.committed_at
+    end
+    local age = oldest and epoch(oldest)
+    host.projection_lag(name, n, age and math.max(0, t - age) or 0)
+  end
+end
+
+-- Runs one projection in this thread until the server stops: aeon.project
+-- commits what it has and returns once stop() is true. Its failure lines go
+-- to the structured log; between batches it measures its lag.
+local function project(store, app, name)
+  local measure = lag_meter(store, app, name)
+  local report, err = runner().run(store, app, { name }, {
+    once = false,
+    stop = function()
+      if host.stopping() then return true end
+      local ok, merr = pcall(measure)
+      if not ok then host.log("warn", "cannot measure projection lag", { projection = name,
+        error = tostring(merr) }) end
+      return false
+    end,
+    log = function(line) host.log("error", line, { projection = name }) end,
+  })
+  if not report then error(err, 0) end
+  return report
+end
+
+--- Loads the app into this (fresh) state and, for "request" and
+-- "projection", opens the store. Returns what the server needs: the app's
+-- name, commands, queries, projections and files, and `handle` or
+-- `project`. Raises when the app or the store does not load.
+function M.boot(config, role)
+  local before = {}
+  for name in pairs(package.loaded) do before[name] = true end
+  local app = load_app(config.app)
+  local info = {
+    name = app.name,
+    commands = app:names("command"),
+    queries = app:names("query"),
+    projections = projection_names(app),
+    files = loaded_files(config.app, before),
+  }
+  if role == "probe" then return info end
+
+  -- One handler must not take the whole server down.
+  os.exit = function() error("os.exit is not available to an app being served", 2) end
+  local store, err = aeon.open(config.store)
+  if not store then error("cannot open the store: " .. tostring(err), 0) end
+  instrument(store)
+
+  if role == "request" then
+    info.handle = handler(app, store)
+  elseif role == "projection" then
+    info.project = function(name) return project(store, app, name) end
+  end
+  return info
+end
+
+return M
