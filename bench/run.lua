@@ -12,7 +12,8 @@
 -- BUILD_DIR, on the repository's disk, and are removed at the end.
 -- The DynamoDB rows run against DynamoDB Local, started for the run with
 -- scripts/dynamodb-local.sh and stopped after it ($BENCH_DYNAMODB=0 skips
--- them). Progress goes to stderr, the table to stdout.
+-- them); the HTTP rows run bench/http.sh (wrk). Progress goes to stderr,
+-- the table to stdout.
 local build = arg[1] or "build/bench"
 local function env_int(name, default)
   return math.tointeger(tonumber(os.getenv(name) or "")) or default
@@ -32,6 +33,10 @@ local APPENDS, PER = 100, 100
 local DDB_PINGS, DDB_HEADS, DDB_COMMANDS = 100, 100, 50
 local DDB_APPENDS, DDB_PER = 10, 50 -- a transaction holds 100 items
 local DDB_EVENTS = 5000             -- replayed: 20 pages of 256
+-- bench/http.sh: seconds of wrk per run, and the server's workers and
+-- wrk's connections of the two configurations measured.
+local HTTP_SECONDS = 5
+local HTTP_RUNS = { { workers = 4, connections = 32 }, { workers = 16, connections = 64 } }
 
 local function say(fmt, ...) io.stderr:write(fmt:format(...), "\n") end
 
@@ -194,6 +199,42 @@ local function ddb_round()
 end
 
 -- ------------------------------------------------------------------
+-- HTTP: bench/http.sh (wrk against aeon-host serve)
+
+local http = { skipped = nil }
+
+local function http_check()
+  if not have("bench/http.sh") then return nil, "bench/http.sh is not in this tree" end
+  if os.execute("command -v wrk >/dev/null 2>&1") ~= true then return nil, "wrk is not installed" end
+  return true
+end
+
+-- Requests per second and p99 in ms of one bench/http.sh run.
+local function http_run(workers, connections)
+  local db = path("http.db")
+  local out = sh(("AEON_LUA_PATH='lua/?.lua' AEON_HOST=%s AEON_BENCH_SECONDS=%d "
+    .. "AEON_BENCH_WORKERS=%d AEON_BENCH_CONNECTIONS=%d AEON_BENCH_STORE=%s sh bench/http.sh")
+    :format(quote(build .. "/aeon-host"), HTTP_SECONDS, workers, connections, quote("sqlite:" .. db)))
+  for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(db .. suffix) end
+  local rate, p99 = out:match("requests/s: ([%d.]+)"), out:match("p99 ([%d.]+) ms")
+  local failed = tonumber(out:match("non%-2xx or failed: (%d+)") or "0")
+  if not rate or not p99 then error("no figures from bench/http.sh:\n" .. out, 0) end
+  if failed > 0 then error(("bench/http.sh: %d requests failed:\n%s"):format(failed, out), 0) end
+  return tonumber(rate), tonumber(p99)
+end
+
+local function http_round()
+  local f = scenario("fsync", tmp, FSYNCS)
+  for i, run in ipairs(HTTP_RUNS) do
+    local rate, p99 = http_run(run.workers, run.connections)
+    local f2 = scenario("fsync", tmp, FSYNCS)
+    pair("http" .. i, "http_fsync" .. i, rate, f, f2)
+    sample("http_p99_" .. i, p99)
+    f = f2
+  end
+end
+
+-- ------------------------------------------------------------------
 -- The run
 
 local ok, err = pcall(function()
@@ -214,11 +255,14 @@ local ok, err = pcall(function()
     env_prefix = ""
   end
   local ddb_env = env_prefix
+  local http_ok
+  http_ok, http.skipped = http_check()
 
   for round = 1, ROUNDS do
     say("bench: round %d of %d", round, ROUNDS)
     env_prefix = ""
     embedded_round()
+    if http_ok then http_round() end
     if started then
       env_prefix = ddb_env
       ddb_round()
@@ -305,10 +349,15 @@ else
   local most = math.max(table.unpack(conns))
   row("7e", "  connections per process (1 handle)", tostring(most), "", nil, "1, kept alive", most == 1)
 end
-if have("bench/http.sh") then
-  note("8", "HTTP, wrk", "see bench/http.sh")
+if http.skipped then
+  note("8", "HTTP, wrk", "not measured: " .. http.skipped)
 else
-  note("8", "HTTP, wrk", "not measured: the HTTP server and bench/http.sh are not on main yet")
+  for i, run in ipairs(HTTP_RUNS) do
+    row(i == 1 and "8" or "8" .. string.char(96 + i),
+      ("%sPOST /commands/increment, %d workers"):format(i == 1 and "HTTP: " or "  ", run.workers),
+      ("%s req/s, p99 %.0f ms"):format(num(M["http" .. i]), M["http_p99_" .. i]),
+      num(M["http_fsync" .. i]) .. " fdatasync/s", r("http" .. i), "", nil)
+  end
 end
 
 local head = { "#", "figure", "measured", "limit, same run", "ratio", "goal", "met" }
@@ -342,5 +391,8 @@ the store's share. Row 4L folds tables built in Lua from constants: what Lua alo
 Commands run apps/counter.lua's increment (kept state, snapshot every 100); row 2 runs %d
 threads, one store handle each, in one process: group commit shares commits within a process.
 DynamoDB Local is the limit of rows 7: GetItem/s is one consistent GetItem at a time through
-the same HTTP client; requests are counted inside aeon-bench, per operation of each kind.]])
-  :format(CLIENTS))
+the same HTTP client; requests are counted inside aeon-bench, per operation of each kind.
+Rows 8: bench/http.sh (wrk, %d s a run) against aeon-host serve apps/counter-basic.lua over
+100 counters, wrk connections %d and %d; the server's workers each have a store handle, so
+their appends share commits.]])
+  :format(CLIENTS, HTTP_SECONDS, HTTP_RUNS[1].connections, HTTP_RUNS[2].connections))

@@ -243,8 +243,9 @@ typedef struct sqlite_store {
     group *group;               /* the file's commit group; NULL in memory */
 } sqlite_store;
 
-/* One append on its way to the database, on its caller's stack. A leader
- * reads and answers it while its caller sleeps. */
+/* One write on its way to the database, on its caller's stack: an append,
+ * or a snapshot to save (snap_key set). A leader reads and answers it while
+ * its caller sleeps. */
 typedef struct request {
     sqlite_store *s;            /* the handle it came through: its clock,
                                    randomness and pruning time */
@@ -252,7 +253,11 @@ typedef struct request {
     size_t n;                   /* ... in this many batches */
     size_t total;               /* events in all of them, > 0 */
     const char *token;          /* idempotency key, or NULL */
-    store_append_result *r;     /* its outcome */
+    const char *snap_key;       /* a snapshot's key, or NULL for an append */
+    const char *snap_revision;  /* ... its revision */
+    const char *snap_state;     /* ... and state, snap_len bytes */
+    size_t snap_len;            /* bytes in snap_state */
+    store_append_result *r;     /* an append's outcome */
     char **err;                 /* where its message goes */
     store_status status;        /* its status */
     bool wrote;                 /* it inserted events (in the open group) */
@@ -272,7 +277,7 @@ struct group {
     bool committing;            /* a leader is at work */
     request *head, *tail;       /* appends waiting, oldest first */
     uint64_t commits;           /* transactions committed for appends */
-    uint64_t appends;           /* appends they carried */
+    uint64_t appends;           /* appends they carried (snapshots aside) */
     uint64_t largest;           /* the most appends one carried */
     group *next;                /* the next in the registry */
 };
@@ -806,6 +811,21 @@ static void apply(sqlite_store *c, request *q)
     const char *doing;
     int rc;
 
+    if (q->snap_key != NULL) {
+        /* One upsert: the WHERE keeps a newer snapshot, an equal revision
+         * overwrites; wrote says whether it was saved. */
+        sqlite3_stmt *st = c->q[Q_SNAP_PUT];
+        doing = "saving a snapshot";
+        if ((rc = sqlite3_bind_text(st, 1, q->snap_key, -1, SQLITE_STATIC)) != SQLITE_OK ||
+            (rc = sqlite3_bind_text(st, 2, q->snap_revision, -1, SQLITE_STATIC)) != SQLITE_OK ||
+            (rc = sqlite3_bind_text(st, 3, q->snap_state, (int)q->snap_len,
+                                    SQLITE_STATIC)) != SQLITE_OK ||
+            (rc = run(st)) != SQLITE_DONE)
+            goto fail;
+        q->wrote = sqlite3_changes(c->db) > 0;
+        return;
+    }
+
     uint64_t now = env->now_ms(env->ctx);
     char committed_at[STORE_TIMESTAMP_SIZE];
     revision_timestamp(now, committed_at);
@@ -922,10 +942,11 @@ static void fail_requests(request **qs, size_t k, bool (*pick)(const request *),
 static bool wrote(const request *q) { return q->wrote; }
 static bool any(const request *q) { (void)q; return true; }
 
-/* Commits the appends qs[0..k) in one transaction on c, the leader's
+/* Commits the writes qs[0..k) in one transaction on c, the leader's
  * connection: each in a savepoint (none for a group of one), so that one
  * that conflicts or fails is undone alone; one COMMIT, one fsync, for all
- * that wrote. A group in which nothing was written rolls back. */
+ * that wrote. A group in which nothing was written rolls back. *committed
+ * is the number of appends (not snapshots) committed. */
 static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *committed)
 {
     bool solo = k == 1;
@@ -966,10 +987,12 @@ static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *commit
             goto txn_failed;
     }
 
-    size_t n = 0;
+    size_t n = 0, appends = 0;
     for (i = 0; i < k; i++)
-        if (qs[i]->wrote && qs[i]->status == STORE_OK)
+        if (qs[i]->wrote && qs[i]->status == STORE_OK) {
             n++;
+            appends += qs[i]->snap_key == NULL;
+        }
     if (n == 0) {
         run(c->q[Q_ROLLBACK]); /* conflicts and repeats only: nothing to keep */
         return;
@@ -978,8 +1001,9 @@ static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *commit
     i = k; /* every append has run */
     if ((rc = run(c->q[Q_COMMIT])) != SQLITE_DONE)
         goto txn_failed;
-    *committed = n;
-    wake_all();
+    *committed = appends;
+    if (appends > 0)
+        wake_all();
     return;
 
 txn_failed: {
@@ -1023,51 +1047,36 @@ static store_status append_in_txn(sqlite_store *s, request *q)
     return STORE_OK;
 }
 
-/* The one write path: append is append_many with one batch. Checks what
- * it can before touching the database, then joins the file's group: it
- * leads a commit when none is running, else waits to be answered or to
- * lead the next one (see the file comment). */
-static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t n,
-                                   const char *token, bool many,
-                                   store_append_result *r, char **err)
+/* Runs a write through the file's group: it leads a commit when none is
+ * running, else waits to be answered or to lead the next one (see the file
+ * comment). Without a group (in memory) it commits alone. */
+static store_status submit(sqlite_store *s, request *q)
 {
-    store_status status;
-    size_t total, committed;
-
-    memset(r, 0, sizeof *r);
-    r->outcome = STORE_UNCHANGED;
-    if ((status = check_batches(b, n, token, many, &total, err)) != STORE_OK ||
-        total == 0)
-        return status;
-
-    request q = {.s = s, .b = b, .n = n, .total = total, .token = token, .r = r,
-                 .err = err};
-    if (s->txn)
-        return append_in_txn(s, &q);
+    size_t committed;
     request *batch[GROUP_MAX];
     group *g = s->group;
     if (g == NULL) {
-        batch[0] = &q;
+        batch[0] = q;
         commit_group(s, batch, 1, &committed);
-        return q.status;
+        return q->status;
     }
 
-    pthread_cond_init(&q.wake, NULL);
+    pthread_cond_init(&q->wake, NULL);
     pthread_mutex_lock(&g->lock);
     if (g->tail != NULL)
-        g->tail->next = &q;
+        g->tail->next = q;
     else
-        g->head = &q;
-    g->tail = &q;
+        g->head = q;
+    g->tail = q;
     if (g->committing)
-        while (!q.done && !q.lead)
-            pthread_cond_wait(&q.wake, &g->lock);
+        while (!q->done && !q->lead)
+            pthread_cond_wait(&q->wake, &g->lock);
     else
         g->committing = true; /* the queue was empty: q leads */
-    if (q.done) {
+    if (q->done) {
         pthread_mutex_unlock(&g->lock);
-        pthread_cond_destroy(&q.wake);
-        return q.status;
+        pthread_cond_destroy(&q->wake);
+        return q->status;
     }
 
     /* Leading: q is at the head; take it and those behind it. */
@@ -1100,8 +1109,30 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
         g->committing = false;
     }
     pthread_mutex_unlock(&g->lock);
-    pthread_cond_destroy(&q.wake);
-    return q.status;
+    pthread_cond_destroy(&q->wake);
+    return q->status;
+}
+
+/* The one write path: append is append_many with one batch. Checks what
+ * it can before touching the database, then goes through the group. */
+static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t n,
+                                   const char *token, bool many,
+                                   store_append_result *r, char **err)
+{
+    store_status status;
+    size_t total;
+
+    memset(r, 0, sizeof *r);
+    r->outcome = STORE_UNCHANGED;
+    if ((status = check_batches(b, n, token, many, &total, err)) != STORE_OK ||
+        total == 0)
+        return status;
+
+    request q = {.s = s, .b = b, .n = n, .total = total, .token = token, .r = r,
+                 .err = err};
+    if (s->txn)
+        return append_in_txn(s, &q);
+    return submit(s, &q);
 }
 
 static store_status sqlite_append(store *st, const char *key, const store_pending *events,
@@ -1366,6 +1397,17 @@ static store_status sqlite_save_snapshot(store *st, const char *key, const char 
     if (state_len > INT_MAX)
         return store_fail(err, STORE_LIMIT, "snapshot state is over 2 GB");
 
+    /* Outside a transaction of the caller's, through the group, so it
+     * shares a commit with appends instead of taking the write lock in
+     * their way: the aggregate runner saves one right after an append. */
+    if (!s->txn && s->group != NULL) {
+        store_append_result unused;
+        request r = {.s = s, .snap_key = key, .snap_revision = revision,
+                     .snap_state = state, .snap_len = state_len, .r = &unused, .err = err};
+        store_status status = submit(s, &r);
+        *saved = status == STORE_OK && r.wrote;
+        return status;
+    }
     /* One upsert, atomic on its own: the WHERE keeps a newer snapshot, an
      * equal revision overwrites. */
     sqlite3_stmt *q = s->q[Q_SNAP_PUT];

@@ -7,8 +7,9 @@
  *  - A race of threads with expected revisions on shared keys grants each
  *    head once, and what is stored is exactly what was acknowledged.
  *  - Inside one group, appends that conflict, repeat an idempotency key or
- *    fail leave the others committed. Groups are made to form by holding
- *    the write lock from a raw connection while the appends queue up.
+ *    fail leave the others committed, and snapshot saves share the commit.
+ *    Groups are made to form by holding the write lock from a raw
+ *    connection while the appends queue up.
  *  - A child process appending from threads and killed -9 keeps every
  *    append it acknowledged.
  */
@@ -214,22 +215,29 @@ static void test_race(void)
 /* ------------------------------------------------------------------ */
 /* Groups made to form                                                 */
 
-/* One append of a staged group, and what came of it. */
+/* One append (or snapshot save) of a staged group, and what came of it. */
 typedef struct job {
     const char *key;           /* the stream */
     const char *expected;      /* expected revision, or NULL */
     const char *token;         /* idempotency key, or NULL */
     int count;                 /* events to append */
+    const char *snapshot;      /* instead: save a snapshot at this revision */
     store *s;                  /* its own handle */
     pthread_t thread;          /* the thread appending it */
     store_status status;       /* what append returned */
     store_append_result r;     /* its result */
+    bool saved;                /* the snapshot was saved */
     char *err;                 /* its message */
 } job;
 
 static void *run_job(void *arg)
 {
     job *j = arg;
+    if (j->snapshot != NULL) {
+        j->status = j->s->ops->save_snapshot(j->s, j->key, j->snapshot, "7", 1, &j->saved,
+                                             &j->err);
+        return NULL;
+    }
     store_pending ev[4];
     for (int i = 0; i < j->count && i < 4; i++)
         ev[i] = (store_pending){"staged", "{}", 2, NULL};
@@ -323,6 +331,53 @@ static void test_conflicts_in_a_group(void)
     CHECK(largest == 3);
     for (int i = 0; i < n; i++)
         free(jobs[i].err);
+    store_close(s);
+}
+
+/* Snapshots saved while appends commit join their group: one commit for
+ * both, and an older snapshot still loses to a newer one. */
+static void test_snapshots_in_a_group(void)
+{
+    const char *path = path_in_dir("snaps.db");
+    store *s = open_store(path);
+    store_append_result a, b;
+    CHECK(append_one(s, "k", &a) == STORE_OK && append_one(s, "k", &b) == STORE_OK);
+    bool saved = false;
+    char *err = NULL;
+    CHECK(s->ops->save_snapshot(s, "old", b.revision, "1", 1, &saved, &err) == STORE_OK && saved);
+
+    job jobs[] = {
+        {.key = "lead", .count = 1},             /* leads alone */
+        {.key = "k", .snapshot = b.revision},    /* saved */
+        {.key = "x", .count = 2},                /* appended */
+        {.key = "old", .snapshot = a.revision},  /* older than the stored one */
+    };
+    int n = (int)(sizeof jobs / sizeof *jobs);
+    stage(path, jobs, n);
+
+    for (int i = 0; i < n; i++)
+        CHECK(jobs[i].status == STORE_OK);
+    CHECK(jobs[1].saved);
+    CHECK(jobs[2].r.outcome == STORE_APPENDED && jobs[2].r.count == 2);
+    CHECK(!jobs[3].saved);
+    store_snapshot snap;
+    bool found = false;
+    CHECK(s->ops->snapshot(s, "k", &snap, &found, &err) == STORE_OK && found);
+    CHECK(found && strcmp(snap.revision, b.revision) == 0 && snap.state_len == 1 &&
+          snap.state[0] == '7');
+    if (found)
+        free(snap.state);
+    CHECK(s->ops->snapshot(s, "old", &snap, &found, &err) == STORE_OK && found);
+    CHECK(found && strcmp(snap.revision, b.revision) == 0);
+    if (found)
+        free(snap.state);
+    /* Appends: k twice and "lead" alone, then x with the snapshot. */
+    long long commits, appends, largest;
+    group_stats(s, &commits, &appends, &largest);
+    CHECK(commits == 4 && appends == 4 && largest == 1);
+    for (int i = 0; i < n; i++)
+        free(jobs[i].err);
+    free(err);
     store_close(s);
 }
 
@@ -490,6 +545,7 @@ int main(void)
     }
     test_race();
     test_conflicts_in_a_group();
+    test_snapshots_in_a_group();
     test_failure_in_a_group();
     test_kill9_threads();
     remove_dir(dir);
