@@ -12,8 +12,8 @@
 -- BUILD_DIR, on the repository's disk, and are removed at the end.
 -- The DynamoDB rows run against DynamoDB Local, started for the run with
 -- scripts/dynamodb-local.sh and stopped after it ($BENCH_DYNAMODB=0 skips
--- them); the HTTP rows run bench/http.sh (wrk). Progress goes to stderr,
--- the table to stdout.
+-- them); the HTTP rows run bench/http.sh (wrk; $BENCH_HTTP=0 skips them).
+-- Progress goes to stderr, the table to stdout.
 local build = arg[1] or "build/bench"
 local function env_int(name, default)
   return math.tointeger(tonumber(os.getenv(name) or "")) or default
@@ -204,6 +204,7 @@ end
 local http = { skipped = nil }
 
 local function http_check()
+  if os.getenv("BENCH_HTTP") == "0" then return nil, "BENCH_HTTP=0" end
   if not have("bench/http.sh") then return nil, "bench/http.sh is not in this tree" end
   if os.execute("command -v wrk >/dev/null 2>&1") ~= true then return nil, "wrk is not installed" end
   return true
