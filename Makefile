@@ -71,8 +71,8 @@ $(B)/aeon-bench: bench/bench.c $(BIND_OBJ) $(B)/libaeonstore.a
 # alone whatever they were built with.
 BENCH_B := build/bench
 bench:
-	$(MAKE) B=$(BENCH_B) CFLAGS="-O2 -g" $(BENCH_B)/aeon-host $(BENCH_B)/aeon-bench
-	lua5.4 bench/run.lua $(BENCH_B)
+	@$(MAKE) -s B=$(BENCH_B) CFLAGS="-O2 -g" $(BENCH_B)/aeon-host $(BENCH_B)/aeon-bench
+	@lua5.4 bench/run.lua $(BENCH_B)
 
 ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do echo "== $$t"; $$t; done
