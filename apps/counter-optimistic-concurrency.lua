@@ -12,28 +12,13 @@
 --   aeon-host apps/counter-optimistic-concurrency.lua counter a
 local aeon = require "aeon"
 local counter = require "domain.counter"
+local counter_commands = require "domain.counter_commands"
 
 local app = aeon.app "counter-optimistic-concurrency"
 
 local OPTIONS = { on_conflict = "report" }
 
--- A command's answer: the append result and the counter's value after it.
-local function answer(result, value)
-  if not result then return nil, value end
-  result.value = value
-  return result
-end
-
-local function command(make)
-  return function(ctx, args)
-    local name, why = counter.check_name(args.name)
-    if not name then return aeon.invalid(why) end
-    return answer(aeon.execute(ctx.store, counter, counter.key(name), make(name), OPTIONS))
-  end
-end
-
-app:command("increment", { params = { "name" } }, command(counter.increment))
-app:command("decrement", { params = { "name" } }, command(counter.decrement))
+counter_commands.declare(app, OPTIONS)
 
 app:query("counter", { params = { "name" } }, function(ctx, args)
   local name, why = counter.check_name(args.name)

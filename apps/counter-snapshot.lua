@@ -12,29 +12,14 @@
 --     {"value":25,"snapshot":"01K...","replayed":5}
 local aeon = require "aeon"
 local counter = require "domain.counter"
+local counter_commands = require "domain.counter_commands"
 
 local app = aeon.app "counter-snapshot"
 
 local SNAPSHOT_EVERY = 10
 local OPTIONS = { snapshot_every = SNAPSHOT_EVERY, on_conflict = "report" }
 
--- A command's answer: the append result and the counter's value after it.
-local function answer(result, value)
-  if not result then return nil, value end
-  result.value = value
-  return result
-end
-
-local function command(make)
-  return function(ctx, args)
-    local name, why = counter.check_name(args.name)
-    if not name then return aeon.invalid(why) end
-    return answer(aeon.execute(ctx.store, counter, counter.key(name), make(name), OPTIONS))
-  end
-end
-
-app:command("increment", { params = { "name" } }, command(counter.increment))
-app:command("decrement", { params = { "name" } }, command(counter.decrement))
+counter_commands.declare(app, OPTIONS)
 
 app:query("counter", { params = { "name" } }, function(ctx, args)
   local name, why = counter.check_name(args.name)

@@ -19,30 +19,14 @@
 --   aeon-host apps/counter.lua counter a
 --     {"value":0,"increments":1,"decrements":1,"revision":"01K..."}
 local aeon = require "aeon"
-local counter = require "domain.counter"
+local counter_commands = require "domain.counter_commands"
 local counter_cqrs = require "domain.counter_cqrs"
 
 local app = aeon.app "counter"
 
 local OPTIONS = { retries = 30, snapshot_every = 100, cache = true }
 
--- A command's answer: the append result and the counter's value after it.
-local function answer(result, value)
-  if not result then return nil, value end
-  result.value = value
-  return result
-end
-
-local function command(make)
-  return function(ctx, args)
-    local name, why = counter.check_name(args.name)
-    if not name then return aeon.invalid(why) end
-    return answer(aeon.execute(ctx.store, counter, counter.key(name), make(name), OPTIONS))
-  end
-end
-
-app:command("increment", { params = { "name" } }, command(counter.increment))
-app:command("decrement", { params = { "name" } }, command(counter.decrement))
+counter_commands.declare(app, OPTIONS)
 
 -- The read side is CQRS: a projection keeps a `counters` view of
 -- { value, increments, decrements, revision } per name, and the query

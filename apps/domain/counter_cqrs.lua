@@ -97,27 +97,13 @@ function M.query(ctx, args)
   return doc
 end
 
--- As apps/counter.lua runs them: a counter is a hot spot, so retry
--- conflicts generously. The write side never reads the read model, which
--- may lag; the aggregate loads the counter from its events.
-local OPTIONS = { retries = 30 }
-
-local function command(make)
-  return function(ctx, args)
-    local name, why = M.check_name(args.name)
-    if not name then return aeon.invalid(why) end
-    local result, err = aeon.execute(ctx.store, counter, M.key(name), make(name), OPTIONS)
-    if not result then return nil, err end
-    return result
-  end
-end
-
---- Declares `increment` and `decrement`. Both answer with the append
--- result ({ type = "unchanged" } for a decrement at 0), whose `revision` a
--- query can wait for.
+--- Declares `increment` and `decrement` as apps/counter.lua runs them: a
+-- counter is a hot spot, so conflicts are retried generously. The write
+-- side never reads the read model, which may lag; the aggregate loads the
+-- counter from its events. The answer's `revision` is what a query can wait
+-- for.
 function M.declare_commands(app)
-  app:command("increment", { params = { "name" } }, command(counter.increment))
-  app:command("decrement", { params = { "name" } }, command(counter.decrement))
+  require("domain.counter_commands").declare(app, { retries = 30 })
 end
 
 return M

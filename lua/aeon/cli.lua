@@ -233,8 +233,13 @@ end
 -- runner), saying clearly when this build lacks it.
 function part(name, what)
   local ok, mod = pcall(require, name)
-  if not ok then usage("%s is not available in this build of aeon-host", what) end
-  return mod
+  if ok then return mod end
+  -- Only a missing part is this build's limit; any other error is a bug
+  -- that must surface as it is.
+  if tostring(mod):find("module '" .. name .. "' not found", 1, true) then
+    usage("%s is not available in this build of aeon-host", what)
+  end
+  error(mod, 0)
 end
 
 local function run_app(opts, app, path, words)
