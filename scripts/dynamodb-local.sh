@@ -2,6 +2,7 @@
 # dynamodb-local.sh - start and stop DynamoDB Local (in memory) for tests
 # and development.
 #
+#   scripts/dynamodb-local.sh fetch              # fetches the emulator if it is missing
 #   eval "$(scripts/dynamodb-local.sh start)"   # starts it, prints export lines
 #   scripts/dynamodb-local.sh env                # the lines again, for a running one
 #   scripts/dynamodb-local.sh status             # "running PID PORT" or "stopped"
@@ -147,9 +148,10 @@ stop() {
 }
 
 case ${1:-} in
+fetch) find_jar >/dev/null || fetch ;;
 start) start ;;
 stop) stop ;;
 env) running && print_env || die "not running" ;;
 status) if running; then echo "running $pid $port"; else echo stopped; fi ;;
-*) die "usage: $0 start|stop|env|status" ;;
+*) die "usage: $0 fetch|start|stop|env|status" ;;
 esac
