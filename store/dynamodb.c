@@ -1703,13 +1703,6 @@ static void stop_following(store_sub *sub)
     sub->caught.n = 0;
 }
 
-static void free_strings(char **v, size_t n)
-{
-    for (size_t i = 0; v != NULL && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static void ddb_sub_close(store_sub *sub)
 {
     if (sub == NULL)
@@ -1722,31 +1715,10 @@ static void ddb_sub_close(store_sub *sub)
     free(sub->blocks);
     free(sub->seen);
     free(sub->name);
-    free_strings(sub->keys, sub->nkeys);
-    free_strings(sub->types, sub->ntypes);
+    pattern_free(sub->keys, sub->nkeys);
+    pattern_free(sub->types, sub->ntypes);
     filter_free(sub->filter);
     free(sub);
-}
-
-static store_status copy_patterns(const char *const *in, size_t n, const char *what,
-                                  char ***out, size_t *nout, char **err)
-{
-    const char *why;
-    *out = NULL;
-    *nout = 0;
-    if (n == 0)
-        return STORE_OK;
-    if (in == NULL)
-        return store_fail(err, STORE_INVALID, "no %s patterns given", what);
-    for (size_t i = 0; i < n; i++)
-        if ((why = store_check_text(in[i], false)) != NULL)
-            return store_fail(err, STORE_INVALID, "%s pattern %zu %s", what, i + 1, why);
-    if ((*out = calloc(n, sizeof **out)) == NULL)
-        return nomem(err);
-    for (; *nout < n; (*nout)++)
-        if (((*out)[*nout] = strdup(in[*nout])) == NULL)
-            return nomem(err);
-    return STORE_OK;
 }
 
 /* Index of rev in sub->seen, or where it would go (*found false). */
@@ -1917,9 +1889,9 @@ static store_status ddb_subscribe(store *st, const char *name, const store_sub_o
         goto nomem;
     sub->s = s;
     copy_rev(sub->start, opts->start != NULL ? opts->start : STORE_START);
-    if ((status = copy_patterns(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
+    if ((status = pattern_copy(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
                                 err)) != STORE_OK ||
-        (status = copy_patterns(opts->types, opts->ntypes, "type", &sub->types, &sub->ntypes,
+        (status = pattern_copy(opts->types, opts->ntypes, "type", &sub->types, &sub->ntypes,
                                 err)) != STORE_OK ||
         (status = rewind_sub(sub, err)) != STORE_OK)
         goto fail;

@@ -1463,13 +1463,6 @@ static store_status sqlite_snapshot(store *st, const char *key, store_snapshot *
 /* ------------------------------------------------------------------ */
 /* Subscriptions                                                       */
 
-static void free_strings(char **v, size_t n)
-{
-    for (size_t i = 0; v != NULL && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
 static void sqlite_sub_close(store_sub *sub)
 {
     if (sub == NULL)
@@ -1482,37 +1475,13 @@ static void sqlite_sub_close(store_sub *sub)
             *pp = sub->next;
     }
     free(sub->name);
-    free_strings(sub->keys, sub->nkeys);
-    free_strings(sub->types, sub->ntypes);
+    pattern_free(sub->keys, sub->nkeys);
+    pattern_free(sub->types, sub->ntypes);
     filter_free(sub->filter);
     free(sub->rows);
     free(sub->text.data);
     free(sub->events);
     free(sub);
-}
-
-/* Copies n patterns, checking each; on failure *out holds what was copied
- * so far (for sqlite_sub_close) and the status says why. */
-static store_status copy_patterns(const char *const *in, size_t n, const char *what,
-                                  char ***out, size_t *nout, char **err)
-{
-    const char *why;
-    *out = NULL;
-    *nout = 0;
-    if (n == 0)
-        return STORE_OK;
-    if (in == NULL)
-        return store_fail(err, STORE_INVALID, "no %s patterns given", what);
-    for (size_t i = 0; i < n; i++)
-        if ((why = store_check_text(in[i], false)) != NULL)
-            return store_fail(err, STORE_INVALID, "%s pattern %zu %s", what, i + 1, why);
-    if ((*out = calloc(n, sizeof **out)) == NULL)
-        return store_fail(err, STORE_NOMEM, "sqlite: out of memory opening a subscription");
-    for (; *nout < n; (*nout)++)
-        if (((*out)[*nout] = strdup(in[*nout])) == NULL)
-            return store_fail(err, STORE_NOMEM, "sqlite: out of memory opening a "
-                              "subscription");
-    return STORE_OK;
 }
 
 /* The stored checkpoint of a named subscription into out ("0": none). */
@@ -1594,9 +1563,9 @@ static store_status sqlite_subscribe(store *st, const char *name, const store_su
     copy_revision(sub->start, (const unsigned char *)(opts->start != NULL ? opts->start
                                                                         : STORE_START));
     copy_revision(sub->known, NULL);
-    if ((status = copy_patterns(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
+    if ((status = pattern_copy(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
                                 err)) != STORE_OK ||
-        (status = copy_patterns(opts->types, opts->ntypes, "type", &sub->types,
+        (status = pattern_copy(opts->types, opts->ntypes, "type", &sub->types,
                                 &sub->ntypes, err)) != STORE_OK ||
         (status = rewind_sub(sub, err)) != STORE_OK)
         goto fail_reported;
