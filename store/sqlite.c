@@ -1540,18 +1540,11 @@ static store_status sqlite_subscribe(store *st, const char *name, const store_su
     sqlite_store *s = (sqlite_store *)st;
     store_status status = STORE_NOMEM;
     store_sub *sub = NULL;
-    const char *why;
     *out = NULL;
     if (opts == NULL)
         opts = &defaults;
-
-    if (name != NULL && (why = store_check_text(name, false)) != NULL)
-        return store_fail(err, STORE_INVALID, "subscription name %s", why);
-    if (opts->start != NULL && !revision_bound_valid(opts->start))
-        return store_fail(err, STORE_INVALID, "subscription start \"%s\" is not a revision, "
-                          "START or END", opts->start);
-    if (opts->filter != NULL && (why = filter_check(opts->filter)) != NULL)
-        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
+    if ((status = store_check_subscription(name, opts, err)) != STORE_OK)
+        return status;
 
     if ((sub = calloc(1, sizeof *sub)) == NULL ||
         (name != NULL && (sub->name = strdup(name)) == NULL) ||

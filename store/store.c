@@ -1,11 +1,15 @@
 /*
  * store.c - what every backend shares: the default clock and random source,
  * picking a backend from a URI, error messages and checking application
- * strings. Provides store_env_default, store_open, store_close, store_fail
- * and store_check_text from store.h. Uses libc only (clock_gettime,
- * getrandom).
+ * strings and subscription arguments. Provides store_env_default,
+ * store_open, store_close, store_fail, store_check_text and
+ * store_check_subscription from store.h. Uses libc (clock_gettime,
+ * getrandom), revision.h and filter.h.
  */
 #include "store.h"
+
+#include "filter.h"
+#include "revision.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -165,4 +169,18 @@ const char *store_check_text(const char *s, bool allow_empty)
         p += more + 1;
     }
     return NULL;
+}
+
+store_status store_check_subscription(const char *name, const store_sub_opts *opts,
+                                      char **err)
+{
+    const char *why;
+    if (name != NULL && (why = store_check_text(name, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "subscription name %s", why);
+    if (opts->start != NULL && !revision_bound_valid(opts->start))
+        return store_fail(err, STORE_INVALID, "subscription start \"%s\" is not a revision, "
+                          "START or END", opts->start);
+    if (opts->filter != NULL && (why = filter_check(opts->filter)) != NULL)
+        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
+    return STORE_OK;
 }

@@ -433,6 +433,12 @@ void store_close(store *s);
 store_status store_fail(char **err, store_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Checks what every backend's subscribe takes the same way: the name
+ * (NULL or text), the start (NULL, STORE_START, STORE_END or a revision)
+ * and the filter. STORE_INVALID with what is wrong, else STORE_OK. */
+store_status store_check_subscription(const char *name, const store_sub_opts *opts,
+                                      char **err);
+
 /* Checks an application string (key, type, correlation id, idempotency key):
  * non-empty unless allow_empty, valid UTF-8, no NUL. Returns NULL when fine,
  * else a static description of what is wrong. */
