@@ -9,7 +9,7 @@ set -eu
 
 BUILD="build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev libjansson-dev \
 libcurl4-openssl-dev libssl-dev libmicrohttpd-dev ca-certificates"
-TEST="lua-busted lua-cjson luarocks default-jre-headless nodejs npm curl sqlite3 wrk \
+TEST="lua-busted lua-cjson lua-socket luarocks default-jre-headless nodejs npm curl sqlite3 wrk \
 valgrind clang libclang-rt-14-dev awscli"
 
 want=$BUILD
