@@ -14,17 +14,22 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CC       ?= cc
+# The layers (docs/ARCHITECTURE.md): store/ and its backends, the aeon.core
+# binding in host/bind/, the server in host/server/, the program in host/.
+INCLUDES  := -Istore -Istore/sqlite -Istore/dynamodb -Ihost -Ihost/bind -Ihost/server
+HEADERS   := $(wildcard store/*.h store/*/*.h host/*.h host/*/*.h)
 CFLAGS   ?= -O2 -g
 # Kept apart from CFLAGS so `make CFLAGS=...` (LuaRocks does) keeps them.
 ALL_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
-            -Wall -Wextra -fPIC $(PKG_CFLAGS) -Istore -Ihost $(CFLAGS)
+            -Wall -Wextra -fPIC $(PKG_CFLAGS) $(INCLUDES) $(CFLAGS)
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 B := build
 
-STORE_SRC := $(wildcard store/*.c)
-BIND_SRC  := $(wildcard host/bind_*.c) host/json.c
-HOST_SRC  := $(filter-out $(BIND_SRC),$(wildcard host/*.c))
+
+STORE_SRC := $(wildcard store/*.c store/*/*.c)
+BIND_SRC  := $(wildcard host/bind/*.c)
+HOST_SRC  := $(wildcard host/*.c host/server/*.c)
 CTEST_SRC := $(wildcard spec/c/*_test.c)
 
 STORE_OBJ := $(STORE_SRC:%.c=$(B)/obj/%.o)
@@ -34,7 +39,7 @@ CTESTS    := $(CTEST_SRC:spec/c/%.c=$(B)/test/%)
 
 all: $(B)/aeon-host $(B)/aeon/core.so
 
-$(B)/obj/%.o: %.c $(wildcard store/*.h host/*.h)
+$(B)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -106,6 +111,8 @@ install: all
 	install -m 644 $(B)/aeon/core.so $(DESTDIR)$(PREFIX)/lib/lua/$(LUAVER)/aeon/core.so
 	install -m 644 lua/aeon.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)/aeon.lua
 	install -m 644 lua/aeon/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)/aeon/
+	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)/aeon/cli
+	install -m 644 lua/aeon/cli/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUAVER)/aeon/cli/
 
 # What `luarocks make rockspec/aeon-scm-1.rockspec` installs, into the
 # directories LuaRocks names.
@@ -114,6 +121,8 @@ install-rock: all
 	install -m 644 $(B)/aeon/core.so $(LIBDIR)/aeon/core.so
 	install -m 644 lua/aeon.lua $(LUADIR)/aeon.lua
 	install -m 644 lua/aeon/*.lua $(LUADIR)/aeon/
+	install -d $(LUADIR)/aeon/cli
+	install -m 644 lua/aeon/cli/*.lua $(LUADIR)/aeon/cli/
 	install -m 755 $(B)/aeon-host $(BINDIR)/aeon-host
 
 deps:
@@ -129,17 +138,17 @@ clean:
 #   make fuzz-run FUZZ_SECONDS=600 run each for that long on its corpus
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-               -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(PKG_CFLAGS) -Istore -Ihost
+               -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(PKG_CFLAGS) $(INCLUDES)
 FUZZ_SRC := $(wildcard spec/fuzz/*_fuzz.c)
 FUZZERS  := $(FUZZ_SRC:spec/fuzz/%.c=$(B)/fuzz/%)
 
 # A harness may #include a store source to reach its static functions; that
 # source then stays out of the link.
-$(B)/fuzz/%: spec/fuzz/%.c $(STORE_SRC) host/json.c
+$(B)/fuzz/%: spec/fuzz/%.c $(STORE_SRC) host/bind/json.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< \
-	    $(filter-out $(patsubst ../../%,%,$(shell grep -o '"../../store/[a-z_]*\.c"' $< | tr -d '"')),$(STORE_SRC)) \
-	    host/json.c $(LDLIBS)
+	    $(filter-out $(patsubst ../../%,%,$(shell grep -o '"../../store/[a-z_/]*\.c"' $< | tr -d '"')),$(STORE_SRC)) \
+	    host/bind/json.c $(LDLIBS)
 
 fuzz: $(FUZZERS)
 

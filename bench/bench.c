@@ -468,7 +468,7 @@ static int l_events(lua_State *L)
 #include <curl/curl.h>
 
 #include "aws_config.h"
-#include "http.h"
+#include "rpc.h"
 
 /* The Makefile links aeon-bench with --wrap for http_call, http_call_json
  * and curl_easy_perform, so every request the DynamoDB backend makes, and

@@ -15,7 +15,7 @@
  *   host.now()                           -> wall-clock seconds, fractional
  *   host.set_log_level(level)
  *
- * aeon.serve builds `config` from the command line; projection runners call
+ * aeon.cli.serve builds `config` from the command line; projection runners call
  * stopping() and projection_lag(). Uses server.h, log.h, metrics.h, json.h
  * and host.h.
  */

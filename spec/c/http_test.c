@@ -24,7 +24,7 @@
 #include <jansson.h>
 
 #include "ddb_value.h"
-#include "http.h"
+#include "rpc.h"
 #include "sigv4.h"
 #include "test.h"
 

@@ -7,7 +7,7 @@
  * as an error, never a crash. It includes store/dynamodb.c to reach its
  * static readers; the Makefile leaves that file out of the link.
  */
-#include "../../store/dynamodb.c"
+#include "../../store/dynamodb/dynamodb.c"
 
 static void as_query_answer(const json_t *answer) {
     ddb_store s = {.events = "events"};

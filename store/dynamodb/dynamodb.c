@@ -38,7 +38,7 @@
 #include "ddb_filter.h"
 #include "ddb_value.h"
 #include "filter.h"
-#include "http.h"
+#include "rpc.h"
 #include "pattern.h"
 #include "revision.h"
 #include "store.h"

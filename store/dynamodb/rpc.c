@@ -7,7 +7,7 @@
  * jansson; retries with capped exponential backoff and full jitter. Uses
  * sigv4.h, libcurl, jansson, pthread_once for curl's global init.
  */
-#include "http.h"
+#include "rpc.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -132,7 +132,7 @@ local function cmd_events(opts, args)
     usage("events needs read, all or tail")
   end
   if sub == "tail" then
-    return part("aeon.tail", "following events").run(opts, args, open_store, usage)
+    return part("aeon.cli.tail", "following events").run(opts, args, open_store, usage)
   end
   local flags, pos = parse_flags(args, 3, READ_FLAGS)
   local key
@@ -244,7 +244,7 @@ end
 
 local function run_app(opts, app, path, words)
   if #words == 0 then
-    return part("aeon.serve", "serving over HTTP").run(opts, app, path, {}, open_store, usage)
+    return part("aeon.cli.serve", "serving over HTTP").run(opts, app, path, {}, open_store, usage)
   end
   if words[1] == "project" then
     return part("aeon.project", "running projections").cli(opts, app, words, open_store, usage)
@@ -325,7 +325,7 @@ local function dispatch(argv)
     return EXIT.ok
   end
   if serve then
-    return part("aeon.serve", "serving over HTTP").run(opts, result, path, rest, open_store, usage)
+    return part("aeon.cli.serve", "serving over HTTP").run(opts, result, path, rest, open_store, usage)
   end
   return run_app(opts, result, path, rest)
 end

@@ -1,4 +1,4 @@
---- aeon.tail: `aeon-host events tail [--key PATTERN] [--type PATTERN]
+--- aeon.cli.tail: `aeon-host events tail [--key PATTERN] [--type PATTERN]
 -- [--json] [--limit N]` follows the events committed from now on, printed
 -- as `events all` prints them, until interrupted (or N events).
 --

@@ -5,7 +5,7 @@
  * Not a test (the Makefile builds only *_test.c); build and run with
  *
  *   make build/libaeonstore.a
- *   cc -O2 -Istore spec/c/append_bench.c build/libaeonstore.a \
+ *   cc -O2 -Istore bench/append_bench.c build/libaeonstore.a \
  *      -lsqlite3 -ljansson -o build/append_bench
  *   build/append_bench [N] [DIR|memory] # default 2000 appends in /tmp
  *

@@ -3,7 +3,7 @@
  *
  * Provides server_run, which serves an app until SIGINT or SIGTERM, and
  * luaopen_aeon_host, the host-only Lua module (aeon.host) through which
- * aeon.serve starts it and app code reports to it. Uses libmicrohttpd for
+ * aeon.cli.serve starts it and app code reports to it. Uses libmicrohttpd for
  * HTTP, worker.h for the threads that run Lua, log.h and metrics.h.
  *
  * Threads: one libmicrohttpd thread does all network I/O (epoll) and answers

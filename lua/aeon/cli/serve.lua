@@ -1,4 +1,4 @@
---- aeon.serve: serving an app over HTTP (API.md section 5).
+--- aeon.cli.serve: serving an app over HTTP (API.md section 5).
 --
 -- Two halves, one per kind of Lua state:
 --
