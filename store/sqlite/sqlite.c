@@ -28,8 +28,11 @@
  * answered, so an append returns only once its transaction is on disk. An
  * append whose check fails rolls back to its savepoint and leaves the rest
  * of the group alone; an error that ends the whole transaction (I/O, the
- * COMMIT itself) fails every append in the group that wrote, with the
- * message, and nothing of them is committed. A group of one is exactly the
+ * COMMIT itself on a full disk) fails, with the message, every request
+ * whose answer stood on it: from the first one that wrote on, those that
+ * wrote and those that only read what was written before them (a repeat of
+ * an idempotency key first sent in the group), so nothing is acknowledged
+ * that is not stored (spec/c/full_disk_test.c). A group of one is exactly the
  * plain transaction (no savepoint). Revisions are numbered in queue order
  * under the write lock, each append with its own handle's clock. Snapshot
  * saves queue the same way (the aggregate runner saves one right after an
@@ -928,33 +931,38 @@ fail:
     q->status = db_fail(c, rc, q->err, doing);
 }
 
-/* Answers every request in qs[0..k) that `pick` selects with the same
- * failure. The message is formatted once: SQLite's is gone after the next
- * statement. */
-static void fail_requests(request **qs, size_t k, bool (*pick)(const request *),
-                          store_status status, const char *msg)
+/* Answers every request in qs[from..k) with the same failure, when the
+ * transaction they ran in did not commit. That is every request from the
+ * first one that kept a write on: an append or a snapshot save lost it, and
+ * a later one that wrote nothing may still have read it (an idempotent
+ * repeat of a token first written in the group, a conflict with a head
+ * written in it), so its answer stood on the COMMIT too. Those before the
+ * first write read only committed state and keep their answers. The
+ * message is formatted once: SQLite's is gone after the next statement. */
+static void fail_requests(request **qs, size_t from, size_t k, store_status status,
+                          const char *msg)
 {
-    for (size_t i = 0; i < k; i++) {
-        if (!pick(qs[i]))
-            continue;
-        if (qs[i]->status == STORE_OK)
-            qs[i]->status = store_fail(qs[i]->err, status, "%s", msg);
-        qs[i]->wrote = false;
+    for (size_t i = from; i < k; i++) {
+        request *q = qs[i];
+        if (q->status == STORE_OK)
+            q->status = store_fail(q->err, status, "%s", msg);
+        q->wrote = false;
+        memset(q->r, 0, sizeof *q->r);
+        q->r->outcome = STORE_UNCHANGED;
     }
 }
-
-static bool wrote(const request *q) { return q->wrote; }
-static bool any(const request *q) { (void)q; return true; }
 
 /* Commits the writes qs[0..k) in one transaction on c, the leader's
  * connection: each in a savepoint (none for a group of one), so that one
  * that conflicts or fails is undone alone; one COMMIT, one fsync, for all
  * that wrote. A group in which nothing was written rolls back. *committed
- * is the number of appends (not snapshots) committed. */
+ * is the number of appends (not snapshots) committed. When the transaction
+ * fails, every request whose answer depended on it fails (fail_requests). */
 static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *committed)
 {
     bool solo = k == 1;
     size_t i = 0;
+    size_t first = k; /* the first request that kept a write */
     int rc;
     const char *doing = "beginning the append";
     *committed = 0;
@@ -975,20 +983,21 @@ static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *commit
             snprintf(msg, sizeof msg, "sqlite: a group commit was rolled back by another "
                      "append's error: %s", q->err != NULL && *q->err != NULL ? *q->err : "");
             q->wrote = false;
-            fail_requests(qs, i, wrote, q->status, msg);
-            fail_requests(qs + i + 1, k - i - 1, any, q->status, msg);
+            fail_requests(qs, first < i ? first : i, k, q->status, msg);
             return;
         }
-        if (solo)
-            break;
-        doing = "closing a savepoint";
-        if (!q->wrote || q->status != STORE_OK) {
-            q->wrote = false;
-            if ((rc = run(c->q[Q_ROLLBACK_TO])) != SQLITE_DONE)
+        if (!solo) {
+            doing = "closing a savepoint";
+            if (!q->wrote || q->status != STORE_OK) {
+                q->wrote = false;
+                if ((rc = run(c->q[Q_ROLLBACK_TO])) != SQLITE_DONE)
+                    goto txn_failed;
+            }
+            if ((rc = run(c->q[Q_RELEASE])) != SQLITE_DONE)
                 goto txn_failed;
         }
-        if ((rc = run(c->q[Q_RELEASE])) != SQLITE_DONE)
-            goto txn_failed;
+        if (q->wrote && q->status == STORE_OK && first == k)
+            first = i;
     }
 
     size_t n = 0, appends = 0;
@@ -1011,16 +1020,16 @@ static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *commit
     return;
 
 txn_failed: {
-        /* The appends that wrote lose it; those that have not run yet
-         * (from index i on) fail too, as they would have alone. */
+        /* Every answer from the first write on stood on this transaction;
+         * those that have not run yet (from index i on) fail too, as they
+         * would have alone. */
         char msg[512];
         const char *what = sqlite3_errmsg(c->db);
         snprintf(msg, sizeof msg, "sqlite: %s: %s", doing, what != NULL ? what : "error");
         store_status status = (rc & 0xff) == SQLITE_NOMEM ? STORE_NOMEM : STORE_IO;
         if (!sqlite3_get_autocommit(c->db))
             run(c->q[Q_ROLLBACK]);
-        fail_requests(qs, i, wrote, status, msg);
-        fail_requests(qs + i, k - i, any, status, msg);
+        fail_requests(qs, first < i ? first : i, k, status, msg);
     }
 }
 
