@@ -150,15 +150,36 @@ M.OUTCOMES = {
   script   = { exit = 4, http = 500 },
 }
 
+-- The first argument a handler with declared params does not take, as a
+-- message saying which it takes; nil when every one is declared. The
+-- command line and HTTP both come through here (App:call).
+local function unknown_argument(h, args)
+  if not h.params then return nil end
+  local known = {}
+  for _, p in ipairs(h.params) do known[p] = true end
+  local bad = {}
+  for k in pairs(args) do
+    if not known[k] then bad[#bad + 1] = tostring(k) end
+  end
+  if #bad == 0 then return nil end
+  table.sort(bad)
+  return ("%s '%s' takes %s, not '%s'"):format(h.kind, h.name,
+    #h.params > 0 and table.concat(h.params, ", ") or "no arguments", table.concat(bad, "', '"))
+end
+
 --- Calls a command or query. Returns `outcome, value` where outcome is a key
 -- of M.OUTCOMES; value is the answer for "ok", else an error table with a
--- `message` (and, for "script", a `traceback`). Never raises.
+-- `message` (and, for "script", a `traceback`). Never raises. An argument
+-- the handler does not declare in its params is "invalid" (exit 2, HTTP
+-- 400), and the handler is not called.
 function App:call(name, ctx, args)
   local h = self.handlers[name]
   if not h then
     return "unknown", { message = ("unknown command or query '%s' (app %s has: %s)"):format(
       tostring(name), self.name, table.concat(self:names(), ", ")) }
   end
+  local unknown = unknown_argument(h, args)
+  if unknown then return "invalid", { kind = "invalid", message = unknown } end
   local tb
   local ok, value, err = xpcall(h.handler, function(e)
     tb = traceback(tostring(e), 2)

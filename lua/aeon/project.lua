@@ -49,8 +49,7 @@
 --     Clears the projection's view, forgets its checkpoint and replays the
 --     events from the start (once).
 --
---   status = project.cli(opts, app, words, open_store, usage)
---     `aeon-host APP.lua project [--once] [--rebuild NAME] [NAME...]`.
+-- The command line's `aeon-host APP.lua project` is aeon.cli.project.
 local aeon = require "aeon"
 local core = require "aeon.core"
 
@@ -367,52 +366,6 @@ function M.rebuild(store, app, name, opts)
   local o = { once = true }
   for k, v in pairs(opts or {}) do o[k] = v end
   return M.run(store, app, { name }, o)
-end
-
---- The command line: project [--once] [--rebuild NAME] [NAME...]
-function M.cli(opts, app, words, open_store, usage)
-  local cli = require "aeon.cli"
-  local EXIT = cli.EXIT
-  local flags, names = cli.parse_flags(words, 2, { once = "flag", rebuild = "string" })
-  local all = app:projection_names()
-  if #all == 0 then usage("app %s declares no projections", app.name) end
-  for _, n in ipairs(names) do
-    if not app.projections[n] then
-      usage("app %s has no projection '%s' (it has: %s)", app.name, n, table.concat(all, ", "))
-    end
-  end
-  if flags.rebuild then
-    if not app.projections[flags.rebuild] then
-      usage("app %s has no projection '%s' (it has: %s)", app.name, flags.rebuild,
-        table.concat(all, ", "))
-    end
-    if #names > 0 then usage("--rebuild takes one projection; give no other names") end
-  end
-
-  local store, err = open_store(opts)
-  if not store then
-    default_log(err)
-    return EXIT.io
-  end
-  local report
-  if flags.rebuild then
-    report, err = M.rebuild(store, app, flags.rebuild)
-  else
-    if not flags.once then
-      default_log(("running projections of %s: %s (interrupt to stop)"):format(app.name,
-        table.concat(#names > 0 and names or all, ", ")))
-    end
-    report, err = M.run(store, app, #names > 0 and names or nil, { once = flags.once })
-  end
-  store:close()
-  if not report then
-    default_log(err)
-    return EXIT.io
-  end
-  local failed = false
-  for _, r in pairs(report) do failed = failed or r.failed ~= nil end
-  io.stdout:write(aeon.json.encode(report), "\n")
-  return failed and EXIT.script or EXIT.ok
 end
 
 return M

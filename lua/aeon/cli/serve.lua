@@ -14,26 +14,18 @@
 -- plain lua5.4.
 local aeon = require "aeon"
 local appmod = require "aeon.app"
+local runner = require "aeon.project"
 local host = require "aeon.host"
+local options = require "aeon.cli.options"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring,
   tonumber, pcall, error
 local json_encode, json_decode = aeon.json.encode, aeon.json.decode
+local EXIT, usage, say = options.EXIT, options.usage, options.say
 
 local M = {}
 
-M.DEFAULTS = {
-  listen = "127.0.0.1:8080",
-  workers = 4,
-  ["log-level"] = "info",
-  ["max-body"] = 1048576,       -- bytes
-  timeout = 30,                 -- seconds a connection may stall
-  ["max-instructions"] = 100000000, -- Lua VM instructions per request
-  ["max-time"] = 30,            -- seconds per request
-  drain = 10,                   -- seconds shutdown waits for requests in flight
-}
-
--- Option -> kind of value.
+-- Option -> kind of value (aeon.cli.options.parse).
 local FLAGS = {
   listen = "string",
   workers = "integer",
@@ -63,42 +55,9 @@ serve options:
   --max-time SECONDS       ... or past this many seconds (30; 0: no limit)
   --drain SECONDS          on SIGINT/SIGTERM, wait this long for requests in flight (10)]]
 
-local function parse_flags(args, usage)
-  local flags = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local name, inline = a:match("^%-%-([%w-]+)=(.*)$")
-    name = name or a:match("^%-%-([%w-]+)$")
-    if not name then usage("serve takes options only, not '%s' (see --help)", a) end
-    local kind = FLAGS[name]
-    if not kind then usage("unknown serve option --%s", name) end
-    if kind == "flag" then
-      if inline then usage("--%s takes no value", name) end
-      flags[name] = true
-    else
-      local value = inline
-      if not value then
-        i = i + 1
-        value = args[i]
-      end
-      if value == nil then usage("option --%s needs a value", name) end
-      if kind == "integer" then
-        local n = math.tointeger(tonumber(value))
-        if not n or n < 0 then usage("option --%s needs a non-negative integer", name) end
-        value = n
-      elseif kind == "number" then
-        local n = tonumber(value)
-        if not n or n < 0 or n ~= n or n == math.huge then
-          usage("option --%s needs a non-negative number", name)
-        end
-        value = n
-      end
-      flags[name] = value
-    end
-    i = i + 1
-  end
-  for k, v in pairs(M.DEFAULTS) do
+-- The options with the defaults filled in, checked.
+local function settings(flags)
+  for k, v in pairs(options.SERVE) do
     if flags[k] == nil then flags[k] = v end
   end
   if flags.workers < 1 or flags.workers > 1024 then usage("--workers needs 1 to 1024") end
@@ -133,53 +92,10 @@ local function example(app, url, token)
   return ("curl %s/health"):format(url)
 end
 
---- The projection runner (aeon.project), when this build has one.
-local function runner()
-  if not package.searchpath("aeon.project", package.path) and not package.preload["aeon.project"] then
-    return nil
-  end
-  return require "aeon.project"
-end
-
--- The app's projections, in the order it declared them.
-local function projection_names(app)
-  if not runner() then return {} end
-  if type(app.projection_names) == "function" then return app:projection_names() end
-  return {}
-end
-
---- aeon-host serve APP.lua [options]: serves until SIGINT/SIGTERM. Returns
--- the exit status.
-function M.run(opts, app, path, args, open_store, usage)
-  for _, a in ipairs(args or {}) do
-    if a == "--help" or a == "-h" then
-      io.stdout:write(M.USAGE, "\n")
-      return 0
-    end
-  end
-  local flags = parse_flags(args or {}, usage)
-  host.set_log_level(flags["log-level"])
-  local uri = opts.store or os.getenv("AEON_STORE") or "sqlite:aeon.db"
-  if uri == "memory:" then
-    usage("memory: is one store per connection; serving needs a store its workers share " ..
-      "(sqlite:PATH, dynamodb:NAME)")
-  end
-  -- Fail fast, with the store's own message, before any thread starts.
-  local store, err = open_store(opts)
-  if not store then
-    io.stderr:write("aeon-host: ", tostring(err), "\n")
-    return 3
-  end
-  store:close()
-
-  local token = flags.token or os.getenv("AEON_TOKEN")
-  if token == "" then token = nil end
-  if next(type(app.projections) == "table" and app.projections or {}) and not runner() then
-    host.log("warn", "the app has projections but this build has no projection runner " ..
-      "(aeon.project); serving without them", { app = app.name })
-  end
-
-  local config = {
+-- The config aeon.host.serve takes: every value from here, none left to
+-- C's own choosing.
+local function config_of(app, path, uri, flags, token)
+  return {
     app = path,
     app_name = app.name,
     store = uri,
@@ -195,14 +111,50 @@ function M.run(opts, app, path, args, open_store, usage)
     watch = flags.watch or false,
     token = token,
   }
-  local code, message, kind = host.serve(config, function(url)
+end
+
+-- The exit status for a kind of failure aeon.host.serve reports.
+local FAILED = { usage = EXIT.usage, script = EXIT.script, io = EXIT.io }
+
+--- Serves `app` (loaded from `path`) with the options in `flags` (from
+-- aeon.cli.options.parse, or {} for the defaults) until SIGINT/SIGTERM.
+-- Returns the exit status.
+function M.run(opts, app, path, flags)
+  flags = settings(flags)
+  host.set_log_level(flags["log-level"])
+  local uri = options.store_uri(opts)
+  if uri == "memory:" then
+    usage("memory: is one store per connection; serving needs a store its workers share " ..
+      "(sqlite:PATH, dynamodb:NAME)")
+  end
+  -- Fail fast, with the store's own message, before any thread starts.
+  local store, err = options.open_store(opts)
+  if not store then say("%s", err); return EXIT.io end
+  store:close()
+
+  local token = flags.token or os.getenv("AEON_TOKEN")
+  if token == "" then token = nil end
+  local code, message, kind = host.serve(config_of(app, path, uri, flags, token), function(url)
     io.stdout:write(("aeon-host: serving %s at %s (%d workers, store %s)\n  try: %s\n"):format(
       app.name, url, flags.workers, uri, example(app, url, token)))
     io.stdout:flush()
   end)
   if code then return code end
-  io.stderr:write("aeon-host: ", tostring(message), "\n")
-  return kind == "usage" and 2 or kind == "script" and 4 or 3
+  say("%s", tostring(message))
+  return FAILED[kind] or EXIT.io
+end
+
+--- `aeon-host serve FILE.lua [options]`; `serve --help` lists the options.
+function M.main(opts, words)
+  local flags, pos = options.parse(words, 2, FLAGS, "serve")
+  if flags.help then io.stdout:write(M.USAGE, "\n"); return EXIT.ok end
+  local path = pos[1]
+  if not path then usage("serve needs an app FILE.lua (see serve --help)") end
+  if pos[2] then usage("serve takes one FILE.lua and options, not also '%s'", pos[2]) end
+  local ok, app = options.load_file(path, {})
+  if not ok then return app end
+  if not appmod.is_app(app) then usage("%s does not return an app", path) end
+  return M.run(opts, app, path, flags)
 end
 
 -- ------------------------------------------------------------------------
@@ -287,14 +239,6 @@ local function command_args(body)
   return v
 end
 
--- A query parameter: JSON where it parses as JSON, else the string, as on
--- the command line.
-local function parse_value(text)
-  local v = json_decode(text)
-  if v == nil then return text end
-  return v
-end
-
 local function handler(app, store)
   local OUTCOMES = appmod.OUTCOMES
   return function(kind, name, body, params, request_id)
@@ -314,7 +258,7 @@ local function handler(app, store)
       if not args then return failure(400, err, request_id) end
     else
       args = {}
-      for k, v in pairs(params) do args[k] = parse_value(v) end
+      for k, v in pairs(params) do args[k] = options.parse_value(v) end
     end
 
     local ctx = { store = store, app = app, source = "http", request_id = request_id }
@@ -407,7 +351,7 @@ end
 -- to the structured log; between batches it measures its lag.
 local function project(store, app, name)
   local measure = lag_meter(store, app, name)
-  local report, err = runner().run(store, app, { name }, {
+  local report, err = runner.run(store, app, { name }, {
     once = false,
     stop = function()
       if host.stopping() then return true end
@@ -434,7 +378,7 @@ function M.boot(config, role)
     name = app.name,
     commands = app:names("command"),
     queries = app:names("query"),
-    projections = projection_names(app),
+    projections = app:projection_names(),
     files = loaded_files(config.app, before),
   }
   if role == "probe" then return info end

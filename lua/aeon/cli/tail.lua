@@ -7,46 +7,46 @@
 -- committed while it runs, in commit order; on the embedded store an
 -- append shows within 100 ms, at once from the same process.
 local aeon = require "aeon"
-local cli = require "aeon.cli"
+local options = require "aeon.cli.options"
+local show = require "aeon.cli.show"
 
-local io = io
+local io, ipairs, pcall = io, ipairs, pcall
+local EXIT, usage, say, clean = options.EXIT, options.usage, options.say, options.clean
 
 local M = {}
 
 local FLAGS = { key = "string", type = "string", json = "flag", limit = "integer" }
 local WAIT = 1 -- seconds per poll; the loop only ends on --limit or a signal
 
-function M.run(opts, args, open_store, usage)
-  local flags, rest = cli.parse_flags(args, 3, FLAGS)
-  if #rest > 0 then usage("events tail takes no KEY (use --key PATTERN)") end
-  if flags.key == "" or flags.type == "" then usage("--key and --type need a pattern") end
-  local store, err = open_store(opts)
-  if not store then
-    io.stderr:write("aeon-host: ", err, "\n")
-    return cli.EXIT.io
-  end
-  local sub, serr = store:subscribe(nil, { key = flags.key, type = flags.type, start = aeon.END })
-  if not sub then
-    store:close()
-    io.stderr:write("aeon-host: ", serr, "\n")
-    return cli.EXIT.io
-  end
-
-  local out, print_event = io.stdout, flags.json and cli.event_json or cli.event_line
-  local left = flags.limit
+-- Prints what the subscription delivers until `left` events (nil: for
+-- ever). Returns nil and the store's message when a poll fails.
+local function follow(sub, left, json)
+  local out, print_event = io.stdout, json and show.event_json or show.event_line
   while left == nil or left > 0 do
     local events, perr = sub:poll(WAIT, left)
-    if not events then
-      store:close()
-      io.stderr:write("aeon-host: ", perr, "\n")
-      return cli.EXIT.io
-    end
+    if not events then return nil, perr end
     for _, e in ipairs(events) do out:write(print_event(e, true), "\n") end
     out:flush()
     if left then left = left - #events end
   end
+  return true
+end
+
+function M.main(opts, words, help)
+  local flags, rest = options.parse(words, 3, FLAGS, "events tail")
+  if flags.help then io.stdout:write(help, "\n"); return EXIT.ok end
+  if #rest > 0 then usage("events tail takes no KEY (use --key PATTERN)") end
+  if flags.key == "" or flags.type == "" then usage("--key and --type need a pattern") end
+  local store, err = options.open_store(opts)
+  if not store then say("%s", err); return EXIT.io end
+  local ok, sub, serr = pcall(store.subscribe, store, nil,
+    { key = flags.key, type = flags.type, start = aeon.END })
+  if not ok then store:close(); usage("%s", clean(sub)) end
+  if not sub then store:close(); say("%s", serr); return EXIT.io end
+  local done, ferr = follow(sub, flags.limit, flags.json)
   store:close()
-  return cli.EXIT.ok
+  if not done then say("%s", ferr); return EXIT.io end
+  return EXIT.ok
 end
 
 return M
