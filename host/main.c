@@ -69,8 +69,22 @@ static int pmain(lua_State *L) {
         lua_pushstring(L, argv[i]);
         lua_rawseti(L, -2, i);
     }
-    if (host_call(L, 1, 1) != LUA_OK) return host_report(L, "aeon-host");
-    lua_pushinteger(L, luaL_optinteger(L, -1, 0));
+    if (host_call(L, 1, 1) != LUA_OK) {
+        bind_end_transactions(L);
+        return host_report(L, "aeon-host");
+    }
+    lua_Integer code = luaL_optinteger(L, -1, 0);
+    /* A script (or a store a handler opened itself) that ended with a
+     * transaction open has not stored what it wrote in it: say so, rather
+     * than let the close roll it back unnoticed. */
+    int left_open = bind_end_transactions(L);
+    if (left_open) {
+        fprintf(stderr, "aeon-host: the run ended with %d transaction%s open: rolled back, "
+                        "nothing written in %s is stored\n",
+                left_open, left_open == 1 ? "" : "s", left_open == 1 ? "it" : "them");
+        if (code == 0) code = HOST_EXIT_SCRIPT;
+    }
+    lua_pushinteger(L, code);
     return 1;
 }
 

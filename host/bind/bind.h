@@ -31,6 +31,26 @@ struct bind_child {
 /* The open store at idx; raises "store is closed" or a type error. */
 store *bind_check_store(lua_State *L, int idx);
 
+/* What the binding knows of a handle's transaction (bind_txn.c): the
+ * backend's own state says whether one is open, this says who may end it. */
+typedef struct bind_txn {
+    bool open;   /* begun by store:begin or store:transaction, not yet ended */
+    bool scoped; /* ... by store:transaction, which alone ends it */
+} bind_txn;
+
+/* The store userdata at idx (raising on another type), its store (NULL
+ * once closed) and its transaction record. */
+store *bind_store_txn(lua_State *L, int idx, bind_txn **txn);
+
+/* bind_txn.c: a store closing with a transaction open; the backend rolls it
+ * back, this forgets it. */
+void bind_txn_closed(lua_State *L, int idx);
+
+/* Rolls back every transaction still open on a store of this Lua state and
+ * returns how many there were: what the host does when a handler run ends,
+ * so none is carried into the next one. */
+int bind_end_transactions(lua_State *L);
+
 /* Links c to the open store at idx. */
 void bind_adopt(lua_State *L, int idx, bind_child *c);
 
@@ -107,9 +127,13 @@ int bind_has_transactions(const store_ops *o);
  * handles. Called by luaopen_aeon_core with the module table on top. */
 void bind_sub_open(lua_State *L);
 
-/* bind_view.c: store:view and view handles, store:begin/commit/rollback and
- * store:supports. Called like bind_sub_open. */
+/* bind_view.c: store:view and view handles, and store:supports. Called like
+ * bind_sub_open. */
 void bind_view_open(lua_State *L);
+
+/* bind_txn.c: store:begin/commit/rollback, store:transaction and
+ * store:in_transaction. Called like bind_sub_open. */
+void bind_txn_open(lua_State *L);
 
 int luaopen_aeon_core(lua_State *L);
 

@@ -1,8 +1,8 @@
 /*
  * bind_store.c - the native module aeon.core: store handles, cursors,
  * filters, exact JSON, and a sleep for backing off, for Lua. Subscriptions
- * (bind_sub.c) and views and transactions (bind_view.c) add their methods
- * to the store's at load.
+ * (bind_sub.c), views (bind_view.c) and transactions (bind_txn.c) add their
+ * methods to the store's at load.
  *
  * Provides luaopen_aeon_core, loadable from plain lua5.4 and busted as
  * build/aeon/core.so and preloaded inside aeon-host. Turns Lua arguments into
@@ -37,6 +37,7 @@ typedef struct lstore {
     store *s;             /* NULL once closed */
     lcursor *cursors;     /* open cursors, closed with the store */
     bind_child *children; /* open subscriptions, released with the store */
+    bind_txn txn;         /* its transaction, as the binding knows it */
 } lstore;
 
 /* A read in progress. Its uservalue is the lstore, which keeps the store
@@ -58,6 +59,12 @@ static lstore *check_lstore(lua_State *L, int idx) {
 }
 
 store *bind_check_store(lua_State *L, int idx) { return check_lstore(L, idx)->s; }
+
+store *bind_store_txn(lua_State *L, int idx, bind_txn **txn) {
+    lstore *ls = luaL_checkudata(L, idx, STORE_MT);
+    *txn = &ls->txn;
+    return ls->s;
+}
 
 void bind_adopt(lua_State *L, int idx, bind_child *c) {
     lstore *ls = check_lstore(L, idx);
@@ -361,6 +368,7 @@ static int l_open(lua_State *L) {
     ls->s = NULL;
     ls->cursors = NULL;
     ls->children = NULL;
+    ls->txn = (bind_txn){0};
     luaL_setmetatable(L, STORE_MT);
     char *err = NULL;
     store_status st = store_open(uri, &opts, &ls->s, &err);
@@ -379,6 +387,7 @@ static int l_close(lua_State *L) {
     lstore *ls = luaL_checkudata(L, 1, STORE_MT);
     while (ls->cursors) cursor_release(ls->cursors);
     while (ls->children) bind_release(ls->children);
+    if (ls->txn.open) bind_txn_closed(L, 1);
     store_close(ls->s);
     ls->s = NULL;
     return 0;
@@ -911,5 +920,6 @@ int luaopen_aeon_core(lua_State *L) {
     lua_setfield(L, -2, "filter");
     bind_sub_open(L);
     bind_view_open(L);
+    bind_txn_open(L);
     return 1;
 }

@@ -1,14 +1,12 @@
 /*
  * bind_view.c - read models for Lua (API.md section 4): store:view(name)
- * and the view handle with get, put, revision, advance and clear; the
- * transaction pair store:begin/commit/rollback that lets a projection
- * commit its view writes and its checkpoint together; store:supports to ask
- * which of these a backend has.
+ * and the view handle with get, put, revision, advance and clear;
+ * store:supports to ask which features (subscriptions, views, transactions)
+ * a backend has.
  *
- * Provides bind_view_open, called by luaopen_aeon_core. Uses the view and
- * transaction slots of store.h through bind.h, and json.h for documents. A
- * backend that leaves a slot NULL gets nil, "<backend> does not support
- * views yet" (or transactions).
+ * Provides bind_view_open, called by luaopen_aeon_core. Uses the view
+ * slots of store.h through bind.h, and json.h for documents. A backend that
+ * leaves a slot NULL gets nil, "<backend> does not support views yet".
  *
  * A view holds nothing of the backend: it is a name and its store (the
  * uservalues), so it is closed exactly when its store is.
@@ -28,8 +26,6 @@
 int bind_has_views(const store_ops *o) {
     return o->view_get && o->view_put && o->view_revision && o->view_advance && o->view_clear;
 }
-
-int bind_has_transactions(const store_ops *o) { return o->begin && o->commit && o->rollback; }
 
 /* The view at idx: its store (raising if closed) and its name. */
 static store *check_view(lua_State *L, int idx, const char **name) {
@@ -148,35 +144,6 @@ static int view_tostring(lua_State *L) {
     return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Transactions                                                        */
-
-static int l_begin(lua_State *L) {
-    store *s = bind_check_store(L, 1);
-    if (!bind_has_transactions(s->ops)) return bind_unsupported(L, s, "transactions");
-    char *err = NULL;
-    store_status st = s->ops->begin(s, &err);
-    if (st != STORE_OK) return bind_fail(L, st, err);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int l_commit(lua_State *L) {
-    store *s = bind_check_store(L, 1);
-    if (!bind_has_transactions(s->ops)) return bind_unsupported(L, s, "transactions");
-    char *err = NULL;
-    store_status st = s->ops->commit(s, &err);
-    if (st != STORE_OK) return bind_fail(L, st, err);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int l_rollback(lua_State *L) {
-    store *s = bind_check_store(L, 1);
-    if (bind_has_transactions(s->ops)) s->ops->rollback(s);
-    return 0;
-}
-
 /* store:supports("subscriptions" | "views" | "transactions") -> boolean */
 static int l_supports(lua_State *L) {
     static const char *const features[] = {"subscriptions", "views", "transactions", NULL};
@@ -191,9 +158,6 @@ static int l_supports(lua_State *L) {
 
 static const luaL_Reg store_methods[] = {
     {"view", l_view},
-    {"begin", l_begin},
-    {"commit", l_commit},
-    {"rollback", l_rollback},
     {"supports", l_supports},
     {NULL, NULL},
 };

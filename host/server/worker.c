@@ -334,6 +334,9 @@ static void run(worker *w, worker_job *job) {
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     int st = host_call(L, 5, 3);
     lua_sethook(L, NULL, 0, 0);
+    /* A transaction the handler left open (one stopped or abandoned never
+     * reached its own end) must not carry into the next request. */
+    int left_open = bind_end_transactions(L);
 
     if (st == LUA_OK) {
         size_t len = 0;
@@ -357,20 +360,36 @@ static void run(worker *w, worker_job *job) {
         set_answer(job, 500, "internal error");
     }
 
+    const char *rolled_back = left_open ? "; the transaction it left open was rolled back, and "
+                                          "nothing written in it is stored"
+                                        : "";
+    if (left_open) {
+        log_line l;
+        if (log_begin(&l, LOG_ERROR, "script error")) {
+            log_str(&l, "request_id", job->request_id);
+            log_str(&l, "error", "the handler left a transaction open: it was rolled back");
+            log_end(&l);
+        }
+        if (w->stopped == STOP_NONE) {
+            free(job->answer);
+            set_answer(job, 500, "internal error: the handler left a transaction open: it was "
+                                 "rolled back, and nothing written in it is stored");
+        }
+    }
     switch (w->stopped) {
     case STOP_INSTRUCTIONS:
     case STOP_TIME: {
-        char msg[200];
+        char msg[320];
         if (w->stopped == STOP_INSTRUCTIONS)
             snprintf(msg, sizeof msg,
                      "the handler was stopped: it ran more than %lld instructions, the budget "
-                     "of one request",
-                     w->pool->opt.max_instructions);
+                     "of one request%s",
+                     w->pool->opt.max_instructions, rolled_back);
         else
             snprintf(msg, sizeof msg,
                      "the handler was stopped: it ran longer than %g seconds, the budget of one "
-                     "request",
-                     w->pool->opt.max_seconds);
+                     "request%s",
+                     w->pool->opt.max_seconds, rolled_back);
         free(job->answer);
         set_answer(job, 500, msg);
         break;

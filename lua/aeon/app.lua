@@ -28,7 +28,7 @@
 local aeon = require "aeon"
 
 local type, pairs, ipairs, setmetatable, error = type, pairs, ipairs, setmetatable, error
-local tostring, xpcall, traceback = tostring, xpcall, debug.traceback
+local tostring, xpcall, pcall, traceback = tostring, xpcall, pcall, debug.traceback
 
 local M = {}
 
@@ -167,19 +167,8 @@ local function unknown_argument(h, args)
     #h.params > 0 and table.concat(h.params, ", ") or "no arguments", table.concat(bad, "', '"))
 end
 
---- Calls a command or query. Returns `outcome, value` where outcome is a key
--- of M.OUTCOMES; value is the answer for "ok", else an error table with a
--- `message` (and, for "script", a `traceback`). Never raises. An argument
--- the handler does not declare in its params is "invalid" (exit 2, HTTP
--- 400), and the handler is not called.
-function App:call(name, ctx, args)
-  local h = self.handlers[name]
-  if not h then
-    return "unknown", { message = ("unknown command or query '%s' (app %s has: %s)"):format(
-      tostring(name), self.name, table.concat(self:names(), ", ")) }
-  end
-  local unknown = unknown_argument(h, args)
-  if unknown then return "invalid", { kind = "invalid", message = unknown } end
+-- Runs a handler: outcome, value as App:call returns them.
+local function run(h, ctx, args)
   local tb
   local ok, value, err = xpcall(h.handler, function(e)
     tb = traceback(tostring(e), 2)
@@ -194,6 +183,50 @@ function App:call(name, ctx, args)
     return "rejected", { message = tostring(err) }
   end
   return "ok", value
+end
+
+-- Whether `store` (ctx.store: a store handle, or whatever a test put
+-- there) has a transaction open.
+local function in_transaction(store)
+  return type(store) == "userdata" and type(store.in_transaction) == "function"
+    and store:in_transaction()
+end
+
+--- What a handler run that ended with a transaction open is told.
+M.LEFT_OPEN = "left a transaction open: it was rolled back, and nothing written in it is stored"
+
+--- Calls a command or query. Returns `outcome, value` where outcome is a key
+-- of M.OUTCOMES; value is the answer for "ok", else an error table with a
+-- `message` (and, for "script", a `traceback`). Never raises. An argument
+-- the handler does not declare in its params is "invalid" (exit 2, HTTP
+-- 400), and the handler is not called.
+--
+-- The transaction of ctx.store belongs to the run: one the handler began
+-- and did not end (it returned, raised or was stopped) is rolled back here,
+-- and the outcome is "script" with `transaction_left_open` set, whatever
+-- the handler answered, so nothing it wrote in it is reported as done.
+function App:call(name, ctx, args)
+  local h = self.handlers[name]
+  if not h then
+    return "unknown", { message = ("unknown command or query '%s' (app %s has: %s)"):format(
+      tostring(name), self.name, table.concat(self:names(), ", ")) }
+  end
+  local unknown = unknown_argument(h, args)
+  if unknown then return "invalid", { kind = "invalid", message = unknown } end
+  local store = type(ctx) == "table" and ctx.store or nil
+  local outer = in_transaction(store)
+  local outcome, value = run(h, ctx, args)
+  if not outer and in_transaction(store) then
+    -- pcall: a store:transaction its function never returned from (it
+    -- yielded away) refuses; the host's own end of the run rolls it back.
+    pcall(store.rollback, store)
+    local message, tb = ("%s '%s' %s"):format(h.kind, h.name, M.LEFT_OPEN), nil
+    if outcome ~= "ok" then
+      message, tb = message .. "; it ended with: " .. tostring(value.message), value.traceback
+    end
+    return "script", { message = message, traceback = tb, transaction_left_open = true }
+  end
+  return outcome, value
 end
 
 return M

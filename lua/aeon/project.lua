@@ -54,7 +54,8 @@ local aeon = require "aeon"
 local core = require "aeon.core"
 
 local io, os, type, ipairs, pairs, tostring = io, os, type, ipairs, pairs, tostring
-local xpcall, traceback, unpack, min, max = xpcall, debug.traceback, table.unpack, math.min, math.max
+local xpcall, pcall, error, setmetatable = xpcall, pcall, error, setmetatable
+local traceback, pack, unpack, min, max = debug.traceback, table.pack, table.unpack, math.min, math.max
 local sleep, now = core.sleep, core.monotonic
 
 local M = {}
@@ -112,51 +113,55 @@ local function open_runner(store, app, p, opts)
   }
 end
 
+-- Runs fn() in one store:transaction where the store has them, committed
+-- when fn's first result is `keep` and rolled back otherwise. Returns fn's
+-- results, or nil, message when the commit fails. The transaction is the
+-- runner's: a handler inside it that tries to begin, commit or roll back
+-- raises, and that is its failure like any other.
+local ROLL_BACK = setmetatable({}, { __tostring = function() return "rolled back" end })
+local function atomically(store, txn, keep, fn)
+  if not txn then return fn() end
+  local results
+  local ok, committed, err = pcall(store.transaction, store, function()
+    results = pack(fn())
+    if results[1] ~= keep then error(ROLL_BACK, 0) end
+  end)
+  if not ok then
+    if committed ~= ROLL_BACK then error(committed, 0) end
+  elseif not committed then
+    return nil, err
+  end
+  return unpack(results, 1, results.n)
+end
+
 -- Hands events to the handler and records `position`, in one transaction
 -- where the store has them. Returns "done", "stale" (another runner got
 -- there first; nothing was recorded), "failed", index, message (the
 -- handler raised on events[index]), or nil, message (the store failed).
 local function apply(r, events, position)
-  local store, p = r.store, r.p
-  if r.txn then
-    local ok, err = store:begin()
-    if not ok then return nil, err end
-  end
-  local function abort() if r.txn then store:rollback() end end
+  local p = r.p
   local tb
   local function on_error(e)
     tb = traceback(first_line(e), 2)
     return e
   end
-  for i, event in ipairs(events) do
-    local ok, e = xpcall(p.handler, on_error, r.view, event, r.ctx)
-    if not ok then
-      abort()
-      if os.getenv("AEON_DEBUG") and tb then io.stderr:write(tb, "\n") end
-      return "failed", i, first_line(e)
+  return atomically(r.store, r.txn, "done", function()
+    for i, event in ipairs(events) do
+      local ok, e = xpcall(p.handler, on_error, r.view, event, r.ctx)
+      if not ok then
+        if os.getenv("AEON_DEBUG") and tb then io.stderr:write(tb, "\n") end
+        return "failed", i, first_line(e)
+      end
     end
-  end
-  if position ~= aeon.START then
-    local ok, err = r.view:advance(position)
-    if not ok then
-      abort()
-      return nil, err
+    if position ~= aeon.START then
+      local ok, err = r.view:advance(position)
+      if not ok then return nil, err end
+      local acked, aerr = r.sub:ack(position)
+      if acked == nil then return nil, aerr end
+      if not acked then return "stale" end
     end
-    local acked, aerr = r.sub:ack(position)
-    if acked == nil then
-      abort()
-      return nil, aerr
-    end
-    if not acked then
-      abort()
-      return "stale"
-    end
-  end
-  if r.txn then
-    local ok, err = store:commit()
-    if not ok then return nil, err end
-  end
-  return "done"
+    return "done"
+  end)
 end
 
 local function committed(r, n, position)
@@ -351,18 +356,12 @@ function M.rebuild(store, app, name, opts)
   local view, err = store:view(p.view)
   if not view then return nil, err end
   -- Clearing and forgetting commit together where the store can.
-  local txn = store:supports("transactions")
-  if txn then
-    local ok, berr = store:begin()
-    if not ok then return nil, berr end
-  end
-  local ok, cerr = view:clear()
-  if ok then ok, cerr = store:reset_subscription(p.subscription) end
-  if ok and txn then ok, cerr = store:commit() end
-  if not ok then
-    if txn then store:rollback() end
-    return nil, cerr
-  end
+  local ok, cerr = atomically(store, store:supports("transactions"), true, function()
+    local cleared, err = view:clear()
+    if not cleared then return nil, err end
+    return store:reset_subscription(p.subscription)
+  end)
+  if not ok then return nil, cerr end
   local o = { once = true }
   for k, v in pairs(opts or {}) do o[k] = v end
   return M.run(store, app, { name }, o)

@@ -287,6 +287,9 @@ local function handler(app, store)
     if outcome == "script" then
       host.log("error", "script error", { request_id = request_id, [kind] = name,
         error = value.message, traceback = value.traceback })
+      if value.transaction_left_open then
+        return failure(500, "internal error: the handler " .. appmod.LEFT_OPEN, request_id)
+      end
       return failure(500, "internal error: the handler failed (see the server log)", request_id)
     elseif outcome == "store" then
       host.log("error", "store failure", { request_id = request_id, [kind] = name,
