@@ -142,13 +142,9 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 FUZZ_SRC := $(wildcard spec/fuzz/*_fuzz.c)
 FUZZERS  := $(FUZZ_SRC:spec/fuzz/%.c=$(B)/fuzz/%)
 
-# A harness may #include a store source to reach its static functions; that
-# source then stays out of the link.
-$(B)/fuzz/%: spec/fuzz/%.c $(STORE_SRC) host/bind/json.c
+$(B)/fuzz/%: spec/fuzz/%.c $(STORE_SRC) host/bind/json.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< \
-	    $(filter-out $(patsubst ../../%,%,$(shell grep -o '"../../store/[a-z_/]*\.c"' $< | tr -d '"')),$(STORE_SRC)) \
-	    host/bind/json.c $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(STORE_SRC) host/bind/json.c $(LDLIBS)
 
 fuzz: $(FUZZERS)
 

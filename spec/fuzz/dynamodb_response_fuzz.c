@@ -4,10 +4,10 @@
  * answer (every item made into an event), as a cancelled transaction (the
  * reasons read for conflicts and clock skew) and as an error; and the same
  * bytes as an AWS credentials/config file. Malformed input must come back
- * as an error, never a crash. It includes store/dynamodb.c to reach its
- * static readers; the Makefile leaves that file out of the link.
+ * as an error, never a crash. It reaches the backend's readers through
+ * its private header, store/dynamodb/ddb_store.h.
  */
-#include "../../store/dynamodb/dynamodb.c"
+#include "ddb_store.h"
 
 static void as_query_answer(const json_t *answer) {
     ddb_store s = {.events = "events"};
@@ -15,7 +15,7 @@ static void as_query_answer(const json_t *answer) {
     const json_t *items = json_object_get(answer, "Items");
     for (size_t i = 0; i < json_array_size(items); i++) {
         char *err = NULL;
-        if (to_event(&c, json_array_get(items, i), &err) == STORE_OK) {
+        if (ddb_to_event(&c, json_array_get(items, i), &err) == STORE_OK) {
             if (!c.ev.key || !c.ev.type || !c.ev.data || !revision_valid(c.ev.revision)) abort();
             if (strlen(c.data) != c.ev.data_len) abort();
         } else if (err == NULL) {
@@ -37,7 +37,7 @@ static void as_cancellation(json_t *answer) {
     plan p = {.b = b, .n = 3};
     char actual[STORE_REVISION_SIZE] = STORE_START, floor[STORE_REVISION_SIZE] = STORE_START;
     const char *other = NULL;
-    size_t i = cancelled(&p, &r, actual, floor, &other);
+    size_t i = ddb_cancelled(&p, &r, actual, floor, &other);
     if (i > p.n) abort();
     if (i < p.n && !revision_bound_valid(actual)) abort();
     if (!revision_bound_valid(floor)) abort();

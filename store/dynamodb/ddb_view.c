@@ -1,0 +1,347 @@
+/*
+ * ddb_view.c - snapshots and views of the DynamoDB backend: a key's
+ * snapshot beside its head in the metadata table, and read-model documents
+ * with each view's revision in the views table.
+ */
+#include "ddb_store.h"
+
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                           */
+
+store_status ddb_save_snapshot(store *st, const char *key, const char *revision,
+                               const char *state, size_t state_len, bool *saved,
+                               char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    store_status status;
+    json_t *av = NULL, *floats = NULL, *item = NULL;
+    http_response r = {0};
+    char *why = NULL;
+    *saved = false;
+    if ((status = ddb_check_key(key, err)) != STORE_OK)
+        return status;
+    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
+        return store_fail(err, STORE_INVALID, "snapshot revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if (state == NULL || state_len == 0)
+        return store_fail(err, STORE_INVALID, "snapshot state is empty");
+    if ((status = ddb_value_from_json(state, state_len, &av, &floats, &why)) != STORE_OK) {
+        status = store_fail(err, status, "dynamodb: snapshot state %s", why ? why : "");
+        free(why);
+        return status;
+    }
+    item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "pk", "S", key, "sk", "S", "snapshot",
+                     "revision", "S", revision, "state", av);
+    av = NULL;
+    if (item == NULL || (floats != NULL && json_object_set(item, "stateFloats", floats) != 0)) {
+        status = ddb_nomem(err);
+        goto done;
+    }
+    size_t size = ddb_item_size(item);
+    if (size > DDB_ITEM_MAX) {
+        status = store_fail(err, STORE_LIMIT, "dynamodb: the snapshot of key \"%s\" is %zu "
+                            "bytes as a DynamoDB item, over DynamoDB's limit of %d bytes "
+                            "(400 KB)", key, size, DDB_ITEM_MAX);
+        goto done;
+    }
+    json_t *body = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:{s:s}}}", "TableName", s->metadata,
+                             "Item", item,
+                             "ConditionExpression",
+                             "attribute_not_exists(#revision) OR #revision <= :revision",
+                             "ExpressionAttributeNames", "#revision", "revision",
+                             "ExpressionAttributeValues", ":revision", "S", revision);
+    status = ddb_call(s, "PutItem", body, true,
+                      (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
+    if (status == STORE_OK)
+        *saved = r.error == NULL;
+done:
+    json_decref(av);
+    json_decref(floats);
+    json_decref(item);
+    http_response_free(&r);
+    return status;
+}
+
+store_status ddb_snapshot(store *st, const char *key, store_snapshot *snap,
+                          bool *found, char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    const json_t *item;
+    *found = false;
+    memset(snap, 0, sizeof *snap);
+    store_status status = ddb_check_key(key, err);
+    if (status == STORE_OK && (status = ddb_get_meta(s, key, "snapshot", &r, &item, err)) ==
+                                  STORE_OK && item != NULL) {
+        const char *rev = ddb_item_s(item, "revision");
+        const json_t *state = json_object_get(item, "state");
+        if (rev == NULL || state == NULL || (strcmp(rev, STORE_START) != 0 &&
+                                             !revision_valid(rev))) {
+            status = store_fail(err, STORE_IO, "dynamodb: the snapshot item of key \"%s\" in "
+                                "%s is malformed", key, s->metadata);
+        } else if ((status = ddb_value_to_json(state, json_object_get(item, "stateFloats"),
+                                               &snap->state, &snap->state_len, err)) ==
+                   STORE_OK) {
+            ddb_copy_rev(snap->revision, rev);
+            *found = true;
+        }
+    }
+    http_response_free(&r);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* Views                                                               */
+
+/* A view is one partition of the views table: its documents
+ * {pk=VIEW, sk="doc#ID", id, revision, doc, docFloats} and its own item
+ * {pk=VIEW, sk="view", revision}, the revision it has seen. */
+
+#define VIEW_SK_MAX 1024 /* a sort key value, at most */
+
+static store_status check_view(ddb_store *s, const char *view, const char *id, char **err)
+{
+    const char *why;
+    if (s->views == NULL)
+        return store_fail(err, STORE_IO, "dynamodb: store %s has no views table: its Aeon "
+                          "config names none (add \"viewsTable\": \"%s-views\" to it and run "
+                          "`aeon-host store deploy`)", s->name, s->name);
+    if ((why = store_check_text(view, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "view name %s", why);
+    if (strlen(view) > KEY_BYTES)
+        return store_fail(err, STORE_LIMIT, "dynamodb: view name is %zu bytes; DynamoDB "
+                          "takes at most %d in a partition key", strlen(view), KEY_BYTES);
+    if (id != NULL && (why = store_check_text(id, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "view document id %s", why);
+    if (id != NULL && strlen(id) + 4 > VIEW_SK_MAX)
+        return store_fail(err, STORE_LIMIT, "dynamodb: view document id is %zu bytes; "
+                          "DynamoDB takes at most %d in a sort key (with \"doc#\")",
+                          strlen(id), VIEW_SK_MAX);
+    return STORE_OK;
+}
+
+static char *doc_sk(const char *id)
+{
+    size_t n = strlen(id) + 5;
+    char *sk = malloc(n);
+    if (sk != NULL)
+        snprintf(sk, n, "doc#%s", id);
+    return sk;
+}
+
+store_status ddb_view_get(store *st, const char *view, const char *id, char **doc,
+                          size_t *doc_len, char revision[STORE_REVISION_SIZE],
+                          bool *found, char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    char *sk = NULL;
+    *doc = NULL;
+    *doc_len = 0;
+    *found = false;
+    ddb_copy_rev(revision, STORE_START);
+    if ((status = check_view(s, view, id, err)) != STORE_OK)
+        return status;
+    if ((sk = doc_sk(id)) == NULL)
+        return ddb_nomem(err);
+    json_t *body = json_pack("{s:s, s:{s:{s:s}, s:{s:s}}, s:b}", "TableName", s->views, "Key",
+                             "pk", "S", view, "sk", "S", sk, "ConsistentRead", 1);
+    free(sk);
+    if ((status = ddb_call(s, "GetItem", body, true, NULL, &r, err)) == STORE_OK) {
+        const json_t *item = json_object_get(r.json, "Item");
+        const char *rev = ddb_item_s(item, "revision");
+        const json_t *d = json_object_get(item, "doc");
+        if (item == NULL) {
+            /* none */
+        } else if (rev == NULL || d == NULL ||
+                   (strcmp(rev, STORE_START) != 0 && !revision_valid(rev))) {
+            status = store_fail(err, STORE_IO, "dynamodb: document \"%s\" of view \"%s\" in "
+                                "%s is malformed", id, view, s->views);
+        } else if ((status = ddb_value_to_json(d, json_object_get(item, "docFloats"), doc,
+                                               doc_len, err)) == STORE_OK) {
+            ddb_copy_rev(revision, rev);
+            *found = true;
+        }
+    }
+    http_response_free(&r);
+    return status;
+}
+
+/* The condition keeps a newer document; an equal revision overwrites, so
+ * replaying a batch (or resending a put) is harmless. */
+store_status ddb_view_put(store *st, const char *view, const char *id, const char *doc,
+                          size_t doc_len, const char *revision, bool *stored,
+                          char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    json_t *av = NULL, *floats = NULL, *item = NULL;
+    char *sk = NULL, *why = NULL;
+    *stored = false;
+    if ((status = check_view(s, view, id, err)) != STORE_OK)
+        return status;
+    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
+        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if (doc == NULL || doc_len == 0)
+        return store_fail(err, STORE_INVALID, "view document is empty");
+    if ((status = ddb_value_from_json(doc, doc_len, &av, &floats, &why)) != STORE_OK) {
+        status = store_fail(err, status, "dynamodb: view document %s", why ? why : "");
+        free(why);
+        return status;
+    }
+    if ((sk = doc_sk(id)) == NULL)
+        goto nomem;
+    item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "pk", "S", view, "sk", "S",
+                     sk, "id", "S", id, "revision", "S", revision, "doc", av);
+    av = NULL;
+    if (item == NULL || (floats != NULL && json_object_set(item, "docFloats", floats) != 0))
+        goto nomem;
+    size_t size = ddb_item_size(item);
+    if (size > DDB_ITEM_MAX) {
+        status = store_fail(err, STORE_LIMIT, "dynamodb: document \"%s\" of view \"%s\" is "
+                            "%zu bytes as a DynamoDB item, over DynamoDB's limit of %d bytes "
+                            "(400 KB)", id, view, size, DDB_ITEM_MAX);
+        goto done;
+    }
+    json_t *body = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:{s:s}}}", "TableName", s->views,
+                             "Item", item, "ConditionExpression",
+                             "attribute_not_exists(#revision) OR #revision <= :revision",
+                             "ExpressionAttributeNames", "#revision", "revision",
+                             "ExpressionAttributeValues", ":revision", "S", revision);
+    status = ddb_call(s, "PutItem", body, true,
+                      (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
+    if (status == STORE_OK)
+        *stored = r.error == NULL;
+    goto done;
+nomem:
+    status = ddb_nomem(err);
+done:
+    free(sk);
+    json_decref(av);
+    json_decref(floats);
+    json_decref(item);
+    http_response_free(&r);
+    return status;
+}
+
+store_status ddb_view_revision(store *st, const char *view,
+                               char out[STORE_REVISION_SIZE], char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    ddb_copy_rev(out, STORE_START);
+    if ((status = check_view(s, view, NULL, err)) != STORE_OK)
+        return status;
+    json_t *body = json_pack("{s:s, s:{s:{s:s}, s:{s:s}}, s:b}", "TableName", s->views, "Key",
+                             "pk", "S", view, "sk", "S", "view", "ConsistentRead", 1);
+    if ((status = ddb_call(s, "GetItem", body, true, NULL, &r, err)) == STORE_OK) {
+        const char *rev = ddb_item_s(json_object_get(r.json, "Item"), "revision");
+        if (rev != NULL && revision_valid(rev))
+            ddb_copy_rev(out, rev);
+    }
+    http_response_free(&r);
+    return status;
+}
+
+/* Never backwards: the condition makes an older revision a no-op. */
+store_status ddb_view_advance(store *st, const char *view, const char *revision,
+                              char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    if ((status = check_view(s, view, NULL, err)) != STORE_OK)
+        return status;
+    if (revision == NULL || !revision_valid(revision))
+        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    json_t *body = json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}, s:s, s:{s:s}, s:{s:{s:s}}}",
+                             "TableName", s->views, "Item", "pk", "S", view, "sk", "S", "view",
+                             "revision", "S", revision, "ConditionExpression",
+                             "attribute_not_exists(#revision) OR #revision < :revision",
+                             "ExpressionAttributeNames", "#revision", "revision",
+                             "ExpressionAttributeValues", ":revision", "S", revision);
+    status = ddb_call(s, "PutItem", body, true,
+                      (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
+    http_response_free(&r);
+    return status;
+}
+
+/* Deletes `keys` (an array of {pk, sk} keys, at most 25) from table, going
+ * on with what DynamoDB leaves unprocessed. */
+static store_status delete_keys(ddb_store *s, const char *table, json_t *keys, char **err)
+{
+    http_response r = {0};
+    store_status status = STORE_OK;
+    json_t *requests = json_array();
+    size_t i;
+    json_t *k;
+    if (requests == NULL)
+        return ddb_nomem(err);
+    json_array_foreach(keys, i, k) {
+        if (json_array_append_new(requests, json_pack("{s:{s:O}}", "DeleteRequest", "Key", k)))
+            goto nomem;
+    }
+    for (int attempt = 0; json_array_size(requests) > 0; attempt++) {
+        if (attempt >= 10) {
+            status = store_fail(err, STORE_IO, "dynamodb BatchWriteItem: %zu deletes still "
+                                "unprocessed after %d attempts", json_array_size(requests),
+                                attempt);
+            break;
+        }
+        if (attempt > 0)
+            ddb_nap(50u << (attempt < 6 ? attempt : 6));
+        json_t *body = json_pack("{s:{s:O}}", "RequestItems", table, requests);
+        if ((status = ddb_call(s, "BatchWriteItem", body, true, NULL, &r, err)) != STORE_OK)
+            break;
+        json_t *left = json_object_get(json_object_get(r.json, "UnprocessedItems"), table);
+        json_decref(requests);
+        requests = json_is_array(left) ? json_incref(left) : json_array();
+        http_response_free(&r);
+        if (requests == NULL)
+            goto nomem;
+    }
+    goto done;
+nomem:
+    status = ddb_nomem(err);
+done:
+    json_decref(requests);
+    http_response_free(&r);
+    return status;
+}
+
+store_status ddb_view_clear(store *st, const char *view, char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    json_t *resume = NULL;
+    if ((status = check_view(s, view, NULL, err)) != STORE_OK)
+        return status;
+    do {
+        json_t *body = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}}, s:i, s:b}",
+                                 "TableName", s->views, "KeyConditionExpression", "#pk = :pk",
+                                 "ProjectionExpression", "#pk, #sk", "ExpressionAttributeNames",
+                                 "#pk", "pk", "#sk", "sk", "ExpressionAttributeValues", ":pk",
+                                 "S", view, "Limit", 25, "ConsistentRead", 1);
+        if (body != NULL && resume != NULL)
+            json_object_set(body, "ExclusiveStartKey", resume);
+        if ((status = ddb_call(s, "Query", body, true, NULL, &r, err)) != STORE_OK)
+            break;
+        json_decref(resume);
+        resume = json_incref(json_object_get(r.json, "LastEvaluatedKey"));
+        json_t *items = json_object_get(r.json, "Items");
+        if (json_array_size(items) > 0 &&
+            (status = delete_keys(s, s->views, items, err)) != STORE_OK)
+            break;
+        http_response_free(&r);
+    } while (resume != NULL);
+    json_decref(resume);
+    http_response_free(&r);
+    return status;
+}
+

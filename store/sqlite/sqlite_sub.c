@@ -1,0 +1,319 @@
+/*
+ * sqlite_sub.c - subscriptions of the embedded store: a position that is
+ * one revision, polls that wait on the process's commits and on
+ * PRAGMA data_version, and fenced, durable checkpoints.
+ */
+#include "sqlite_store.h"
+
+/* ------------------------------------------------------------------ */
+/* Subscriptions                                                       */
+
+void sqlite_sub_close(store_sub *sub)
+{
+    if (sub == NULL)
+        return;
+    if (sub->s != NULL) {
+        store_sub **pp = &sub->s->subs;
+        while (*pp != NULL && *pp != sub)
+            pp = &(*pp)->next;
+        if (*pp != NULL)
+            *pp = sub->next;
+    }
+    free(sub->name);
+    pattern_free(sub->keys, sub->nkeys);
+    pattern_free(sub->types, sub->ntypes);
+    filter_free(sub->filter);
+    free(sub->rows);
+    free(sub->text.data);
+    free(sub->events);
+    free(sub);
+}
+
+/* The stored checkpoint of a named subscription into out ("0": none). */
+static int stored_checkpoint(sqlite_store *s, const char *name, char out[STORE_REVISION_SIZE])
+{
+    sqlite3_stmt *q = s->q[Q_SUB_GET];
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite_copy_revision(out, NULL);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        sqlite_copy_revision(out, sqlite3_column_text(q, 0));
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* Puts the subscription where a consumer of its name starts now: after the
+ * stored checkpoint, else at its start (the end of the store, for "Z"). */
+static store_status rewind_sub(store_sub *sub, char **err)
+{
+    sqlite_store *s = sub->s;
+    int rc;
+    if (sub->name != NULL && (rc = stored_checkpoint(s, sub->name, sub->known)) != SQLITE_DONE)
+        return sqlite_db_fail(s, rc, err, "reading a checkpoint");
+    if (strcmp(sub->known, STORE_START) != 0) {
+        memcpy(sub->at, sub->known, sizeof sub->at);
+    } else if (strcmp(sub->start, STORE_END) == 0) {
+        if ((rc = sqlite_max_revision(s, NULL, sub->at)) != SQLITE_DONE)
+            return sqlite_db_fail(s, rc, err, "reading the last revision");
+    } else {
+        memcpy(sub->at, sub->start, sizeof sub->at);
+    }
+    memcpy(sub->committed, sub->known, sizeof sub->committed);
+    sub->nrows = 0;
+    return STORE_OK;
+}
+
+/* A commit makes the checkpoints acked inside the transaction the known
+ * ones; a rollback forgets them, so the fence compares against what is
+ * really stored. */
+void sqlite_settle_subs(sqlite_store *s, bool committed)
+{
+    for (store_sub *sub = s->subs; sub != NULL; sub = sub->next) {
+        if (committed)
+            memcpy(sub->committed, sub->known, sizeof sub->committed);
+        else
+            memcpy(sub->known, sub->committed, sizeof sub->known);
+    }
+}
+
+store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts *opts,
+                              store_sub **out, char **err)
+{
+    static const store_sub_opts defaults = {NULL, 0, NULL, 0, NULL, NULL};
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status = STORE_NOMEM;
+    store_sub *sub = NULL;
+    *out = NULL;
+    if (opts == NULL)
+        opts = &defaults;
+    if ((status = store_check_subscription(name, opts, err)) != STORE_OK)
+        return status;
+
+    if ((sub = calloc(1, sizeof *sub)) == NULL ||
+        (name != NULL && (sub->name = strdup(name)) == NULL) ||
+        filter_copy(opts->filter, &sub->filter) != STORE_OK)
+        goto fail;
+    sub->s = s;
+    sub->next = s->subs; /* linked first, so sqlite_sub_close can unlink it */
+    s->subs = sub;
+    sqlite_copy_revision(sub->start, (const unsigned char *)(opts->start != NULL ? opts->start
+                                                                        : STORE_START));
+    sqlite_copy_revision(sub->known, NULL);
+    if ((status = pattern_copy(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
+                                err)) != STORE_OK ||
+        (status = pattern_copy(opts->types, opts->ntypes, "type", &sub->types,
+                                &sub->ntypes, err)) != STORE_OK ||
+        (status = rewind_sub(sub, err)) != STORE_OK)
+        goto fail_reported;
+    /* An ephemeral subscription's checkpoint is where it starts. */
+    if (sub->name == NULL) {
+        memcpy(sub->known, sub->at, sizeof sub->known);
+        memcpy(sub->committed, sub->at, sizeof sub->committed);
+    }
+    *out = sub;
+    return STORE_OK;
+
+fail:
+    store_fail(err, status, "sqlite: out of memory opening a subscription");
+fail_reported:
+    sqlite_sub_close(sub);
+    return status;
+}
+
+static bool sub_matches(const store_sub *sub, const store_event *ev)
+{
+    return pattern_match_any((const char *const *)sub->keys, sub->nkeys, ev->key) &&
+           pattern_match_any((const char *const *)sub->types, sub->ntypes, ev->type) &&
+           filter_match(sub->filter, ev);
+}
+
+/* Reads on from sub->at through an ordinary cursor (a page at a time, no
+ * read transaction held between pages), keeping up to max matching events
+ * in sub->events; sub->at follows every event looked at, matching or not.
+ * On failure it hands out nothing and puts sub->at back, so the next poll
+ * looks at the same events again. */
+static store_status scan(store_sub *sub, size_t max, char **err)
+{
+    char from[STORE_REVISION_SIZE];
+    store_read_opts o = {from, true, NULL, false, -1, false, NULL};
+    store_cursor *c = NULL;
+    const store_event *ev;
+    store_status status;
+
+    memcpy(from, sub->at, sizeof from);
+    sub->nrows = 0;
+    sub->text.len = 0;
+    if ((status = sqlite_read(&sub->s->base, NULL, &o, &c, err)) != STORE_OK)
+        return status;
+    while ((status = sqlite_next(c, &ev, err)) == STORE_OK && ev != NULL) {
+        if (sub_matches(sub, ev)) {
+            if (sub->nrows == sub->rows_cap) {
+                size_t cap = sub->rows_cap > 0 ? sub->rows_cap * 2 : 64;
+                row *rows = realloc(sub->rows, cap * sizeof *rows);
+                if (rows == NULL)
+                    goto nomem;
+                sub->rows = rows;
+                sub->rows_cap = cap;
+            }
+            if (!sqlite_keep_event(&sub->text, &sub->rows[sub->nrows], ev))
+                goto nomem;
+            sub->nrows++;
+        }
+        memcpy(sub->at, ev->revision, sizeof sub->at);
+        if (sub->nrows == max)
+            break;
+    }
+    sqlite_cursor_close(c);
+    c = NULL;
+    if (status != STORE_OK)
+        goto failed;
+
+    /* The text is complete, so the events can point into it. */
+    free(sub->events);
+    sub->events = NULL;
+    if (sub->nrows > 0 && (sub->events = malloc(sub->nrows * sizeof *sub->events)) == NULL)
+        goto nomem;
+    for (size_t i = 0; i < sub->nrows; i++)
+        sqlite_row_event(&sub->text, &sub->rows[i], &sub->events[i]);
+    return STORE_OK;
+
+nomem:
+    sqlite_cursor_close(c);
+    status = store_fail(err, STORE_NOMEM, "sqlite: out of memory polling a subscription");
+failed:
+    sub->nrows = 0;
+    memcpy(sub->at, from, sizeof sub->at);
+    return status;
+}
+
+static int data_version(sqlite_store *s, int64_t *out)
+{
+    sqlite3_stmt *q = s->q[Q_DATA_VERSION];
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int64(q, 0);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max,
+                         const store_event **events, size_t *count,
+                         char position[STORE_REVISION_SIZE], char **err)
+{
+    sqlite_store *s = sub->s;
+    store_status status;
+    int rc;
+    *events = NULL;
+    *count = 0;
+    memcpy(position, sub->at, STORE_REVISION_SIZE);
+    if (max == 0)
+        return store_fail(err, STORE_INVALID, "poll: max must be at least 1");
+    if (timeout_ms > 0 && s->txn)
+        return store_fail(err, STORE_INVALID, "poll: cannot wait inside a transaction "
+                          "(it holds the write lock)");
+
+    int64_t deadline = sqlite_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        /* Both marks are taken before the scan, so a commit that lands
+         * while it runs still ends the wait that follows. */
+        uint64_t seen = sqlite_wake_generation();
+        int64_t version = 0, now_version = 0;
+        if ((rc = data_version(s, &version)) != SQLITE_DONE)
+            return sqlite_db_fail(s, rc, err, "polling a subscription");
+        if ((status = scan(sub, max, err)) != STORE_OK)
+            return status;
+        if (sub->nrows > 0)
+            break;
+        for (;;) {
+            int64_t left = deadline - sqlite_mono_ms();
+            if (left <= 0)
+                goto done;
+            if (sqlite_wake_wait(seen, left < WAKE_CHECK_MS ? left : WAKE_CHECK_MS))
+                break;
+            if ((rc = data_version(s, &now_version)) != SQLITE_DONE)
+                return sqlite_db_fail(s, rc, err, "polling a subscription");
+            if (now_version != version)
+                break;
+        }
+    }
+
+done:
+    *events = sub->events;
+    *count = sub->nrows;
+    memcpy(position, sub->at, STORE_REVISION_SIZE);
+    return STORE_OK;
+}
+
+store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char **err)
+{
+    sqlite_store *s = sub->s;
+    store_status status;
+    *acked = false;
+    if (!revision_valid(revision))
+        return store_fail(err, STORE_INVALID, "ack: \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    /* Never backwards: acking what is already acknowledged writes nothing. */
+    if (strcmp(revision, sub->known) <= 0) {
+        *acked = true;
+        return STORE_OK;
+    }
+    if (sub->name != NULL) {
+        if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
+            return status;
+        bool first = strcmp(sub->known, STORE_START) == 0;
+        sqlite3_stmt *q = s->q[first ? Q_SUB_INSERT : Q_SUB_UPDATE];
+        sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, revision, -1, SQLITE_STATIC);
+        if (!first)
+            sqlite3_bind_text(q, 3, sub->known, -1, SQLITE_STATIC);
+        int rc = sqlite_run(q);
+        if (rc != SQLITE_DONE)
+            return sqlite_db_fail(s, rc, err, "storing a checkpoint");
+        if (sqlite3_changes(s->db) == 0) {
+            /* Another consumer moved it: start again from where it left
+             * things, rather than apply what it has applied. */
+            return rewind_sub(sub, err);
+        }
+    }
+    sqlite_copy_revision(sub->known, (const unsigned char *)revision);
+    if (!s->txn)
+        memcpy(sub->committed, sub->known, sizeof sub->committed);
+    if (strcmp(revision, sub->at) > 0)
+        memcpy(sub->at, sub->known, sizeof sub->at);
+    *acked = true;
+    return STORE_OK;
+}
+
+store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE],
+                               char **err)
+{
+    if (sub->name == NULL) {
+        memcpy(out, sub->known, STORE_REVISION_SIZE);
+        return STORE_OK;
+    }
+    int rc = stored_checkpoint(sub->s, sub->name, out);
+    if (rc != SQLITE_DONE)
+        return sqlite_db_fail(sub->s, rc, err, "reading a checkpoint");
+    return STORE_OK;
+}
+
+store_status sqlite_sub_reset(store *st, const char *name, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    const char *why = store_check_text(name, false);
+    if (why != NULL)
+        return store_fail(err, STORE_INVALID, "subscription name %s", why);
+    if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
+        return status;
+    sqlite3_stmt *q = s->q[Q_SUB_RESET];
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite_run(q);
+    if (rc != SQLITE_DONE)
+        return sqlite_db_fail(s, rc, err, "resetting a subscription");
+    return STORE_OK;
+}

@@ -1,0 +1,288 @@
+/*
+ * sqlite_view.c - snapshots, views and the caller's transactions on the
+ * embedded store: a key's snapshot (saved through the commit group),
+ * read-model documents with each view's revision, and begin/commit/
+ * rollback, inside which every write is a savepoint.
+ */
+#include "sqlite_store.h"
+
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                           */
+
+store_status sqlite_save_snapshot(store *st, const char *key, const char *revision,
+                                  const char *state, size_t state_len, bool *saved,
+                                  char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    const char *why;
+    *saved = false;
+    if ((why = store_check_text(key, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "key %s", why);
+    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
+        return store_fail(err, STORE_INVALID, "snapshot revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if (state == NULL || state_len == 0)
+        return store_fail(err, STORE_INVALID, "snapshot state is empty");
+    if (state_len > INT_MAX)
+        return store_fail(err, STORE_LIMIT, "snapshot state is over 2 GB");
+
+    /* Outside a transaction of the caller's, through the group, so it
+     * shares a commit with appends instead of taking the write lock in
+     * their way: the aggregate runner saves one right after an append. */
+    if (!s->txn && s->group != NULL) {
+        store_append_result unused;
+        request r = {.s = s, .snap_key = key, .snap_revision = revision,
+                     .snap_state = state, .snap_len = state_len, .r = &unused, .err = err};
+        store_status status = sqlite_submit(s, &r);
+        *saved = status == STORE_OK && r.wrote;
+        return status;
+    }
+    /* One upsert, atomic on its own: the WHERE keeps a newer snapshot, an
+     * equal revision overwrites. */
+    sqlite3_stmt *q = s->q[Q_SNAP_PUT];
+    int rc;
+    if ((rc = sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(q, 2, revision, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(q, 3, state, (int)state_len, SQLITE_STATIC)) != SQLITE_OK)
+        return sqlite_db_fail(s, rc, err, "saving a snapshot");
+    rc = sqlite_run(q);
+    if (rc != SQLITE_DONE)
+        return sqlite_db_fail(s, rc, err, "saving a snapshot");
+    *saved = sqlite3_changes(s->db) > 0;
+    return STORE_OK;
+}
+
+store_status sqlite_snapshot(store *st, const char *key, store_snapshot *snap,
+                             bool *found, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status = STORE_OK;
+    const char *why;
+    *found = false;
+    memset(snap, 0, sizeof *snap);
+    if ((why = store_check_text(key, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "key %s", why);
+
+    sqlite3_stmt *q = s->q[Q_SNAP_GET];
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        size_t len;
+        const char *state = sqlite_column(q, 1, &len);
+        if ((snap->state = malloc(len + 1)) == NULL) {
+            status = store_fail(err, STORE_NOMEM, "sqlite: out of memory reading a "
+                                "snapshot");
+        } else {
+            memcpy(snap->state, state, len);
+            snap->state[len] = '\0';
+            snap->state_len = len;
+            sqlite_copy_revision(snap->revision, sqlite3_column_text(q, 0));
+            *found = true;
+        }
+    } else if (rc != SQLITE_DONE)
+        status = sqlite_db_fail(s, rc, err, "reading a snapshot");
+    sqlite3_reset(q);
+    return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* Views                                                               */
+
+static store_status check_view(const char *view, const char *id, char **err)
+{
+    const char *why;
+    if ((why = store_check_text(view, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "view name %s", why);
+    if (id != NULL && (why = store_check_text(id, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "view document id %s", why);
+    return STORE_OK;
+}
+
+store_status sqlite_view_get(store *st, const char *view, const char *id, char **doc,
+                             size_t *doc_len, char revision[STORE_REVISION_SIZE],
+                             bool *found, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    *doc = NULL;
+    *doc_len = 0;
+    *found = false;
+    sqlite_copy_revision(revision, NULL);
+    if (id == NULL)
+        return store_fail(err, STORE_INVALID, "view document id is missing");
+    if ((status = check_view(view, id, err)) != STORE_OK)
+        return status;
+
+    sqlite3_stmt *q = s->q[Q_VIEW_GET];
+    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        size_t len;
+        const char *text = sqlite_column(q, 1, &len);
+        if ((*doc = malloc(len + 1)) == NULL) {
+            status = store_fail(err, STORE_NOMEM, "sqlite: out of memory reading a view");
+        } else {
+            memcpy(*doc, text, len);
+            (*doc)[len] = '\0';
+            *doc_len = len;
+            sqlite_copy_revision(revision, sqlite3_column_text(q, 0));
+            *found = true;
+        }
+    } else if (rc != SQLITE_DONE) {
+        status = sqlite_db_fail(s, rc, err, "reading a view");
+    }
+    sqlite3_reset(q);
+    return status;
+}
+
+store_status sqlite_view_put(store *st, const char *view, const char *id,
+                             const char *doc, size_t doc_len, const char *revision,
+                             bool *stored, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    *stored = false;
+    if (id == NULL)
+        return store_fail(err, STORE_INVALID, "view document id is missing");
+    if ((status = check_view(view, id, err)) != STORE_OK)
+        return status;
+    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
+        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if (doc == NULL || doc_len == 0)
+        return store_fail(err, STORE_INVALID, "view document is empty");
+    if (doc_len > INT_MAX)
+        return store_fail(err, STORE_LIMIT, "view document is over 2 GB");
+    if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
+        return status;
+
+    /* One upsert, atomic on its own, like snapshots: the WHERE keeps a
+     * newer document. */
+    sqlite3_stmt *q = s->q[Q_VIEW_PUT];
+    int rc;
+    if ((rc = sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(q, 3, revision, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(q, 4, doc, (int)doc_len, SQLITE_STATIC)) != SQLITE_OK)
+        return sqlite_db_fail(s, rc, err, "writing a view");
+    if ((rc = sqlite_run(q)) != SQLITE_DONE)
+        return sqlite_db_fail(s, rc, err, "writing a view");
+    *stored = sqlite3_changes(s->db) > 0;
+    return STORE_OK;
+}
+
+store_status sqlite_view_revision(store *st, const char *view,
+                                  char out[STORE_REVISION_SIZE], char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    sqlite_copy_revision(out, NULL);
+    if ((status = check_view(view, NULL, err)) != STORE_OK)
+        return status;
+    sqlite3_stmt *q = s->q[Q_VIEW_SEEN];
+    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        sqlite_copy_revision(out, sqlite3_column_text(q, 0));
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(q);
+    if (rc != SQLITE_DONE)
+        return sqlite_db_fail(s, rc, err, "reading a view's revision");
+    return STORE_OK;
+}
+
+store_status sqlite_view_advance(store *st, const char *view, const char *revision,
+                                 char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    if ((status = check_view(view, NULL, err)) != STORE_OK)
+        return status;
+    if (!revision_valid(revision))
+        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
+                          revision != NULL ? revision : "(null)");
+    if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
+        return status;
+    sqlite3_stmt *q = s->q[Q_VIEW_ADVANCE];
+    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, revision, -1, SQLITE_STATIC);
+    int rc = sqlite_run(q);
+    if (rc != SQLITE_DONE)
+        return sqlite_db_fail(s, rc, err, "advancing a view's revision");
+    return STORE_OK;
+}
+
+store_status sqlite_view_clear(store *st, const char *view, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    int rc;
+    if ((status = check_view(view, NULL, err)) != STORE_OK ||
+        (status = sqlite_txn_alive(s, err)) != STORE_OK)
+        return status;
+    sqlite3_bind_text(s->q[Q_VIEW_CLEAR_DOCS], 1, view, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->q[Q_VIEW_CLEAR_SEEN], 1, view, -1, SQLITE_STATIC);
+    if ((rc = sqlite_write_begin(s)) != SQLITE_DONE ||
+        (rc = sqlite_run(s->q[Q_VIEW_CLEAR_DOCS])) != SQLITE_DONE ||
+        (rc = sqlite_run(s->q[Q_VIEW_CLEAR_SEEN])) != SQLITE_DONE ||
+        (rc = sqlite_write_commit(s)) != SQLITE_DONE) {
+        status = sqlite_db_fail(s, rc, err, "clearing a view");
+        sqlite_write_rollback(s);
+        return status;
+    }
+    return STORE_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                        */
+
+store_status sqlite_begin(store *st, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    if (s->txn)
+        return store_fail(err, STORE_INVALID, "a transaction is already open");
+    int rc = sqlite_run(s->q[Q_BEGIN]);
+    if (rc != SQLITE_DONE)
+        return sqlite_db_fail(s, rc, err, "beginning a transaction");
+    s->txn = true;
+    s->txn_appended = false;
+    return STORE_OK;
+}
+
+store_status sqlite_commit(store *st, char **err)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    if (!s->txn)
+        return store_fail(err, STORE_INVALID, "no transaction is open");
+    s->txn = false;
+    if (sqlite3_get_autocommit(s->db)) {
+        sqlite_settle_subs(s, false);
+        return store_fail(err, STORE_IO, "sqlite: the transaction was rolled back by an "
+                          "earlier error; nothing of it was committed");
+    }
+    int rc = sqlite_run(s->q[Q_COMMIT]);
+    if (rc != SQLITE_DONE) {
+        store_status status = sqlite_db_fail(s, rc, err, "committing a transaction");
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite_run(s->q[Q_ROLLBACK]);
+        sqlite_settle_subs(s, false);
+        return status;
+    }
+    sqlite_settle_subs(s, true);
+    if (s->txn_appended)
+        sqlite_wake_all();
+    return STORE_OK;
+}
+
+void sqlite_rollback(store *st)
+{
+    sqlite_store *s = (sqlite_store *)st;
+    if (!s->txn)
+        return;
+    s->txn = false;
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite_run(s->q[Q_ROLLBACK]);
+    sqlite_settle_subs(s, false);
+}
