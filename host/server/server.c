@@ -582,6 +582,51 @@ bad:
     return SERVER_USAGE;
 }
 
+/* Binds and listens on the address before any worker or projection starts,
+ * so that a port in use is said plainly ("127.0.0.1:8080 is already in
+ * use") and nothing has run; libmicrohttpd is then handed the socket. */
+static server_status bind_listen(const struct sockaddr_storage *ss, socklen_t sslen, int *fd,
+                                 char **err) {
+    char addr[INET6_ADDRSTRLEN] = "?";
+    unsigned port;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof addr);
+        port = ntohs(a->sin6_port);
+    } else {
+        const struct sockaddr_in *a = (const void *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
+        port = ntohs(a->sin_port);
+    }
+    const char *lb = ss->ss_family == AF_INET6 ? "[" : "", *rb = *lb ? "]" : "";
+    int on = 1;
+    *fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*fd < 0) {
+        *err = dup_printf("cannot listen on %s%s%s:%u: %s", lb, addr, rb, port, strerror(errno));
+        return SERVER_IO;
+    }
+    /* As libmicrohttpd does itself: a restart may rebind at once. */
+    setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (bind(*fd, (const struct sockaddr *)ss, sslen) == 0 && listen(*fd, SOMAXCONN) == 0)
+        return SERVER_OK;
+    int e = errno;
+    close(*fd);
+    *fd = -1;
+    if (e == EADDRINUSE) *err = dup_printf("%s%s%s:%u is already in use", lb, addr, rb, port);
+    else *err = dup_printf("cannot listen on %s%s%s:%u: %s", lb, addr, rb, port, strerror(e));
+    return SERVER_IO;
+}
+
+/* The port a listening socket got (the one asked for, or the one port 0
+ * picked). */
+static unsigned bound_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return 0;
+    if (ss.ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)(const void *)&ss)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)(const void *)&ss)->sin_port);
+}
+
 /* The URL to show: a wildcard address is shown as loopback, which is what
  * one tries from the same machine. */
 static void url_of(const struct sockaddr_storage *ss, unsigned port, char *out, size_t size) {
@@ -767,6 +812,7 @@ server_status server_run(const server_config *cfg, char **err) {
     server s = {.cfg = cfg};
     struct sockaddr_storage addr;
     socklen_t addrlen = 0;
+    int listen_fd = -1, bound = -1; /* ours until the daemon has it, then the daemon's */
     sigset_t signals, old_mask;
     struct sigaction ignore = {.sa_handler = SIG_IGN}, old_pipe;
     *err = NULL;
@@ -784,6 +830,8 @@ server_status server_run(const server_config *cfg, char **err) {
         s.id_prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
 
     if ((status = parse_listen(cfg->listen, &addr, &addrlen, err)) != SERVER_OK) goto done;
+    if ((status = bind_listen(&addr, addrlen, &listen_fd, err)) != SERVER_OK) goto done;
+    status = SERVER_NOMEM;
     if (worker_probe(&cfg->worker, &s.app, err) != 0) {
         status = SERVER_SCRIPT;
         goto done;
@@ -802,11 +850,15 @@ server_status server_run(const server_config *cfg, char **err) {
                      MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     s.daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &s,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                 MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, &s,
                                 MHD_OPTION_END);
+    /* The socket is the daemon's now (MHD_stop_daemon closes it); should
+     * the start fail, it is left open rather than risk closing it twice. */
+    bound = listen_fd;
+    listen_fd = -1;
     if (!s.daemon) {
         pthread_mutex_lock(&s.error_lock);
         *err = dup_printf("cannot listen on %s%s%s", cfg->listen, *s.last_error ? ": " : "",
@@ -815,9 +867,8 @@ server_status server_run(const server_config *cfg, char **err) {
         status = SERVER_IO;
         goto done;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s.daemon, MHD_DAEMON_INFO_BIND_PORT);
     char url[128];
-    url_of(&addr, di ? di->port : 0, url, sizeof url);
+    url_of(&addr, bound_port(bound), url, sizeof url);
     metrics_start();
 
     log_line l;
@@ -848,6 +899,7 @@ server_status server_run(const server_config *cfg, char **err) {
 
 done:
     if (s.daemon) MHD_stop_daemon(s.daemon);
+    if (listen_fd >= 0) close(listen_fd);
     worker_pool_free(s.pool);
     projector_stop(s.projections, 0);
     worker_app_info_free(&s.app);

@@ -125,6 +125,40 @@ describe("aeon-host at its edges #cli", function()
     end)
   end)
 
+  describe("serve on a port in use", function()
+    it("says so and exits 3 before any worker or projection has loaded the app", function()
+      local socket = require "socket"
+      local taken = assert(socket.bind("127.0.0.1", 0))
+      local _, port = taken:getsockname()
+      local dir = helpers.tmpdir()
+      local marks = dir .. "/loads"
+      local path = dir .. "/app.lua"
+      local f = assert(io.open(path, "w"))
+      f:write(([[
+        local out = assert(io.open(%q, "a"))
+        out:write("loaded\n")
+        out:close()
+        local app = require("aeon").app "marked"
+        app:query("q", function() return 1 end)
+        app:projection("p", { view = "v" }, function() end)
+        return app
+      ]]):format(marks))
+      f:close()
+      local code, out, err = run({ "serve", path, "--listen", "127.0.0.1:" .. port, "--workers", "2" },
+        { env = env })
+      taken:close()
+      assert.same(3, code)
+      assert.same("", out)
+      assert.same("aeon-host: 127.0.0.1:" .. port .. " is already in use\n", err)
+      -- Loaded once, by the command line itself: no probe, worker or
+      -- projection state was made.
+      local m = assert(io.open(marks))
+      local n = select(2, m:read("a"):gsub("loaded", ""))
+      m:close()
+      assert.same(1, n)
+    end)
+  end)
+
   describe("exit statuses and messages", function()
     it("a key the store refuses is a usage error (2) without the host's paths", function()
       for _, key in ipairs { "", "counter/\255" } do
