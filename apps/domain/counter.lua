@@ -10,7 +10,7 @@
 --
 -- The module is the aggregate (`initial`, `evolve`, `decide`) and also
 -- builds its commands and events.
-local type, tostring, math_type = type, tostring, math.type
+local type, tostring, math_type, maxinteger = type, tostring, math.type, math.maxinteger
 
 local counter = { initial = 0 }
 
@@ -49,6 +49,8 @@ end
 --- What a command does to a counter of this value.
 function counter.decide(value, command)
   if command.type == "increment" then
+    -- One more than the largest integer would wrap around to the smallest.
+    if value >= maxinteger then return nil, "the counter is at its largest value" end
     return { counter.incremented(command.name) }
   elseif command.type == "decrement" then
     if value > 0 then return { counter.decremented(command.name) } end

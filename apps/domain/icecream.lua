@@ -3,7 +3,8 @@
 -- it with aeon.execute, the specs with aeon.testing.
 --
 -- Each truck (`truck/N`, also its key) sells two flavours, Vanilla and
--- Strawberry. Restocking adds a positive whole quantity of a flavour.
+-- Strawberry. Restocking adds a positive whole quantity of a flavour, as
+-- long as the stock stays a 64-bit integer (at most 2^63-1).
 -- Selling a flavour in stock sells one scoop, and when that was the last
 -- one the flavour also goes out of stock; selling a flavour with none in
 -- stock sells nothing and records that it was not in stock.
@@ -15,7 +16,8 @@
 -- The module is the truck aggregate (`initial`, `evolve`, `decide`; its
 -- state is the stock per flavour); `in_stock` and `sold` are the
 -- projections the queries fold.
-local type, tostring, pairs, tointeger = type, tostring, pairs, math.tointeger
+local type, tostring, pairs, tointeger, maxinteger = type, tostring, pairs, math.tointeger,
+  math.maxinteger
 local format = string.format
 
 local icecream = {}
@@ -126,7 +128,13 @@ function icecream.decide(stock, command)
   if not ok then return nil, why end
   local truck, flavour = command.truck, command.flavour
   if command.type == "RestockFlavour" then
-    return { icecream.flavour_restocked(truck, flavour, tointeger(command.quantity)) }
+    local quantity, scoops = tointeger(command.quantity), stock[flavour] or 0
+    -- A stock past the largest integer would wrap around to a negative one.
+    if scoops > maxinteger - quantity then
+      return nil, format("restocking %d %s would take the stock of %d past %d", quantity, flavour,
+        scoops, maxinteger)
+    end
+    return { icecream.flavour_restocked(truck, flavour, quantity) }
   elseif command.type == "SellFlavour" then
     local scoops = stock[flavour] or 0
     if scoops <= 0 then return { icecream.flavour_was_not_in_stock(truck, flavour) } end

@@ -159,6 +159,27 @@ describe("aeon-host at its edges #cli", function()
     end)
   end)
 
+  describe("the example apps' numbers stay in range", function()
+    it("icecream refuses a restock that would wrap the stock, and appends nothing", function()
+      local ICE = "apps/icecream.lua"
+      assert.same(0, (run({ ICE, "restock", "truck/1", "Vanilla", "3" }, { env = env })))
+      local code, out, err = run({ ICE, "restock", "truck/1", "Vanilla", "9223372036854775807" },
+        { env = env })
+      assert.same(1, code)
+      assert.same("", out)
+      assert.matches("past 9223372036854775807", err)
+      assert.same(1, #events_of(uri, "truck/1"))
+      code, out = run({ ICE, "stock", "truck/1", "Vanilla" }, { env = env })
+      assert.same(0, code)
+      assert.same("3\n", out)
+      -- up to the largest integer is fine
+      code = run({ ICE, "restock", "truck/1", "Vanilla", "9223372036854775804" }, { env = env })
+      assert.same(0, code)
+      code, out = run({ ICE, "stock", "truck/1", "Vanilla" }, { env = env })
+      assert.same("9223372036854775807\n", out)
+    end)
+  end)
+
   describe("exit statuses and messages", function()
     it("a key the store refuses is a usage error (2) without the host's paths", function()
       for _, key in ipairs { "", "counter/\255" } do

@@ -20,6 +20,12 @@ describe("counter domain #unit", function()
       .then_state(3)
   end)
 
+  it("refuses to increment past 2^63-1 instead of wrapping to -2^63", function()
+    assert.same({ nil, "the counter is at its largest value" },
+      { counter.decide(math.maxinteger, increment "a") })
+    assert.same({ incremented "a" }, counter.decide(math.maxinteger - 1, increment "a"))
+  end)
+
   it("decrements a counter above 0", function()
     given { incremented "a" } .when(decrement "a") .then_events { decremented "a" } .then_state(0)
   end)

@@ -24,6 +24,20 @@ describe("ice cream truck domain #unit", function()
         .then_state { Vanilla = 0, Strawberry = 7 }
     end)
 
+    it("refuses a restock that would take the stock past 2^63-1, which wrapped it negative", function()
+      given { restocked(T, "Vanilla", 3) }
+        .when(restock(T, "Vanilla", math.maxinteger))
+        .then_rejected "past 9223372036854775807"
+      given { restocked(T, "Vanilla", math.maxinteger - 1) }
+        .when(restock(T, "Vanilla", 1))
+        .then_events { restocked(T, "Vanilla", 1) }
+        .then_state { Vanilla = math.maxinteger, Strawberry = 0 }
+      given { restocked(T, "Vanilla", math.maxinteger) } .when(restock(T, "Vanilla", 1)) .then_rejected "past"
+      given { restocked(T, "Vanilla", math.maxinteger) }
+        .when(restock(T, "Strawberry", math.maxinteger))
+        .then_events { restocked(T, "Strawberry", math.maxinteger) }
+    end)
+
     it("needs a positive integer quantity", function()
       for _, q in ipairs { 0, -1, 1.5, "3", false, math.huge } do
         given {} .when(restock(T, "Vanilla", q)) .then_rejected "quantity must be a positive integer"

@@ -2,7 +2,9 @@
 -- a message that says why, when it does not.
 local testing = require "aeon.testing"
 
--- A tiny aggregate: a bank account that refuses overdrafts.
+-- A tiny aggregate: a bank account that refuses overdrafts, amounts that
+-- are not positive whole numbers, and a balance past 2^63-1 (which would
+-- wrap around to a negative one).
 local account = {
   initial = { balance = 0 },
   evolve = function(s, e)
@@ -11,7 +13,15 @@ local account = {
     return s
   end,
   decide = function(s, c)
-    if c.type == "deposit" then return { { type = "deposited", data = { amount = c.amount } } } end
+    if c.type == "deposit" or c.type == "withdraw" then
+      if math.type(c.amount) ~= "integer" or c.amount < 1 then
+        return nil, "amount must be a positive integer"
+      end
+    end
+    if c.type == "deposit" then
+      if s.balance > math.maxinteger - c.amount then return nil, "the balance would overflow" end
+      return { { type = "deposited", data = { amount = c.amount } } }
+    end
     if c.type == "withdraw" then
       if c.amount > s.balance then return nil, "insufficient funds: balance " .. s.balance end
       return { { type = "withdrawn", data = { amount = c.amount } } }
@@ -40,6 +50,13 @@ describe("aeon.testing #unit", function()
     given {} .when { type = "withdraw", amount = 1 } .then_rejected()
     given { deposited(1) } .when { type = "look" } .then_nothing()
     given { deposited(2), withdrawn(1) } .then_state { balance = 1 }
+  end)
+
+  it("the example account refuses amounts that would wrap its balance or are not whole", function()
+    given { deposited(math.maxinteger) } .when { type = "deposit", amount = 1 }
+      .then_rejected "would overflow"
+    given { deposited(5) } .when { type = "withdraw", amount = -3 } .then_rejected "positive integer"
+    given {} .when { type = "deposit", amount = 0.5 } .then_rejected "positive integer"
   end)
 
   it("fails then_events when other events were decided", function()
