@@ -9,9 +9,11 @@
 -- before the query, and costs only the events since the last one. This is
 -- Aeon's counter-cqrs-lazy.
 --
--- `revision=REV` (a revision a command on this counter returned) answers
--- "not yet" (exit status 1) while the counter has no event at REV, which
--- after the catch-up means REV has not committed.
+-- `revision=REV` (a revision any command returned, on this counter or
+-- another) asks for an answer that reflects every event up to REV. After
+-- the catch-up the document reflects every event of the counter committed
+-- so far, so it answers at once once REV is committed; it says "not yet"
+-- (exit status 1) only while no event at or after REV is in the store.
 --
 --   aeon-host apps/counter-cqrs-lazy.lua increment name=a
 --   aeon-host apps/counter-cqrs-lazy.lua counter name=a
@@ -19,13 +21,31 @@
 local aeon = require "aeon"
 local counter = require "domain.counter_cqrs"
 
+local pcall, tostring = pcall, tostring
+
 local VIEW = "counters-lazy"
 
 local app = aeon.app "counter-cqrs-lazy"
 
 counter.declare_commands(app)
 
-app:query("counter", { params = { "name", "revision" } }, function(ctx, args)
+-- Whether the store has committed revision `rev`: some event, of any key,
+-- is at or after it. nil and a message when the store fails.
+local function committed(store, rev)
+  local iter, s, c, cursor = store:read_all { from = rev, limit = 1 }
+  if not iter then return nil, s end
+  local _ <close> = cursor
+  local ok, found = pcall(function()
+    for _ in iter, s, c do return true end
+    return false
+  end)
+  if not ok then return nil, tostring(found) end
+  return found
+end
+
+app:query("counter", { params = { "name", "revision" },
+  description = "the counter NAME, its view brought up to date first; with REVISION, once it is committed" },
+  function(ctx, args)
   local name, why = counter.check_name(args.name)
   if not name then return aeon.invalid(why) end
   local rev, rwhy = counter.check_revision(args.revision)
@@ -46,7 +66,11 @@ app:query("counter", { params = { "name", "revision" } }, function(ctx, args)
     if perr then return aeon.store_failure(perr) end
   end
 
-  if rev and rev > doc.revision then return aeon.not_yet(rev, doc.revision) end
+  if rev and rev > doc.revision then
+    local reached, rerr = committed(ctx.store, rev)
+    if reached == nil then return aeon.store_failure(rerr) end
+    if not reached then return aeon.not_yet(rev, doc.revision) end
+  end
   return doc
 end)
 

@@ -121,10 +121,37 @@ for _, backend in helpers.each_backend() do
       assert.same(c, doc)
       assert.same(c.revision, rev)
       store:close()
-      -- A revision this counter has not committed is "not yet".
-      local ncode, _, err = host("counter-cqrs-lazy", "counter", "name=other", "revision=" .. r2.revision)
+      -- A revision no event has reached yet is "not yet".
+      local ncode, _, err = host("counter-cqrs-lazy", "counter", "name=a",
+        "revision=7ZZZZZZZZZZZZZZZZZZZZZZZZZ")
       assert.same(1, ncode)
       assert.matches("not yet", err)
+      assert.is_string(r2.revision)
+    end)
+
+    it("revision= of another counter's command: the lazy model answers as of it at once, " ..
+       "where it answered 'not yet' for ever", function()
+      local _, ra = host("counter-cqrs-lazy", "increment", "name=a")
+      local _, rb = host("counter-cqrs-lazy", "increment", "name=b")
+      local code, c, err = host("counter-cqrs-lazy", "counter", "name=a", "revision=" .. rb.revision)
+      assert.same(0, code, err)
+      assert.same({ value = 1, increments = 1, decrements = 0, revision = ra.revision }, c)
+      code, c = host("counter-cqrs-lazy", "counter", "name=never", "revision=" .. rb.revision)
+      assert.same(0, code)
+      assert.same({ value = 0, increments = 0, decrements = 0, revision = aeon.START }, c)
+    end)
+
+    it("revision= on the push model waits for its projection, whichever counter it was on", function()
+      host("counter-cqrs", "increment", "name=a")
+      local _, rb = host("counter-cqrs", "increment", "name=b")
+      local code, _, err = host("counter-cqrs", "counter", "name=a", "revision=" .. rb.revision)
+      assert.same(1, code)
+      assert.matches("not yet", err)
+      assert.same(0, (host("counter-cqrs", "project", "--once")))
+      local c
+      code, c = host("counter-cqrs", "counter", "name=a", "revision=" .. rb.revision)
+      assert.same(0, code)
+      assert.same(1, c.value)
     end)
   end)
 end
