@@ -40,20 +40,23 @@ local function append(store, key, event)
   return result
 end
 
-app:command("increment", { params = { "name" } }, function(ctx, args)
+app:command("increment", { params = { "name" }, description = "adds 1 to the counter NAME" },
+  function(ctx, args)
   local key, name = counter_key(args)
   if not key then return aeon.invalid(name) end
   return append(ctx.store, key, { type = "incremented", data = { type = "incremented", name = name } })
 end)
 
-app:command("decrement", { params = { "name" } }, function(ctx, args)
+app:command("decrement", { params = { "name" },
+  description = "takes 1 from the counter NAME, unless it is at 0" }, function(ctx, args)
   local key, name = counter_key(args)
   if not key then return aeon.invalid(name) end
   if replay(ctx.store, key).value <= 0 then return { type = "unchanged" } end
   return append(ctx.store, key, { type = "decremented", data = { type = "decremented", name = name } })
 end)
 
-app:query("counter", { params = { "name" } }, function(ctx, args)
+app:query("counter", { params = { "name" }, description = "the counter NAME, replayed from its events" },
+  function(ctx, args)
   local key, name = counter_key(args)
   if not key then return aeon.invalid(name) end
   return replay(ctx.store, key)

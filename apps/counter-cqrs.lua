@@ -29,6 +29,7 @@ local app = aeon.app "counter-cqrs"
 counter.declare_commands(app)
 counter.declare_projection(app)
 
-app:query("counter", { params = { "name", "revision" }, views = { counter.VIEW } }, counter.query)
+app:query("counter", { params = { "name", "revision" }, views = { counter.VIEW },
+  description = "the counter NAME; with REVISION, once the view has seen it" }, counter.query)
 
 return app

@@ -20,7 +20,8 @@ local OPTIONS = { on_conflict = "report" }
 
 counter_commands.declare(app, OPTIONS)
 
-app:query("counter", { params = { "name" } }, function(ctx, args)
+app:query("counter", { params = { "name" }, description = "the counter NAME, replayed from its events" },
+  function(ctx, args)
   local name, why = counter.check_name(args.name)
   if not name then return aeon.invalid(why) end
   local value, err = aeon.load(ctx.store, counter, counter.key(name))

@@ -21,7 +21,8 @@ local OPTIONS = { snapshot_every = SNAPSHOT_EVERY, on_conflict = "report" }
 
 counter_commands.declare(app, OPTIONS)
 
-app:query("counter", { params = { "name" } }, function(ctx, args)
+app:query("counter", { params = { "name" }, description = "the counter NAME, from its newest snapshot and the events after it" },
+  function(ctx, args)
   local name, why = counter.check_name(args.name)
   if not name then return aeon.invalid(why) end
   local stats = {}

@@ -34,7 +34,8 @@ counter_commands.declare(app, OPTIONS)
 -- until the view has seen REV; without it, a command-line query first
 -- brings the view up to date, so it reflects every event committed before.
 counter_cqrs.declare_projection(app)
-app:query("counter", { params = { "name", "revision" }, views = { counter_cqrs.VIEW } },
+app:query("counter", { params = { "name", "revision" }, views = { counter_cqrs.VIEW },
+  description = "the counter NAME; with REVISION, once the view has seen it" },
   counter_cqrs.query)
 
 return app

@@ -45,14 +45,17 @@ local function answer(flavour, result, stock, events)
   return result
 end
 
-app:command("restock", { params = { "truck", "flavour", "quantity" } }, function(ctx, args)
+app:command("restock", { params = { "truck", "flavour", "quantity" },
+  description = "adds QUANTITY scoops of FLAVOUR (Vanilla, Strawberry) to TRUCK (truck/N)" },
+  function(ctx, args)
   local a, err = arguments("restock TRUCK FLAVOUR QUANTITY", args, "truck", "flavour", "quantity")
   if not a then return nil, err end
   local truck, flavour, quantity = a[1], a[2], a[3]
   return answer(flavour, aeon.execute(ctx.store, icecream, truck, icecream.restock(truck, flavour, quantity)))
 end)
 
-app:command("sell", { params = { "truck", "flavour" } }, function(ctx, args)
+app:command("sell", { params = { "truck", "flavour" },
+  description = "sells one scoop of FLAVOUR from TRUCK, if it has one" }, function(ctx, args)
   local a, err = arguments("sell TRUCK FLAVOUR", args, "truck", "flavour")
   if not a then return nil, err end
   local truck, flavour = a[1], a[2]
@@ -70,8 +73,10 @@ local function count_query(usage, projection)
   end
 end
 
-app:query("stock", { params = { "truck", "flavour" } }, count_query("stock TRUCK FLAVOUR", icecream.in_stock))
-app:query("sold", { params = { "truck", "flavour" } }, count_query("sold TRUCK FLAVOUR", icecream.sold))
+app:query("stock", { params = { "truck", "flavour" }, description = "scoops of FLAVOUR TRUCK has" },
+  count_query("stock TRUCK FLAVOUR", icecream.in_stock))
+app:query("sold", { params = { "truck", "flavour" }, description = "scoops of FLAVOUR TRUCK has sold" },
+  count_query("sold TRUCK FLAVOUR", icecream.sold))
 
 -- Collects a read's events; a store failure mid-read is the store's, not
 -- the app's.
@@ -86,7 +91,8 @@ local function collect(iter, s, c, cursor)
   return events
 end
 
-app:query("history", { params = { "truck" } }, function(ctx, args)
+app:query("history", { params = { "truck" },
+  description = "TRUCK's events; without TRUCK, every truck's in commit order" }, function(ctx, args)
   if args.truck == nil then
     return collect(ctx.store:read_all { filter = { key = aeon.filter.prefix("truck/") } })
   end

@@ -23,8 +23,11 @@ end
 
 --- Declares both commands on `app`, run with `options` (see aeon.execute).
 function M.declare(app, options)
-  app:command("increment", { params = { "name" } }, handler(counter.increment, options))
-  app:command("decrement", { params = { "name" } }, handler(counter.decrement, options))
+  app:command("increment", { params = { "name" }, description = "adds 1 to the counter NAME" },
+    handler(counter.increment, options))
+  app:command("decrement", { params = { "name" },
+    description = "takes 1 from the counter NAME, unless it is at 0" },
+    handler(counter.decrement, options))
 end
 
 return M

@@ -67,7 +67,8 @@ end
 
 --- Declares the projection that keeps the `counters` view.
 function M.declare_projection(app)
-  app:projection("counters", { view = M.VIEW, key = M.KEY, type = M.TYPES }, M.project)
+  app:projection("counters", { view = M.VIEW, key = M.KEY, type = M.TYPES,
+    description = "keeps { value, increments, decrements, revision } per counter" }, M.project)
 end
 
 --- The counter's document from a view (zero when it has none), or nil and

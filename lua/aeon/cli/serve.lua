@@ -40,6 +40,8 @@ local FLAGS = {
 }
 
 M.USAGE = [[
+usage: aeon-host [--store URI] serve FILE.lua [options]
+       aeon-host [--store URI] FILE.lua            (the same, with every default)
 serve options:
   --listen ADDR:PORT       where to listen (127.0.0.1:8080; :PORT for every interface,
                            port 0 for any free one)
