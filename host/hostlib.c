@@ -15,7 +15,8 @@
  *   host.now()                           -> wall-clock seconds, fractional
  *   host.set_log_level(level)
  *
- * aeon.cli.serve builds `config` from the command line; projection runners call
+ * aeon.cli.serve builds `config` from the command line (with every field: the
+ * defaults are aeon.cli.options'); projection runners call
  * stopping() and projection_lag(). Uses server.h, log.h, metrics.h, json.h
  * and host.h.
  */
@@ -52,16 +53,21 @@ static void on_listening(void *ctx, const char *url) {
     }
 }
 
-static const char *opt_string(lua_State *L, const char *field, const char *dflt) {
+/* The config's fields. The defaults live in one place, aeon.cli.options
+ * (SERVE, DEFAULT_STORE), which fills in every field; here a missing one
+ * is a programming mistake, not a default. */
+static const char *opt_string(lua_State *L, const char *field, int required) {
     lua_getfield(L, 1, field);
-    const char *s = lua_isnil(L, -1) ? dflt : luaL_checkstring(L, -1);
+    if (lua_isnil(L, -1) && required) luaL_error(L, "config.%s is required", field);
+    const char *s = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
     lua_pop(L, 1); /* the string stays alive: config holds it */
     return s;
 }
 
-static lua_Number opt_number(lua_State *L, const char *field, lua_Number dflt) {
+static lua_Number need_number(lua_State *L, const char *field) {
     lua_getfield(L, 1, field);
-    lua_Number n = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+    if (lua_isnil(L, -1)) luaL_error(L, "config.%s is required", field);
+    lua_Number n = luaL_checknumber(L, -1);
     lua_pop(L, 1);
     return n;
 }
@@ -70,30 +76,29 @@ static int l_serve(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     listening_ctx ctx = {.L = L, .fn = lua_isfunction(L, 2) ? 2 : 0};
     server_config cfg = {
-        .listen = opt_string(L, "listen", "127.0.0.1:8080"),
+        .listen = opt_string(L, "listen", 1),
         .worker =
             {
-                .app_path = opt_string(L, "app", NULL),
-                .store_uri = opt_string(L, "store", "sqlite:aeon.db"),
-                .lua_path = opt_string(L, "lua_path", ""),
-                .lua_cpath = opt_string(L, "lua_cpath", ""),
-                .workers = (int)opt_number(L, "workers", 4),
+                .app_path = opt_string(L, "app", 1),
+                .store_uri = opt_string(L, "store", 1),
+                .lua_path = opt_string(L, "lua_path", 1),
+                .lua_cpath = opt_string(L, "lua_cpath", 1),
+                .workers = (int)need_number(L, "workers"),
                 .queue_limit = 4096,
-                .max_instructions = (long long)opt_number(L, "max_instructions", 100000000),
-                .max_seconds = opt_number(L, "max_time", 30),
+                .max_instructions = (long long)need_number(L, "max_instructions"),
+                .max_seconds = need_number(L, "max_time"),
             },
-        .app_name = opt_string(L, "app_name", "app"),
-        .max_body = (size_t)opt_number(L, "max_body", 1 << 20),
-        .idle_timeout = (unsigned)opt_number(L, "timeout", 30),
-        .drain_seconds = opt_number(L, "drain", 10),
-        .token = opt_string(L, "token", NULL),
+        .app_name = opt_string(L, "app_name", 1),
+        .max_body = (size_t)need_number(L, "max_body"),
+        .idle_timeout = (unsigned)need_number(L, "timeout"),
+        .drain_seconds = need_number(L, "drain"),
+        .token = opt_string(L, "token", 0),
         .on_listening = on_listening,
         .ctx = &ctx,
     };
     lua_getfield(L, 1, "watch");
     cfg.watch = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    luaL_argcheck(L, cfg.worker.app_path != NULL, 1, "config.app is required");
     luaL_argcheck(L, cfg.worker.workers >= 1 && cfg.worker.workers <= 1024, 1,
                   "config.workers must be 1 to 1024");
     if (cfg.token && !*cfg.token) cfg.token = NULL;

@@ -7,8 +7,9 @@
 -- was asked, so the host can answer with the right exit status or HTTP
 -- status.
 local core = require "aeon.core"
-
-local setmetatable, type, tostring = setmetatable, type, tostring
+local errors = require "aeon.errors"
+local app = require "aeon.app"
+local aggregate = require "aeon.aggregate"
 
 local M = {
   START = core.START,
@@ -26,57 +27,19 @@ function M.open(uri, opts)
   return core.open(uri, opts)
 end
 
--- Errors a handler returns as its second value: `return aeon.reject("...")`.
-local Error = {}
-Error.__index = Error
-Error.__tostring = function(e) return e.message end
-
-local function failure(kind, message, fields)
-  local e = fields or {}
-  e.kind, e.message = kind, message
-  return nil, setmetatable(e, Error)
-end
-
---- The command is refused by the domain's rules (exit 1, HTTP 422).
-function M.reject(message, fields) return failure("rejected", tostring(message), fields) end
-
---- The request itself is wrong: a bad or missing argument (exit 2, HTTP 400).
-function M.invalid(message, fields) return failure("invalid", tostring(message), fields) end
-
---- A read model has not yet seen `revision` (exit 1, HTTP 202 + Retry-After).
--- `seen`, when given, is the revision it has seen, for the message.
-function M.not_yet(revision, seen)
-  local message = "not yet: the read model has not seen revision " .. tostring(revision)
-  if seen == M.START then
-    message = message .. " (it has seen no events yet)"
-  elseif seen then
-    message = message .. " (it has seen up to " .. tostring(seen) .. ")"
-  end
-  return failure("not_yet", message, { revision = revision, seen = seen })
-end
-
---- An optimistic-concurrency conflict from an append result (exit 1, HTTP 409).
-function M.conflict(result)
-  return failure("conflict",
-    ("conflict: expected revision %s but the head is %s"):format(result.expected_revision,
-      result.actual_revision),
-    { expected_revision = result.expected_revision, actual_revision = result.actual_revision })
-end
-
---- The store failed (exit 3, HTTP 503).
-function M.store_failure(message) return failure("store", tostring(message)) end
-
---- True when v is an error made by one of the functions above.
-function M.is_error(v) return type(v) == "table" and getmetatable(v) == Error end
+-- The errors a handler returns as its second value (see aeon.errors):
+-- `return aeon.reject("...")`.
+M.reject, M.invalid, M.not_yet = errors.reject, errors.invalid, errors.not_yet
+M.conflict, M.store_failure, M.is_error = errors.conflict, errors.store_failure, errors.is_error
 
 --- Starts an app definition (see aeon.app).
-function M.app(name) return require("aeon.app").new(name) end
+M.app = app.new
 
 --- Runs a command through an aggregate (see aeon.aggregate).
-function M.execute(...) return require("aeon.aggregate").execute(...) end
+M.execute = aggregate.execute
 
 --- Folds a key's events into an aggregate's (or a projection's) state (see
 -- aeon.aggregate).
-function M.load(...) return require("aeon.aggregate").load(...) end
+M.load = aggregate.load
 
 return M

@@ -3,7 +3,7 @@
  *
  * Every thread here owns one Lua state at a time, made by state_new: the
  * standard libraries, the Lua library's paths, aeon.core and aeon.host
- * preloaded, then aeon.cli.serve's boot(config, role), which loads the app and
+ * preloaded, then aeon.cli.worker's boot(config, role), which loads the app and
  * (except for a probe) opens the thread's own store connection. The state's
  * extra space points at the thread's record, so the count hook can find its
  * budget without a lookup.
@@ -87,7 +87,7 @@ static void log_lua_error(log_level level, const char *msg, const char *error,
 /* Lua states                                                          */
 
 /* Runs inside host_call: builds the state and calls
- * require("aeon.cli.serve").boot(config, role); leaves boot's answer. */
+ * require("aeon.cli.worker").boot(config, role); leaves boot's answer. */
 static int boot(lua_State *L) {
     const worker_options *opt = lua_touserdata(L, 1);
     const char *role = lua_tostring(L, 2);
@@ -106,7 +106,7 @@ static int boot(lua_State *L) {
     lua_pop(L, 2);
 
     lua_getglobal(L, "require");
-    lua_pushliteral(L, "aeon.cli.serve");
+    lua_pushliteral(L, "aeon.cli.worker");
     lua_call(L, 1, 1);
     lua_getfield(L, -1, "boot");
     lua_createtable(L, 0, 2);
@@ -116,7 +116,7 @@ static int boot(lua_State *L) {
     lua_setfield(L, -2, "store");
     lua_pushstring(L, role);
     lua_call(L, 2, 1);
-    if (!lua_istable(L, -1)) luaL_error(L, "aeon.cli.serve.boot returned no table");
+    if (!lua_istable(L, -1)) luaL_error(L, "aeon.cli.worker.boot returned no table");
     return 1;
 }
 
@@ -230,7 +230,7 @@ typedef struct worker {
     worker_pool *pool;      /* the pool it serves */
     pthread_t thread;       /* its thread */
     lua_State *L;           /* its state; only this thread touches it */
-    int handle;             /* registry ref of aeon.cli.serve's handler */
+    int handle;             /* registry ref of aeon.cli.worker's handler */
     unsigned generation;    /* the app version its state was loaded from */
     long long used;         /* instructions the current job has run */
     double deadline;        /* when the current job's time is up */
@@ -255,7 +255,7 @@ struct worker_pool {
 /* Stops a handler past its budget. The first time, it raises, so the
  * handler unwinds as from any error and its traceback is logged. A handler
  * that catches that error and runs on is, the next time, yielded out of:
- * aeon.cli.serve runs every handler in a coroutine, which it then abandons. */
+ * aeon.cli.worker runs every handler in a coroutine, which it then abandons. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     worker *w = *(worker **)lua_getextraspace(L);
@@ -291,7 +291,7 @@ static lua_State *request_state(worker *w, int *handle, char **err) {
     if (!L) return NULL;
     lua_getfield(L, -1, "handle");
     if (!lua_isfunction(L, -1)) {
-        *err = dup_string("aeon.cli.serve.boot gave no handler");
+        *err = dup_string("aeon.cli.worker.boot gave no handler");
         lua_close(L);
         return NULL;
     }
@@ -352,7 +352,7 @@ static void run(worker *w, worker_job *job) {
             job->status = 503;
         }
     } else {
-        /* An error outside the app's handler (aeon.cli.serve itself, or the hook
+        /* An error outside the app's handler (aeon.cli.worker itself, or the hook
          * firing again after a handler swallowed its error). */
         char *text = error_text(L);
         log_lua_error(LOG_ERROR, "request failed", text, "request_id", job->request_id);

@@ -9,7 +9,7 @@
  * shared between threads: every state is made by state_new, used by one
  * thread, and closed by it.
  *
- * The Lua side of every state is aeon.cli.serve's boot(config, role); every call
+ * The Lua side of every state is aeon.cli.worker's boot(config, role); every call
  * into it goes through host_call. Request handlers run under a budget: a
  * count hook stops a handler that runs past --max-instructions or
  * --max-time. Uses host.h, bind.h (aeon.core), server.h (aeon.host), log.h,
@@ -127,7 +127,7 @@ void worker_pool_free(worker_pool *p);
 typedef struct projector projector;
 
 /* Starts one thread per projection name; each makes its own state and runs
- * aeon.cli.serve's projection entry, restarting it with a back-off when it
+ * aeon.cli.worker's projection entry, restarting it with a back-off when it
  * fails. */
 int projector_start(const worker_options *opt, char *const *names, size_t n, projector **out,
                     char **err);

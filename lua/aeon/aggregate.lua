@@ -74,7 +74,7 @@
 -- `opts.snapshots = true` starts from the newest snapshot, `opts.cache` from
 -- the kept state (and keeps the one it ends with); `opts.stats` as above.
 -- Returns `nil, err` when the store fails.
-local aeon = require "aeon"
+local errors = require "aeon.errors" -- not aeon itself, which requires this module
 local core = require "aeon.core"
 
 local type, pairs, next, pcall, error, tostring, select = type, pairs, next, pcall, error, tostring, select
@@ -182,7 +182,7 @@ local function fold(store, agg, key, state, after, stats)
   local iter, s, c, cursor = store:read(key, after and { after = after } or nil)
   if not iter then return nil, s end
   local _ <close> = cursor
-  local revision, n = after or aeon.START, 0
+  local revision, n = after or core.START, 0
   while true do
     -- A read that fails half-way raises from the iterator; that is the
     -- store failing, not the app.
@@ -210,14 +210,14 @@ local function load(store, agg, key, use_snapshots, stats, cache)
     state = copy(agg.initial)
     if use_snapshots then
       local snap, err = store:snapshot(key)
-      if snap == nil and err ~= nil then return aeon.store_failure(err) end
+      if snap == nil and err ~= nil then return errors.store_failure(err) end
       if snap then state, after = snap.state, snap.revision end
       if stats then stats.snapshot = after end
     end
   end
   local revision, n
   state, revision, n = fold(store, agg, key, state, after, stats)
-  if state == nil then return aeon.store_failure(revision) end
+  if state == nil then return errors.store_failure(revision) end
   since = since + n
   -- Kept before anyone sees it (decide may change it in place), when it
   -- is news: the next command need not fold again, even if this one is
@@ -237,8 +237,8 @@ local function decision(agg, state, command)
   local events, reason = agg.decide(state, command)
   if events == nil then
     if reason == nil then error("decide returned nil without a reason", 0) end
-    if aeon.is_error(reason) then return nil, reason end
-    return nil, select(2, aeon.reject(reason))
+    if errors.is_error(reason) then return nil, reason end
+    return nil, select(2, errors.reject(reason))
   end
   if type(events) ~= "table" or (events.type ~= nil and events[1] == nil) then
     error("decide must return a list of events (wrap a single event in { })", 0)
@@ -305,7 +305,7 @@ function M.execute(store, agg, key, command, opts)
     local events, err = decision(agg, state, command)
     if k and (not events or next(events) == nil) then
       local now, herr = store:head(key)
-      if now == nil then return aeon.store_failure(herr) end
+      if now == nil then return errors.store_failure(herr) end
       if now ~= head then goto stale end
     end
     if not events then return nil, err end
@@ -314,7 +314,7 @@ function M.execute(store, agg, key, command, opts)
     do
       local next_state = apply(agg, state, key, events)
       local result, aerr = store:append(key, events, { expected_revision = head })
-      if not result then return aeon.store_failure(aerr) end
+      if not result then return errors.store_failure(aerr) end
       if result.type == "appended" then
         state, since = next_state, since + #events
         if every and since >= every and save_snapshot(store, key, result.revision, state, stats) then
@@ -324,12 +324,12 @@ function M.execute(store, agg, key, command, opts)
         return result, state, events
       end
       if result.type ~= "conflict" then
-        return aeon.store_failure("unexpected append result '" .. tostring(result.type) .. "'")
+        return errors.store_failure("unexpected append result '" .. tostring(result.type) .. "'")
       end
       if not k then
         count(stats, "conflicts", 1)
         if attempt > retries then
-          local _, cerr = aeon.conflict(result)
+          local _, cerr = errors.conflict(result)
           if attempt > 1 then cerr.message = ("%s (after %d attempts)"):format(cerr.message, attempt) end
           cerr.attempts = attempt
           return nil, cerr

@@ -25,7 +25,7 @@
 -- A projection keeps a view (a read model, API.md section 4) from the
 -- events it follows: the host hands each matching event, in commit order,
 -- to handler(view, event, ctx) (aeon.project runs them).
-local aeon = require "aeon"
+local errors = require "aeon.errors" -- not aeon itself, which requires this module
 
 local type, pairs, ipairs, setmetatable, error = type, pairs, ipairs, setmetatable, error
 local tostring, xpcall, pcall, traceback = tostring, xpcall, pcall, debug.traceback
@@ -175,11 +175,11 @@ local function run(h, ctx, args)
     return e
   end, ctx, args)
   if not ok then
-    if aeon.is_error(value) then return value.kind, value end
+    if errors.is_error(value) then return value.kind, value end
     return "script", { message = tostring(value), traceback = tb }
   end
   if value == nil and err ~= nil then
-    if aeon.is_error(err) then return err.kind, err end
+    if errors.is_error(err) then return err.kind, err end
     return "rejected", { message = tostring(err) }
   end
   return "ok", value
