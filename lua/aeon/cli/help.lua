@@ -2,11 +2,13 @@
 -- own: its commands, queries and projections with their parameters and
 -- descriptions (`aeon-host APP.lua --help`), or one of them
 -- (`aeon-host APP.lua NAME --help`).
+local options = require "aeon.cli.options"
+
 local ipairs, concat, upper = ipairs, table.concat, string.upper
 
 local M = {}
 
-M.USAGE = [[
+M.USAGE = ([[
 usage:
   aeon-host [--store URI] FILE.lua [ARGS...]      run a script, or an app's command or query
   aeon-host [--store URI] FILE.lua                an app with no ARGS: serve it over HTTP
@@ -22,13 +24,13 @@ usage:
   aeon-host --help | --version
 Every subcommand takes --help.
 
-The store is --store, else $AEON_STORE, else sqlite:aeon.db.
+The store is --store, else $AEON_STORE, else ${store}.
 Stores: sqlite:PATH, PATH.db, memory:, dynamodb:NAME, or an Aeon config JSON.
 Arguments to an app are name=value pairs (value read as JSON where it parses,
 else as a string) or positional where the app names them; a word that starts
 with - is an option (write name=-x, or put it after --, for such a value).
 Exit statuses: 0 ok, 1 rejected or conflicted, 2 usage error, 3 store or I/O
-failure, 4 script error.]]
+failure, 4 script error.]]):gsub("%${store}", options.DEFAULT_STORE)
 
 --- How a command or query is called: "increment NAME", "history [TRUCK]"
 -- style; every parameter may be left out, so each is shown as optional

@@ -33,31 +33,21 @@ local APP_WORDS = {
   project = "aeon.cli.project",
 }
 
--- Global options come before the file or subcommand. Returns opts and the
--- index of the first other word, or nil and an exit status when the
--- option was --help or --version.
+-- Global options come before the file or subcommand.
+local GLOBALS = { store = "string", version = "flag" }
+
+-- Returns opts and the index of the first other word, or nil and an exit
+-- status when the option was --help or --version.
 local function globals(argv)
-  local opts, i = {}, 1
-  while argv[i] do
-    local a = argv[i]
-    if a == "--store" then
-      if not argv[i + 1] then usage("--store needs a URI") end
-      opts.store, i = argv[i + 1], i + 2
-    elseif a:match("^%-%-store=") then
-      opts.store, i = a:sub(9), i + 1
-    elseif a == "--help" or a == "-h" then
-      io.stdout:write(help.USAGE, "\n")
-      return nil, EXIT.ok
-    elseif a == "--version" then
-      io.stdout:write("aeon-host ", aeon.VERSION, "\n")
-      return nil, EXIT.ok
-    elseif options.looks_like_option(a) then
-      usage("unknown option %s (see --help)", a)
-    else
-      break
-    end
+  local flags, _, i = options.parse(argv, 1, GLOBALS, nil, true)
+  if flags.help then
+    io.stdout:write(help.USAGE, "\n")
+    return nil, EXIT.ok
+  elseif flags.version then
+    io.stdout:write("aeon-host ", aeon.VERSION, "\n")
+    return nil, EXIT.ok
   end
-  return opts, i
+  return { store = flags.store }, i
 end
 
 -- aeon-host FILE.lua [WORDS...]: a script, or an app's command or query,

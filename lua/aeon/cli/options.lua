@@ -116,13 +116,18 @@ end
 -- each option's name to "flag", "string", "integer" (non-negative) or
 -- "number" (non-negative, finite); `what` names the command in messages.
 -- `--help` and `-h` set flags.help wherever they are; after `--` every
--- word is positional. Returns flags, positional; raises a usage error on
--- an unknown option or a missing or bad value.
-function M.parse(words, first, spec, what)
+-- word is positional. With `stop`, parsing ends at the first positional
+-- word, whose index is the third result (the global options before a
+-- subcommand). Returns flags, positional; raises a usage error on an
+-- unknown option or a missing or bad value.
+function M.parse(words, first, spec, what, stop)
   local flags, positional = {}, {}
   local i, n = first or 1, #words
+  local see = what and (what .. " --help") or "--help"
+  what = what and (what .. " ") or ""
   while i <= n do
     local w = words[i]
+    if stop and not M.looks_like_option(w) then break end
     if w == "--" then
       for j = i + 1, n do positional[#positional + 1] = words[j] end
       break
@@ -134,7 +139,7 @@ function M.parse(words, first, spec, what)
     elseif name then
       local kind = spec[name]
       if not kind then
-        M.usage("unknown %s option --%s (see %s --help)", what, name, what)
+        M.usage("unknown %soption --%s (see %s)", what, name, see)
       end
       if kind == "flag" then
         if inline then M.usage("option --%s takes no value", name) end
@@ -152,13 +157,13 @@ function M.parse(words, first, spec, what)
         flags[name] = convert(name, kind, value)
       end
     elseif M.looks_like_option(w) then
-      M.usage("unknown %s option %s (see %s --help)", what, w, what)
+      M.usage("unknown %soption %s (see %s)", what, w, see)
     else
       positional[#positional + 1] = w
     end
     i = i + 1
   end
-  return flags, positional
+  return flags, positional, i
 end
 
 --- Loads and runs a Lua file with `args` (also the global `arg`), the way

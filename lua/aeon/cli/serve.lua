@@ -31,23 +31,25 @@ local FLAGS = {
   drain = "number",
 }
 
-M.USAGE = [[
+-- Each option's default in the help is options.SERVE's, so the two agree.
+M.USAGE = ([[
 usage: aeon-host [--store URI] serve FILE.lua [options]
        aeon-host [--store URI] FILE.lua            (the same, with every default)
 serve options:
-  --listen ADDR:PORT       where to listen (127.0.0.1:8080; :PORT for every interface,
+  --listen ADDR:PORT       where to listen (${listen}; :PORT for every interface,
                            port 0 for any free one)
-  --workers N              worker threads, each with its own Lua state and store (4)
-  --log-level LEVEL        debug, info, warn or error (info)
+  --workers N              worker threads, each with its own Lua state and store (${workers})
+  --log-level LEVEL        debug, info, warn or error (${log-level})
   --watch                  reload the app when its Lua files change
   --token TOKEN            require "Authorization: Bearer TOKEN" for commands and
                            queries (default $AEON_TOKEN; none when unset)
-  --max-body BYTES         larger request bodies are answered 413 (1048576)
-  --timeout SECONDS        a connection that stalls this long is closed (30)
+  --max-body BYTES         larger request bodies are answered 413 (${max-body})
+  --timeout SECONDS        a connection that stalls this long is closed (${timeout})
   --max-instructions N     a request's handler is stopped past N Lua instructions
-                           (100000000; 0: no limit)
-  --max-time SECONDS       ... or past this many seconds (30; 0: no limit)
-  --drain SECONDS          on SIGINT/SIGTERM, wait this long for requests in flight (10)]]
+                           (${max-instructions}; 0: no limit)
+  --max-time SECONDS       ... or past this many seconds (${max-time}; 0: no limit)
+  --drain SECONDS          on SIGINT/SIGTERM, wait this long for requests in flight (${drain})]])
+  :gsub("%${([%w-]+)}", function(name) return tostring(options.SERVE[name]) end)
 
 -- The options with the defaults filled in, checked.
 local function settings(flags)
