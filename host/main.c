@@ -71,7 +71,11 @@ static int pmain(lua_State *L) {
     }
     if (host_call(L, 1, 1) != LUA_OK) {
         bind_end_transactions(L);
-        return host_report(L, "aeon-host");
+        host_report(L, "aeon-host");
+        /* An error that came of a damaged store file is the store's failure
+         * (exit 3), not the script's. */
+        if (bind_damage_seen()) lua_pushinteger(L, HOST_EXIT_IO);
+        return 1;
     }
     lua_Integer code = luaL_optinteger(L, -1, 0);
     /* A script (or a store a handler opened itself) that ended with a

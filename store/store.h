@@ -46,7 +46,12 @@ typedef enum store_status {
     STORE_INVALID, /* the caller's mistake: bad argument, option or value */
     STORE_LIMIT,   /* refused: over a backend limit (size, number range) */
     STORE_IO,      /* the backend failed: I/O, network, throttled after retries */
+    STORE_DAMAGED, /* the stored data is damaged (a corrupt file): this call and
+                      every later one on the handle fail, saying so */
 } store_status;
+
+/* What a damaged store's calls say first, on every backend that can tell. */
+#define STORE_DAMAGED_MESSAGE "the store file is damaged: run `aeon-host store check`"
 
 /* ------------------------------------------------------------------ */
 /* Clock and randomness, injectable so revisions and signatures can be */
@@ -230,6 +235,9 @@ typedef enum store_admin {
     STORE_DEPLOY,  /* create what is missing, wait until usable */
     STORE_DESTROY, /* remove the store's tables or file contents */
     STORE_INFO,    /* describe what exists */
+    STORE_CHECK,   /* check the stored data and the store's invariants: *out is
+                      { "ok": bool, "problems": [text...], ... }; STORE_OK
+                      either way, unless the check itself cannot run */
 } store_admin;
 
 typedef struct store_ops {
@@ -414,6 +422,10 @@ typedef struct store_ops {
 struct store {
     const store_ops *ops; /* the backend's table */
     store_env env;        /* clock and randomness in use */
+    bool damaged;         /* set by the backend when it found its data damaged:
+                             from then on every call fails with STORE_DAMAGED */
+    bool solo;            /* set at open when no other handle sees this one's data
+                             (an in-memory or temporary database) */
 };
 
 /* The backends compiled in. */

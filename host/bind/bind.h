@@ -61,8 +61,12 @@ void bind_release(bind_child *c);
  * a store_ops slot the backend leaves NULL. */
 int bind_unsupported(lua_State *L, const store *s, const char *what);
 
-/* nil, message for an expected failure; raises for STORE_INVALID. Frees err. */
+/* nil, message for an expected failure; raises for STORE_INVALID. Frees err.
+ * Notes STORE_DAMAGED for bind_damage_seen. */
 int bind_fail(lua_State *L, store_status st, char *err);
+
+/* Whether a store of this process has reported its data damaged. */
+bool bind_damage_seen(void);
 
 /* A string the store accepts (UTF-8, no NUL, non-empty unless allow_empty). */
 const char *bind_check_text(lua_State *L, int idx, const char *what, int allow_empty);

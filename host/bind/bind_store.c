@@ -13,6 +13,7 @@
  * event without a type, an unknown option) raises.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -89,9 +90,20 @@ int bind_unsupported(lua_State *L, const store *s, const char *what) {
     return 2;
 }
 
+/* Whether any store of this process reported damage: what the server's
+ * /health and the command line's exit status go by. */
+static atomic_bool damage_seen;
+
+bool bind_damage_seen(void) { return atomic_load(&damage_seen); }
+
+static void note(store_status st) {
+    if (st == STORE_DAMAGED) atomic_store(&damage_seen, true);
+}
+
 /* Reports a store failure the way the contract says: raise for a caller's
  * mistake, nil + message otherwise. Frees err. */
 int bind_fail(lua_State *L, store_status st, char *err) {
+    note(st);
     lua_pushnil(L);
     lua_pushstring(L, err ? err : "out of memory");
     free(err);
@@ -662,6 +674,7 @@ static int cursor_next(lua_State *L) {
     char *err = NULL;
     store_status st = s->ops->next(lc->c, &ev, &err);
     if (st != STORE_OK) {
+        note(st);
         cursor_release(lc);
         lua_pushstring(L, err ? err : "out of memory");
         free(err);
@@ -787,8 +800,8 @@ static int l_snapshot(lua_State *L) {
 }
 
 static int l_admin(lua_State *L) {
-    static const char *const actions[] = {"deploy", "destroy", "info", NULL};
-    static const store_admin codes[] = {STORE_DEPLOY, STORE_DESTROY, STORE_INFO};
+    static const char *const actions[] = {"deploy", "destroy", "info", "check", NULL};
+    static const store_admin codes[] = {STORE_DEPLOY, STORE_DESTROY, STORE_INFO, STORE_CHECK};
     store *s = bind_check_store(L, 1);
     int a = luaL_checkoption(L, 2, NULL, actions);
     char *out = NULL, *err = NULL;
@@ -798,6 +811,14 @@ static int l_admin(lua_State *L) {
     const char *bad = json_decode(L, out, strlen(out), msg, sizeof msg);
     free(out);
     if (bad) luaL_error(L, "store admin answered bad JSON: %s", msg);
+    return 1;
+}
+
+/* store:damaged() -> true once the backend found its data damaged (every
+ * call fails from then on); false on a closed store. */
+static int l_damaged(lua_State *L) {
+    lstore *ls = luaL_checkudata(L, 1, STORE_MT);
+    lua_pushboolean(L, ls->s && ls->s->damaged);
     return 1;
 }
 
@@ -867,6 +888,7 @@ static const luaL_Reg store_methods[] = {
     {"snapshot", l_snapshot},
     {"admin", l_admin},
     {"backend", l_backend},
+    {"damaged", l_damaged},
     {"close", l_close},
     {NULL, NULL},
 };

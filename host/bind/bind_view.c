@@ -2,7 +2,7 @@
  * bind_view.c - read models for Lua (API.md section 4): store:view(name)
  * and the view handle with get, put, revision, advance and clear;
  * store:supports to ask which features (subscriptions, views, transactions)
- * a backend has.
+ * a backend has, and whether a handle's data is shared.
  *
  * Provides bind_view_open, called by luaopen_aeon_core. Uses the view
  * slots of store.h through bind.h, and json.h for documents. A backend that
@@ -144,13 +144,18 @@ static int view_tostring(lua_State *L) {
     return 1;
 }
 
-/* store:supports("subscriptions" | "views" | "transactions") -> boolean */
+/* store:supports("subscriptions" | "views" | "transactions" | "sharing")
+ * -> boolean. Sharing is the handle's, not the backend's: whether other
+ * handles (threads, processes) see what this one writes, which an
+ * in-memory database does not. */
 static int l_supports(lua_State *L) {
-    static const char *const features[] = {"subscriptions", "views", "transactions", NULL};
+    static const char *const features[] = {"subscriptions", "views", "transactions", "sharing",
+                                           NULL};
     store *s = bind_check_store(L, 1);
     int (*const has[])(const store_ops *) = {bind_has_subscriptions, bind_has_views,
                                               bind_has_transactions};
-    lua_pushboolean(L, has[luaL_checkoption(L, 2, NULL, features)](s->ops));
+    int f = luaL_checkoption(L, 2, NULL, features);
+    lua_pushboolean(L, f == 3 ? !s->solo : has[f](s->ops));
     return 1;
 }
 

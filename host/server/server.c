@@ -34,6 +34,7 @@
 
 #include <microhttpd.h>
 
+#include "bind.h"
 #include "buf.h"
 #include "log.h"
 #include "metrics.h"
@@ -343,8 +344,10 @@ static int projections_running(server *s) {
 static enum MHD_Result send_health(request *r) {
     server *s = r->srv;
     bool draining = atomic_load(&s->draining);
+    bool damaged = bind_damage_seen(); /* a worker found the store file damaged */
     buf b = {0};
-    buf_printf(&b, "{\"status\":\"%s\",\"app\":", draining ? "draining" : "ok");
+    buf_printf(&b, "{\"status\":\"%s\",\"app\":",
+               damaged ? "damaged" : draining ? "draining" : "ok");
     pthread_mutex_lock(&s->app_lock);
     buf_json_string(&b, s->app.name, strlen(s->app.name));
     pthread_mutex_unlock(&s->app_lock);
@@ -352,7 +355,7 @@ static enum MHD_Result send_health(request *r) {
                s->cfg->worker.workers, projections_running(s), atomic_load(&s->in_flight));
     size_t len = 0;
     char *body = buf_take(&b, &len);
-    return send_answer(r, draining ? 503 : 200, body, len, "application/json", 0);
+    return send_answer(r, draining || damaged ? 503 : 200, body, len, "application/json", 0);
 }
 
 static enum MHD_Result send_metrics(request *r) {

@@ -192,6 +192,14 @@ local function in_transaction(store)
     and store:in_transaction()
 end
 
+-- Whether `store` found its data damaged (store:damaged()).
+local function damaged(store)
+  return type(store) == "userdata" and type(store.damaged) == "function" and store:damaged()
+end
+
+--- What a run on a damaged store is told, at least.
+M.DAMAGED = "the store file is damaged: run `aeon-host store check`"
+
 --- What a handler run that ended with a transaction open is told.
 M.LEFT_OPEN = "left a transaction open: it was rolled back, and nothing written in it is stored"
 
@@ -205,6 +213,8 @@ M.LEFT_OPEN = "left a transaction open: it was rolled back, and nothing written 
 -- and did not end (it returned, raised or was stopped) is rolled back here,
 -- and the outcome is "script" with `transaction_left_open` set, whatever
 -- the handler answered, so nothing it wrote in it is reported as done.
+-- A run during which the store found its data damaged is "store" (exit 3,
+-- HTTP 503).
 function App:call(name, ctx, args)
   local h = self.handlers[name]
   if not h then
@@ -216,10 +226,18 @@ function App:call(name, ctx, args)
   local store = type(ctx) == "table" and ctx.store or nil
   local outer = in_transaction(store)
   local outcome, value = run(h, ctx, args)
-  if not outer and in_transaction(store) then
-    -- pcall: a store:transaction its function never returned from (it
-    -- yielded away) refuses; the host's own end of the run rolls it back.
-    pcall(store.rollback, store)
+  local left_open = not outer and in_transaction(store)
+  -- pcall: a store:transaction its function never returned from (it
+  -- yielded away) refuses; the host's own end of the run rolls it back.
+  if left_open then pcall(store.rollback, store) end
+  -- A damaged store fails the run as the store's failure (exit 3, HTTP
+  -- 503), whatever the handler made of the errors it got.
+  if damaged(store) then
+    local text = outcome ~= "ok" and type(value) == "table" and tostring(value.message) or ""
+    return "store", { kind = "store", message = text:find(M.DAMAGED, 1, true) and text
+      or M.DAMAGED }
+  end
+  if left_open then
     local message, tb = ("%s '%s' %s"):format(h.kind, h.name, M.LEFT_OPEN), nil
     if outcome ~= "ok" then
       message, tb = message .. "; it ended with: " .. tostring(value.message), value.traceback

@@ -182,12 +182,32 @@ static const char *const sql[Q_COUNT] = {
 store_status sqlite_db_fail(sqlite_store *s, int rc, char **err, const char *doing)
 {
     store_status status = STORE_IO;
-    if ((rc & 0xff) == SQLITE_NOMEM)
-        status = STORE_NOMEM;
-    else if ((rc & 0xff) == SQLITE_TOOBIG)
-        status = STORE_LIMIT;
     const char *msg = s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        status = STORE_NOMEM;
+        break;
+    case SQLITE_TOOBIG:
+        status = STORE_LIMIT;
+        break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        /* Damage is loud: from now on every call on the handle fails (see
+         * damaged), rather than go on writing beside what may be lost. */
+        s->base.damaged = true;
+        return store_fail(err, STORE_DAMAGED, STORE_DAMAGED_MESSAGE " (%s: %s: %s)", s->path,
+                          doing, msg);
+    case SQLITE_READONLY:
+        return store_fail(err, STORE_IO, "the store file %s is read-only: it can be read, not "
+                          "written (sqlite: %s: %s)", s->path, doing, msg);
+    }
     return store_fail(err, status, "sqlite: %s: %s", doing, msg);
+}
+
+/* What every call on a handle found damaged answers (db_fail marks it). */
+store_status sqlite_damaged(sqlite_store *s, char **err)
+{
+    return store_fail(err, STORE_DAMAGED, STORE_DAMAGED_MESSAGE " (%s)", s->path);
 }
 
 /* Steps a statement that yields at most one wanted row and resets it;
@@ -490,6 +510,38 @@ static void sqlite_close(store *st)
     free(s);
 }
 
+/* A WAL file in a directory this process cannot write opens for reading
+ * only as immutable: without its -shm file, which cannot be created there,
+ * SQLite cannot share the WAL index. Nobody can commit to the file through
+ * that directory's -wal either, so reading it as it is loses nothing;
+ * writes fail as read-only. */
+static int reopen_immutable(sqlite_store *s)
+{
+    char *name = NULL;
+    size_t len = strlen(s->path), n = 0;
+    if ((name = malloc(len * 3 + 32)) == NULL)
+        return SQLITE_NOMEM;
+    n += (size_t)sprintf(name, "file:");
+    for (const unsigned char *p = (const unsigned char *)s->path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/._-~", *p) != NULL)
+            name[n++] = (char)*p;
+        else
+            n += (size_t)sprintf(name + n, "%%%02X", *p);
+    }
+    strcpy(name + n, "?immutable=1");
+    sqlite3_close_v2(s->db);
+    s->db = NULL;
+    int rc = sqlite3_open_v2(name, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+                             SQLITE_OPEN_NOMUTEX, NULL);
+    free(name);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_handler(s->db, busy_wait, s);
+        sqlite3_extended_result_codes(s->db, 1);
+    }
+    return rc;
+}
+
 /* Takes "sqlite:PATH", "memory:" or a bare PATH (store_open sends those
  * ending in .db). */
 static store_status sqlite_open(const char *uri, const store_options *opts,
@@ -525,9 +577,17 @@ static store_status sqlite_open(const char *uri, const store_options *opts,
     sqlite3_busy_handler(s->db, busy_wait, s);
     sqlite3_extended_result_codes(s->db, 1);
 
+    /* In memory is whatever SQLite says is no file: ":memory:", a
+     * file::memory: or mode=memory URI, or a temporary database. */
+    const char *file = sqlite3_db_filename(s->db, "main");
+    memory = s->base.solo = file == NULL || *file == '\0';
     if (!memory && (rc = use_wal(s->db)) != SQLITE_OK) {
-        status = sqlite_db_fail(s, rc, err, "switching to WAL");
-        goto fail;
+        if ((rc & 0xff) == SQLITE_READONLY) /* a read-only directory */
+            rc = reopen_immutable(s);
+        if (rc != SQLITE_OK) {
+            status = sqlite_db_fail(s, rc, err, "switching to WAL");
+            goto fail;
+        }
     }
     if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL)) !=
         SQLITE_OK) {
@@ -572,6 +632,124 @@ static int count_rows(sqlite_store *s, const char *query, sqlite3_int64 *out, in
     return rc;
 }
 
+/* CHECK's view of the store's own invariants: each query yields one line
+ * for every thing (20 at most) that breaks what the store promises. The
+ * per-key index (events_by_key) is what reads of a key and heads go
+ * through, the table (NOT INDEXED) what read_all does; they must agree. */
+static const struct {
+    const char *what; /* for "cannot check ..." when the query itself fails */
+    const char *sql;  /* one text column per problem */
+} invariants[] = {
+    {"revisions",
+     "SELECT 'event ' || quote(revision) || ' (key ' || key || '): its revision is not a"
+     " revision' FROM events NOT INDEXED WHERE length(revision) <> 26 OR revision GLOB"
+     " '*[^0-9A-HJKMNP-TV-Z]*' LIMIT 20"},
+    {"that revisions are unique",
+     "SELECT 'revision ' || revision || ' is stored ' || COUNT(*) || ' times' FROM events"
+     " INDEXED BY events_by_key GROUP BY revision HAVING COUNT(*) > 1 LIMIT 20"},
+    {"the per-key index",
+     "SELECT 'the events table holds ' || a || ' events but the per-key index ' || b FROM"
+     " (SELECT (SELECT COUNT(*) FROM events NOT INDEXED) AS a, (SELECT COUNT(*) FROM"
+     " events INDEXED BY events_by_key) AS b) WHERE a <> b"},
+    {"heads",
+     "SELECT 'key ' || key || ': its head reads ' || COALESCE(head, 'nothing') || ' but its"
+     " newest event is ' || newest FROM (SELECT key, MAX(revision) AS newest, (SELECT"
+     " MAX(e.revision) FROM events AS e INDEXED BY events_by_key WHERE e.key = t.key) AS"
+     " head FROM events AS t NOT INDEXED GROUP BY key) WHERE head IS NOT newest LIMIT 20"},
+    {"event data",
+     "SELECT 'event ' || revision || ' (key ' || key || '): its data is not valid JSON'"
+     " FROM events NOT INDEXED WHERE NOT json_valid(data) LIMIT 20"},
+    {"snapshots",
+     "SELECT 'the snapshot of ' || key || ' is at ' || revision || ', which is not one of"
+     " its events' FROM snapshots AS s WHERE revision <> '0' AND NOT EXISTS (SELECT 1"
+     " FROM events AS e WHERE e.key = s.key AND e.revision = s.revision) LIMIT 20"},
+    {"checkpoints",
+     "SELECT 'subscription ' || name || ': its checkpoint ' || checkpoint || ' is past the"
+     " last event' FROM subscriptions WHERE checkpoint > (SELECT COALESCE(MAX(revision),"
+     " '0') FROM events) LIMIT 20"},
+    {"views",
+     "SELECT 'view ' || view || ': it has seen ' || revision || ', past the last event'"
+     " FROM view_revisions WHERE revision > (SELECT COALESCE(MAX(revision), '0') FROM"
+     " events) LIMIT 20"},
+};
+
+/* Adds a line to the report's problems; text from a damaged file may not
+ * be UTF-8, which JSON cannot carry. */
+static void problem(json_t *problems, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    json_t *text = json_string(line);
+    json_array_append_new(problems, text != NULL ? text : json_string("(a line that is not "
+                                                                     "UTF-8)"));
+}
+
+/* Runs one query of the check, each row a problem (with `prefix`); a query
+ * that fails is a problem too. Returns the rows it yielded. */
+static int check_query(sqlite_store *s, const char *sql, const char *prefix, const char *what,
+                       json_t *problems)
+{
+    sqlite3_stmt *q = NULL;
+    int rows = 0;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(q)) != SQLITE_ROW)
+            break;
+        const char *text = (const char *)sqlite3_column_text(q, 0);
+        problem(problems, "%s%s", prefix, text != NULL ? text : "(no text)");
+        rows++;
+    }
+    if (rc != SQLITE_DONE) {
+        problem(problems, "cannot check %s: %s", what, sqlite3_errmsg(s->db));
+        if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+            s->base.damaged = true;
+    }
+    sqlite3_finalize(q);
+    return rows;
+}
+
+/* CHECK: SQLite's integrity check of the file, then the store's invariants.
+ * Reads only; the report says ok only when nothing was found. */
+static store_status check(sqlite_store *s, json_t **out)
+{
+    json_t *problems = json_array();
+    json_t *doc = NULL;
+    sqlite3_int64 events = -1;
+    if (problems == NULL)
+        return STORE_NOMEM;
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check(20)", -1, &q, NULL);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(q)) != SQLITE_ROW)
+            break;
+        const char *text = (const char *)sqlite3_column_text(q, 0);
+        if (text == NULL || strcmp(text, "ok") != 0)
+            problem(problems, "integrity: %s", text != NULL ? text : "(no text)");
+    }
+    if (rc != SQLITE_DONE)
+        problem(problems, "integrity: the check stopped: %s", sqlite3_errmsg(s->db));
+    sqlite3_finalize(q);
+    if (count_rows(s, "SELECT COUNT(*) FROM events NOT INDEXED", &events, 1) != SQLITE_OK) {
+        problem(problems, "cannot count the events: %s", sqlite3_errmsg(s->db));
+        events = -1;
+    }
+    for (size_t i = 0; i < sizeof invariants / sizeof *invariants; i++)
+        check_query(s, invariants[i].sql, "", invariants[i].what, problems);
+    doc = json_pack("{s:s, s:s, s:b, s:o}", "backend", "sqlite", "path", s->path, "ok",
+                    json_array_size(problems) == 0, "problems", problems);
+    if (doc == NULL)
+        return STORE_NOMEM;
+    if (json_object_set_new(doc, "events", events >= 0 ? json_integer(events) : json_null())) {
+        json_decref(doc);
+        return STORE_NOMEM;
+    }
+    *out = doc;
+    return STORE_OK;
+}
+
 /* DEPLOY: the schema is ensured at open; this checks it again and reports.
  * INFO: counts events, keys, snapshots, subscriptions and views, and the
  * last revision; with group_commit, this process's appends to the file so
@@ -593,6 +771,8 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
     if (s->txn)
         return store_fail(err, STORE_INVALID, "store %s cannot run inside a transaction",
                           action == STORE_INFO ? "info" : "admin");
+    if (s->base.damaged && action != STORE_CHECK)
+        return sqlite_damaged(s, err);
 
     switch (action) {
     case STORE_DEPLOY:
@@ -628,6 +808,10 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
                 doc = NULL;
             }
         }
+        break;
+    case STORE_CHECK:
+        if ((status = check(s, &doc)) != STORE_OK)
+            return store_fail(err, status, "sqlite: out of memory checking the store");
         break;
     case STORE_DESTROY:
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);

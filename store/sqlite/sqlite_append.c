@@ -421,11 +421,14 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
         total == 0)
         return status;
 
+    if (s->base.damaged)
+        return sqlite_damaged(s, err);
     request q = {.s = s, .b = b, .n = n, .total = total, .token = token, .r = r,
                  .err = err};
-    if (s->txn)
-        return append_in_txn(s, &q);
-    return sqlite_submit(s, &q);
+    status = s->txn ? append_in_txn(s, &q) : sqlite_submit(s, &q);
+    if (status == STORE_DAMAGED)
+        s->base.damaged = true;
+    return status;
 }
 
 store_status sqlite_append(store *st, const char *key, const store_pending *events,
@@ -448,6 +451,8 @@ store_status sqlite_append_many(store *st, const store_batch *batches, size_t n,
 store_status sqlite_head(store *st, const char *key, char out[STORE_REVISION_SIZE],
                          char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     const char *why = store_check_text(key, false);
     if (why != NULL)

@@ -162,6 +162,8 @@ void sqlite_cursor_close(store_cursor *c)
 store_status sqlite_read(store *st, const char *key, const store_read_opts *opts,
                          store_cursor **out, char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     static const store_read_opts defaults = {NULL, false, NULL, false, -1, false, NULL};
     store_status status = STORE_NOMEM;
     store_cursor *c = NULL;
@@ -200,6 +202,8 @@ fail:
 
 store_status sqlite_next(store_cursor *c, const store_event **ev, char **err)
 {
+    if (c->s->base.damaged)
+        return sqlite_damaged(c->s, err);
     *ev = NULL;
     while (c->pos == c->nrows) {
         if (c->drained || c->remaining == 0)

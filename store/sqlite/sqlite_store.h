@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,10 @@ struct store_sub {
  * it before anything else runs on the connection, which would replace the
  * message. */
 store_status sqlite_db_fail(sqlite_store *s, int rc, char **err, const char *doing);
+
+/* STORE_DAMAGED with the file's name: what every call on a handle marked
+ * damaged (base.damaged, set by sqlite_db_fail) answers. */
+store_status sqlite_damaged(sqlite_store *s, char **err);
 
 /* Steps a statement that yields at most one wanted row and resets it;
  * SQLITE_ROW and SQLITE_DONE both mean success. */

@@ -81,6 +81,8 @@ void sqlite_settle_subs(sqlite_store *s, bool committed)
 store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts *opts,
                               store_sub **out, char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     static const store_sub_opts defaults = {NULL, 0, NULL, 0, NULL, NULL};
     sqlite_store *s = (sqlite_store *)st;
     store_status status = STORE_NOMEM;
@@ -204,6 +206,8 @@ store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max,
                          const store_event **events, size_t *count,
                          char position[STORE_REVISION_SIZE], char **err)
 {
+    if (sub->s->base.damaged)
+        return sqlite_damaged(sub->s, err);
     sqlite_store *s = sub->s;
     store_status status;
     int rc;
@@ -250,6 +254,8 @@ done:
 
 store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char **err)
 {
+    if (sub->s->base.damaged)
+        return sqlite_damaged(sub->s, err);
     sqlite_store *s = sub->s;
     store_status status;
     *acked = false;
@@ -291,6 +297,8 @@ store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char 
 store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE],
                                char **err)
 {
+    if (sub->s->base.damaged)
+        return sqlite_damaged(sub->s, err);
     if (sub->name == NULL) {
         memcpy(out, sub->known, STORE_REVISION_SIZE);
         return STORE_OK;
@@ -303,6 +311,8 @@ store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE],
 
 store_status sqlite_sub_reset(store *st, const char *name, char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     const char *why = store_check_text(name, false);

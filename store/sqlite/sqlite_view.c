@@ -13,6 +13,8 @@ store_status sqlite_save_snapshot(store *st, const char *key, const char *revisi
                                   const char *state, size_t state_len, bool *saved,
                                   char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     const char *why;
     *saved = false;
@@ -55,6 +57,8 @@ store_status sqlite_save_snapshot(store *st, const char *key, const char *revisi
 store_status sqlite_snapshot(store *st, const char *key, store_snapshot *snap,
                              bool *found, char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status = STORE_OK;
     const char *why;
@@ -102,6 +106,8 @@ store_status sqlite_view_get(store *st, const char *view, const char *id, char *
                              size_t *doc_len, char revision[STORE_REVISION_SIZE],
                              bool *found, char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     *doc = NULL;
@@ -140,6 +146,8 @@ store_status sqlite_view_put(store *st, const char *view, const char *id,
                              const char *doc, size_t doc_len, const char *revision,
                              bool *stored, char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     *stored = false;
@@ -175,6 +183,8 @@ store_status sqlite_view_put(store *st, const char *view, const char *id,
 store_status sqlite_view_revision(store *st, const char *view,
                                   char out[STORE_REVISION_SIZE], char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     sqlite_copy_revision(out, NULL);
@@ -196,6 +206,8 @@ store_status sqlite_view_revision(store *st, const char *view,
 store_status sqlite_view_advance(store *st, const char *view, const char *revision,
                                  char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     if ((status = check_view(view, NULL, err)) != STORE_OK)
@@ -216,6 +228,8 @@ store_status sqlite_view_advance(store *st, const char *view, const char *revisi
 
 store_status sqlite_view_clear(store *st, const char *view, char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     int rc;
@@ -240,6 +254,8 @@ store_status sqlite_view_clear(store *st, const char *view, char **err)
 
 store_status sqlite_begin(store *st, char **err)
 {
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     if (s->txn)
         return store_fail(err, STORE_INVALID, "a transaction is already open");
@@ -257,6 +273,12 @@ store_status sqlite_commit(store *st, char **err)
     if (!s->txn)
         return store_fail(err, STORE_INVALID, "no transaction is open");
     s->txn = false;
+    if (s->base.damaged) {
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite_run(s->q[Q_ROLLBACK]);
+        sqlite_settle_subs(s, false);
+        return sqlite_damaged(s, err);
+    }
     if (sqlite3_get_autocommit(s->db)) {
         sqlite_settle_subs(s, false);
         return store_fail(err, STORE_IO, "sqlite: the transaction was rolled back by an "

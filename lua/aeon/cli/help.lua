@@ -20,7 +20,7 @@ usage:
                                           [--limit N] [--backward] [--json]
   aeon-host [--store URI] events all [same options]
   aeon-host [--store URI] events tail [--key PATTERN] [--type PATTERN] [--json] [--limit N]
-  aeon-host [--store URI] store deploy|destroy|info
+  aeon-host [--store URI] store deploy|destroy|info|check
   aeon-host --help | --version
 Every subcommand takes --help.
 

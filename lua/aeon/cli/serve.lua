@@ -119,14 +119,18 @@ function M.run(opts, app, path, flags)
   flags = settings(flags)
   host.set_log_level(flags["log-level"])
   local uri = options.store_uri(opts)
-  if uri == "memory:" then
-    usage("memory: is one store per connection; serving needs a store its workers share " ..
-      "(sqlite:PATH, dynamodb:NAME)")
-  end
   -- Fail fast, with the store's own message, before any thread starts.
   local store, err = options.open_store(opts)
   if not store then say("%s", err); return EXIT.io end
+  -- Each worker opens its own connection: one to a store only it sees
+  -- (memory:, sqlite::memory:, a file::memory: or mode=memory URI) would
+  -- serve each request from a different, empty store.
+  local shared = store:supports("sharing")
   store:close()
+  if not shared then
+    usage("%s is in memory, private to one connection: serving needs a store its workers " ..
+      "share (sqlite:PATH, dynamodb:NAME)", uri)
+  end
 
   local token = flags.token or os.getenv("AEON_TOKEN")
   if token == "" then token = nil end

@@ -1,27 +1,49 @@
---- aeon.cli.store: `aeon-host store deploy|destroy|info`, the store's own
--- administration (its tables on DynamoDB), answered as JSON.
+--- aeon.cli.store: `aeon-host store deploy|destroy|info|check`, the store's
+-- own administration (its tables on DynamoDB) and its check, answered as
+-- JSON.
 local aeon = require "aeon"
+local appmod = require "aeon.app"
 local options = require "aeon.cli.options"
 
-local io = io
+local io, tostring = io, tostring
 local EXIT, usage, say = options.EXIT, options.usage, options.say
 
 local M = {}
 
 M.USAGE = [[
-usage: aeon-host [--store URI] store deploy|destroy|info
+usage: aeon-host [--store URI] store deploy|destroy|info|check
   deploy    create what the store needs (DynamoDB: its tables); nothing to do on SQLite
   destroy   remove it
-  info      describe it, as JSON]]
+  info      describe it, as JSON
+  check     check the file (SQLite's integrity check) and the store's invariants; a
+            JSON report, exit status 0 when all is well and 3 when not (SQLite only)]]
 
-local ACTIONS = { deploy = true, destroy = true, info = true }
+local ACTIONS = { deploy = true, destroy = true, info = true, check = true }
+
+-- store check: the report, and whether all is well. A file too damaged to
+-- open is a report too.
+local function check(opts)
+  local store, err = options.open_store(opts)
+  if not store then
+    if not tostring(err):find(appmod.DAMAGED, 1, true) then say("%s", err); return EXIT.io end
+    io.stdout:write(aeon.json.encode({ ok = false, problems = { err } }), "\n")
+    return EXIT.io
+  end
+  local report, cerr = store:admin("check")
+  store:close()
+  if not report then say("%s", cerr); return EXIT.io end
+  -- An empty list reads back as an empty table, which JSON would write {}.
+  io.stdout:write((aeon.json.encode(report):gsub('"problems":{}', '"problems":[]')), "\n")
+  return report.ok and EXIT.ok or EXIT.io
+end
 
 function M.main(opts, words)
   local flags, pos = options.parse(words, 2, {}, "store")
   if flags.help then io.stdout:write(M.USAGE, "\n"); return EXIT.ok end
   local action = pos[1]
-  if not ACTIONS[action] then usage("store needs deploy, destroy or info (see store --help)") end
+  if not ACTIONS[action] then usage("store needs deploy, destroy, info or check (see store --help)") end
   if pos[2] then usage("store %s takes no arguments", action) end
+  if action == "check" then return check(opts) end
   local store, err = options.open_store(opts)
   if not store then say("%s", err); return EXIT.io end
   local info, aerr = store:admin(action)
