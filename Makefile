@@ -69,7 +69,7 @@ $(B)/support/%: spec/support/%.c
 # It counts the DynamoDB backend's requests and connections by wrapping the
 # functions that make them (see bench/bench.c).
 BENCH_WRAP := -Wl,--wrap=http_call,--wrap=http_call_json,--wrap=curl_easy_perform
-$(B)/aeon-bench: bench/bench.c $(BIND_OBJ) $(B)/libaeonstore.a
+$(B)/aeon-bench: bench/bench.c $(B)/obj/host/host.o $(BIND_OBJ) $(B)/libaeonstore.a
 	$(CC) $(ALL_CFLAGS) -DBENCH_COUNT_HTTP -o $@ $^ $(BENCH_WRAP) $(LDLIBS)
 
 # Its own build directory and flags, so `make` and `make test` are left

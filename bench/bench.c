@@ -44,6 +44,7 @@
 #include <sqlite3.h>
 
 #include "bind.h"
+#include "host.h"
 #include "revision.h"
 #include "store.h"
 
@@ -609,24 +610,6 @@ static void setup_state(lua_State *L)
     lua_pop(L, 2);
 }
 
-static int traceback(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    luaL_traceback(L, L, msg != NULL ? msg : "(error object is not a string)", 1);
-    return 1;
-}
-
-/* Calls the function below nargs arguments with a traceback handler. */
-static int docall(lua_State *L, int nargs, int nresults)
-{
-    int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback);
-    lua_insert(L, base);
-    int status = lua_pcall(L, nargs, nresults, base);
-    lua_remove(L, base);
-    return status;
-}
-
 /* ------------------------------------------------------------------ */
 /* Threads                                                             */
 
@@ -657,7 +640,7 @@ static void *work(void *arg)
     lua_pushinteger(L, w->index);
     for (int i = 0; i < w->nargs; i++)
         lua_pushstring(L, w->args[i]);
-    if (docall(L, 1 + w->nargs, 1) != LUA_OK)
+    if (host_call(L, 1 + w->nargs, 1) != LUA_OK)
         goto lua_failed;
     if (!lua_isfunction(L, -1)) {
         snprintf(w->error, sizeof w->error, "%s must return a function", w->script);
@@ -665,7 +648,7 @@ static void *work(void *arg)
     }
     pthread_barrier_wait(w->ready);
     waited = true;
-    if (docall(L, 0, 0) != LUA_OK)
+    if (host_call(L, 0, 0) != LUA_OK)
         goto lua_failed;
     goto done;
 lua_failed:
@@ -757,7 +740,7 @@ static int pmain(lua_State *L)
         return lua_error(L);
     for (int i = 2; i < argc; i++)
         lua_pushstring(L, argv[i]);
-    if (docall(L, argc - 2, 0) != LUA_OK)
+    if (host_call(L, argc - 2, 0) != LUA_OK)
         return lua_error(L);
     return 0;
 }

@@ -152,8 +152,8 @@ local ddb = { skipped = nil, name = nil, requests = {} }
 -- Starts the emulator; returns nil and why not when it cannot.
 local function ddb_start()
   if os.getenv("BENCH_DYNAMODB") == "0" then return nil, "BENCH_DYNAMODB=0" end
-  local store_h = io.open("store/store.h"):read("a")
-  if not store_h:find("store_dynamodb_ops", 1, true) then
+  local backends = io.open("store/open.c"):read("a")
+  if not backends:find("store_dynamodb_ops", 1, true) then
     return nil, "the DynamoDB backend is not in this tree"
   end
   local p = assert(io.popen(("AEON_DDB_STATE=%s sh scripts/dynamodb-local.sh start 2>&1")

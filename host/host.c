@@ -31,10 +31,14 @@ int host_call(lua_State *L, int nargs, int nresults) {
     return status;
 }
 
+const char *host_traceback(const char *msg) {
+    return msg ? strstr(msg, "\nstack traceback:") : NULL;
+}
+
 int host_report(lua_State *L, const char *prefix) {
     const char *msg = lua_tostring(L, -1);
     if (!msg) msg = "(error object is not a string)";
-    const char *trace = strstr(msg, "\nstack traceback:");
+    const char *trace = host_traceback(msg);
     if (trace && !getenv("AEON_DEBUG"))
         fprintf(stderr, "%s: %.*s\n", prefix, (int)(trace - msg), msg);
     else

@@ -24,6 +24,10 @@ enum {
  * with "\nstack traceback:" and the trace appended. */
 int host_call(lua_State *L, int nargs, int nresults);
 
+/* Where the traceback host_call appended to an error message begins (at
+ * its "\nstack traceback:"), or NULL when it has none. */
+const char *host_traceback(const char *msg);
+
 /* Writes the error on top of the stack to stderr as "prefix: message" (one
  * line; the traceback follows only when AEON_DEBUG is set) and returns a
  * Lua-callable result: pushes HOST_EXIT_SCRIPT and returns 1. */

@@ -1,5 +1,5 @@
 /*
- * hostlib.c - aeon.host, the Lua face of the server (see server.h).
+ * hostlib.c - aeon.host, the Lua face of the server (see hostlib.h).
  *
  * Provides luaopen_aeon_host, preloaded by aeon-host into its main state and
  * into every worker and projection state:
@@ -17,8 +17,8 @@
  *
  * aeon.cli.serve builds `config` from the command line (with every field: the
  * defaults are aeon.cli.options'); projection runners call
- * stopping() and projection_lag(). Uses server.h, log.h, metrics.h, json.h
- * and host.h.
+ * stopping() and projection_lag(). Uses server.h (server_run), log.h,
+ * metrics.h, json.h and host.h.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +27,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "bind.h"
 #include "host.h"
+#include "hostlib.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -233,6 +235,16 @@ static const luaL_Reg functions[] = {
     {"now", l_now},
     {NULL, NULL},
 };
+
+void host_preload(lua_State *L) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_aeon_core);
+    lua_setfield(L, -2, "aeon.core");
+    lua_pushcfunction(L, luaopen_aeon_host);
+    lua_setfield(L, -2, "aeon.host");
+    lua_pop(L, 2);
+}
 
 int luaopen_aeon_host(lua_State *L) {
     luaL_newlib(L, functions);

@@ -5,7 +5,7 @@
  * library on package.path, then hands the command line to aeon.cli, whose
  * answer is the exit status. Every call into Lua goes through host_call
  * (host.h), the one protected entry, so a script error becomes a clear line
- * on stderr and exit status 4, never a crash. Uses bind.h, server.h (the
+ * on stderr and exit status 4, never a crash. Uses bind.h, hostlib.h (the
  * aeon.host module) and Lua.
  */
 #include <limits.h>
@@ -20,7 +20,7 @@
 
 #include "bind.h"
 #include "host.h"
-#include "server.h"
+#include "hostlib.h"
 
 /* Where the Lua library lives: $AEON_LUA_PATH, else beside the executable in
  * a source tree (build/../lua), else the installed share/lua/5.4. */
@@ -46,12 +46,8 @@ static void set_paths(lua_State *L, const char *argv0) {
 
     /* aeon.core is linked in; require finds it without a .so. aeon.host
      * (the HTTP server) exists only inside aeon-host. */
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_aeon_core);
-    lua_setfield(L, -2, "aeon.core");
-    lua_pushcfunction(L, luaopen_aeon_host);
-    lua_setfield(L, -2, "aeon.host");
-    lua_pop(L, 2);
+    lua_pop(L, 1);
+    host_preload(L);
 }
 
 static int pmain(lua_State *L) {

@@ -7,17 +7,6 @@ local M = {}
 M.HOST = os.getenv("AEON_HOST") or "build/aeon-host"
 M.SUPPORT = os.getenv("AEON_SUPPORT") or "build/support" -- the fault proxy and such
 
---- The backends the store suite runs on: sqlite always, dynamodb when the
--- test runner started DynamoDB Local (AEON_TEST_DYNAMODB_ENDPOINT).
-function M.backends()
-  local list = { "sqlite" }
-  if os.getenv("AEON_TEST_DYNAMODB_ENDPOINT") then list[#list + 1] = "dynamodb" end
-  return list
-end
-
---- for _, backend in helpers.each_backend() do describe("store #" .. backend, ...) end
-function M.each_backend() return ipairs(M.backends()) end
-
 local counter = 0
 local function unique(prefix)
   counter = counter + 1
@@ -34,21 +23,68 @@ function M.tmpdir()
   return dir
 end
 
---- The URI of a fresh, empty store on a backend.
-function M.fresh_uri(backend)
-  if backend == "sqlite" then
-    return "sqlite:" .. M.tmpdir() .. "/store.db"
-  elseif backend == "dynamodb" then
-    return "dynamodb:" .. unique("t")
+--- The backends the store suites run on, one row each (as Kong's
+-- integration specs loop over strategies): when it runs, how to make a
+-- fresh store, and what a spec must know of it. Adding a backend is one
+-- row here.
+--   fresh_uri()       the URI of a new, empty store
+--   deploy            its tables must be deployed before use
+--   batch_events      events one append may carry in a bulk spec
+--   float_max/min     the largest and smallest magnitudes it holds exactly
+--   bounded_numbers   it refuses numbers outside those (naming them)
+--   exact_positions   a scan moves a subscription's position to the last
+--                     revision it passed, matching or not
+M.BACKENDS = {
+  {
+    name = "sqlite",
+    enabled = function() return true end,
+    fresh_uri = function() return "sqlite:" .. M.tmpdir() .. "/store.db" end,
+    deploy = false,
+    batch_events = 250,
+    float_max = 1e300, float_min = 5e-324,
+    bounded_numbers = false,
+    exact_positions = true,
+  },
+  {
+    name = "dynamodb", -- when the test runner started DynamoDB Local
+    enabled = function() return os.getenv("AEON_TEST_DYNAMODB_ENDPOINT") ~= nil end,
+    fresh_uri = function() return "dynamodb:" .. unique("t") end,
+    deploy = true,
+    batch_events = 50, -- DynamoDB takes at most 100 items in one transaction
+    float_max = 9.999999999999999e125, float_min = 1e-130,
+    bounded_numbers = true,
+    exact_positions = false,
+  },
+}
+
+--- The row of a backend, by name.
+function M.backend(name)
+  for _, b in ipairs(M.BACKENDS) do
+    if b.name == name then return b end
   end
-  error("unknown backend " .. tostring(backend))
+  error("unknown backend " .. tostring(name))
 end
+
+--- The names of the backends that run here.
+function M.backends()
+  local list = {}
+  for _, b in ipairs(M.BACKENDS) do
+    if b.enabled() then list[#list + 1] = b.name end
+  end
+  return list
+end
+
+--- for _, backend in helpers.each_backend() do describe("store #" .. backend, ...) end
+function M.each_backend() return ipairs(M.backends()) end
+
+--- The URI of a fresh, empty store on a backend.
+function M.fresh_uri(backend) return M.backend(backend).fresh_uri() end
 
 --- Opens a fresh store (deploying its tables where the backend has them).
 function M.fresh_store(backend)
   local uri = M.fresh_uri(backend)
   local store = assert(aeon.open(uri))
-  if backend == "dynamodb" then assert(store:admin("deploy")) end
+  if M.backend(backend).deploy then assert(store:admin("deploy")) end
   return store, uri
 end
 

@@ -243,6 +243,15 @@ typedef enum store_admin {
 typedef struct store_ops {
     const char *name; /* "sqlite", "dynamodb", ... */
 
+    /* The URI forms the backend takes, for messages ("sqlite:PATH", ...),
+     * NULL-terminated. */
+    const char *const *uri_forms;
+
+    /* True when `uri` is one of those forms. store_open asks the backends
+     * in the order of its table (open.c) and opens the first that says
+     * yes. */
+    bool (*accepts)(const char *uri);
+
     /* Opens the store named by `uri` (the part after the scheme is the
      * backend's), creating what an embedded store needs. `opts` is NULL for
      * the defaults; it is not kept. On success *out is a handle to release
@@ -428,12 +437,9 @@ struct store {
                              (an in-memory or temporary database) */
 };
 
-/* The backends compiled in. */
-extern const store_ops store_sqlite_ops;
-extern const store_ops store_dynamodb_ops;
-
-/* Picks the backend for a URI ("sqlite:PATH", "PATH.db", "memory:", ...)
- * and opens it. STORE_INVALID for a URI no backend takes. */
+/* Picks the backend for a URI from the table of backends (open.c):
+ * "sqlite:PATH", "PATH.db", "memory:", "dynamodb:NAME", ... and opens it.
+ * STORE_INVALID for a URI no backend takes, with the forms they take. */
 store_status store_open(const char *uri, const store_options *opts, store **out,
                         char **err);
 
@@ -445,15 +451,50 @@ void store_close(store *s);
 store_status store_fail(char **err, store_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Checks what every backend's subscribe takes the same way: the name
- * (NULL or text), the start (NULL, STORE_START, STORE_END or a revision)
- * and the filter. STORE_INVALID with what is wrong, else STORE_OK. */
-store_status store_check_subscription(const char *name, const store_sub_opts *opts,
-                                      char **err);
+/* ---- The checks every backend makes (check.c) ------------------------
+ * Each returns STORE_OK, or STORE_INVALID (STORE_LIMIT for a limit) with
+ * what is wrong; a backend adds only what its service limits further. */
 
 /* Checks an application string (key, type, correlation id, idempotency key):
  * non-empty unless allow_empty, valid UTF-8, no NUL. Returns NULL when fine,
  * else a static description of what is wrong. */
 const char *store_check_text(const char *s, bool allow_empty);
+
+/* What a backend takes beyond the contract's rules, for
+ * store_check_batches; a 0 limit is none. */
+typedef struct store_limits {
+    size_t key_bytes;      /* a key's length at most */
+    const char *prefix;    /* opens the message of a key over it ("dynamodb: ") */
+    const char *key_rule;  /* ... and closes it ("DynamoDB takes at most ...") */
+    size_t event_bytes;    /* an event's data at most */
+} store_limits;
+
+/* Checks an append before anything is written: the idempotency key, then
+ * each batch (its key, expected revision, events' types, data and
+ * correlation ids; `many` names the batch in messages) and that no key
+ * stands in two batches. *total is the number of events. */
+store_status store_check_batches(const store_batch *b, size_t n, const char *token, bool many,
+                                 const store_limits *lim, size_t *total, char **err);
+
+/* Checks that `revision` is a revision (or STORE_START when start_ok):
+ * "<what> \"...\" is not a revision" otherwise. */
+store_status store_check_revision(const char *what, const char *revision, bool start_ok,
+                                  char **err);
+
+/* Checks a read's bounds (NULL, STORE_START, STORE_END or a revision) and
+ * filter. */
+store_status store_check_read(const store_read_opts *opts, char **err);
+
+/* Checks that a snapshot's state or a view's document is not empty. */
+store_status store_check_document(const char *what, const char *doc, size_t len, char **err);
+
+/* Checks a view's name and, unless NULL, a document id. */
+store_status store_check_view(const char *view, const char *id, char **err);
+
+/* Checks what every backend's subscribe takes the same way: the name
+ * (NULL or text), the start (NULL, STORE_START, STORE_END or a revision)
+ * and the filter. */
+store_status store_check_subscription(const char *name, const store_sub_opts *opts,
+                                      char **err);
 
 #endif

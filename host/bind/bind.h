@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include <lauxlib.h>
 #include <lua.h>
 
 #include "json.h"
@@ -27,6 +28,16 @@ struct bind_child {
     bind_child *next;               /* sibling in the store's list */
     void *owner;                    /* the store's userdata; NULL once released */
 };
+
+/* Makes the metatable `name`: `methods` (or NULL) as its __index, and the
+ * metamethods in `meta` (or NULL); a "__gc" there also serves as
+ * "__close". */
+void bind_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
+
+/* Adds methods to the store handles' __index (bind_sub.c, bind_view.c). */
+void bind_store_methods(lua_State *L, const luaL_Reg *methods);
+
+/* ---- bind_store.c: store handles -------------------------------------- */
 
 /* The open store at idx; raises "store is closed" or a type error. */
 store *bind_check_store(lua_State *L, int idx);
@@ -57,6 +68,8 @@ void bind_adopt(lua_State *L, int idx, bind_child *c);
 /* Calls c's release and unlinks it; nothing when already released. */
 void bind_release(bind_child *c);
 
+/* ---- bind.c ----------------------------------------------------------- */
+
 /* nil, "<backend> does not support <what> yet": what a binding answers for
  * a store_ops slot the backend leaves NULL. */
 int bind_unsupported(lua_State *L, const store *s, const char *what);
@@ -67,6 +80,10 @@ int bind_fail(lua_State *L, store_status st, char *err);
 
 /* Whether a store of this process has reported its data damaged. */
 bool bind_damage_seen(void);
+
+/* Notes a failure for bind_damage_seen, where the binding raises instead of
+ * going through bind_fail (a cursor's next). */
+void bind_note(store_status st);
 
 /* A string the store accepts (UTF-8, no NUL, non-empty unless allow_empty). */
 const char *bind_check_text(lua_State *L, int idx, const char *what, int allow_empty);
@@ -117,27 +134,26 @@ void bind_event_upvalues(lua_State *L);
 /* bind_push_event for a closure set up as above. */
 void bind_push_event_cached(lua_State *L, const store_event *ev, bind_event_cache *cache);
 
-/* Builds the aeon.filter table at idx (nil: NULL). Leaves one userdata on
- * the stack that owns the nodes; they live as long as it does. */
-const store_filter *bind_check_filter(lua_State *L, int idx);
-
 /* Whether a backend fills every slot of a feature; bindings answer with
  * bind_unsupported when not. */
 int bind_has_subscriptions(const store_ops *o);
 int bind_has_views(const store_ops *o);
 int bind_has_transactions(const store_ops *o);
 
-/* bind_sub.c: store:subscribe, store:reset_subscription and subscription
- * handles. Called by luaopen_aeon_core with the module table on top. */
-void bind_sub_open(lua_State *L);
+/* ---- bind_filter.c ---------------------------------------------------- */
 
-/* bind_view.c: store:view and view handles, and store:supports. Called like
- * bind_sub_open. */
-void bind_view_open(lua_State *L);
+/* Builds the aeon.filter table at idx (nil: NULL). Leaves one userdata on
+ * the stack that owns the nodes; they live as long as it does. */
+const store_filter *bind_check_filter(lua_State *L, int idx);
 
-/* bind_txn.c: store:begin/commit/rollback, store:transaction and
- * store:in_transaction. Called like bind_sub_open. */
-void bind_txn_open(lua_State *L);
+/* ---- The units' openers, called in turn by luaopen_aeon_core (init.c)
+ * with the module table on top. */
+void bind_store_open(lua_State *L);  /* bind_store.c: aeon.open, stores, cursors */
+void bind_filter_open(lua_State *L); /* bind_filter.c: aeon.filter */
+void bind_sub_open(lua_State *L);    /* bind_sub.c: subscriptions */
+void bind_view_open(lua_State *L);   /* bind_view.c: views, store:supports */
+void bind_txn_open(lua_State *L);    /* bind_txn.c: store:begin/commit/rollback,
+                                        store:transaction, store:in_transaction */
 
 int luaopen_aeon_core(lua_State *L);
 

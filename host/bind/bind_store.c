@@ -1,19 +1,18 @@
 /*
- * bind_store.c - the native module aeon.core: store handles, cursors,
- * filters, exact JSON, and a sleep for backing off, for Lua. Subscriptions
- * (bind_sub.c), views (bind_view.c) and transactions (bind_txn.c) add their
- * methods to the store's at load.
+ * bind_store.c - store handles and cursors of aeon.core, with aeon.open,
+ * exact JSON and a sleep for backing off. Subscriptions (bind_sub.c), views
+ * (bind_view.c) and transactions (bind_txn.c) add their methods to the
+ * store's at load; init.c opens the units in turn.
  *
- * Provides luaopen_aeon_core, loadable from plain lua5.4 and busted as
- * build/aeon/core.so and preloaded inside aeon-host. Turns Lua arguments into
- * store.h calls and store results into Lua values; uses json.h for event data.
+ * Provides bind_store_open and the store-handle functions of bind.h
+ * (bind_check_store, bind_adopt, bind_release). Turns Lua arguments into
+ * store.h calls and store results into Lua values; uses bind.c's helpers.
  *
  * Two error channels, as in liolib.c: an expected failure (I/O, a backend
  * limit) returns nil, message; a programming mistake (a non-string key, an
  * event without a type, an unknown option) raises.
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,7 +28,6 @@
 
 #define STORE_MT BIND_STORE_MT
 #define CURSOR_MT "aeon.cursor"
-#define FILTER_MT "aeon.filter"
 
 typedef struct lcursor lcursor;
 
@@ -84,63 +82,6 @@ void bind_release(bind_child *c) {
     c->owner = NULL;
 }
 
-int bind_unsupported(lua_State *L, const store *s, const char *what) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s does not support %s yet", s->ops->name, what);
-    return 2;
-}
-
-/* Whether any store of this process reported damage: what the server's
- * /health and the command line's exit status go by. */
-static atomic_bool damage_seen;
-
-bool bind_damage_seen(void) { return atomic_load(&damage_seen); }
-
-static void note(store_status st) {
-    if (st == STORE_DAMAGED) atomic_store(&damage_seen, true);
-}
-
-/* Reports a store failure the way the contract says: raise for a caller's
- * mistake, nil + message otherwise. Frees err. */
-int bind_fail(lua_State *L, store_status st, char *err) {
-    note(st);
-    lua_pushnil(L);
-    lua_pushstring(L, err ? err : "out of memory");
-    free(err);
-    if (st == STORE_INVALID) return lua_error(L);
-    return 2;
-}
-
-/* A string argument checked for what the store accepts, raising otherwise. */
-const char *bind_check_text(lua_State *L, int idx, const char *what, int allow_empty) {
-    size_t len;
-    if (lua_type(L, idx) != LUA_TSTRING)
-        luaL_error(L, "%s must be a string, got %s", what, luaL_typename(L, idx));
-    const char *s = lua_tolstring(L, idx, &len);
-    const char *why = strlen(s) != len ? "contains a NUL byte" : store_check_text(s, allow_empty);
-    if (why) luaL_error(L, "%s %s", what, why);
-    return s;
-}
-
-/* Rejects option names the function does not know, so typos surface. */
-void bind_check_options(lua_State *L, int idx, const char *const known[], const char *fn) {
-    if (lua_isnoneornil(L, idx)) return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -1);
-            for (int i = 0; known[i]; i++)
-                if (strcmp(k, known[i]) == 0) ok = 1;
-        }
-        if (!ok) {
-            luaL_error(L, "%s: unknown option '%s'", fn, luaL_tolstring(L, -1, NULL));
-        }
-    }
-}
-
 /* Field `name` of the table at idx as a revision bound, or NULL. */
 static const char *opt_revision(lua_State *L, int idx, const char *name) {
     if (lua_isnoneornil(L, idx)) return NULL;
@@ -162,205 +103,6 @@ static const char *opt_string(lua_State *L, int idx, const char *name) {
     if (!lua_isnil(L, -1)) r = bind_check_text(L, -1, name, 0);
     lua_pop(L, 1);
     return r;
-}
-
-/* Encodes the Lua value at idx as JSON into buf, raising with `what` on a
- * value JSON cannot hold exactly. */
-void bind_encode(lua_State *L, int idx, json_buf *buf, const char *what) {
-    char msg[256];
-    if (json_encode(L, idx, buf, msg, sizeof msg)) {
-        json_buf_free(buf);
-        luaL_error(L, "%s: %s", what, msg);
-    }
-}
-
-/* Pushes the value of JSON text from the store; raises if it is corrupt. */
-void bind_decode(lua_State *L, const char *text, size_t len) {
-    char msg[160];
-    if (json_decode(L, text, len, msg, sizeof msg)) luaL_error(L, "stored JSON is corrupt: %s", msg);
-}
-
-/* ------------------------------------------------------------------ */
-/* Filters: aeon.filter.eq(v) and friends make operator nodes marked with */
-/* the FILTER_MT metatable; a plain table is an attribute path.          */
-
-static const char *const FILTER_OPS[] = {"prefix", "eq", "ne", "gt", "gte", "lt", "lte", NULL};
-static const store_filter_kind FILTER_KINDS[] = {FILTER_PREFIX, FILTER_EQ, FILTER_NE, FILTER_GT,
-                                                 FILTER_GTE, FILTER_LT, FILTER_LTE};
-
-/* Nodes are allocated in a block list owned by a userdata on the Lua stack,
- * so a raise halfway through frees them with the userdata. */
-typedef struct filter_arena {
-    void **blocks; /* malloc'd allocations */
-    size_t n, cap; /* used and allocated entries */
-} filter_arena;
-
-static int arena_gc(lua_State *L) {
-    filter_arena *a = lua_touserdata(L, 1);
-    for (size_t i = 0; i < a->n; i++) free(a->blocks[i]);
-    free(a->blocks);
-    a->blocks = NULL;
-    a->n = a->cap = 0;
-    return 0;
-}
-
-static void *arena_alloc(lua_State *L, filter_arena *a, size_t size) {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 16;
-        void **b = realloc(a->blocks, cap * sizeof *b);
-        if (!b) luaL_error(L, "out of memory");
-        a->blocks = b;
-        a->cap = cap;
-    }
-    void *p = calloc(1, size);
-    if (!p) luaL_error(L, "out of memory");
-    a->blocks[a->n++] = p;
-    return p;
-}
-
-static int is_filter_op(lua_State *L, int idx) {
-    if (!lua_getmetatable(L, idx)) return 0;
-    luaL_getmetatable(L, FILTER_MT);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same;
-}
-
-static const char *const EVENT_ATTRIBUTES[] = {"key", "type", "correlation_id", "committed_at",
-                                               "data", NULL};
-
-static store_filter *build_filter(lua_State *L, filter_arena *a, int idx, int depth);
-
-static store_filter *build_op(lua_State *L, filter_arena *a, int idx, int depth) {
-    store_filter *f = arena_alloc(L, a, sizeof *f);
-    lua_getfield(L, idx, "op");
-    const char *op = lua_tostring(L, -1);
-    lua_pop(L, 1);
-    if (!op) luaL_error(L, "filter: operator node without an op");
-    if (strcmp(op, "exists") == 0) { f->kind = FILTER_EXISTS; return f; }
-    if (strcmp(op, "all_of") == 0 || strcmp(op, "any_of") == 0) {
-        f->kind = op[1] == 'l' ? FILTER_ALL : FILTER_ANY;
-        f->nchildren = lua_rawlen(L, idx);
-        f->children = arena_alloc(L, a, (f->nchildren + 1) * sizeof *f->children);
-        for (size_t i = 0; i < f->nchildren; i++) {
-            lua_rawgeti(L, idx, (lua_Integer)i + 1);
-            f->children[i] = build_filter(L, a, lua_gettop(L), depth);
-            lua_pop(L, 1);
-        }
-        return f;
-    }
-    int k = -1;
-    for (int i = 0; FILTER_OPS[i]; i++)
-        if (strcmp(op, FILTER_OPS[i]) == 0) k = i;
-    if (k < 0) luaL_error(L, "filter: unknown operator '%s'", op);
-    f->kind = FILTER_KINDS[k];
-    lua_getfield(L, idx, "value");
-    switch (lua_type(L, -1)) {
-    case LUA_TSTRING:
-        f->value.kind = SCALAR_STRING;
-        f->value.string = bind_check_text(L, -1, "filter value", 1);
-        break;
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, -1)) {
-            f->value.kind = SCALAR_INTEGER;
-            f->value.integer = lua_tointeger(L, -1);
-        } else {
-            f->value.kind = SCALAR_FLOAT;
-            f->value.number = lua_tonumber(L, -1);
-        }
-        break;
-    case LUA_TBOOLEAN:
-        f->value.kind = SCALAR_BOOLEAN;
-        f->value.boolean = lua_toboolean(L, -1);
-        break;
-    default:
-        luaL_error(L, "filter: %s needs a string, number or boolean, got %s", op,
-                   luaL_typename(L, -1));
-    }
-    lua_pop(L, 1); /* strings stay anchored by the operator table */
-    return f;
-}
-
-static store_filter *build_filter(lua_State *L, filter_arena *a, int idx, int depth) {
-    if (lua_type(L, idx) != LUA_TTABLE)
-        luaL_error(L, "filter: expected a table or an aeon.filter operator, got %s",
-                   luaL_typename(L, idx));
-    if (depth > 32) luaL_error(L, "filter: nested too deep");
-    if (!lua_checkstack(L, 4)) luaL_error(L, "filter: Lua stack exhausted");
-    if (is_filter_op(L, idx)) return build_op(L, a, idx, depth);
-
-    /* An attribute table: every attribute must match. */
-    store_filter *all = arena_alloc(L, a, sizeof *all);
-    all->kind = FILTER_ALL;
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) { n++; lua_pop(L, 1); }
-    all->children = arena_alloc(L, a, (n + 1) * sizeof *all->children);
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "filter: attribute names must be strings");
-        const char *name = lua_tostring(L, -2);
-        if (depth == 0) {
-            int known = 0;
-            for (int i = 0; EVENT_ATTRIBUTES[i]; i++)
-                if (strcmp(name, EVENT_ATTRIBUTES[i]) == 0) known = 1;
-            if (!known)
-                luaL_error(L, "filter: unknown event attribute '%s' (use key, type, "
-                              "correlation_id, committed_at or data)", name);
-        }
-        store_filter *field = arena_alloc(L, a, sizeof *field);
-        field->kind = FILTER_FIELD;
-        field->name = name; /* anchored: keys of the caller's table */
-        field->children = arena_alloc(L, a, sizeof *field->children);
-        field->nchildren = 1;
-        field->children[0] = build_filter(L, a, lua_gettop(L), depth + 1);
-        all->children[all->nchildren++] = field;
-        lua_pop(L, 1);
-    }
-    return all;
-}
-
-/* Builds the filter at idx (nil: none). Leaves the arena userdata on the
- * stack; it frees the nodes when collected. */
-const store_filter *bind_check_filter(lua_State *L, int idx) {
-    filter_arena *a = lua_newuserdatauv(L, sizeof *a, 0);
-    memset(a, 0, sizeof *a);
-    if (luaL_newmetatable(L, "aeon.filter_arena")) {
-        lua_pushcfunction(L, arena_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
-    if (lua_isnoneornil(L, idx)) return NULL;
-    store_filter *f = build_filter(L, a, idx, 0);
-    const char *why = filter_check(f);
-    if (why) luaL_error(L, "filter: %s", why);
-    return f;
-}
-
-static int filter_op(lua_State *L) {
-    const char *op = lua_tostring(L, lua_upvalueindex(1));
-    int nargs = lua_gettop(L);
-    lua_createtable(L, nargs, 2);
-    lua_pushstring(L, op);
-    lua_setfield(L, -2, "op");
-    if (strcmp(op, "all_of") == 0 || strcmp(op, "any_of") == 0) {
-        if (nargs == 0) luaL_error(L, "%s needs at least one filter", op);
-        for (int i = 1; i <= nargs; i++) {
-            luaL_checktype(L, i, LUA_TTABLE);
-            lua_pushvalue(L, i);
-            lua_rawseti(L, -2, i);
-        }
-    } else if (strcmp(op, "exists") != 0) {
-        int t = lua_type(L, 1);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
-            luaL_error(L, "aeon.filter.%s needs a string, number or boolean, got %s", op,
-                       luaL_typename(L, 1));
-        lua_pushvalue(L, 1);
-        lua_setfield(L, -2, "value");
-    }
-    luaL_setmetatable(L, FILTER_MT);
-    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -586,84 +328,6 @@ static int cursor_gc(lua_State *L) {
     return 0;
 }
 
-/* Pushes a committed event as a Lua table. */
-void bind_push_event(lua_State *L, const store_event *ev) {
-    lua_createtable(L, 0, 6);
-    lua_pushstring(L, ev->key);
-    lua_setfield(L, -2, "key");
-    lua_pushstring(L, ev->revision);
-    lua_setfield(L, -2, "revision");
-    lua_pushstring(L, ev->type);
-    lua_setfield(L, -2, "type");
-    bind_decode(L, ev->data, ev->data_len);
-    lua_setfield(L, -2, "data");
-    if (ev->correlation_id) {
-        lua_pushstring(L, ev->correlation_id);
-        lua_setfield(L, -2, "correlation_id");
-    }
-    lua_pushstring(L, ev->committed_at);
-    lua_setfield(L, -2, "committed_at");
-}
-
-/* Offsets of the upvalues bind_event_upvalues pushes, from cache->first. */
-enum { UV_KEY, UV_REVISION, UV_TYPE, UV_DATA, UV_CORRELATION_ID, UV_COMMITTED_AT,
-       UV_LAST_KEY, UV_LAST_TYPE, UV_LAST_COMMITTED_AT, UV_LAST_CORRELATION_ID, UV_STRINGS };
-
-void bind_event_upvalues(lua_State *L) {
-    static const char *const names[] = {"key", "revision", "type", "data", "correlation_id",
-                                        "committed_at"};
-    luaL_checkstack(L, BIND_EVENT_UPVALUES, "pushing event upvalues");
-    for (int i = 0; i < 6; i++) lua_pushstring(L, names[i]);
-    for (int i = 6; i < UV_STRINGS; i++) lua_pushnil(L);
-    lua_createtable(L, JSON_STRINGS, 0);
-}
-
-/* Pushes s, reusing the string in upvalue `uv` when it is the same bytes:
- * a memcmp instead of hashing and interning the string again. */
-static void push_cached(lua_State *L, const char *s, bind_cached *c, int uv) {
-    size_t len = strlen(s);
-    if (c->valid && c->len == len && memcmp(c->text, s, len) == 0) {
-        lua_pushvalue(L, lua_upvalueindex(uv));
-        return;
-    }
-    lua_pushlstring(L, s, len);
-    if (len <= sizeof c->text) {
-        memcpy(c->text, s, len);
-        c->len = len;
-        c->valid = true;
-        lua_pushvalue(L, -1);
-        lua_replace(L, lua_upvalueindex(uv));
-    }
-}
-
-void bind_push_event_cached(lua_State *L, const store_event *ev, bind_event_cache *cache) {
-    int f = cache->first;
-    lua_createtable(L, 0, ev->correlation_id ? 6 : 5);
-    lua_pushvalue(L, lua_upvalueindex(f + UV_KEY));
-    push_cached(L, ev->key, &cache->key, f + UV_LAST_KEY);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, lua_upvalueindex(f + UV_REVISION));
-    lua_pushlstring(L, ev->revision, strlen(ev->revision));
-    lua_rawset(L, -3);
-    lua_pushvalue(L, lua_upvalueindex(f + UV_TYPE));
-    push_cached(L, ev->type, &cache->type, f + UV_LAST_TYPE);
-    lua_rawset(L, -3);
-    lua_pushvalue(L, lua_upvalueindex(f + UV_DATA));
-    char msg[160];
-    if (json_decode_cached(L, ev->data, ev->data_len, &cache->strings,
-                           lua_upvalueindex(f + UV_STRINGS), msg, sizeof msg))
-        luaL_error(L, "stored JSON is corrupt: %s", msg);
-    lua_rawset(L, -3);
-    if (ev->correlation_id) {
-        lua_pushvalue(L, lua_upvalueindex(f + UV_CORRELATION_ID));
-        push_cached(L, ev->correlation_id, &cache->correlation_id, f + UV_LAST_CORRELATION_ID);
-        lua_rawset(L, -3);
-    }
-    lua_pushvalue(L, lua_upvalueindex(f + UV_COMMITTED_AT));
-    push_cached(L, ev->committed_at, &cache->committed_at, f + UV_LAST_COMMITTED_AT);
-    lua_rawset(L, -3);
-}
-
 /* Upvalue 1 is the lcursor, set by open_read, so no type check is needed
  * per event; the rest are bind_event_upvalues'. */
 static int cursor_next(lua_State *L) {
@@ -674,7 +338,7 @@ static int cursor_next(lua_State *L) {
     char *err = NULL;
     store_status st = s->ops->next(lc->c, &ev, &err);
     if (st != STORE_OK) {
-        note(st);
+        bind_note(st);
         cursor_release(lc);
         lua_pushstring(L, err ? err : "out of memory");
         free(err);
@@ -902,46 +566,25 @@ static const luaL_Reg core_functions[] = {
     {NULL, NULL},
 };
 
-int luaopen_aeon_core(lua_State *L) {
-    luaL_newmetatable(L, STORE_MT);
-    luaL_newlib(L, store_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+static const luaL_Reg store_meta[] = {
+    {"__gc", l_close},
+    {"__tostring", l_tostring},
+    {NULL, NULL},
+};
 
-    luaL_newmetatable(L, CURSOR_MT);
-    lua_pushcfunction(L, cursor_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, cursor_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
+static const luaL_Reg cursor_meta[] = {
+    {"__gc", cursor_gc},
+    {NULL, NULL},
+};
 
-    luaL_newmetatable(L, FILTER_MT);
-    lua_pop(L, 1);
-
-    luaL_newlib(L, core_functions);
+void bind_store_open(lua_State *L) {
+    bind_class(L, STORE_MT, store_methods, store_meta);
+    bind_class(L, CURSOR_MT, NULL, cursor_meta);
+    luaL_setfuncs(L, core_functions, 0);
     lua_pushliteral(L, STORE_START);
     lua_setfield(L, -2, "START");
     lua_pushliteral(L, STORE_END);
     lua_setfield(L, -2, "END");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
-    lua_createtable(L, 0, 10);
-    static const char *const ops[] = {"prefix", "eq", "ne", "gt", "gte", "lt", "lte",
-                                      "exists", "all_of", "any_of", NULL};
-    for (int i = 0; ops[i]; i++) {
-        lua_pushstring(L, ops[i]);
-        lua_pushcclosure(L, filter_op, 1);
-        lua_setfield(L, -2, ops[i]);
-    }
-    lua_setfield(L, -2, "filter");
-    bind_sub_open(L);
-    bind_view_open(L);
-    bind_txn_open(L);
-    return 1;
 }

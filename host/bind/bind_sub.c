@@ -34,10 +34,6 @@ typedef struct lsub {
     const store *s;   /* the backend handle, for its ops */
 } lsub;
 
-int bind_has_subscriptions(const store_ops *o) {
-    return o->subscribe && o->poll && o->ack && o->checkpoint && o->sub_close && o->sub_reset;
-}
-
 static void sub_release(bind_child *c) {
     lsub *ls = (lsub *)c;
     if (ls->sub) ls->s->ops->sub_close(ls->sub);
@@ -255,23 +251,19 @@ static const luaL_Reg sub_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg sub_meta[] = {
+    {"__gc", sub_gc},
+    {"__tostring", sub_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg core_functions[] = {
+    {"monotonic", l_monotonic},
+    {NULL, NULL},
+};
+
 void bind_sub_open(lua_State *L) {
-    luaL_getmetatable(L, BIND_STORE_MT);
-    lua_getfield(L, -1, "__index");
-    luaL_setfuncs(L, store_methods, 0);
-    lua_pop(L, 2);
-
-    luaL_newmetatable(L, SUB_MT);
-    luaL_newlib(L, sub_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sub_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, sub_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, sub_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-
-    lua_pushcfunction(L, l_monotonic);
-    lua_setfield(L, -2, "monotonic");
+    bind_store_methods(L, store_methods);
+    bind_class(L, SUB_MT, sub_methods, sub_meta);
+    luaL_setfuncs(L, core_functions, 0);
 }

@@ -5,7 +5,7 @@
  * store:in_transaction; and bind_end_transactions, with which the host
  * rolls back whatever a handler run left open.
  *
- * Provides bind_txn_open (called by luaopen_aeon_core), bind_txn_closed and
+ * Provides bind_txn_open (called by luaopen_aeon_core, init.c), bind_txn_closed and
  * bind_end_transactions. Uses the transaction slots of store.h through
  * bind.h; a backend that leaves them NULL (DynamoDB) gets nil, "<backend>
  * does not support transactions yet".
@@ -30,8 +30,6 @@
 /* The registry key of the table { [store userdata] = true } of stores with
  * a transaction open. */
 static const char open_key = 0;
-
-int bind_has_transactions(const store_ops *o) { return o->begin && o->commit && o->rollback; }
 
 /* Marks the store at idx as having a transaction open, or not. */
 static void mark(lua_State *L, int idx, bind_txn *t, bool open) {
@@ -196,8 +194,5 @@ static const luaL_Reg store_methods[] = {
 };
 
 void bind_txn_open(lua_State *L) {
-    luaL_getmetatable(L, BIND_STORE_MT);
-    lua_getfield(L, -1, "__index");
-    luaL_setfuncs(L, store_methods, 0);
-    lua_pop(L, 2);
+    bind_store_methods(L, store_methods);
 }

@@ -23,10 +23,6 @@
 
 #define VIEW_MT "aeon.view"
 
-int bind_has_views(const store_ops *o) {
-    return o->view_get && o->view_put && o->view_revision && o->view_advance && o->view_clear;
-}
-
 /* The view at idx: its store (raising if closed) and its name. */
 static store *check_view(lua_State *L, int idx, const char **name) {
     luaL_checkudata(L, idx, VIEW_MT);
@@ -177,16 +173,12 @@ static const luaL_Reg view_methods[] = {
     {NULL, NULL},
 };
 
-void bind_view_open(lua_State *L) {
-    luaL_getmetatable(L, BIND_STORE_MT);
-    lua_getfield(L, -1, "__index");
-    luaL_setfuncs(L, store_methods, 0);
-    lua_pop(L, 2);
+static const luaL_Reg view_meta[] = {
+    {"__tostring", view_tostring},
+    {NULL, NULL},
+};
 
-    luaL_newmetatable(L, VIEW_MT);
-    luaL_newlib(L, view_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, view_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+void bind_view_open(lua_State *L) {
+    bind_store_methods(L, store_methods);
+    bind_class(L, VIEW_MT, view_methods, view_meta);
 }

@@ -3,6 +3,8 @@
  */
 #include "log.h"
 
+#include "host.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -102,6 +104,16 @@ void log_end(log_line *l) {
 void log_msg(log_level level, const char *msg) {
     log_line l;
     if (log_begin(&l, level, msg)) log_end(&l);
+}
+
+void log_lua_error(log_line *l, const char *error) {
+    const char *trace = host_traceback(error);
+    if (trace) {
+        log_strn(l, "error", error, (size_t)(trace - error));
+        log_str(l, "traceback", trace + 1);
+    } else {
+        log_str(l, "error", error ? error : "(no message)");
+    }
 }
 
 void log_error_msg(log_level level, const char *msg, const char *error) {

@@ -68,4 +68,8 @@ void log_end(log_line *l);
 void log_msg(log_level level, const char *msg);
 void log_error_msg(log_level level, const char *msg, const char *error);
 
+/* The fields of a host_call error: "error", the message, and "traceback",
+ * the trace host_call appended, when there is one. */
+void log_lua_error(log_line *l, const char *error);
+
 #endif

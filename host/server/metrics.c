@@ -149,89 +149,102 @@ static void head(buf *b, const char *name, const char *type, const char *help) {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-char *metrics_render(const metrics_gauges *g, size_t *len) {
-    buf b = {0};
-    pthread_mutex_lock(&lock);
+/* The stages of metrics_render, each a family or a few, under the lock. */
 
-    head(&b, "aeon_http_requests_total", "counter", "HTTP requests answered, by route and status.");
+static void render_requests(buf *b) {
+    head(b, "aeon_http_requests_total", "counter", "HTTP requests answered, by route and status.");
     for (size_t i = 0; i < nroutes; i++) {
         for (int s = 0; s < MAX_STATUSES && routes[i].status[s]; s++) {
-            buf_puts(&b, "aeon_http_requests_total{route=\"");
-            label(&b, routes[i].route);
-            buf_printf(&b, "\",status=\"%d\"} %llu\n", routes[i].status[s],
+            buf_puts(b, "aeon_http_requests_total{route=\"");
+            label(b, routes[i].route);
+            buf_printf(b, "\",status=\"%d\"} %llu\n", routes[i].status[s],
                        (unsigned long long)routes[i].count[s]);
         }
     }
+}
 
-    head(&b, "aeon_http_request_duration_seconds", "histogram",
+static void render_durations(buf *b) {
+    head(b, "aeon_http_request_duration_seconds", "histogram",
          "Time from the request's headers to its answer, by route.");
     for (size_t i = 0; i < nroutes; i++) {
         uint64_t cum = 0;
         for (size_t k = 0; k <= NBUCKETS; k++) {
             cum += routes[i].bucket[k];
-            buf_puts(&b, "aeon_http_request_duration_seconds_bucket{route=\"");
-            label(&b, routes[i].route);
-            if (k < NBUCKETS) buf_printf(&b, "\",le=\"%g\"} %llu\n", BUCKETS[k], (unsigned long long)cum);
-            else buf_printf(&b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+            buf_puts(b, "aeon_http_request_duration_seconds_bucket{route=\"");
+            label(b, routes[i].route);
+            if (k < NBUCKETS) buf_printf(b, "\",le=\"%g\"} %llu\n", BUCKETS[k], (unsigned long long)cum);
+            else buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
         }
-        buf_puts(&b, "aeon_http_request_duration_seconds_sum{route=\"");
-        label(&b, routes[i].route);
-        buf_printf(&b, "\"} %.6f\n", routes[i].sum);
-        buf_puts(&b, "aeon_http_request_duration_seconds_count{route=\"");
-        label(&b, routes[i].route);
-        buf_printf(&b, "\"} %llu\n", (unsigned long long)routes[i].total);
+        buf_puts(b, "aeon_http_request_duration_seconds_sum{route=\"");
+        label(b, routes[i].route);
+        buf_printf(b, "\"} %.6f\n", routes[i].sum);
+        buf_puts(b, "aeon_http_request_duration_seconds_count{route=\"");
+        label(b, routes[i].route);
+        buf_printf(b, "\"} %llu\n", (unsigned long long)routes[i].total);
     }
+}
 
-    head(&b, "aeon_http_requests_aborted_total", "counter",
+static void render_gauges(buf *b, const metrics_gauges *g) {
+    head(b, "aeon_http_requests_aborted_total", "counter",
          "Requests that ended without an answer: the client stalled (timeout) or left.");
-    buf_printf(&b, "aeon_http_requests_aborted_total{reason=\"timeout\"} %llu\n",
+    buf_printf(b, "aeon_http_requests_aborted_total{reason=\"timeout\"} %llu\n",
                (unsigned long long)aborted_timeout);
-    buf_printf(&b, "aeon_http_requests_aborted_total{reason=\"client\"} %llu\n",
+    buf_printf(b, "aeon_http_requests_aborted_total{reason=\"client\"} %llu\n",
                (unsigned long long)aborted_client);
-    buf_printf(&b, "aeon_http_requests_aborted_total{reason=\"error\"} %llu\n",
+    buf_printf(b, "aeon_http_requests_aborted_total{reason=\"error\"} %llu\n",
                (unsigned long long)aborted_error);
 
-    head(&b, "aeon_http_requests_in_flight", "gauge", "Requests received and not yet answered.");
-    buf_printf(&b, "aeon_http_requests_in_flight %ld\n", g->in_flight);
-    head(&b, "aeon_http_queue_depth", "gauge", "Requests waiting for a free worker.");
-    buf_printf(&b, "aeon_http_queue_depth %ld\n", g->queued);
-    head(&b, "aeon_workers", "gauge", "Request worker threads, each with its own Lua state and store.");
-    buf_printf(&b, "aeon_workers %d\n", g->workers);
-    head(&b, "aeon_projections_running", "gauge", "Projection threads running.");
-    buf_printf(&b, "aeon_projections_running %d\n", g->projections);
-    head(&b, "aeon_draining", "gauge", "1 while shutting down.");
-    buf_printf(&b, "aeon_draining %d\n", g->draining ? 1 : 0);
+    head(b, "aeon_http_requests_in_flight", "gauge", "Requests received and not yet answered.");
+    buf_printf(b, "aeon_http_requests_in_flight %ld\n", g->in_flight);
+    head(b, "aeon_http_queue_depth", "gauge", "Requests waiting for a free worker.");
+    buf_printf(b, "aeon_http_queue_depth %ld\n", g->queued);
+    head(b, "aeon_workers", "gauge", "Request worker threads, each with its own Lua state and store.");
+    buf_printf(b, "aeon_workers %d\n", g->workers);
+    head(b, "aeon_projections_running", "gauge", "Projection threads running.");
+    buf_printf(b, "aeon_projections_running %d\n", g->projections);
+    head(b, "aeon_draining", "gauge", "1 while shutting down.");
+    buf_printf(b, "aeon_draining %d\n", g->draining ? 1 : 0);
+}
 
-    head(&b, "aeon_appends_total", "counter", "Appends that committed events.");
-    buf_printf(&b, "aeon_appends_total %llu\n", (unsigned long long)appends);
-    head(&b, "aeon_events_appended_total", "counter", "Events committed by appends.");
-    buf_printf(&b, "aeon_events_appended_total %llu\n", (unsigned long long)events_appended);
-    head(&b, "aeon_append_conflicts_total", "counter",
+static void render_counters(buf *b) {
+    head(b, "aeon_appends_total", "counter", "Appends that committed events.");
+    buf_printf(b, "aeon_appends_total %llu\n", (unsigned long long)appends);
+    head(b, "aeon_events_appended_total", "counter", "Events committed by appends.");
+    buf_printf(b, "aeon_events_appended_total %llu\n", (unsigned long long)events_appended);
+    head(b, "aeon_append_conflicts_total", "counter",
          "Appends refused by an optimistic-concurrency check.");
-    buf_printf(&b, "aeon_append_conflicts_total %llu\n", (unsigned long long)conflicts);
-    head(&b, "aeon_script_errors_total", "counter",
+    buf_printf(b, "aeon_append_conflicts_total %llu\n", (unsigned long long)conflicts);
+    head(b, "aeon_script_errors_total", "counter",
          "Handlers that raised an error or ran past their budget.");
-    buf_printf(&b, "aeon_script_errors_total %llu\n", (unsigned long long)script_errors);
-    head(&b, "aeon_reloads_total", "counter", "--watch reloads, by result.");
-    buf_printf(&b, "aeon_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)reloads_ok);
-    buf_printf(&b, "aeon_reloads_total{result=\"failed\"} %llu\n",
+    buf_printf(b, "aeon_script_errors_total %llu\n", (unsigned long long)script_errors);
+    head(b, "aeon_reloads_total", "counter", "--watch reloads, by result.");
+    buf_printf(b, "aeon_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)reloads_ok);
+    buf_printf(b, "aeon_reloads_total{result=\"failed\"} %llu\n",
                (unsigned long long)reloads_failed);
+}
 
-    head(&b, "aeon_projection_lag_events", "gauge",
-         "Events committed that the projection has not yet applied, as it last reported.");
+/* One lag gauge per projection: events behind, or (seconds) how old the
+ * oldest of them is. */
+static void render_lag(buf *b, const char *name, bool seconds, const char *help) {
+    head(b, name, "gauge", help);
     for (size_t i = 0; i < nlags; i++) {
-        buf_puts(&b, "aeon_projection_lag_events{projection=\"");
-        label(&b, lags[i].name);
-        buf_printf(&b, "\"} %.17g\n", lags[i].events);
+        buf_printf(b, "%s{projection=\"", name);
+        label(b, lags[i].name);
+        buf_printf(b, "\"} %.17g\n", seconds ? lags[i].seconds : lags[i].events);
     }
-    head(&b, "aeon_projection_lag_seconds", "gauge",
-         "Age of the oldest event the projection has not yet applied, as it last reported.");
-    for (size_t i = 0; i < nlags; i++) {
-        buf_puts(&b, "aeon_projection_lag_seconds{projection=\"");
-        label(&b, lags[i].name);
-        buf_printf(&b, "\"} %.17g\n", lags[i].seconds);
-    }
+}
 
+char *metrics_render(const metrics_gauges *g, size_t *len) {
+    buf b = {0};
+    pthread_mutex_lock(&lock);
+    render_requests(&b);
+    render_durations(&b);
+    render_gauges(&b, g);
+    render_counters(&b);
+    render_lag(&b, "aeon_projection_lag_events", false,
+               "Events committed that the projection has not yet applied, as it last reported.");
+    render_lag(&b, "aeon_projection_lag_seconds", true,
+               "Age of the oldest event the projection has not yet applied, as it last reported.");
     head(&b, "aeon_start_time_seconds", "gauge", "When the server started, Unix time.");
     buf_printf(&b, "aeon_start_time_seconds %lld\n", (long long)(started ? started : time(NULL)));
     pthread_mutex_unlock(&lock);

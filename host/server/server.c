@@ -700,13 +700,7 @@ static void reload(server *s) {
     if (worker_probe(&cfg->worker, &info, &err) != 0) {
         log_line l;
         if (log_begin(&l, LOG_ERROR, "reload failed; still serving the previous version")) {
-            const char *trace = strstr(err, "\nstack traceback:");
-            if (trace) {
-                log_strn(&l, "error", err, (size_t)(trace - err));
-                log_str(&l, "traceback", trace + 1);
-            } else {
-                log_str(&l, "error", err);
-            }
+            log_lua_error(&l, err);
             log_end(&l);
         }
         free(err);

@@ -1,9 +1,8 @@
 /*
  * server.h - the HTTP server: aeon-host serve (API.md section 5).
  *
- * Provides server_run, which serves an app until SIGINT or SIGTERM, and
- * luaopen_aeon_host, the host-only Lua module (aeon.host) through which
- * aeon.cli.serve starts it and app code reports to it. Uses libmicrohttpd for
+ * Provides server_run, which serves an app until SIGINT or SIGTERM (the
+ * aeon.host module, hostlib.h, starts it for aeon.cli.serve). Uses libmicrohttpd for
  * HTTP, worker.h for the threads that run Lua, log.h and metrics.h.
  *
  * Threads: one libmicrohttpd thread does all network I/O (epoll) and answers
@@ -52,10 +51,5 @@ typedef struct server_config {
  * another status with *err (malloc'd) when it cannot start. Blocks SIGINT
  * and SIGTERM while it runs (restoring the mask after). */
 server_status server_run(const server_config *cfg, char **err);
-
-/* The aeon.host module: serve, log, log_enabled, appended, conflict,
- * projection_lag, stopping. Preloaded by aeon-host only; aeon.core stays
- * loadable without it. */
-int luaopen_aeon_host(lua_State *L);
 
 #endif

@@ -26,7 +26,7 @@
 #include "host.h"
 #include "log.h"
 #include "metrics.h"
-#include "server.h"
+#include "hostlib.h"
 
 /* The count hook runs every this many VM instructions: often enough to stop
  * a runaway loop within microseconds, rarely enough to cost nothing. */
@@ -67,19 +67,13 @@ char *worker_error_body(const char *message, const char *request_id, size_t *len
     return buf_take(&b, len);
 }
 
-/* Splits a host_call error ("message\nstack traceback:...") for a log line. */
-static void log_lua_error(log_level level, const char *msg, const char *error,
-                          const char *field, const char *value) {
+/* A line for a host_call error, with one more field when `field` is set. */
+static void log_failure(log_level level, const char *msg, const char *error,
+                        const char *field, const char *value) {
     log_line l;
     if (!log_begin(&l, level, msg)) return;
     if (field) log_str(&l, field, value);
-    const char *trace = error ? strstr(error, "\nstack traceback:") : NULL;
-    if (trace) {
-        log_strn(&l, "error", error, (size_t)(trace - error));
-        log_str(&l, "traceback", trace + 1);
-    } else {
-        log_str(&l, "error", error ? error : "(no message)");
-    }
+    log_lua_error(&l, error);
     log_end(&l);
 }
 
@@ -98,12 +92,8 @@ static int boot(lua_State *L) {
     lua_setfield(L, -2, "path");
     lua_pushstring(L, opt->lua_cpath);
     lua_setfield(L, -2, "cpath");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_aeon_core);
-    lua_setfield(L, -2, "aeon.core");
-    lua_pushcfunction(L, luaopen_aeon_host);
-    lua_setfield(L, -2, "aeon.host");
-    lua_pop(L, 2);
+    lua_pop(L, 1);
+    host_preload(L);
 
     lua_getglobal(L, "require");
     lua_pushliteral(L, "aeon.cli.worker");
@@ -355,7 +345,7 @@ static void run(worker *w, worker_job *job) {
         /* An error outside the app's handler (aeon.cli.worker itself, or the hook
          * firing again after a handler swallowed its error). */
         char *text = error_text(L);
-        log_lua_error(LOG_ERROR, "request failed", text, "request_id", job->request_id);
+        log_failure(LOG_ERROR, "request failed", text, "request_id", job->request_id);
         free(text);
         set_answer(job, 500, "internal error");
     }
@@ -611,7 +601,7 @@ static void *projection_main(void *arg) {
         char *err = NULL;
         lua_State *L = state_new(o->opt, "projection", o, &err);
         if (!L) {
-            log_lua_error(LOG_ERROR, "projection cannot start", err, "projection", pr->name);
+            log_failure(LOG_ERROR, "projection cannot start", err, "projection", pr->name);
             free(err);
             pause_unless_stopped(o, backoff);
             backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
@@ -629,8 +619,8 @@ static void *projection_main(void *arg) {
         int st = host_call(L, 1, 0);
         if (st != LUA_OK) {
             err = error_text(L);
-            log_lua_error(atomic_load(&o->stop) ? LOG_WARN : LOG_ERROR, "projection failed", err,
-                          "projection", pr->name);
+            log_failure(atomic_load(&o->stop) ? LOG_WARN : LOG_ERROR, "projection failed", err,
+                        "projection", pr->name);
             free(err);
         }
         lua_close(L);

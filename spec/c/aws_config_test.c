@@ -7,7 +7,7 @@
  * is found. The environment is a fake table; files go to a temp directory.
  */
 #include "aws_config.h"
-#include "check.h"
+#include "test.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -327,12 +327,8 @@ static void test_files(void)
 
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/awscfgXXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
+    if (!test_tmpdir(dir, sizeof dir, "awscfg"))
         return 1;
-    }
     test_ini();
     test_environment();
     test_nothing_found();
@@ -342,5 +338,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
-    return check_report();
+    return test_report();
 }

@@ -8,24 +8,12 @@
  * Whether DynamoDB then selects what filter_match selects is checked
  * against DynamoDB Local by spec/integration/dynamodb_filter_spec.lua.
  */
-#include "check.h"
+#include "test.h"
 #include "ddb_filter.h"
+#include "filter_tree.h"
 
 #include <stdlib.h>
 
-#define NODE(k, ...) (&(store_filter){.kind = (k), __VA_ARGS__})
-#define OP(k, v) NODE(k, .value = v)
-#define STR(s) ((store_scalar){.kind = SCALAR_STRING, .string = (s)})
-#define INT(i) ((store_scalar){.kind = SCALAR_INTEGER, .integer = (i)})
-#define FLT(d) ((store_scalar){.kind = SCALAR_FLOAT, .number = (d)})
-#define BOOL(b) ((store_scalar){.kind = SCALAR_BOOLEAN, .boolean = (b)})
-#define KIDS(...) .children = (store_filter *[]){__VA_ARGS__},                 \
-                  .nchildren = sizeof((store_filter *[]){__VA_ARGS__}) / sizeof(store_filter *)
-#define FIELD(n, child) NODE(FILTER_FIELD, .name = (n), KIDS(child))
-#define ALL(...) NODE(FILTER_ALL, KIDS(__VA_ARGS__))
-#define ANY(...) NODE(FILTER_ANY, KIDS(__VA_ARGS__))
-#define EXISTS NODE(FILTER_EXISTS)
-#define DATA(n, child) FIELD("data", FIELD(n, child))
 
 static char *err;
 
@@ -96,17 +84,17 @@ static void expect(const store_filter *f, const char *key, const char *want, int
     err = NULL;
     store_status st = ddb_filter_compile(f, key, &d, &err);
     if (st != STORE_OK) {
-        check_failed++;
+        test_failed++;
         fprintf(stderr, "line %d: compile failed: %s\n", line, err ? err : "?");
         return;
     }
     const char *got = d.expression;
     if ((got == NULL) != (want == NULL) || (got != NULL && strcmp(got, want) != 0)) {
-        check_failed++;
+        test_failed++;
         fprintf(stderr, "line %d: expression is \"%s\", want \"%s\"\n", line,
                 got ? got : "(none)", want ? want : "(none)");
     } else
-        check_passed++;
+        test_passed++;
     CHECK(!d.local);
     if (got != NULL) {
         CHECK(!d.none);
@@ -124,11 +112,11 @@ static void expect_none(const store_filter *f, const char *key, int line)
     ddb_filter d;
     store_status st = ddb_filter_compile(f, key, &d, &err);
     if (st != STORE_OK || !d.none || d.expression != NULL || d.local) {
-        check_failed++;
+        test_failed++;
         fprintf(stderr, "line %d: want no match, got status %d none %d expr \"%s\"\n", line,
                 (int)st, d.none, d.expression ? d.expression : "(none)");
     } else
-        check_passed++;
+        test_passed++;
     ddb_filter_free(&d);
 }
 #define NONE(f) expect_none((f), NULL, __LINE__)
@@ -398,5 +386,5 @@ int main(void)
     test_injection();
     test_limits();
     free(err);
-    return check_report();
+    return test_report();
 }

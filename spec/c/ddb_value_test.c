@@ -29,12 +29,12 @@ static void round_trip(const char *in, const char *want)
     char *err = NULL, *out = NULL;
     size_t len = 0;
     store_status st = ddb_value_from_json(in, strlen(in), &av, &floats, &err);
-    CHECK(st == STORE_OK, "marshal %s: %s", in, err ? err : "?");
+    CHECK_MSG(st == STORE_OK, "marshal %s: %s", in, err ? err : "?");
     if (st == STORE_OK) {
         st = ddb_value_to_json(av, floats, &out, &len, &err);
-        CHECK(st == STORE_OK, "unmarshal %s: %s", in, err ? err : "?");
-        CHECK_STR(out, want, in);
-        CHECK(out && len == strlen(out), "length of %s", in);
+        CHECK_MSG(st == STORE_OK, "unmarshal %s: %s", in, err ? err : "?");
+        CHECK_STR_AS(out, want, in);
+        CHECK_MSG(out && len == strlen(out), "length of %s", in);
     }
     free(out);
     free(err);
@@ -48,13 +48,13 @@ static void shape(const char *in, const char *want_av, const char *want_floats)
     json_t *av = NULL, *floats = NULL;
     char *err = NULL;
     store_status st = ddb_value_from_json(in, strlen(in), &av, &floats, &err);
-    CHECK(st == STORE_OK, "marshal %s: %s", in, err ? err : "?");
+    CHECK_MSG(st == STORE_OK, "marshal %s: %s", in, err ? err : "?");
     char *a = dump(av), *f = dump(floats);
-    CHECK_STR(a, want_av, in);
+    CHECK_STR_AS(a, want_av, in);
     if (want_floats)
-        CHECK_STR(f, want_floats, in);
+        CHECK_STR_AS(f, want_floats, in);
     else
-        CHECK(f == NULL, "%s: no float marks expected, got %s", in, f);
+        CHECK_MSG(f == NULL, "%s: no float marks expected, got %s", in, f);
     free(a);
     free(f);
     free(err);
@@ -68,7 +68,7 @@ static void refused(const char *in, store_status want, const char *part)
     json_t *av = NULL, *floats = NULL;
     char *err = NULL;
     store_status st = ddb_value_from_json(in, strlen(in), &av, &floats, &err);
-    CHECK(st == want && av == NULL && floats == NULL && err && strstr(err, part),
+    CHECK_MSG(st == want && av == NULL && floats == NULL && err && strstr(err, part),
           "%.60s: want status %d with \"%s\", got %d: %s", in, want, part, st,
           err ? err : "(no message)");
     free(err);
@@ -83,8 +83,8 @@ static void reads(const char *av_text, const char *floats_text, const char *want
     json_t *floats = floats_text ? json_loads(floats_text, 0, NULL) : NULL;
     char *err = NULL, *out = NULL;
     store_status st = ddb_value_to_json(av, floats, &out, NULL, &err);
-    CHECK(st == STORE_OK, "read %s: %s", av_text, err ? err : "?");
-    CHECK_STR(out, want, av_text);
+    CHECK_MSG(st == STORE_OK, "read %s: %s", av_text, err ? err : "?");
+    CHECK_STR_AS(out, want, av_text);
     free(out);
     free(err);
     json_decref(av);
@@ -95,8 +95,8 @@ static void number(const char *n, store_status want)
 {
     char *err = NULL;
     store_status st = ddb_number_check(n, &err);
-    CHECK(st == want, "number check %s: want %d got %d (%s)", n, want, st, err ? err : "");
-    CHECK((st == STORE_OK) == (err == NULL), "number check %s: message iff failure", n);
+    CHECK_MSG(st == want, "number check %s: want %d got %d (%s)", n, want, st, err ? err : "");
+    CHECK_MSG((st == STORE_OK) == (err == NULL), "number check %s: message iff failure", n);
     free(err);
 }
 
@@ -153,24 +153,24 @@ static void test_shortest(void)
      * round-tripping form has 16 digits. */
     char n[DDB_NUMBER_SIZE];
     char *err = NULL;
-    CHECK(ddb_number_text(1.0 / 3.0, n, &err) == STORE_OK, "1/3");
-    CHECK_STR(n, "0.3333333333333333", "shortest 1/3");
-    CHECK(ddb_number_text(0.1 + 0.2, n, &err) == STORE_OK, "0.1+0.2");
-    CHECK_STR(n, "0.30000000000000004", "shortest 0.1+0.2 (17 digits)");
-    CHECK(ddb_number_text(100.0, n, &err) == STORE_OK, "100");
-    CHECK_STR(n, "100", "shortest 100.0");
-    CHECK(ddb_number_text(NAN, n, &err) == STORE_INVALID, "NaN refused");
+    CHECK_MSG(ddb_number_text(1.0 / 3.0, n, &err) == STORE_OK, "1/3");
+    CHECK_STR_AS(n, "0.3333333333333333", "shortest 1/3");
+    CHECK_MSG(ddb_number_text(0.1 + 0.2, n, &err) == STORE_OK, "0.1+0.2");
+    CHECK_STR_AS(n, "0.30000000000000004", "shortest 0.1+0.2 (17 digits)");
+    CHECK_MSG(ddb_number_text(100.0, n, &err) == STORE_OK, "100");
+    CHECK_STR_AS(n, "100", "shortest 100.0");
+    CHECK_MSG(ddb_number_text(NAN, n, &err) == STORE_INVALID, "NaN refused");
     free(err);
     err = NULL;
-    CHECK(ddb_number_text(INFINITY, n, &err) == STORE_INVALID, "Infinity refused");
+    CHECK_MSG(ddb_number_text(INFINITY, n, &err) == STORE_INVALID, "Infinity refused");
     free(err);
     err = NULL;
-    CHECK(ddb_number_text(1e126, n, &err) == STORE_OK, "the double nearest 1e126 fits");
-    CHECK_STR(n, "9.9999999999999992e+125", "1e126 written with 17 digits");
-    CHECK(ddb_number_text(1.0000000000000002e126, n, &err) == STORE_LIMIT, "above 1e126 refused");
+    CHECK_MSG(ddb_number_text(1e126, n, &err) == STORE_OK, "the double nearest 1e126 fits");
+    CHECK_STR_AS(n, "9.9999999999999992e+125", "1e126 written with 17 digits");
+    CHECK_MSG(ddb_number_text(1.0000000000000002e126, n, &err) == STORE_LIMIT, "above 1e126 refused");
     free(err);
     err = NULL;
-    CHECK(ddb_number_text(5e-324, n, &err) == STORE_LIMIT, "denormal refused");
+    CHECK_MSG(ddb_number_text(5e-324, n, &err) == STORE_LIMIT, "denormal refused");
     free(err);
 }
 
@@ -201,7 +201,7 @@ static void test_reading_normalised(void)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *av = json_loads(bad[i], JSON_DECODE_ANY, NULL), *v = NULL;
         char *err = NULL;
-        CHECK(ddb_value_unmarshal(av, NULL, &v, &err) == STORE_IO && v == NULL && err,
+        CHECK_MSG(ddb_value_unmarshal(av, NULL, &v, &err) == STORE_IO && v == NULL && err,
               "malformed %s refused", bad[i]);
         free(err);
         json_decref(av);
@@ -276,9 +276,9 @@ static void test_scalars(void)
     for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
         json_t *av = NULL;
         char *err = NULL;
-        CHECK(ddb_value_scalar(&s[i], &av, &err) == STORE_OK, "scalar %zu", i);
+        CHECK_MSG(ddb_value_scalar(&s[i], &av, &err) == STORE_OK, "scalar %zu", i);
         char *d = dump(av);
-        CHECK_STR(d, want[i], "scalar");
+        CHECK_STR_AS(d, want[i], "scalar");
         free(d);
         free(err);
         json_decref(av);
@@ -286,7 +286,7 @@ static void test_scalars(void)
     store_scalar big = { .kind = SCALAR_FLOAT, .number = 1e200 };
     json_t *av = NULL;
     char *err = NULL;
-    CHECK(ddb_value_scalar(&big, &av, &err) == STORE_LIMIT && !av, "scalar 1e200 refused");
+    CHECK_MSG(ddb_value_scalar(&big, &av, &err) == STORE_LIMIT && !av, "scalar 1e200 refused");
     free(err);
 }
 
@@ -300,15 +300,15 @@ static size_t size_of(const char *text)
 
 static void test_sizes(void)
 {
-    CHECK(size_of("{\"S\":\"abc\"}") == 3, "S size");
-    CHECK(size_of("{\"S\":\"\xc3\xa9\"}") == 2, "S size counts UTF-8 bytes");
-    CHECK(size_of("{\"N\":\"123\"}") == 3, "N size 3 digits");
-    CHECK(size_of("{\"N\":\"1000\"}") == 2, "N size ignores trailing zeros");
-    CHECK(size_of("{\"N\":\"9223372036854775807\"}") == 11, "N size 19 digits");
-    CHECK(size_of("{\"BOOL\":true}") == 1 && size_of("{\"NULL\":true}") == 1, "BOOL/NULL");
-    CHECK(size_of("{\"B\":\"AAE=\"}") == 2, "B size is decoded bytes");
-    CHECK(size_of("{\"L\":[]}") == 3 && size_of("{\"M\":{}}") == 3, "empty containers");
-    CHECK(size_of("{\"L\":[{\"S\":\"ab\"},{\"BOOL\":true}]}") == 3 + 3 + 2, "L size");
+    CHECK_MSG(size_of("{\"S\":\"abc\"}") == 3, "S size");
+    CHECK_MSG(size_of("{\"S\":\"\xc3\xa9\"}") == 2, "S size counts UTF-8 bytes");
+    CHECK_MSG(size_of("{\"N\":\"123\"}") == 3, "N size 3 digits");
+    CHECK_MSG(size_of("{\"N\":\"1000\"}") == 2, "N size ignores trailing zeros");
+    CHECK_MSG(size_of("{\"N\":\"9223372036854775807\"}") == 11, "N size 19 digits");
+    CHECK_MSG(size_of("{\"BOOL\":true}") == 1 && size_of("{\"NULL\":true}") == 1, "BOOL/NULL");
+    CHECK_MSG(size_of("{\"B\":\"AAE=\"}") == 2, "B size is decoded bytes");
+    CHECK_MSG(size_of("{\"L\":[]}") == 3 && size_of("{\"M\":{}}") == 3, "empty containers");
+    CHECK_MSG(size_of("{\"L\":[{\"S\":\"ab\"},{\"BOOL\":true}]}") == 3 + 3 + 2, "L size");
     /* Measured on DynamoDB Local: this item with 409589 bytes of string is
      * exactly 400 KB, one more byte is refused. */
     json_t *item = json_pack("{s:{s:s},s:{s:{s:{s:s%}}}}", "pk", "S", "big", "m", "M", "a",
@@ -318,7 +318,7 @@ static void test_sizes(void)
     big[409589] = '\0';
     json_object_set_new(json_object_get(json_object_get(json_object_get(item, "m"), "M"),
                                         "a"), "S", json_string(big));
-    CHECK(ddb_item_size(item) == DDB_ITEM_MAX, "item size at the limit: %zu",
+    CHECK_MSG(ddb_item_size(item) == DDB_ITEM_MAX, "item size at the limit: %zu",
           ddb_item_size(item));
     free(big);
     json_decref(item);
@@ -328,7 +328,7 @@ static void test_sizes(void)
     char *err = NULL;
     const char *ms = "{\"n\":1,\"s\":\"abc\"}";
     ddb_value_from_json(ms, strlen(ms), &av, NULL, &err);
-    CHECK(av && ddb_value_size(av) == 3 + (1 + 1 + 2) + (1 + 1 + 3), "M size: %zu",
+    CHECK_MSG(av && ddb_value_size(av) == 3 + (1 + 1 + 2) + (1 + 1 + 3), "M size: %zu",
           av ? ddb_value_size(av) : 0);
     json_decref(av);
     free(err);

@@ -11,7 +11,7 @@
  * re-numbered attempts, idempotency keys scoped to their store, and a
  * subscription over an index that may lag the table (as AWS's does).
  */
-#include "check.h"
+#include "test.h"
 #include "store.h"
 
 #include <stdlib.h>
@@ -58,7 +58,7 @@ static store *open_with(const char *uri, fake *f)
     reset_err();
     if (store_open(uri, &opts, &s, &err) != STORE_OK) {
         fprintf(stderr, "open %s: %s\n", uri, err ? err : "?");
-        check_failed++;
+        test_failed++;
         return NULL;
     }
     return s;
@@ -117,11 +117,11 @@ static void test_open_offline(void)
         store_status st = store_open(bad[i].uri, NULL, &s, &err);
         CHECK(st == STORE_INVALID && s == NULL);
         if (err == NULL || strstr(err, bad[i].says) == NULL) {
-            check_failed++;
+            test_failed++;
             fprintf(stderr, "open %s: error \"%s\" does not say \"%s\"\n", bad[i].uri,
                     err ? err : "(none)", bad[i].says);
         } else
-            check_passed++;
+            test_passed++;
     }
     char long_name[300];
     memset(long_name, 'a', sizeof long_name);
@@ -164,7 +164,7 @@ static void append1(store *s, const char *key, const char *type, const char *exp
     reset_err();
     store_status st = s->ops->append(s, key, &ev, 1, &o, r, &err);
     if (st != STORE_OK) {
-        check_failed++;
+        test_failed++;
         fprintf(stderr, "append %s: %s\n", key, err ? err : "?");
         memset(r, 0, sizeof *r);
     }
@@ -174,7 +174,7 @@ static void head(store *s, const char *key, char out[STORE_REVISION_SIZE])
 {
     reset_err();
     if (s->ops->head(s, key, out, &err) != STORE_OK) {
-        check_failed++;
+        test_failed++;
         fprintf(stderr, "head %s: %s\n", key, err ? err : "?");
         strcpy(out, "?");
     }
@@ -331,7 +331,7 @@ static size_t poll0(store *s, store_sub *sub, size_t max, char pos[STORE_REVISIO
     size_t n = 0;
     reset_err();
     if (s->ops->poll(sub, 0, max, events, &n, pos, &err) != STORE_OK) {
-        check_failed++;
+        test_failed++;
         fprintf(stderr, "poll: %s\n", err ? err : "?");
         return 0;
     }
@@ -468,5 +468,5 @@ int main(void)
     }
     free(ep);
     free(err);
-    return check_report();
+    return test_report();
 }

@@ -4,25 +4,11 @@
  * attributes, JSON null, nested data paths, any/all; then filter_copy,
  * filter_uses_data and filter_check.
  */
-#include "check.h"
+#include "test.h"
 #include "filter.h"
+#include "filter_tree.h"
 
 #include <math.h>
-
-/* Filter trees built in place from compound literals. */
-#define NODE(k, ...) (&(store_filter){.kind = (k), __VA_ARGS__})
-#define OP(k, v) NODE(k, .value = v)
-#define STR(s) ((store_scalar){.kind = SCALAR_STRING, .string = (s)})
-#define INT(i) ((store_scalar){.kind = SCALAR_INTEGER, .integer = (i)})
-#define FLT(d) ((store_scalar){.kind = SCALAR_FLOAT, .number = (d)})
-#define BOOL(b) ((store_scalar){.kind = SCALAR_BOOLEAN, .boolean = (b)})
-#define KIDS(...) .children = (store_filter *[]){__VA_ARGS__},                 \
-                  .nchildren = sizeof((store_filter *[]){__VA_ARGS__}) / sizeof(store_filter *)
-#define FIELD(n, child) NODE(FILTER_FIELD, .name = (n), KIDS(child))
-#define ALL(...) NODE(FILTER_ALL, KIDS(__VA_ARGS__))
-#define ANY(...) NODE(FILTER_ANY, KIDS(__VA_ARGS__))
-#define EXISTS NODE(FILTER_EXISTS)
-#define DATA(n, child) FIELD("data", FIELD(n, child))
 
 static const char data_json[] =
     "{\"n\":1,\"neg\":-2,\"f\":1.5,\"s\":\"abc\",\"t\":true,\"z\":null,"
@@ -251,5 +237,5 @@ int main(void)
     test_types_and_absence();
     test_paths_and_logic();
     test_uses_data_copy_check();
-    return check_report();
+    return test_report();
 }

@@ -16,7 +16,7 @@
  *  - no token is stored twice.
  * Mounting needs root (CI runs as root); elsewhere the test says it skips.
  */
-#include "check.h"
+#include "test.h"
 #include "store.h"
 
 #include <errno.h>
@@ -211,7 +211,7 @@ int main(void)
 {
     if (geteuid() != 0) {
         printf("SKIP full_disk_test: mounting the small tmpfs it fills needs root\n");
-        return check_report();
+        return test_report();
     }
     strcpy(dir, "/tmp/aeon-full-XXXXXX");
     if (mkdtemp(dir) == NULL) {
@@ -221,7 +221,7 @@ int main(void)
     if (mount("tmpfs", dir, "tmpfs", 0, "size=" FS_SIZE) != 0) {
         printf("SKIP full_disk_test: cannot mount a tmpfs here (%s)\n", strerror(errno));
         rmdir(dir);
-        return check_report();
+        return test_report();
     }
     snprintf(path, sizeof path, "%s/store.db", dir);
     snprintf(filler, sizeof filler, "%s/filler", dir);
@@ -267,5 +267,5 @@ int main(void)
     if (umount(dir) != 0)
         perror("umount");
     rmdir(dir);
-    return check_report();
+    return test_report();
 }

@@ -13,7 +13,7 @@
  *  - A child process appending from threads and killed -9 keeps every
  *    append it acknowledged.
  */
-#include "check.h"
+#include "test.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -519,35 +519,15 @@ static void test_kill9_threads(void)
 
 /* ------------------------------------------------------------------ */
 
-static void remove_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(path);
-}
-
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/aeon-group-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
+    if (!test_tmpdir(dir, sizeof dir, "aeon-group-"))
         return 2;
-    }
     test_race();
     test_conflicts_in_a_group();
     test_snapshots_in_a_group();
     test_failure_in_a_group();
     test_kill9_threads();
-    remove_dir(dir);
-    return check_report();
+    test_remove_dir(dir);
+    return test_report();
 }

@@ -215,7 +215,7 @@ static http_client *client_for(int port, fake *f, store_env *env, int attempts, 
     };
     http_client *c = NULL;
     char *err = NULL;
-    CHECK(http_open(&cfg, &c, &err) == STORE_OK, "http_open: %s", err ? err : "");
+    CHECK_MSG(http_open(&cfg, &c, &err) == STORE_OK, "http_open: %s", err ? err : "");
     free(err);
     return c;
 }
@@ -259,32 +259,32 @@ static void test_request_shape(void)
     http_response r = { 0 };
     char *err = NULL;
     const char *body = "{\"Limit\":1,\"s\":\"caf\xc3\xa9\"}";
-    CHECK(http_call(c, "ListTables", body, strlen(body), true, &r, &err) == STORE_OK,
+    CHECK_MSG(http_call(c, "ListTables", body, strlen(body), true, &r, &err) == STORE_OK,
           "call: %s", err ? err : "");
-    CHECK(r.status == 200 && r.attempts == 1 && !r.error, "200 in one attempt");
-    CHECK(json_is_array(json_object_get(r.json, "TableNames")), "answer parsed");
-    CHECK(r.body && !strcmp(r.body, "{\"TableNames\":[\"a\"]}"), "answer body kept");
+    CHECK_MSG(r.status == 200 && r.attempts == 1 && !r.error, "200 in one attempt");
+    CHECK_MSG(json_is_array(json_object_get(r.json, "TableNames")), "answer parsed");
+    CHECK_MSG(r.body && !strcmp(r.body, "{\"TableNames\":[\"a\"]}"), "answer body kept");
     f.now += 1000;
-    CHECK(http_call(c, "Query", "{}", 2, true, &r, &err) == STORE_OK, "second call");
+    CHECK_MSG(http_call(c, "Query", "{}", 2, true, &r, &err) == STORE_OK, "second call");
     http_response_free(&r);
     http_close(c);
     server_stop(&s);
-    CHECK(s.connections == 1, "one connection for two calls (kept alive), got %d",
+    CHECK_MSG(s.connections == 1, "one connection for two calls (kept alive), got %d",
           s.connections);
-    CHECK(s.nseen == 2, "two requests seen");
+    CHECK_MSG(s.nseen == 2, "two requests seen");
     if (s.nseen < 1)
         return;
     const char *req = s.seen[0];
-    CHECK(!strncmp(req, "POST / HTTP/1.1\r\n", 17), "POST / HTTP/1.1");
+    CHECK_MSG(!strncmp(req, "POST / HTTP/1.1\r\n", 17), "POST / HTTP/1.1");
     char host[64];
     snprintf(host, sizeof host, "127.0.0.1:%d", s.port);
-    CHECK_STR(header_of(req, "Host"), host, "Host");
-    CHECK_STR(header_of(req, "X-Amz-Target"), "DynamoDB_20120810.ListTables", "target");
-    CHECK_STR(header_of(req, "Content-Type"), "application/x-amz-json-1.0", "content type");
-    CHECK_STR(header_of(req, "X-Amz-Date"), "20150830T123600Z", "date from the injected clock");
-    CHECK(header_of(req, "Expect") == NULL, "no Expect: 100-continue");
-    CHECK(header_of(req, "X-Amz-Security-Token") == NULL, "no token header without a token");
-    CHECK_STR(body_of(req), body, "body sent as given");
+    CHECK_STR_AS(header_of(req, "Host"), host, "Host");
+    CHECK_STR_AS(header_of(req, "X-Amz-Target"), "DynamoDB_20120810.ListTables", "target");
+    CHECK_STR_AS(header_of(req, "Content-Type"), "application/x-amz-json-1.0", "content type");
+    CHECK_STR_AS(header_of(req, "X-Amz-Date"), "20150830T123600Z", "date from the injected clock");
+    CHECK_MSG(header_of(req, "Expect") == NULL, "no Expect: 100-continue");
+    CHECK_MSG(header_of(req, "X-Amz-Security-Token") == NULL, "no token header without a token");
+    CHECK_STR_AS(body_of(req), body, "body sent as given");
 
     /* What was sent is what was signed: sign the received parts again. */
     char target[128], date[32];
@@ -296,11 +296,11 @@ static void test_request_shape(void)
                          .payload = body_of(req), .payload_len = strlen(body_of(req)) };
     sigv4_credentials cred = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL };
     sigv4_signed sig = { 0 };
-    CHECK(sigv4_sign(&sr, &cred, "eu-west-1", "dynamodb", 1440938160000ULL, &sig, &err) ==
+    CHECK_MSG(sigv4_sign(&sr, &cred, "eu-west-1", "dynamodb", 1440938160000ULL, &sig, &err) ==
               STORE_OK, "re-sign");
-    CHECK_STR(header_of(req, "Authorization"), sig.authorization, "Authorization");
+    CHECK_STR_AS(header_of(req, "Authorization"), sig.authorization, "Authorization");
     sigv4_signed_free(&sig);
-    CHECK_STR(header_of(s.seen[1], "X-Amz-Date"), "20150830T123601Z",
+    CHECK_STR_AS(header_of(s.seen[1], "X-Amz-Date"), "20150830T123601Z",
               "each call signed at its own time");
     server_free(&s);
     free(err);
@@ -320,19 +320,19 @@ static void test_streams_and_token(void)
     http_client *c = NULL;
     http_response r = { 0 };
     char *err = NULL;
-    CHECK(http_open(&cfg, &c, &err) == STORE_OK, "open streams client");
-    CHECK(c && http_call(c, "ListStreams", "{}", 2, true, &r, &err) == STORE_OK,
+    CHECK_MSG(http_open(&cfg, &c, &err) == STORE_OK, "open streams client");
+    CHECK_MSG(c && http_call(c, "ListStreams", "{}", 2, true, &r, &err) == STORE_OK,
           "streams call");
     http_response_free(&r);
     http_close(c);
     server_stop(&s);
-    CHECK(s.nseen == 1, "one streams request");
+    CHECK_MSG(s.nseen == 1, "one streams request");
     if (s.nseen == 1) {
-        CHECK_STR(header_of(s.seen[0], "X-Amz-Target"), "DynamoDBStreams_20120810.ListStreams",
+        CHECK_STR_AS(header_of(s.seen[0], "X-Amz-Target"), "DynamoDBStreams_20120810.ListStreams",
                   "streams target");
-        CHECK_STR(header_of(s.seen[0], "X-Amz-Security-Token"), "TOKEN/+=", "token sent");
+        CHECK_STR_AS(header_of(s.seen[0], "X-Amz-Security-Token"), "TOKEN/+=", "token sent");
         const char *a = header_of(s.seen[0], "Authorization");
-        CHECK(a && strstr(a, "/us-east-1/dynamodb/aws4_request") &&
+        CHECK_MSG(a && strstr(a, "/us-east-1/dynamodb/aws4_request") &&
                   strstr(a, "SignedHeaders=content-type;host;x-amz-date;"
                             "x-amz-security-token;x-amz-target,"),
               "streams sign as dynamodb, token signed: %s", a ? a : "");
@@ -359,28 +359,28 @@ static void test_retries(void)
     http_response r = { 0 };
     char *err = NULL;
     const char *body = "{\"ClientRequestToken\":\"t\"}";
-    CHECK(http_call(c, "TransactWriteItems", body, strlen(body), true, &r, &err) == STORE_OK,
+    CHECK_MSG(http_call(c, "TransactWriteItems", body, strlen(body), true, &r, &err) == STORE_OK,
           "retried to success: %s", err ? err : "");
-    CHECK(r.attempts == 5 && r.status == 200, "five attempts, got %d", r.attempts);
-    CHECK(json_integer_value(json_object_get(r.json, "ok")) == 2, "last answer kept");
+    CHECK_MSG(r.attempts == 5 && r.status == 200, "five attempts, got %d", r.attempts);
+    CHECK_MSG(json_integer_value(json_object_get(r.json, "ok")) == 2, "last answer kept");
     /* Waits: full jitter under min(1000, 100 * 2^(n-1)); random bytes 0xff
      * put each just under its cap. */
     uint64_t caps[] = { 100, 200, 400, 800 };
-    CHECK(f.nslept == 4, "four waits, got %d", f.nslept);
+    CHECK_MSG(f.nslept == 4, "four waits, got %d", f.nslept);
     for (int i = 0; i < 4 && i < f.nslept; i++)
-        CHECK(f.slept[i] < caps[i] && f.slept[i] >= caps[i] - 1, "wait %d: %llu under %llu", i,
+        CHECK_MSG(f.slept[i] < caps[i] && f.slept[i] >= caps[i] - 1, "wait %d: %llu under %llu", i,
               (unsigned long long)f.slept[i], (unsigned long long)caps[i]);
     http_response_free(&r);
     http_close(c);
     server_stop(&s);
-    CHECK(s.nseen == 5, "five requests seen, got %d", s.nseen);
+    CHECK_MSG(s.nseen == 5, "five requests seen, got %d", s.nseen);
     for (int i = 1; i < s.nseen; i++) {
-        CHECK_STR(body_of(s.seen[i]), body, "each retry sends the same body");
+        CHECK_STR_AS(body_of(s.seen[i]), body, "each retry sends the same body");
         char d0[32];
         snprintf(d0, sizeof d0, "%s", header_of(s.seen[i - 1], "X-Amz-Date"));
-        CHECK(strcmp(d0, header_of(s.seen[i], "X-Amz-Date")) <= 0, "re-signed later");
+        CHECK_MSG(strcmp(d0, header_of(s.seen[i], "X-Amz-Date")) <= 0, "re-signed later");
     }
-    CHECK(s.connections == 2, "a new connection only after the drop, got %d", s.connections);
+    CHECK_MSG(s.connections == 2, "a new connection only after the drop, got %d", s.connections);
     server_free(&s);
     free(err);
 
@@ -391,14 +391,14 @@ static void test_retries(void)
     server_start(&s, race, 3);
     c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
     err = NULL;
-    CHECK(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK, "race: first call");
-    CHECK(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK && r.attempts == 1 &&
+    CHECK_MSG(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK, "race: first call");
+    CHECK_MSG(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK && r.attempts == 1 &&
               json_integer_value(json_object_get(r.json, "n")) == 3,
           "race: curl resent on a fresh connection: %s", err ? err : "");
     http_response_free(&r);
     http_close(c);
     server_stop(&s);
-    CHECK(s.nseen == 3 && s.connections == 2, "race: 3 requests over 2 connections");
+    CHECK_MSG(s.nseen == 3 && s.connections == 2, "race: 3 requests over 2 connections");
     server_free(&s);
     free(err);
 
@@ -409,9 +409,9 @@ static void test_retries(void)
     server_start(&s, twice, 2);
     c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
     err = NULL;
-    CHECK(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK,
+    CHECK_MSG(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK,
           "throttling is retried even when not retry-safe");
-    CHECK(f.nslept == 1 && f.slept[0] == 0, "zero jitter, zero wait");
+    CHECK_MSG(f.nslept == 1 && f.slept[0] == 0, "zero jitter, zero wait");
     http_response_free(&r);
     http_close(c);
     server_stop(&s);
@@ -431,7 +431,7 @@ static void test_not_retried(void)
     canned five[] = { { 503, "{\"__type\":\"x#ServiceUnavailable\"}", NULL } };
     server_start(&s, five, 1);
     http_client *c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
-    CHECK(http_call(c, "PutItem", "{}", 2, false, &r, &err) == STORE_IO && r.attempts == 1 &&
+    CHECK_MSG(http_call(c, "PutItem", "{}", 2, false, &r, &err) == STORE_IO && r.attempts == 1 &&
               r.status == 503 && err && strstr(err, "may have been applied") &&
               strstr(err, "ServiceUnavailable"),
           "503 not retried when unsafe: %s", err ? err : "");
@@ -455,23 +455,23 @@ static void test_not_retried(void)
     };
     server_start(&s, final, 3);
     c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
-    CHECK(http_call(c, "PutItem", "{}", 2, true, &r, &err) == STORE_OK && r.attempts == 1 &&
+    CHECK_MSG(http_call(c, "PutItem", "{}", 2, true, &r, &err) == STORE_OK && r.attempts == 1 &&
               r.status == 400 && r.error && !strcmp(r.error, "ConditionalCheckFailedException") &&
               r.message && !strcmp(r.message, "The conditional request failed"),
           "condition failure is an answer");
-    CHECK(http_cancellation_reasons(&r) == NULL, "no reasons on another error");
-    CHECK(http_call(c, "TransactWriteItems", "{}", 2, true, &r, &err) == STORE_OK &&
+    CHECK_MSG(http_cancellation_reasons(&r) == NULL, "no reasons on another error");
+    CHECK_MSG(http_call(c, "TransactWriteItems", "{}", 2, true, &r, &err) == STORE_OK &&
               r.attempts == 1 && r.error && !strcmp(r.error, "TransactionCanceledException"),
           "cancelled transaction is an answer");
-    CHECK(json_array_size(http_cancellation_reasons(&r)) == 2, "two reasons");
-    CHECK_STR(http_cancellation_code(&r, 0), "None", "reason 0");
-    CHECK_STR(http_cancellation_code(&r, 1), "ConditionalCheckFailed", "reason 1");
-    CHECK(http_cancellation_code(&r, 2) == NULL, "no reason 2");
+    CHECK_MSG(json_array_size(http_cancellation_reasons(&r)) == 2, "two reasons");
+    CHECK_STR_AS(http_cancellation_code(&r, 0), "None", "reason 0");
+    CHECK_STR_AS(http_cancellation_code(&r, 1), "ConditionalCheckFailed", "reason 1");
+    CHECK_MSG(http_cancellation_code(&r, 2) == NULL, "no reason 2");
     const json_t *item = json_object_get(json_array_get(http_cancellation_reasons(&r), 1), "Item");
-    CHECK_STR(json_string_value(json_object_get(json_object_get(item, "revision"), "S")), "R1",
+    CHECK_STR_AS(json_string_value(json_object_get(json_object_get(item, "revision"), "S")), "R1",
               "the item that failed its check");
-    CHECK(http_call(c, "PutItem", "{}", 2, true, &r, &err) == STORE_OK, "validation answer");
-    CHECK(http_fail(&r, "PutItem", &err) == STORE_LIMIT && err &&
+    CHECK_MSG(http_call(c, "PutItem", "{}", 2, true, &r, &err) == STORE_OK, "validation answer");
+    CHECK_MSG(http_fail(&r, "PutItem", &err) == STORE_LIMIT && err &&
               strstr(err, "dynamodb PutItem: ValidationException: Item size"),
           "size limit maps to STORE_LIMIT: %s", err ? err : "");
     free(err);
@@ -490,7 +490,7 @@ static void test_not_retried(void)
     };
     server_start(&s, conflict, 3);
     c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
-    CHECK(http_call(c, "TransactWriteItems", "{}", 2, false, &r, &err) == STORE_OK &&
+    CHECK_MSG(http_call(c, "TransactWriteItems", "{}", 2, false, &r, &err) == STORE_OK &&
               r.attempts == 3 && r.status == 200,
           "conflicts retried: attempts %d", r.attempts);
     http_response_free(&r);
@@ -513,10 +513,10 @@ static void test_cut_short(void)
     canned script[] = { { 200, "", "none" }, { 200, "{\"ok\":1}", NULL }, { 200, "{\"x", NULL } };
     server_start(&s, script, 3);
     http_client *c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
-    CHECK(http_call(c, "TransactWriteItems", "{}", 2, true, &r, &err) == STORE_OK &&
+    CHECK_MSG(http_call(c, "TransactWriteItems", "{}", 2, true, &r, &err) == STORE_OK &&
               r.attempts == 2 && json_integer_value(json_object_get(r.json, "ok")) == 1,
           "empty 200 retried when safe: %s", err ? err : "");
-    CHECK(http_call(c, "PutItem", "{}", 2, false, &r, &err) == STORE_IO && r.attempts == 1 &&
+    CHECK_MSG(http_call(c, "PutItem", "{}", 2, false, &r, &err) == STORE_IO && r.attempts == 1 &&
               err && strstr(err, "cut short") && strstr(err, "may have been applied"),
           "truncated 200 not retried when unsafe: %s", err ? err : "");
     http_response_free(&r);
@@ -542,11 +542,11 @@ static void test_bounds(void)
     /* Bounded in attempts. */
     server_start(&s, script, MAX_STEPS);
     http_client *c = client_for(s.port, &f, &env, 3, 60000, HTTP_DYNAMODB);
-    CHECK(http_call(c, "Query", "{}", 2, true, &r, &err) == STORE_IO && r.attempts == 3 &&
+    CHECK_MSG(http_call(c, "Query", "{}", 2, true, &r, &err) == STORE_IO && r.attempts == 3 &&
               err && strstr(err, "ThrottlingException: Rate exceeded") &&
               strstr(err, "after 3 attempts"),
           "gives up after 3 attempts: %s", err ? err : "");
-    CHECK(r.status == 400 && r.error, "last answer kept after giving up");
+    CHECK_MSG(r.status == 400 && r.error, "last answer kept after giving up");
     free(err);
     err = NULL;
     http_response_free(&r);
@@ -558,7 +558,7 @@ static void test_bounds(void)
     f = (fake){ .now = 1000000, .byte = 0xff };
     server_start(&s, script, MAX_STEPS);
     c = client_for(s.port, &f, &env, 10, 1000, HTTP_DYNAMODB);
-    CHECK(http_call(c, "Query", "{}", 2, true, &r, &err) == STORE_IO && r.attempts == 4 &&
+    CHECK_MSG(http_call(c, "Query", "{}", 2, true, &r, &err) == STORE_IO && r.attempts == 4 &&
               f.nslept == 3,
           "gives up within the budget: attempts %d, waits %d: %s", r.attempts, f.nslept,
           err ? err : "");
@@ -578,7 +578,7 @@ static void test_bounds(void)
     close(fd); /* a port with no listener */
     f = (fake){ .now = 1000000, .byte = 0x10 };
     c = client_for(ntohs(a.sin_port), &f, &env, 3, 60000, HTTP_DYNAMODB);
-    CHECK(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_IO && r.attempts == 3 &&
+    CHECK_MSG(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_IO && r.attempts == 3 &&
               r.status == 0 && err && strstr(err, "after 3 attempts"),
           "connection refused retried even when unsafe: %s", err ? err : "");
     free(err);
@@ -614,7 +614,7 @@ static void test_config(void)
                             .env = &real_env };
         http_client *c = NULL;
         char *err = NULL;
-        CHECK(http_open(&cfg, &c, &err) == STORE_INVALID && !c && err,
+        CHECK_MSG(http_open(&cfg, &c, &err) == STORE_INVALID && !c && err,
               "endpoint %s refused", bad[i]);
         free(err);
     }
@@ -622,21 +622,21 @@ static void test_config(void)
                            .env = &real_env };
     http_client *c = NULL;
     char *err = NULL;
-    CHECK(http_open(&nocred, &c, &err) == STORE_INVALID && err && strstr(err, "credentials"),
+    CHECK_MSG(http_open(&nocred, &c, &err) == STORE_INVALID && err && strstr(err, "credentials"),
           "no secret refused");
     free(err);
     err = NULL;
     http_config noregion = { .endpoint = "http://h", .creds = { "a", "s", NULL },
                              .env = &real_env };
-    CHECK(http_open(&noregion, &c, &err) == STORE_INVALID && err && strstr(err, "region"),
+    CHECK_MSG(http_open(&noregion, &c, &err) == STORE_INVALID && err && strstr(err, "region"),
           "no region refused");
     free(err);
     err = NULL;
     http_config noenv = { .endpoint = "http://h", .region = "r", .creds = { "a", "s", NULL } };
-    CHECK(http_open(&noenv, &c, &err) == STORE_INVALID && err, "no store_env refused");
+    CHECK_MSG(http_open(&noenv, &c, &err) == STORE_INVALID && err, "no store_env refused");
     free(err);
-    CHECK(http_crc32("123456789", 9) == 0xcbf43926u, "CRC-32 check value");
-    CHECK(http_crc32("{\"Streams\":[]}", 14) == 1490112021u, "CRC-32 as DynamoDB Local sent it");
+    CHECK_MSG(http_crc32("123456789", 9) == 0xcbf43926u, "CRC-32 check value");
+    CHECK_MSG(http_crc32("{\"Streams\":[]}", 14) == 1490112021u, "CRC-32 as DynamoDB Local sent it");
 }
 
 /* ------------------------------------------------------------------ */
@@ -656,7 +656,7 @@ static bool live_call(http_client *c, const char *op, const char *text, http_res
     char *err = NULL;
     store_status st = http_call_json(c, op, j, true, r, &err);
     json_decref(j);
-    CHECK(st == STORE_OK, "live %s: %s", op, err ? err : "");
+    CHECK_MSG(st == STORE_OK, "live %s: %s", op, err ? err : "");
     free(err);
     return st == STORE_OK;
 }
@@ -670,7 +670,7 @@ static void test_live(const char *endpoint)
     http_response r = { 0 };
     char *err = NULL, table[64], text[2048];
     if (http_open(&cfg, &c, &err) != STORE_OK) {
-        CHECK(0, "live open: %s", err);
+        CHECK_MSG(0, "live open: %s", err);
         free(err);
         return;
     }
@@ -680,7 +680,7 @@ static void test_live(const char *endpoint)
              "\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"}],"
              "\"KeySchema\":[{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"}]}", table);
     if (!live_call(c, "CreateTable", text, &r) || r.status != 200) {
-        CHECK(0, "live CreateTable: %s", r.body ? r.body : "");
+        CHECK_MSG(0, "live CreateTable: %s", r.body ? r.body : "");
         goto done;
     }
 
@@ -693,11 +693,11 @@ static void test_live(const char *endpoint)
                        "\"pi\":3.1415926535897931,\"s\":\"caf\xc3\xa9 \\u0000\","
                        "\"tiny\":1.0000000000000001e-130}";
     json_t *av = NULL, *floats = NULL;
-    CHECK(ddb_value_from_json(data, strlen(data), &av, &floats, &err) == STORE_OK, "marshal");
+    CHECK_MSG(ddb_value_from_json(data, strlen(data), &av, &floats, &err) == STORE_OK, "marshal");
     json_t *put = json_pack("{s:s,s:{s:{s:s},s:O,s:O}}", "TableName", table, "Item", "pk", "S",
                             "e1", "data", av, "dataFloats", floats);
     char *e2 = NULL;
-    CHECK(http_call_json(c, "PutItem", put, true, &r, &e2) == STORE_OK && r.status == 200,
+    CHECK_MSG(http_call_json(c, "PutItem", put, true, &r, &e2) == STORE_OK && r.status == 200,
           "live PutItem: %s %s", e2 ? e2 : "", r.body ? r.body : "");
     free(e2);
     json_decref(put);
@@ -711,11 +711,11 @@ static void test_live(const char *endpoint)
         /* DynamoDB normalises numbers: 1.0 comes back as "1". */
         const char *fN = json_string_value(json_object_get(json_object_get(
             json_object_get(json_object_get(item, "data"), "M"), "f"), "N"));
-        CHECK_STR(fN, "1", "DynamoDB hands 1.0 back as N \"1\"");
+        CHECK_STR_AS(fN, "1", "DynamoDB hands 1.0 back as N \"1\"");
         char *out = NULL;
-        CHECK(ddb_value_to_json(json_object_get(item, "data"), json_object_get(item, "dataFloats"),
+        CHECK_MSG(ddb_value_to_json(json_object_get(item, "data"), json_object_get(item, "dataFloats"),
                                 &out, NULL, &err) == STORE_OK, "unmarshal");
-        CHECK_STR(out, want, "live round trip of event data");
+        CHECK_STR_AS(out, want, "live round trip of event data");
         free(out);
     }
     json_decref(av);
@@ -728,15 +728,15 @@ static void test_live(const char *endpoint)
              "\"revision\":{\"S\":\"R1\"}},\"ConditionExpression\":\"attribute_not_exists(#r)\","
              "\"ExpressionAttributeNames\":{\"#r\":\"revision\"}}}]}", (long)getpid(), table);
     if (live_call(c, "TransactWriteItems", text, &r)) {
-        CHECK(r.status == 200, "transaction commits");
+        CHECK_MSG(r.status == 200, "transaction commits");
         json_t *cc = json_array_get(json_object_get(r.json, "ConsumedCapacity"), 0);
-        CHECK(json_number_value(json_object_get(cc, "WriteCapacityUnits")) > 0,
+        CHECK_MSG(json_number_value(json_object_get(cc, "WriteCapacityUnits")) > 0,
               "first commit consumes write capacity");
     }
     if (live_call(c, "TransactWriteItems", text, &r)) {
-        CHECK(r.status == 200, "idempotent repeat succeeds");
+        CHECK_MSG(r.status == 200, "idempotent repeat succeeds");
         json_t *cc = json_array_get(json_object_get(r.json, "ConsumedCapacity"), 0);
-        CHECK(json_object_get(cc, "WriteCapacityUnits") == NULL &&
+        CHECK_MSG(json_object_get(cc, "WriteCapacityUnits") == NULL &&
                   json_number_value(json_object_get(cc, "ReadCapacityUnits")) > 0,
               "an idempotent repeat consumes only read capacity: %s", r.body);
     }
@@ -748,12 +748,12 @@ static void test_live(const char *endpoint)
              "\"ExpressionAttributeValues\":{\":e\":{\"S\":\"R0\"}},"
              "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}}]}", table, table);
     if (live_call(c, "TransactWriteItems", text, &r)) {
-        CHECK(r.status == 400 && r.error && !strcmp(r.error, "TransactionCanceledException"),
+        CHECK_MSG(r.status == 400 && r.error && !strcmp(r.error, "TransactionCanceledException"),
               "conflict cancels: %s", r.body);
-        CHECK_STR(http_cancellation_code(&r, 0), "None", "live reason 0");
-        CHECK_STR(http_cancellation_code(&r, 1), "ConditionalCheckFailed", "live reason 1");
+        CHECK_STR_AS(http_cancellation_code(&r, 0), "None", "live reason 0");
+        CHECK_STR_AS(http_cancellation_code(&r, 1), "ConditionalCheckFailed", "live reason 1");
         const json_t *it = json_object_get(json_array_get(http_cancellation_reasons(&r), 1), "Item");
-        CHECK_STR(json_string_value(json_object_get(json_object_get(it, "revision"), "S")), "R1",
+        CHECK_STR_AS(json_string_value(json_object_get(json_object_get(it, "revision"), "S")), "R1",
                   "live: the head that failed the check");
     }
     snprintf(text, sizeof text, "{\"TableName\":\"%s\"}", table);

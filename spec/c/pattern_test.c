@@ -4,7 +4,7 @@
  * look special elsewhere ('?', '[', '%', '_') matching only themselves,
  * UTF-8, lists of patterns, and a pathological pattern that must stay fast.
  */
-#include "check.h"
+#include "test.h"
 #include "pattern.h"
 
 #include <stdlib.h>
@@ -112,5 +112,5 @@ int main(void)
     test_literal_bytes();
     test_any();
     test_pathological();
-    return check_report();
+    return test_report();
 }

@@ -3,7 +3,7 @@
  * from the ULID definition), successor and predecessor carries, monotonic
  * generation under a clock that goes backwards, and timestamps.
  */
-#include "check.h"
+#include "test.h"
 #include "revision.h"
 
 #include <stdint.h>
@@ -167,5 +167,5 @@ int main(void)
     test_next_prev();
     test_after();
     test_timestamp();
-    return check_report();
+    return test_report();
 }

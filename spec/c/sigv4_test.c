@@ -153,12 +153,12 @@ static void run_vector(const char *root, const char *name)
     sts = read_fixture(dir, "header-string-to-sign.txt", NULL);
     sig = read_fixture(dir, "header-signature.txt", NULL);
     signed_text = read_fixture(dir, "header-signed-request.txt", &slen);
-    CHECK(ctx_text && req_text && creq && sts && sig && signed_text, "%s: fixture files", name);
+    CHECK_MSG(ctx_text && req_text && creq && sts && sig && signed_text, "%s: fixture files", name);
     if (!ctx_text || !req_text || !creq || !sts || !sig || !signed_text)
         goto done;
     ctx = json_loads(ctx_text, 0, NULL);
-    CHECK(ctx != NULL, "%s: context.json parses", name);
-    CHECK(parse_request(req_text, len, &req), "%s: request.txt parses", name);
+    CHECK_MSG(ctx != NULL, "%s: context.json parses", name);
+    CHECK_MSG(parse_request(req_text, len, &req), "%s: request.txt parses", name);
     if (!ctx)
         goto done;
 
@@ -184,21 +184,21 @@ static void run_vector(const char *root, const char *name)
     store_status st = sigv4_sign(&r, &cred, json_string_value(json_object_get(ctx, "region")),
                                  json_string_value(json_object_get(ctx, "service")), now,
                                  &out, &err);
-    CHECK(st == STORE_OK, "%s: sign: %s", name, err ? err : "?");
+    CHECK_MSG(st == STORE_OK, "%s: sign: %s", name, err ? err : "?");
     if (st != STORE_OK)
         goto done;
     char what[1200];
     snprintf(what, sizeof what, "%s canonical request", name);
-    CHECK_STR(out.canonical_request, creq, what);
+    CHECK_STR_AS(out.canonical_request, creq, what);
     snprintf(what, sizeof what, "%s string to sign", name);
-    CHECK_STR(out.string_to_sign, sts, what);
+    CHECK_STR_AS(out.string_to_sign, sts, what);
     const char *s = strstr(out.authorization, "Signature=");
     snprintf(what, sizeof what, "%s signature", name);
-    CHECK_STR(s ? s + 10 : NULL, trim(sig), what);
+    CHECK_STR_AS(s ? s + 10 : NULL, trim(sig), what);
     snprintf(what, sizeof what, "%s Authorization", name);
-    CHECK_STR(out.authorization, signed_authorization(signed_text, slen, &sreq), what);
+    CHECK_STR_AS(out.authorization, signed_authorization(signed_text, slen, &sreq), what);
     snprintf(what, sizeof what, "%s X-Amz-Date", name);
-    CHECK_STR(out.amz_date, find_header(&sreq, "X-Amz-Date"), what);
+    CHECK_STR_AS(out.amz_date, find_header(&sreq, "X-Amz-Date"), what);
 done:
     sigv4_signed_free(&out);
     free(err);
@@ -225,21 +225,21 @@ static void run_botocore(const char *dir, const char *file)
 
     snprintf(path, sizeof path, "%s/%s", dir, file);
     char *text = test_read_file(path, &len);
-    CHECK(text && parse_request(text, len, &p), "%s: parses", file);
+    CHECK_MSG(text && parse_request(text, len, &p), "%s: parses", file);
     if (!text)
         return;
     const char *authz = find_header(&p, "Authorization");
     const char *date = find_header(&p, "X-Amz-Date");
-    CHECK(authz && date, "%s: has Authorization and X-Amz-Date", file);
+    CHECK_MSG(authz && date, "%s: has Authorization and X-Amz-Date", file);
     if (!authz || !date)
         goto done;
     const char *c = strstr(authz, "Credential="), *sh = strstr(authz, "SignedHeaders=");
-    CHECK(c && sh && sscanf(c, "Credential=%*[^/]/%255[^,]", scope) == 1 &&
+    CHECK_MSG(c && sh && sscanf(c, "Credential=%*[^/]/%255[^,]", scope) == 1 &&
               sscanf(sh, "SignedHeaders=%511[^,]", signed_names) == 1,
           "%s: Authorization has a scope and signed headers", file);
     /* scope is date/region/service/aws4_request */
     char sdate[16], region[64], service[64];
-    CHECK(sscanf(scope, "%15[^/]/%63[^/]/%63[^/]/", sdate, region, service) == 3,
+    CHECK_MSG(sscanf(scope, "%15[^/]/%63[^/]/%63[^/]/", sdate, region, service) == 3,
           "%s: scope %s", file, scope);
     for (size_t i = 0; i < p.nheaders; i++) {
         char lname[128];
@@ -264,9 +264,9 @@ static void run_botocore(const char *dir, const char *file)
         .payload = p.body, .payload_len = p.body_len,
     };
     store_status st = sigv4_sign(&r, &cred, region, service, parse_time(date), &out, &err);
-    CHECK(st == STORE_OK, "%s: sign: %s", file, err ? err : "?");
+    CHECK_MSG(st == STORE_OK, "%s: sign: %s", file, err ? err : "?");
     snprintf(what, sizeof what, "botocore %s Authorization", file);
-    CHECK_STR(out.authorization, authz, what);
+    CHECK_STR_AS(out.authorization, authz, what);
 done:
     sigv4_signed_free(&out);
     free(err);
@@ -322,11 +322,11 @@ static void test_basics(void)
 {
     char h[SIGV4_HASH_SIZE], d[SIGV4_DATE_SIZE];
     sigv4_sha256_hex("", 0, h);
-    CHECK_STR(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256('')");
+    CHECK_STR_AS(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256('')");
     sigv4_sha256_hex("abc", 3, h);
-    CHECK_STR(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "sha256(abc)");
+    CHECK_STR_AS(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "sha256(abc)");
     sigv4_amz_date(1440938160000ULL + 999, d);
-    CHECK_STR(d, "20150830T123600Z", "amz date");
+    CHECK_STR_AS(d, "20150830T123600Z", "amz date");
 
     /* The signer refuses what it cannot sign. */
     sigv4_credentials cred = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL };
@@ -334,7 +334,7 @@ static void test_basics(void)
     sigv4_request r = { .method = "POST", .path = "/", .headers = nohost, .nheaders = 1 };
     sigv4_signed out = { 0 };
     char *err = NULL;
-    CHECK(sigv4_sign(&r, &cred, "us-east-1", "dynamodb", 0, &out, &err) == STORE_INVALID &&
+    CHECK_MSG(sigv4_sign(&r, &cred, "us-east-1", "dynamodb", 0, &out, &err) == STORE_INVALID &&
               err && strstr(err, "Host"),
           "no Host header is refused: %s", err ? err : "");
     free(err);
@@ -342,20 +342,20 @@ static void test_basics(void)
     sigv4_header dated[] = { { "Host", "h" }, { "X-Amz-Date", "20150830T123600Z" } };
     r.headers = dated;
     r.nheaders = 2;
-    CHECK(sigv4_sign(&r, &cred, "us-east-1", "dynamodb", 0, &out, &err) == STORE_INVALID,
+    CHECK_MSG(sigv4_sign(&r, &cred, "us-east-1", "dynamodb", 0, &out, &err) == STORE_INVALID,
           "a caller's X-Amz-Date is refused");
     free(err);
     err = NULL;
     sigv4_credentials nokey = { "AKIDEXAMPLE", "", NULL };
     r.nheaders = 1;
-    CHECK(sigv4_sign(&r, &nokey, "us-east-1", "dynamodb", 0, &out, &err) == STORE_INVALID,
+    CHECK_MSG(sigv4_sign(&r, &nokey, "us-east-1", "dynamodb", 0, &out, &err) == STORE_INVALID,
           "an empty secret is refused");
     free(err);
     err = NULL;
 
     /* An empty session token is no token. */
     sigv4_credentials empty_token = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "" };
-    CHECK(sigv4_sign(&r, &empty_token, "us-east-1", "service", 1440938160000ULL, &out, &err) ==
+    CHECK_MSG(sigv4_sign(&r, &empty_token, "us-east-1", "service", 1440938160000ULL, &out, &err) ==
                   STORE_OK &&
               strstr(out.authorization, "SignedHeaders=host;x-amz-date,"),
           "empty token not signed");
@@ -371,8 +371,8 @@ int main(void)
 
     test_basics();
     int nv = each_entry(root, is_vector, run_vector);
-    CHECK(nv >= 20, "found %d AWS vectors in %s", nv, root);
+    CHECK_MSG(nv >= 20, "found %d AWS vectors in %s", nv, root);
     int nb = each_entry(boto, is_http, run_botocore);
-    CHECK(nb >= 3, "found %d botocore requests in %s", nb, boto);
+    CHECK_MSG(nb >= 3, "found %d botocore requests in %s", nb, boto);
     return test_report();
 }

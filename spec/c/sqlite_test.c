@@ -7,7 +7,7 @@
  *
  * AEON_TEST_EVENTS overrides the 100k (e.g. smaller under valgrind).
  */
-#include "check.h"
+#include "test.h"
 #include "filter.h"
 #include "revision.h"
 #include "store.h"
@@ -931,30 +931,10 @@ static void test_large_stream(void)
     store_close(s);
 }
 
-static void remove_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char file[512];
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
-        unlink(file);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(path);
-}
-
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/aeon-sqlite-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
+    if (!test_tmpdir(dir, sizeof dir, "aeon-sqlite-"))
         return 2;
-    }
     test_open_and_text();
     test_append_and_read();
     test_read_options();
@@ -970,6 +950,6 @@ int main(void)
     test_big_events();
     test_large_stream();
     free(err);
-    remove_dir(dir);
-    return check_report();
+    test_remove_dir(dir);
+    return test_report();
 }

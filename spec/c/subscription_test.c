@@ -8,7 +8,7 @@
  * append from another thread and from another process, and the upgrade of
  * a version 1 file.
  */
-#include "check.h"
+#include "test.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -626,30 +626,10 @@ static void test_upgrade_from_version_1(void)
     sqlite3_close(db);
 }
 
-static void remove_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char file[512];
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
-        unlink(file);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(path);
-}
-
 int main(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/aeon-sub-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
+    if (!test_tmpdir(dir, sizeof dir, "aeon-sub-"))
         return 2;
-    }
     test_patterns_and_order();
     test_batches();
     test_resume_after_restart();
@@ -660,6 +640,6 @@ int main(void)
     test_wake();
     test_upgrade_from_version_1();
     free(err);
-    remove_dir(dir);
-    return check_report();
+    test_remove_dir(dir);
+    return test_report();
 }

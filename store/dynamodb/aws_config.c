@@ -337,166 +337,222 @@ static const char *nonempty(const char *s)
     return s != NULL && *s != '\0' ? s : NULL;
 }
 
-/* Errors name every place looked at, since the usual fix is to put the
- * setting in one of them. */
-store_status aws_settings_load(const char *region, const char *endpoint,
-                               aws_getenv_fn getenv_fn, void *ctx, aws_settings *out,
-                               char **err)
-{
-    store_status status = STORE_NOMEM;
-    shared_file creds = {0}, config = {0};
-    aws_getenv_fn get = getenv_fn != NULL ? getenv_fn : process_getenv;
-    memset(out, 0, sizeof *out);
+/* What the stages of aws_settings_load share. Errors name every place
+ * looked at, since the usual fix is to put the setting in one of them. */
+typedef struct loading {
+    aws_getenv_fn get;       /* the environment */
+    void *ctx;               /* ... and its context */
+    shared_file creds;       /* the credentials file */
+    shared_file config;      /* the config file */
+    const char *creds_path;  /* their paths, for messages */
+    const char *config_path;
+    const char *profile;     /* the profile in use (out->profile) */
+    aws_settings *out;       /* what is being filled */
+} loading;
 
-    const char *profile = nonempty(get(ctx, "AWS_PROFILE"));
-    bool profile_chosen = profile != NULL;
-    if (profile == NULL && (profile = nonempty(get(ctx, "AWS_DEFAULT_PROFILE"))) != NULL)
-        profile_chosen = true;
+static store_status settings_nomem(char **err)
+{
+    return store_fail(err, STORE_NOMEM, "dynamodb: out of memory reading AWS settings");
+}
+
+/* " (no such file)" after a path that was not found. */
+static const char *missing(const shared_file *f)
+{
+    return f->found ? "" : " (no such file)";
+}
+
+/* The profile (AWS_PROFILE, AWS_DEFAULT_PROFILE, else "default") and the
+ * two shared files. A profile asked for by name must exist; the default
+ * one need not. */
+static store_status load_profile(loading *ld, char **err)
+{
+    const char *var = "AWS_PROFILE";
+    const char *profile = nonempty(ld->get(ld->ctx, var));
+    if (profile == NULL)
+        profile = nonempty(ld->get(ld->ctx, var = "AWS_DEFAULT_PROFILE"));
+    bool chosen = profile != NULL;
     if (profile == NULL)
         profile = "default";
     if (strlen(profile) > 256)
         return store_fail(err, STORE_INVALID, "AWS profile name is over 256 characters");
-    if ((out->profile = strdup(profile)) == NULL)
-        goto nomem;
+    if ((ld->out->profile = strdup(profile)) == NULL)
+        return settings_nomem(err);
+    ld->profile = ld->out->profile;
 
-    if ((status = locate(get, ctx, "AWS_SHARED_CREDENTIALS_FILE", "credentials", &creds,
-                         err)) != STORE_OK ||
-        (status = locate(get, ctx, "AWS_CONFIG_FILE", "config", &config, err)) != STORE_OK)
-        goto fail;
-    status = STORE_NOMEM;
-    const char *creds_path = creds.path != NULL ? creds.path : "~/.aws/credentials";
-    const char *config_path = config.path != NULL ? config.path : "~/.aws/config";
+    store_status status;
+    if ((status = locate(ld->get, ld->ctx, "AWS_SHARED_CREDENTIALS_FILE", "credentials",
+                         &ld->creds, err)) != STORE_OK ||
+        (status = locate(ld->get, ld->ctx, "AWS_CONFIG_FILE", "config", &ld->config,
+                         err)) != STORE_OK)
+        return status;
+    ld->creds_path = ld->creds.path != NULL ? ld->creds.path : "~/.aws/credentials";
+    ld->config_path = ld->config.path != NULL ? ld->config.path : "~/.aws/config";
 
-    /* A profile asked for by name must exist; the default one need not. */
-    bool in_creds = creds.found && aws_ini_has_section(&creds.ini, profile);
-    bool in_config = config_has_profile(&config, profile);
-    if (profile_chosen && !in_creds && !in_config) {
-        status = store_fail(err, STORE_INVALID, "AWS profile '%s' (from %s) is in neither "
-                            "%s%s nor %s%s", profile,
-                            nonempty(get(ctx, "AWS_PROFILE")) != NULL ? "AWS_PROFILE"
-                                                                      : "AWS_DEFAULT_PROFILE",
-                            creds_path, creds.found ? "" : " (no such file)", config_path,
-                            config.found ? "" : " (no such file)");
-        goto fail;
-    }
+    bool in_creds = ld->creds.found && aws_ini_has_section(&ld->creds.ini, profile);
+    if (chosen && !in_creds && !config_has_profile(&ld->config, profile))
+        return store_fail(err, STORE_INVALID, "AWS profile '%s' (from %s) is in neither "
+                          "%s%s nor %s%s", profile, var, ld->creds_path, missing(&ld->creds),
+                          ld->config_path, missing(&ld->config));
+    return STORE_OK;
+}
 
-    /* Region. */
+/* The region: aeon.open's option, AWS_REGION, AWS_DEFAULT_REGION, the
+ * profile's config, in that order. */
+static store_status load_region(loading *ld, const char *region, char **err)
+{
     const char *r = nonempty(region), *from = "aeon.open's region option";
-    if (r == NULL && (r = nonempty(get(ctx, "AWS_REGION"))) != NULL)
+    if (r == NULL && (r = nonempty(ld->get(ld->ctx, "AWS_REGION"))) != NULL)
         from = "AWS_REGION";
-    if (r == NULL && (r = nonempty(get(ctx, "AWS_DEFAULT_REGION"))) != NULL)
+    if (r == NULL && (r = nonempty(ld->get(ld->ctx, "AWS_DEFAULT_REGION"))) != NULL)
         from = "AWS_DEFAULT_REGION";
-    if (r == NULL && (r = config_get(&config, profile, "region")) != NULL)
+    if (r == NULL && (r = config_get(&ld->config, ld->profile, "region")) != NULL)
         from = NULL;
-    if (r == NULL) {
-        status = store_fail(err, STORE_INVALID, "dynamodb: no AWS region: give aeon.open "
-                            "{region = ...}, set AWS_REGION or AWS_DEFAULT_REGION, or set "
-                            "region for profile %s in %s%s", profile, config_path,
-                            config.found ? "" : " (no such file)");
-        goto fail;
-    }
-    if (!region_ok(r)) {
-        status = store_fail(err, STORE_INVALID, "dynamodb: AWS region \"%s\" is not a region "
-                            "name (lower-case letters, digits and '-')", r);
-        goto fail;
-    }
-    if ((out->region = strdup(r)) == NULL ||
-        (out->region_from = from != NULL ? strdup(from)
-                                         : describe_place(profile, config_path)) == NULL)
-        goto nomem;
+    if (r == NULL)
+        return store_fail(err, STORE_INVALID, "dynamodb: no AWS region: give aeon.open "
+                          "{region = ...}, set AWS_REGION or AWS_DEFAULT_REGION, or set "
+                          "region for profile %s in %s%s", ld->profile, ld->config_path,
+                          missing(&ld->config));
+    if (!region_ok(r))
+        return store_fail(err, STORE_INVALID, "dynamodb: AWS region \"%s\" is not a region "
+                          "name (lower-case letters, digits and '-')", r);
+    aws_settings *out = ld->out;
+    out->region = strdup(r);
+    out->region_from = from != NULL ? strdup(from) : describe_place(ld->profile, ld->config_path);
+    if (out->region == NULL || out->region_from == NULL)
+        return settings_nomem(err);
+    return STORE_OK;
+}
 
-    /* Endpoint. The default is the region's public one; China's regions
-     * live under their own domain. */
+/* The endpoint. The default is the region's public one; China's regions
+ * live under their own domain. */
+static store_status load_endpoint(loading *ld, const char *endpoint, char **err)
+{
+    aws_settings *out = ld->out;
     const char *e = nonempty(endpoint);
     if (e == NULL)
-        e = nonempty(get(ctx, "AWS_ENDPOINT_URL_DYNAMODB"));
+        e = nonempty(ld->get(ld->ctx, "AWS_ENDPOINT_URL_DYNAMODB"));
     if (e == NULL)
-        e = nonempty(get(ctx, "AWS_ENDPOINT_URL"));
+        e = nonempty(ld->get(ld->ctx, "AWS_ENDPOINT_URL"));
     if (e == NULL)
-        e = config_get(&config, profile, "endpoint_url");
+        e = config_get(&ld->config, ld->profile, "endpoint_url");
     if (e != NULL) {
         if ((out->endpoint = strdup(e)) == NULL)
-            goto nomem;
-    } else {
-        size_t n = strlen(out->region) + 48;
-        if ((out->endpoint = malloc(n)) == NULL)
-            goto nomem;
-        snprintf(out->endpoint, n, "https://dynamodb.%s.amazonaws.com%s", out->region,
-                 strncmp(out->region, "cn-", 3) == 0 ? ".cn" : "");
+            return settings_nomem(err);
+        return STORE_OK;
     }
+    size_t n = strlen(out->region) + 48;
+    if ((out->endpoint = malloc(n)) == NULL)
+        return settings_nomem(err);
+    snprintf(out->endpoint, n, "https://dynamodb.%s.amazonaws.com%s", out->region,
+             strncmp(out->region, "cn-", 3) == 0 ? ".cn" : "");
+    return STORE_OK;
+}
 
-    /* Credentials: the environment, then the credentials file, then the
-     * config file (the AWS CLI reads keys from either). */
-    const char *id = nonempty(get(ctx, "AWS_ACCESS_KEY_ID"));
-    const char *secret = nonempty(get(ctx, "AWS_SECRET_ACCESS_KEY"));
-    const char *token = NULL;
-    char *place = NULL;
-    if (id != NULL || secret != NULL) {
-        if (id == NULL || secret == NULL) {
-            status = store_fail(err, STORE_INVALID, "dynamodb: %s is set but %s is not",
-                                id != NULL ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-                                id != NULL ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
-            goto fail;
-        }
-        token = nonempty(get(ctx, "AWS_SESSION_TOKEN"));
-        if ((place = strdup("environment")) == NULL)
-            goto nomem;
-    } else {
-        const shared_file *files[2] = {&creds, &config};
-        for (int i = 0; i < 2 && id == NULL; i++) {
-            const char *(*lookup)(const shared_file *, const char *, const char *) =
-                i == 0 ? creds_get : config_get;
-            const char *fid = lookup(files[i], profile, "aws_access_key_id");
-            const char *fsecret = lookup(files[i], profile, "aws_secret_access_key");
-            if (fid == NULL && fsecret == NULL)
-                continue;
-            if (fid == NULL || fsecret == NULL) {
-                status = store_fail(err, STORE_INVALID, "dynamodb: profile %s in %s has %s "
-                                    "but no %s", profile, files[i]->path,
-                                    fid != NULL ? "aws_access_key_id" : "aws_secret_access_key",
-                                    fid != NULL ? "aws_secret_access_key" : "aws_access_key_id");
-                goto fail;
-            }
-            id = fid;
-            secret = fsecret;
-            token = lookup(files[i], profile, "aws_session_token");
-            if (token == NULL)
-                token = lookup(files[i], profile, "aws_security_token"); /* older name */
-            if ((place = describe_place(profile, files[i]->path)) == NULL)
-                goto nomem;
-        }
-    }
-    if (id == NULL) {
-        const char *needs = unsupported(&creds, &config, profile);
-        if (needs != NULL)
-            status = store_fail(err, STORE_INVALID, "dynamodb: AWS profile %s uses %s, which "
-                                "aeon-host cannot follow; export temporary credentials "
-                                "instead (eval \"$(aws configure export-credentials "
-                                "--profile %s --format env)\")", profile, needs, profile);
-        else
-            status = store_fail(err, STORE_INVALID, "dynamodb: no AWS credentials: set "
-                                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or put "
-                                "aws_access_key_id and aws_secret_access_key for profile %s "
-                                "in %s%s or %s%s", profile, creds_path,
-                                creds.found ? "" : " (no such file)", config_path,
-                                config.found ? "" : " (no such file)");
-        goto fail;
-    }
-    out->credentials_from = place;
-    if ((out->access_key = strdup(id)) == NULL || (out->secret_key = strdup(secret)) == NULL ||
-        (token != NULL && (out->session_token = strdup(token)) == NULL))
-        goto nomem;
-    status = STORE_OK;
-    goto done;
+/* The keys found, where, and whether anything was. */
+typedef struct found_keys {
+    const char *id, *secret, *token; /* borrowed from the environment or a file */
+    char *place;                     /* where they came from, malloc'd */
+} found_keys;
 
-nomem:
-    status = store_fail(err, STORE_NOMEM, "dynamodb: out of memory reading AWS settings");
-fail:
-    aws_settings_free(out);
-done:
-    free(creds.path);
-    free(config.path);
-    aws_ini_free(&creds.ini);
-    aws_ini_free(&config.ini);
+static store_status keys_from_env(loading *ld, found_keys *k, char **err)
+{
+    k->id = nonempty(ld->get(ld->ctx, "AWS_ACCESS_KEY_ID"));
+    k->secret = nonempty(ld->get(ld->ctx, "AWS_SECRET_ACCESS_KEY"));
+    if (k->id == NULL && k->secret == NULL)
+        return STORE_OK;
+    if (k->id == NULL || k->secret == NULL)
+        return store_fail(err, STORE_INVALID, "dynamodb: %s is set but %s is not",
+                          k->id != NULL ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                          k->id != NULL ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+    k->token = nonempty(ld->get(ld->ctx, "AWS_SESSION_TOKEN"));
+    if ((k->place = strdup("environment")) == NULL)
+        return settings_nomem(err);
+    return STORE_OK;
+}
+
+/* The credentials file, then the config file (the AWS CLI reads keys from
+ * either). */
+static store_status keys_from_files(loading *ld, found_keys *k, char **err)
+{
+    const shared_file *files[2] = {&ld->creds, &ld->config};
+    for (int i = 0; i < 2 && k->id == NULL; i++) {
+        const char *(*lookup)(const shared_file *, const char *, const char *) =
+            i == 0 ? creds_get : config_get;
+        const char *fid = lookup(files[i], ld->profile, "aws_access_key_id");
+        const char *fsecret = lookup(files[i], ld->profile, "aws_secret_access_key");
+        if (fid == NULL && fsecret == NULL)
+            continue;
+        if (fid == NULL || fsecret == NULL)
+            return store_fail(err, STORE_INVALID, "dynamodb: profile %s in %s has %s "
+                              "but no %s", ld->profile, files[i]->path,
+                              fid != NULL ? "aws_access_key_id" : "aws_secret_access_key",
+                              fid != NULL ? "aws_secret_access_key" : "aws_access_key_id");
+        k->id = fid;
+        k->secret = fsecret;
+        k->token = lookup(files[i], ld->profile, "aws_session_token");
+        if (k->token == NULL)
+            k->token = lookup(files[i], ld->profile, "aws_security_token"); /* older name */
+        if ((k->place = describe_place(ld->profile, files[i]->path)) == NULL)
+            return settings_nomem(err);
+    }
+    return STORE_OK;
+}
+
+/* Why there are no keys: a profile that needs more than static keys, or
+ * none anywhere. */
+static store_status no_keys(loading *ld, char **err)
+{
+    const char *needs = unsupported(&ld->creds, &ld->config, ld->profile);
+    if (needs != NULL)
+        return store_fail(err, STORE_INVALID, "dynamodb: AWS profile %s uses %s, which "
+                          "aeon-host cannot follow; export temporary credentials "
+                          "instead (eval \"$(aws configure export-credentials "
+                          "--profile %s --format env)\")", ld->profile, needs, ld->profile);
+    return store_fail(err, STORE_INVALID, "dynamodb: no AWS credentials: set "
+                      "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or put "
+                      "aws_access_key_id and aws_secret_access_key for profile %s "
+                      "in %s%s or %s%s", ld->profile, ld->creds_path, missing(&ld->creds),
+                      ld->config_path, missing(&ld->config));
+}
+
+/* Credentials: the environment, then the shared files. */
+static store_status load_credentials(loading *ld, char **err)
+{
+    found_keys k = {0};
+    store_status status = keys_from_env(ld, &k, err);
+    if (status == STORE_OK && k.id == NULL)
+        status = keys_from_files(ld, &k, err);
+    if (status == STORE_OK && k.id == NULL)
+        status = no_keys(ld, err);
+    ld->out->credentials_from = k.place;
+    if (status != STORE_OK)
+        return status;
+    aws_settings *out = ld->out;
+    if ((out->access_key = strdup(k.id)) == NULL || (out->secret_key = strdup(k.secret)) == NULL ||
+        (k.token != NULL && (out->session_token = strdup(k.token)) == NULL))
+        return settings_nomem(err);
+    return STORE_OK;
+}
+
+store_status aws_settings_load(const char *region, const char *endpoint,
+                               aws_getenv_fn getenv_fn, void *ctx, aws_settings *out,
+                               char **err)
+{
+    loading ld = {.get = getenv_fn != NULL ? getenv_fn : process_getenv, .ctx = ctx,
+                  .out = out};
+    memset(out, 0, sizeof *out);
+    store_status status = load_profile(&ld, err);
+    if (status == STORE_OK)
+        status = load_region(&ld, region, err);
+    if (status == STORE_OK)
+        status = load_endpoint(&ld, endpoint, err);
+    if (status == STORE_OK)
+        status = load_credentials(&ld, err);
+    if (status != STORE_OK)
+        aws_settings_free(out);
+    free(ld.creds.path);
+    free(ld.config.path);
+    aws_ini_free(&ld.creds.ini);
+    aws_ini_free(&ld.config.ini);
     return status;
 }

@@ -207,6 +207,85 @@ static json_t *table_info(const ddb_store *s, role r, const json_t *desc)
     return t;
 }
 
+/* DEPLOY of one table: creates it when missing (desc NULL), refuses one
+ * of another layout, waits for it to be ACTIVE. *t is what it reports. */
+static store_status deploy_table(ddb_store *s, role ro, const char *table, const json_t *desc,
+                                 json_t **t, char **err)
+{
+    http_response r = {0};
+    json_t *now = NULL;
+    bool created = false;
+    if (desc != NULL) {
+        const char *problem = layout_problem(s, ro, desc);
+        if (problem != NULL)
+            return store_fail(err, STORE_IO, "dynamodb: table %s exists but %s: it is not "
+                              "an Aeon %s table; use another store name", table, problem,
+                              role_names[ro]);
+    } else {
+        store_status status = ddb_call(s, "CreateTable", create_body(s, ro), false,
+                                       (const char *const[]){"ResourceInUseException", NULL},
+                                       &r, err);
+        /* In use: another deploy got there first. */
+        created = status == STORE_OK && r.error == NULL;
+        http_response_free(&r);
+        if (status != STORE_OK)
+            return status;
+    }
+    store_status status = wait_for(s, table, false, &now, err);
+    if (status == STORE_OK && (*t = table_info(s, ro, now)) != NULL)
+        json_object_set_new(*t, "created", json_boolean(created));
+    json_decref(now);
+    return status;
+}
+
+/* DESTROY of one table: deletes it when it exists and waits until it is
+ * gone. */
+static store_status destroy_table(ddb_store *s, role ro, const char *table, const json_t *desc,
+                                  json_t **t, char **err)
+{
+    http_response r = {0};
+    bool deleted = false;
+    if (desc != NULL) {
+        store_status status = ddb_call(s, "DeleteTable",
+                                       json_pack("{s:s}", "TableName", table), false,
+                                       (const char *const[]){"ResourceNotFoundException", NULL},
+                                       &r, err);
+        deleted = status == STORE_OK && r.error == NULL;
+        http_response_free(&r);
+        json_t *none = NULL;
+        if (status == STORE_OK)
+            status = wait_for(s, table, true, &none, err);
+        if (status != STORE_OK)
+            return status;
+    }
+    *t = json_pack("{s:s, s:s, s:b}", "role", role_names[ro], "name", table, "deleted", deleted);
+    return STORE_OK;
+}
+
+/* The action on every table the store has, each one's report in tables. */
+static store_status each_table(ddb_store *s, store_admin action, json_t *tables, char **err)
+{
+    for (role ro = 0; ro < R_COUNT; ro++) {
+        const char *table = table_of(s, ro);
+        json_t *desc = NULL, *t = NULL;
+        if (table == NULL)
+            continue;
+        store_status status = ddb_describe(s, table, &desc, err);
+        if (status == STORE_OK && action == STORE_INFO)
+            t = table_info(s, ro, desc);
+        else if (status == STORE_OK && action == STORE_DEPLOY)
+            status = deploy_table(s, ro, table, desc, &t, err);
+        else if (status == STORE_OK)
+            status = destroy_table(s, ro, table, desc, &t, err);
+        json_decref(desc);
+        if (status != STORE_OK)
+            return status;
+        if (t == NULL || json_array_append_new(tables, t) != 0)
+            return ddb_nomem(err);
+    }
+    return STORE_OK;
+}
+
 /* DEPLOY creates what is missing and waits for all to be ACTIVE; a table
  * that exists with another layout is an error, not something to change.
  * DESTROY deletes the tables and waits until they are gone. INFO describes
@@ -215,9 +294,8 @@ static json_t *table_info(const ddb_store *s, role r, const json_t *desc)
 store_status ddb_admin(store *st, store_admin action, char **out, char **err)
 {
     ddb_store *s = (ddb_store *)st;
-    store_status status = STORE_NOMEM;
-    json_t *doc = NULL, *tables = NULL, *desc = NULL;
-    http_response r = {0};
+    store_status status = STORE_OK;
+    json_t *tables = NULL;
     *out = NULL;
 
     /* Integrity is DynamoDB's own business; the store's invariants would need
@@ -227,96 +305,33 @@ store_status ddb_admin(store *st, store_admin action, char **out, char **err)
                           "checks an embedded store's file");
     if (action != STORE_DEPLOY && action != STORE_DESTROY && action != STORE_INFO)
         return store_fail(err, STORE_INVALID, "unknown admin action %d", (int)action);
-    doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "backend", "dynamodb", "name", s->name,
-                    "region", s->aws.region, "endpoint", s->aws.endpoint, "credentials",
-                    s->aws.credentials_from != NULL ? s->aws.credentials_from : "?");
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s}", "backend", "dynamodb", "name", s->name,
+                            "region", s->aws.region, "endpoint", s->aws.endpoint, "credentials",
+                            s->aws.credentials_from != NULL ? s->aws.credentials_from : "?");
     if (doc == NULL || (tables = json_array()) == NULL ||
-        json_object_set(doc, "tables", tables) != 0)
-        goto nomem;
-    if (s->views == NULL &&
-        json_object_set_new(doc, "views", json_string("none: the Aeon config names no "
-                                                       "viewsTable")) != 0)
-        goto nomem;
-
-    for (role ro = 0; ro < R_COUNT; ro++) {
-        const char *table = table_of(s, ro);
-        if (table == NULL)
-            continue;
-        if ((status = ddb_describe(s, table, &desc, err)) != STORE_OK)
-            goto done;
-        json_t *t = NULL;
-        if (action == STORE_INFO) {
-            t = table_info(s, ro, desc);
-        } else if (action == STORE_DEPLOY) {
-            bool created = false;
-            if (desc != NULL) {
-                const char *problem = layout_problem(s, ro, desc);
-                if (problem != NULL) {
-                    status = store_fail(err, STORE_IO, "dynamodb: table %s exists but "
-                                        "%s: it is not an Aeon %s table; use another store "
-                                        "name", table, problem, role_names[ro]);
-                    goto done;
-                }
-            } else {
-                status = ddb_call(s, "CreateTable", create_body(s, ro), false,
-                                  (const char *const[]){"ResourceInUseException", NULL}, &r, err);
-                if (status != STORE_OK)
-                    goto done;
-                created = r.error == NULL; /* in use: another deploy got there first */
-                http_response_free(&r);
-            }
-            json_decref(desc);
-            desc = NULL;
-            if ((status = wait_for(s, table, false, &desc, err)) != STORE_OK)
-                goto done;
-            t = table_info(s, ro, desc);
-            if (t != NULL)
-                json_object_set_new(t, "created", json_boolean(created));
-        } else {
-            bool deleted = false;
-            if (desc != NULL) {
-                status = ddb_call(s, "DeleteTable", json_pack("{s:s}", "TableName", table), false,
-                                  (const char *const[]){"ResourceNotFoundException", NULL}, &r,
-                                  err);
-                if (status != STORE_OK)
-                    goto done;
-                deleted = r.error == NULL;
-                http_response_free(&r);
-                json_t *none;
-                if ((status = wait_for(s, table, true, &none, err)) != STORE_OK)
-                    goto done;
-            }
-            t = json_pack("{s:s, s:s, s:b}", "role", role_names[ro], "name", table,
-                          "deleted", deleted);
-        }
-        json_decref(desc);
-        desc = NULL;
-        if (t == NULL || json_array_append_new(tables, t) != 0)
-            goto nomem;
-    }
-    json_object_set_new(doc, action == STORE_DEPLOY ? "deployed"
-                             : action == STORE_DESTROY ? "destroyed" : "exists",
-                        json_true());
-    if (action == STORE_INFO) {
+        json_object_set(doc, "tables", tables) != 0 ||
+        (s->views == NULL &&
+         json_object_set_new(doc, "views", json_string("none: the Aeon config names no "
+                                                        "viewsTable")) != 0))
+        status = ddb_nomem(err);
+    if (status == STORE_OK)
+        status = each_table(s, action, tables, err);
+    if (status == STORE_OK) {
+        json_object_set_new(doc, action == STORE_DEPLOY ? "deployed"
+                                 : action == STORE_DESTROY ? "destroyed" : "exists",
+                            json_true());
         size_t i;
         json_t *t;
         json_array_foreach(tables, i, t) {
-            const char *st2 = json_string_value(json_object_get(t, "status"));
-            if (st2 != NULL && strcmp(st2, "missing") == 0)
+            const char *state = json_string_value(json_object_get(t, "status"));
+            if (action == STORE_INFO && state != NULL && strcmp(state, "missing") == 0)
                 json_object_set_new(doc, "exists", json_false());
         }
+        if ((*out = json_dumps(doc, JSON_COMPACT)) == NULL)
+            status = ddb_nomem(err);
     }
-    if ((*out = json_dumps(doc, JSON_COMPACT)) == NULL)
-        goto nomem;
-    status = STORE_OK;
-    goto done;
-nomem:
-    status = ddb_nomem(err);
-done:
-    json_decref(desc);
     json_decref(tables);
     json_decref(doc);
-    http_response_free(&r);
     return status;
 }
 

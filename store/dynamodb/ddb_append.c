@@ -1,6 +1,6 @@
 /*
- * ddb_append.c - appends to the DynamoDB backend: the checks made before
- * anything is sent, the idempotency token, the TransactWriteItems that puts
+ * ddb_append.c - appends to the DynamoDB backend, once store_check_batches
+ * has passed them: the idempotency token, the TransactWriteItems that puts
  * heads, the store head, slice markers and events, and its retries after
  * a cancelled transaction (dynamodb.c explains the layout and the order).
  */
@@ -9,53 +9,16 @@
 /* ------------------------------------------------------------------ */
 /* Appends                                                             */
 
-/* Everything append refuses before anything is sent. */
-static store_status check_batches(const store_batch *b, size_t n, const char *token,
-                                  bool many, size_t *total, char **err)
-{
-    const char *why;
-    char where[40] = "";
-    *total = 0;
-    if (token != NULL && (why = store_check_text(token, false)) != NULL)
-        return store_fail(err, STORE_INVALID, "idempotency key %s", why);
-    if (n > 0 && b == NULL)
-        return store_fail(err, STORE_INVALID, "no batches given");
-    for (size_t i = 0; i < n; i++) {
-        if (many)
-            snprintf(where, sizeof where, "batch %zu: ", i + 1);
-        if ((why = store_check_text(b[i].key, false)) != NULL)
-            return store_fail(err, STORE_INVALID, "%skey %s", where, why);
-        if (strlen(b[i].key) > KEY_BYTES)
-            return store_fail(err, STORE_LIMIT, "dynamodb: %skey is %zu bytes; DynamoDB "
-                              "takes at most %d in a partition key", where,
-                              strlen(b[i].key), KEY_BYTES);
-        const char *exp = b[i].expected_revision;
-        if (exp != NULL && strcmp(exp, STORE_START) != 0 && !revision_valid(exp))
-            return store_fail(err, STORE_INVALID, "%sexpected revision \"%s\" is not a "
-                              "revision or START", where, exp);
-        if (b[i].count > 0 && b[i].events == NULL)
-            return store_fail(err, STORE_INVALID, "%sno events given", where);
-        for (size_t j = 0; j < b[i].count; j++) {
-            const store_pending *e = &b[i].events[j];
-            if ((why = store_check_text(e->type, false)) != NULL)
-                return store_fail(err, STORE_INVALID, "%sevent %zu: type %s", where, j + 1,
-                                  why);
-            if (e->data == NULL || e->data_len == 0)
-                return store_fail(err, STORE_INVALID, "%sevent %zu: data is empty", where,
-                                  j + 1);
-            if (e->correlation_id != NULL &&
-                (why = store_check_text(e->correlation_id, false)) != NULL)
-                return store_fail(err, STORE_INVALID, "%sevent %zu: correlation_id %s",
-                                  where, j + 1, why);
-        }
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(b[k].key, b[i].key) == 0)
-                return store_fail(err, STORE_INVALID, "key \"%s\" appears in more than "
-                                  "one batch", b[i].key);
-        *total += b[i].count;
-    }
-    return STORE_OK;
-}
+#define TEXT_(x) #x
+#define TEXT_OF(x) TEXT_(x)
+
+/* A key is a partition key value; event data is limited by the item
+ * size, which the conversion checks. */
+static const store_limits limits = {
+    .key_bytes = KEY_BYTES,
+    .prefix = "dynamodb: ",
+    .key_rule = "DynamoDB takes at most " TEXT_OF(KEY_BYTES) " in a partition key",
+};
 
 /* The request token. DynamoDB keeps tokens per account and region, not per
  * table, so a caller's idempotency key is hashed with the events table's
@@ -190,55 +153,69 @@ static void number(ddb_store *s, plan *p, const char *floor)
             ddb_copy_rev(p->revs[i], p->revs[i - 1]); /* year 10889; DynamoDB says no */
 }
 
-/* Builds the TransactWriteItems body: heads (batch order), slice markers,
- * events. Refuses what DynamoDB would: too many items, an item or the whole
- * over its size limit. */
-static store_status build(ddb_store *s, const plan *p, bool many, json_t **out, char **err)
-{
-    store_status status = STORE_NOMEM;
-    json_t *items = json_array(), *body = NULL;
-    char slices[TRANSACT_ITEMS][SLICE_LEN + 1];
-    size_t nslices = 0, bytes = 0, at = 0;
-    *out = NULL;
-    if (items == NULL)
-        goto nomem;
+/* A TransactWriteItems body on its way. */
+typedef struct building {
+    json_t *items;                              /* TransactItems so far */
+    char slices[TRANSACT_ITEMS][SLICE_LEN + 1]; /* the slices the events are in */
+    size_t nslices;                             /* ... how many */
+    size_t bytes;                               /* the items' size, as DynamoDB counts */
+} building;
 
-    for (size_t i = 0; i < p->n; i++) {
+/* Adds a Put (NULL: no memory) and counts its item's size. */
+static bool add_put(building *bd, json_t *put)
+{
+    if (put == NULL)
+        return false;
+    bd->bytes += ddb_item_size(json_object_get(json_object_get(put, "Put"), "Item"));
+    return json_array_append_new(bd->items, put) == 0;
+}
+
+/* The heads, in batch order, and the slices the events fall in. */
+static store_status add_heads(ddb_store *s, const plan *p, building *bd, char **err)
+{
+    for (size_t i = 0, at = 0; i < p->n; at += p->b[i].count, i++) {
         if (!guarded(&p->b[i]))
             continue;
         if (p->b[i].count == 0) {
             /* No events for this key, only its expected revision to hold. */
             json_t *check = head_check(s, &p->b[i]);
-            if (check == NULL || json_array_append_new(items, check) != 0)
-                goto nomem;
+            if (check == NULL || json_array_append_new(bd->items, check) != 0)
+                return ddb_nomem(err);
             continue;
         }
         const char *first = p->revs[at], *last = p->revs[at + p->b[i].count - 1];
-        json_t *put = head_put(s, &p->b[i], first, last);
-        if (put == NULL || json_array_append_new(items, put) != 0)
-            goto nomem;
-        bytes += ddb_item_size(json_object_get(json_object_get(put, "Put"), "Item"));
+        if (!add_put(bd, head_put(s, &p->b[i], first, last)))
+            return ddb_nomem(err);
         for (size_t j = 0; j < p->b[i].count; j++) {
             const char *rev = p->revs[at + j];
             bool seen = false;
-            for (size_t k = 0; k < nslices && !seen; k++)
-                seen = strncmp(slices[k], rev, SLICE_LEN) == 0;
-            if (!seen && nslices < TRANSACT_ITEMS)
-                ddb_slice_of(rev, slices[nslices++]);
+            for (size_t k = 0; k < bd->nslices && !seen; k++)
+                seen = strncmp(bd->slices[k], rev, SLICE_LEN) == 0;
+            if (!seen && bd->nslices < TRANSACT_ITEMS)
+                ddb_slice_of(rev, bd->slices[bd->nslices++]);
         }
-        at += p->b[i].count;
     }
+    return STORE_OK;
+}
 
-    size_t heads = json_array_size(items), needed = heads + 1 + nslices + p->total;
-    if (needed > TRANSACT_ITEMS) {
-        status = store_fail(err, STORE_LIMIT, "dynamodb: this append needs %zu transaction "
-                            "items (%zu event%s, %zu head%s, the store head, %zu slice "
-                            "marker%s), and one DynamoDB transaction takes at most %d: append "
-                            "at most %d events to one key at a time", needed, p->total,
-                            p->total == 1 ? "" : "s", heads, heads == 1 ? "" : "s", nslices,
-                            nslices == 1 ? "" : "s", TRANSACT_ITEMS, TRANSACT_ITEMS - 3);
-        goto done;
-    }
+static store_status check_item_count(const plan *p, const building *bd, char **err)
+{
+    size_t heads = json_array_size(bd->items), nslices = bd->nslices;
+    size_t needed = heads + 1 + nslices + p->total;
+    if (needed <= TRANSACT_ITEMS)
+        return STORE_OK;
+    return store_fail(err, STORE_LIMIT, "dynamodb: this append needs %zu transaction "
+                      "items (%zu event%s, %zu head%s, the store head, %zu slice "
+                      "marker%s), and one DynamoDB transaction takes at most %d: append "
+                      "at most %d events to one key at a time", needed, p->total,
+                      p->total == 1 ? "" : "s", heads, heads == 1 ? "" : "s", nslices,
+                      nslices == 1 ? "" : "s", TRANSACT_ITEMS, TRANSACT_ITEMS - 3);
+}
+
+/* The store head, conditional on being below the new revisions, and the
+ * slice markers. */
+static store_status add_store_head(ddb_store *s, const plan *p, building *bd, char **err)
+{
     json_t *store_head = json_pack("{s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}, s:s, s:{s:s},"
                                    " s:{s:{s:s}}, s:s}}", "Put", "TableName", s->metadata,
                                    "Item", "pk", "S", "slice", "sk", "S", STORE_HEAD_SK,
@@ -248,61 +225,75 @@ static store_status build(ddb_store *s, const plan *p, bool many, json_t **out, 
                                    "ExpressionAttributeNames", "#revision", "revision",
                                    "ExpressionAttributeValues", ":first", "S", p->revs[0],
                                    "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
-    if (store_head == NULL || json_array_append_new(items, store_head) != 0)
-        goto nomem;
-    bytes += ddb_item_size(json_object_get(json_object_get(store_head, "Put"), "Item"));
-    for (size_t k = 0; k < nslices; k++) {
+    if (!add_put(bd, store_head))
+        return ddb_nomem(err);
+    for (size_t k = 0; k < bd->nslices; k++) {
         json_t *marker = json_pack("{s:{s:s, s:{s:{s:s}, s:{s:s}}}}", "Put", "TableName",
                                    s->metadata, "Item", "pk", "S", "slice", "sk", "S",
-                                   slices[k]);
-        if (marker == NULL || json_array_append_new(items, marker) != 0)
-            goto nomem;
-        bytes += ddb_item_size(json_object_get(json_object_get(marker, "Put"), "Item"));
+                                   bd->slices[k]);
+        if (!add_put(bd, marker))
+            return ddb_nomem(err);
     }
+    return STORE_OK;
+}
 
-    at = 0;
-    for (size_t i = 0; i < p->n; i++) {
+/* The events, each within DynamoDB's item size. */
+static store_status add_events(ddb_store *s, const plan *p, building *bd, bool many,
+                               char **err)
+{
+    for (size_t i = 0, at = 0; i < p->n; i++) {
         for (size_t j = 0; j < p->b[i].count; j++, at++) {
             json_t *item = event_item(p->b[i].key, p->revs[at], p->committed_at,
                                       &p->b[i].events[j], &p->cv[at]);
             if (item == NULL)
-                goto nomem;
+                return ddb_nomem(err);
             size_t size = ddb_item_size(item);
             if (size > DDB_ITEM_MAX) {
                 json_decref(item);
                 char where[48] = "";
                 if (many)
                     snprintf(where, sizeof where, "batch %zu, ", i + 1);
-                status = store_fail(err, STORE_LIMIT, "dynamodb: %sevent %zu of key \"%s\" "
-                                    "is %zu bytes as a DynamoDB item, over DynamoDB's limit "
-                                    "of %d bytes (400 KB); nothing was appended", where,
-                                    j + 1, p->b[i].key, size, DDB_ITEM_MAX);
-                goto done;
+                return store_fail(err, STORE_LIMIT, "dynamodb: %sevent %zu of key \"%s\" "
+                                  "is %zu bytes as a DynamoDB item, over DynamoDB's limit "
+                                  "of %d bytes (400 KB); nothing was appended", where,
+                                  j + 1, p->b[i].key, size, DDB_ITEM_MAX);
             }
-            bytes += size;
-            json_t *put = json_pack("{s:{s:s, s:o}}", "Put", "TableName", s->events, "Item",
-                                    item);
-            if (put == NULL || json_array_append_new(items, put) != 0)
-                goto nomem;
+            if (!add_put(bd, json_pack("{s:{s:s, s:o}}", "Put", "TableName", s->events,
+                                       "Item", item)))
+                return ddb_nomem(err);
         }
     }
-    if (bytes > TRANSACT_BYTES) {
-        status = store_fail(err, STORE_LIMIT, "dynamodb: this append is %zu bytes of "
-                            "DynamoDB items, over the %u bytes (4 MB) one transaction takes; "
-                            "nothing was appended", bytes, TRANSACT_BYTES);
-        goto done;
+    if (bd->bytes > TRANSACT_BYTES)
+        return store_fail(err, STORE_LIMIT, "dynamodb: this append is %zu bytes of "
+                          "DynamoDB items, over the %u bytes (4 MB) one transaction takes; "
+                          "nothing was appended", bd->bytes, TRANSACT_BYTES);
+    return STORE_OK;
+}
+
+/* Builds the TransactWriteItems body: heads (batch order), the store head,
+ * slice markers, events. Refuses what DynamoDB would: too many items, an
+ * item or the whole over its size limit. */
+static store_status build(ddb_store *s, const plan *p, bool many, json_t **out, char **err)
+{
+    building bd = {.items = json_array()};
+    store_status status = bd.items != NULL ? STORE_OK : ddb_nomem(err);
+    *out = NULL;
+    if (status == STORE_OK)
+        status = add_heads(s, p, &bd, err);
+    if (status == STORE_OK)
+        status = check_item_count(p, &bd, err);
+    if (status == STORE_OK)
+        status = add_store_head(s, p, &bd, err);
+    if (status == STORE_OK)
+        status = add_events(s, p, &bd, many, err);
+    if (status == STORE_OK) {
+        *out = json_pack("{s:o, s:s}", "TransactItems", bd.items, "ClientRequestToken",
+                         p->token);
+        bd.items = NULL;
+        if (*out == NULL)
+            status = ddb_nomem(err);
     }
-    body = json_pack("{s:o, s:s}", "TransactItems", items, "ClientRequestToken", p->token);
-    items = NULL;
-    if (body == NULL)
-        goto nomem;
-    *out = body;
-    status = STORE_OK;
-    goto done;
-nomem:
-    status = ddb_nomem(err);
-done:
-    json_decref(items);
+    json_decref(bd.items);
     return status;
 }
 
@@ -372,6 +363,119 @@ size_t ddb_cancelled(const plan *p, const http_response *r, char actual[STORE_RE
     return conflict;
 }
 
+/* Converts every event's data once, for every attempt to reuse, and makes
+ * room for the revisions. */
+static store_status convert_events(plan *p, converted *cv, bool many, char **err)
+{
+    if ((p->revs = calloc(p->total, sizeof *p->revs)) == NULL)
+        return ddb_nomem(err);
+    p->cv = cv;
+    for (size_t i = 0, at = 0; i < p->n; i++) {
+        for (size_t j = 0; j < p->b[i].count; j++, at++) {
+            char *why = NULL;
+            const store_pending *e = &p->b[i].events[j];
+            store_status status = ddb_value_from_json(e->data, e->data_len, &cv[at].data,
+                                                      &cv[at].floats, &why);
+            if (status != STORE_OK) {
+                char where[48] = "";
+                if (many)
+                    snprintf(where, sizeof where, "batch %zu: ", i + 1);
+                status = store_fail(err, status, "dynamodb: %sevent %zu: data %s", where,
+                                    j + 1, why != NULL ? why : "cannot be stored");
+                free(why);
+                return status;
+            }
+        }
+    }
+    return STORE_OK;
+}
+
+/* Reads the answer to one attempt: committed, unchanged, a conflict or an
+ * error (*again false), or cancelled by a head above the revisions it
+ * numbered, a writer's clock behind (*again true, *floor raised to it). */
+static store_status read_answer(ddb_store *s, const plan *p, const http_response *r,
+                                const char *key_token, char floor[STORE_REVISION_SIZE],
+                                store_append_result *res, bool *again, char **err)
+{
+    *again = false;
+    if (r->error == NULL) {
+        res->outcome = STORE_APPENDED;
+        res->count = p->total;
+        ddb_copy_rev(res->revision, p->revs[p->total - 1]);
+        ddb_copy_rev(s->last, p->revs[p->total - 1]);
+        ddb_wake_all();
+        return STORE_OK;
+    }
+    if (strcmp(r->error, "IdempotentParameterMismatchException") == 0) {
+        /* The token committed another body within DynamoDB's 10 minutes:
+         * an earlier append with this idempotency key. */
+        if (key_token != NULL)
+            return STORE_OK; /* unchanged */
+        return ddb_answer_fail(s, r, "TransactWriteItems", err);
+    }
+    char actual[STORE_REVISION_SIZE] = "", high[STORE_REVISION_SIZE];
+    const char *other;
+    ddb_copy_rev(high, floor);
+    size_t bad = ddb_cancelled(p, r, actual, high, &other);
+    if (other != NULL)
+        return store_fail(err, strcmp(other, "ValidationError") == 0 ? STORE_LIMIT : STORE_IO,
+                          "dynamodb TransactWriteItems: cancelled: %s (%s)", other,
+                          r->message != NULL ? r->message : "no message");
+    if (bad < p->n) {
+        res->outcome = STORE_CONFLICT;
+        res->failed = bad;
+        ddb_copy_rev(res->expected, p->b[bad].expected_revision);
+        ddb_copy_rev(res->actual, actual);
+        return STORE_OK;
+    }
+    if (strcmp(high, floor) <= 0)
+        return store_fail(err, STORE_IO, "dynamodb TransactWriteItems: cancelled: %s",
+                          r->message != NULL ? r->message : "no reason given");
+    /* Go above it and try again, under the same token (a cancelled
+     * transaction does not use it up). */
+    ddb_copy_rev(floor, high);
+    *again = true;
+    return STORE_OK;
+}
+
+/* Numbers, builds and sends the transaction until it is answered for
+ * good. The time and the token are fixed before the first attempt, so a
+ * resend is the same request. */
+static store_status attempts(ddb_store *s, plan *p, const char *key_token, bool many,
+                             store_append_result *res, char **err)
+{
+    store_status status = STORE_OK;
+    http_response r = {0};
+    json_t *body = NULL;
+    char floor[STORE_REVISION_SIZE];
+    bool again = true;
+    revision_timestamp(s->base.env.now_ms(s->base.env.ctx), p->committed_at);
+    make_token(s, key_token, p->token);
+    ddb_copy_rev(floor, STORE_START);
+
+    for (int attempt = 1; status == STORE_OK && again; attempt++) {
+        if (attempt > SKEW_TRIES) {
+            status = store_fail(err, STORE_IO, "dynamodb: could not number the events above "
+                                "the key's head after %d attempts (other writers keep "
+                                "appending to it)", SKEW_TRIES);
+            break;
+        }
+        number(s, p, floor);
+        if ((status = build(s, p, many, &body, err)) != STORE_OK)
+            break;
+        status = ddb_call(s, "TransactWriteItems", body, true,
+                          (const char *const[]){"TransactionCanceledException",
+                                                "IdempotentParameterMismatchException", NULL},
+                          &r, err);
+        body = NULL;
+        if (status == STORE_OK)
+            status = read_answer(s, p, &r, key_token, floor, res, &again, err);
+    }
+    json_decref(body);
+    http_response_free(&r);
+    return status;
+}
+
 /* The one write path: append is append_many with one batch. */
 static store_status commit(ddb_store *s, const store_batch *b, size_t n, const char *key_token,
                            bool many, store_append_result *res, char **err)
@@ -380,12 +484,11 @@ static store_status commit(ddb_store *s, const store_batch *b, size_t n, const c
     size_t total;
     plan p = {.b = b, .n = n};
     converted *cv = NULL;
-    http_response r = {0};
-    json_t *body = NULL;
 
     memset(res, 0, sizeof *res);
     res->outcome = STORE_UNCHANGED;
-    if ((status = check_batches(b, n, key_token, many, &total, err)) != STORE_OK || total == 0)
+    status = store_check_batches(b, n, key_token, many, &limits, &total, err);
+    if (status != STORE_OK || total == 0)
         return status;
     if (total > TRANSACT_ITEMS)
         return store_fail(err, STORE_LIMIT, "dynamodb: %zu events cannot go in one DynamoDB "
@@ -394,100 +497,13 @@ static store_status commit(ddb_store *s, const store_batch *b, size_t n, const c
                           TRANSACT_ITEMS - 3);
     p.total = total;
 
-    status = STORE_NOMEM;
-    if ((cv = calloc(total, sizeof *cv)) == NULL ||
-        (p.revs = calloc(total, sizeof *p.revs)) == NULL)
-        goto nomem;
-    p.cv = cv;
-    for (size_t i = 0, at = 0; i < n; i++) {
-        for (size_t j = 0; j < b[i].count; j++, at++) {
-            char *why = NULL;
-            status = ddb_value_from_json(b[i].events[j].data, b[i].events[j].data_len,
-                                         &cv[at].data, &cv[at].floats, &why);
-            if (status != STORE_OK) {
-                char where[48] = "";
-                if (many)
-                    snprintf(where, sizeof where, "batch %zu: ", i + 1);
-                status = store_fail(err, status, "dynamodb: %sevent %zu: data %s", where,
-                                    j + 1, why != NULL ? why : "cannot be stored");
-                free(why);
-                goto done;
-            }
-        }
-    }
+    if ((cv = calloc(total, sizeof *cv)) == NULL)
+        status = ddb_nomem(err);
+    if (status == STORE_OK)
+        status = convert_events(&p, cv, many, err);
+    if (status == STORE_OK)
+        status = attempts(s, &p, key_token, many, res, err);
 
-    /* Fixed before the first attempt, so a resend is the same request. */
-    revision_timestamp(s->base.env.now_ms(s->base.env.ctx), p.committed_at);
-    make_token(s, key_token, p.token);
-    char floor[STORE_REVISION_SIZE];
-    ddb_copy_rev(floor, STORE_START);
-
-    for (int attempt = 1;; attempt++) {
-        number(s, &p, floor);
-        if ((status = build(s, &p, many, &body, err)) != STORE_OK)
-            goto done;
-        status = ddb_call(s, "TransactWriteItems", body, true,
-                          (const char *const[]){"TransactionCanceledException",
-                                            "IdempotentParameterMismatchException", NULL},
-                          &r, err);
-        body = NULL;
-        if (status != STORE_OK)
-            goto done;
-        if (r.error == NULL) {
-            res->outcome = STORE_APPENDED;
-            res->count = total;
-            ddb_copy_rev(res->revision, p.revs[total - 1]);
-            ddb_copy_rev(s->last, p.revs[total - 1]);
-            ddb_wake_all();
-            goto done;
-        }
-        if (strcmp(r.error, "IdempotentParameterMismatchException") == 0) {
-            /* The token committed another body within DynamoDB's 10 minutes:
-             * an earlier append with this idempotency key. */
-            if (key_token != NULL)
-                goto done; /* unchanged */
-            status = ddb_answer_fail(s, &r, "TransactWriteItems", err);
-            goto done;
-        }
-        char actual[STORE_REVISION_SIZE] = "", high[STORE_REVISION_SIZE];
-        const char *other;
-        ddb_copy_rev(high, floor);
-        size_t bad = ddb_cancelled(&p, &r, actual, high, &other);
-        if (other != NULL) {
-            status = store_fail(err, strcmp(other, "ValidationError") == 0 ? STORE_LIMIT
-                                                                           : STORE_IO,
-                                "dynamodb TransactWriteItems: cancelled: %s (%s)", other,
-                                r.message != NULL ? r.message : "no message");
-            goto done;
-        }
-        if (bad < n) {
-            res->outcome = STORE_CONFLICT;
-            res->failed = bad;
-            ddb_copy_rev(res->expected, b[bad].expected_revision);
-            ddb_copy_rev(res->actual, actual);
-            goto done;
-        }
-        if (strcmp(high, floor) <= 0) {
-            status = store_fail(err, STORE_IO, "dynamodb TransactWriteItems: cancelled: %s",
-                                r.message != NULL ? r.message : "no reason given");
-            goto done;
-        }
-        if (attempt >= SKEW_TRIES) {
-            status = store_fail(err, STORE_IO, "dynamodb: could not number the events above "
-                                "the key's head after %d attempts (other writers keep "
-                                "appending to it)", attempt);
-            goto done;
-        }
-        /* A writer's clock was behind the head: go above it and try again,
-         * under the same token (a cancelled transaction does not use it up). */
-        ddb_copy_rev(floor, high);
-    }
-
-nomem:
-    status = ddb_nomem(err);
-done:
-    json_decref(body);
-    http_response_free(&r);
     for (size_t i = 0; cv != NULL && i < total; i++) {
         json_decref(cv[i].data);
         json_decref(cv[i].floats);

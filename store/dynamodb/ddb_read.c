@@ -147,21 +147,14 @@ store_status ddb_read(store *st, const char *key, const store_read_opts *opts,
     store_cursor *c = NULL;
     ddb_filter f = {0};
     store_status status;
-    const char *why;
     *out = NULL;
     if (opts == NULL)
         opts = &defaults;
 
     if (key != NULL && (status = ddb_check_key(key, err)) != STORE_OK)
         return status;
-    if (opts->from != NULL && !revision_bound_valid(opts->from))
-        return store_fail(err, STORE_INVALID, "read bound \"%s\" is not a revision, "
-                          "START or END", opts->from);
-    if (opts->to != NULL && !revision_bound_valid(opts->to))
-        return store_fail(err, STORE_INVALID, "read bound \"%s\" is not a revision, "
-                          "START or END", opts->to);
-    if (opts->filter != NULL && (why = filter_check(opts->filter)) != NULL)
-        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
+    if ((status = store_check_read(opts, err)) != STORE_OK)
+        return status;
     if ((status = ddb_filter_compile(opts->filter, key, &f, err)) != STORE_OK)
         return status;
 

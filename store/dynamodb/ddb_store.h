@@ -103,6 +103,9 @@ struct store_cursor {
 
 /* ---- dynamodb.c: small helpers --------------------------------------- */
 
+/* The backend's row in the table of backends (open.c). */
+extern const store_ops store_dynamodb_ops;
+
 store_status ddb_nomem(char **err);
 
 /* {"S": s}; NULL on no memory (strings were checked as UTF-8 before). */

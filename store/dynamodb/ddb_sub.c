@@ -721,40 +721,76 @@ static store_status take(store_sub *sub, const json_t *image, size_t from, const
     return status;
 }
 
+/* A fresh iterator for sh: after its sequence number, or from the start.
+ * *stop when there is none: the shard is closed with nothing after it, or
+ * gone (*lost). */
+static store_status shard_iterator(store_sub *sub, shard *sh, bool *lost, bool *stop,
+                                   char **err)
+{
+    http_response r = {0};
+    json_t *body = json_pack("{s:s, s:s, s:s}", "StreamArn", sub->stream, "ShardId", sh->id,
+                             "ShardIteratorType",
+                             sh->seq != NULL ? "AFTER_SEQUENCE_NUMBER" : "TRIM_HORIZON");
+    if (body != NULL && sh->seq != NULL)
+        json_object_set_new(body, "SequenceNumber", json_string(sh->seq));
+    store_status status = stream_call(sub->s, "GetShardIterator", body,
+                                      (const char *const[]){"TrimmedDataAccessException",
+                                                            "ResourceNotFoundException", NULL},
+                                      &r, err);
+    *stop = true;
+    if (status == STORE_OK && !(*lost = r.error != NULL)) {
+        const char *it = json_string_value(json_object_get(r.json, "ShardIterator"));
+        if (it == NULL) /* closed, nothing after seq */
+            sh->done = sub->relist = true;
+        else if (!set_str(&sh->iter, it))
+            status = ddb_nomem(err);
+        else
+            *stop = false;
+    }
+    http_response_free(&r);
+    return status;
+}
+
+/* Takes the INSERTs of one GetRecords page into the batch until it holds
+ * max events; *looked is how many records that covered. */
+static store_status take_records(store_sub *sub, size_t i, const json_t *records, size_t max,
+                                 char top[STORE_REVISION_SIZE], size_t *looked, char **err)
+{
+    shard *sh = &sub->shards[i];
+    size_t n = json_array_size(records), k;
+    store_status status = STORE_OK;
+    for (k = 0; k < n && sub->nevents < max && status == STORE_OK; k++) {
+        const json_t *rec = json_array_get(records, k);
+        const json_t *ddb = json_object_get(rec, "dynamodb");
+        const char *seq = json_string_value(json_object_get(ddb, "SequenceNumber"));
+        const char *name = json_string_value(json_object_get(rec, "eventName"));
+        if (seq == NULL)
+            continue;
+        if (name != NULL && strcmp(name, "INSERT") == 0)
+            status = take(sub, json_object_get(ddb, "NewImage"), i, seq, top, err);
+        if (status == STORE_OK && !set_str(&sh->seq, seq))
+            status = ddb_nomem(err);
+    }
+    *looked = k;
+    return status;
+}
+
 /* Reads shard i on from where it is until max events are in the batch or
  * it has no more for now. *lost when its records are gone. */
 static store_status read_shard(store_sub *sub, size_t i, size_t max,
                                char top[STORE_REVISION_SIZE], bool *lost, char **err)
 {
-    ddb_store *s = sub->s;
     http_response r = {0};
     store_status status = STORE_OK;
     int expired = 0;
     while (sub->nevents < max) {
         shard *sh = &sub->shards[i];
-        if (sh->iter == NULL) {
-            json_t *body = json_pack("{s:s, s:s, s:s}", "StreamArn", sub->stream, "ShardId",
-                                     sh->id, "ShardIteratorType",
-                                     sh->seq != NULL ? "AFTER_SEQUENCE_NUMBER" : "TRIM_HORIZON");
-            if (body != NULL && sh->seq != NULL)
-                json_object_set_new(body, "SequenceNumber", json_string(sh->seq));
-            status = stream_call(s, "GetShardIterator", body,
-                                 (const char *const[]){"TrimmedDataAccessException",
-                                                       "ResourceNotFoundException", NULL},
-                                 &r, err);
-            if (status != STORE_OK || (*lost = r.error != NULL))
-                break;
-            const char *it = json_string_value(json_object_get(r.json, "ShardIterator"));
-            if (it == NULL) { /* closed, nothing after seq */
-                sh->done = sub->relist = true;
-                break;
-            }
-            if (!set_str(&sh->iter, it))
-                goto nomem;
-            http_response_free(&r);
-        }
+        bool stop = false;
+        if (sh->iter == NULL &&
+            ((status = shard_iterator(sub, sh, lost, &stop, err)) != STORE_OK || stop))
+            break;
         json_t *body = json_pack("{s:s, s:i}", "ShardIterator", sh->iter, "Limit", RECORDS_PAGE);
-        status = stream_call(s, "GetRecords", body,
+        status = stream_call(sub->s, "GetRecords", body,
                              (const char *const[]){"ExpiredIteratorException",
                                                    "TrimmedDataAccessException",
                                                    "ResourceNotFoundException", NULL},
@@ -771,24 +807,14 @@ static store_status read_shard(store_sub *sub, size_t i, size_t max,
             break;
         const json_t *records = json_object_get(r.json, "Records");
         size_t n = json_array_size(records), k;
-        for (k = 0; k < n && sub->nevents < max; k++) {
-            const json_t *rec = json_array_get(records, k);
-            const json_t *ddb = json_object_get(rec, "dynamodb");
-            const char *seq = json_string_value(json_object_get(ddb, "SequenceNumber"));
-            const char *name = json_string_value(json_object_get(rec, "eventName"));
-            if (seq == NULL)
-                continue;
-            if (name != NULL && strcmp(name, "INSERT") == 0 &&
-                (status = take(sub, json_object_get(ddb, "NewImage"), i, seq, top, err)) !=
-                    STORE_OK)
-                goto done;
-            if (!set_str(&sh->seq, seq))
-                goto nomem;
-        }
+        if ((status = take_records(sub, i, records, max, top, &k, err)) != STORE_OK)
+            break;
         const char *next = json_string_value(json_object_get(r.json, "NextShardIterator"));
         /* Stopped inside the page: the next poll goes on after seq. */
-        if (!set_str(&sh->iter, k < n ? NULL : next))
-            goto nomem;
+        if (!set_str(&sh->iter, k < n ? NULL : next)) {
+            status = ddb_nomem(err);
+            break;
+        }
         if (k == n && next == NULL) {
             sh->done = sub->relist = true;
             break;
@@ -797,10 +823,6 @@ static store_status read_shard(store_sub *sub, size_t i, size_t max,
         if (n == 0 || k < n)
             break;
     }
-    goto done;
-nomem:
-    status = ddb_nomem(err);
-done:
     http_response_free(&r);
     return status;
 }
@@ -1075,9 +1097,8 @@ store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, char **e
     char mark[STORE_REVISION_SIZE];
     store_status status;
     *acked = false;
-    if (revision == NULL || !revision_valid(revision))
-        return store_fail(err, STORE_INVALID, "ack: \"%s\" is not a revision",
-                          revision != NULL ? revision : "(null)");
+    if ((status = store_check_revision("ack:", revision, false, err)) != STORE_OK)
+        return status;
     /* Following the stream, an event below the checkpoint may be new (it
      * committed late): its shard positions still move on. */
     bool streamed = sub->following && sub->stream_polls > 0;

@@ -232,10 +232,96 @@ static store_status nomem(char **err)
     return store_fail(err, STORE_NOMEM, "dynamodb value: out of memory");
 }
 
+static store_status marshal(walk *w, const json_t *v, int depth, json_t **out);
+
+static store_status marshal_real(walk *w, const json_t *v, json_t **out)
+{
+    char num[DDB_NUMBER_SIZE];
+    double d = json_real_value(v);
+    char *why = NULL;
+    store_status st = ddb_number_text(d, num, &why);
+    if (st != STORE_OK) {
+        st = store_fail(w->err, st, "%s at %s", why ? why : "bad number", path_show(&w->at));
+        free(why);
+        return st;
+    }
+    /* DynamoDB will hand this back as digits alone: mark it a float. */
+    if (w->marks && d == floor(d) &&
+        json_array_append_new(w->marks, av1("S", json_string(w->at.buf ? w->at.buf : ""))))
+        return nomem(w->err);
+    *out = av1("N", json_string(num));
+    return STORE_OK;
+}
+
+/* Each element of an array into acc, with its index on the path. */
+static store_status marshal_array(walk *w, const json_t *v, int depth, json_t *acc)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        char idx[24];
+        json_t *child = NULL;
+        int n = snprintf(idx, sizeof idx, "%zu", i);
+        size_t old = path_push(&w->at, idx, (size_t)n);
+        if (old == (size_t)-1)
+            return nomem(w->err);
+        store_status st = marshal(w, e, depth + 1, &child);
+        path_pop(&w->at, old);
+        if (st != STORE_OK)
+            return st;
+        if (json_array_append_new(acc, child))
+            return nomem(w->err);
+    }
+    return STORE_OK;
+}
+
+/* Each member of an object into acc, with its key on the path. */
+static store_status marshal_object(walk *w, const json_t *v, int depth, json_t *acc)
+{
+    const char *key;
+    size_t klen;
+    json_t *e;
+    json_object_keylen_foreach((json_t *)v, key, klen, e) {
+        json_t *child = NULL;
+        size_t old = path_push(&w->at, key, klen);
+        if (old == (size_t)-1)
+            return nomem(w->err);
+        if (klen == 0)
+            return store_fail(w->err, STORE_LIMIT, "empty object key at %s: DynamoDB cannot "
+                              "store an empty attribute name", path_show(&w->at));
+        store_status st = marshal(w, e, depth + 1, &child);
+        path_pop(&w->at, old);
+        if (st != STORE_OK)
+            return st;
+        if (json_object_setn_new_nocheck(acc, key, klen, child))
+            return nomem(w->err);
+    }
+    return STORE_OK;
+}
+
+/* An array as L, an object as M, no deeper than DynamoDB nests. */
+static store_status marshal_container(walk *w, const json_t *v, int depth, json_t **out)
+{
+    bool array = json_is_array(v);
+    if (depth >= DDB_MAX_NESTING)
+        return store_fail(w->err, STORE_LIMIT,
+                          "value nested deeper than DynamoDB's %d levels at %s",
+                          DDB_MAX_NESTING, path_show(&w->at));
+    json_t *acc = array ? json_array() : json_object();
+    if (!acc)
+        return nomem(w->err);
+    store_status st = array ? marshal_array(w, v, depth, acc) : marshal_object(w, v, depth, acc);
+    if (st != STORE_OK) {
+        json_decref(acc);
+        return st;
+    }
+    *out = av1(array ? "L" : "M", acc);
+    return STORE_OK;
+}
+
 static store_status marshal(walk *w, const json_t *v, int depth, json_t **out)
 {
-    json_t *acc = NULL, *child = NULL;
-    store_status st = STORE_NOMEM;
+    store_status st = STORE_OK;
     char num[DDB_NUMBER_SIZE];
 
     *out = NULL;
@@ -254,86 +340,19 @@ static store_status marshal(walk *w, const json_t *v, int depth, json_t **out)
         snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         *out = av1("N", json_string(num));
         break;
-    case JSON_REAL: {
-        double d = json_real_value(v);
-        char *why = NULL;
-        st = ddb_number_text(d, num, &why);
-        if (st != STORE_OK) {
-            st = store_fail(w->err, st, "%s at %s", why ? why : "bad number",
-                            path_show(&w->at));
-            free(why);
-            return st;
-        }
-        /* DynamoDB will hand this back as digits alone: mark it a float. */
-        if (w->marks && d == floor(d) &&
-            json_array_append_new(w->marks, av1("S", json_string(w->at.buf ? w->at.buf : ""))))
-            return nomem(w->err);
-        *out = av1("N", json_string(num));
+    case JSON_REAL:
+        st = marshal_real(w, v, out);
         break;
-    }
     case JSON_ARRAY:
-    case JSON_OBJECT: {
-        bool array = json_is_array(v);
-        if (depth >= DDB_MAX_NESTING)
-            return store_fail(w->err, STORE_LIMIT,
-                              "value nested deeper than DynamoDB's %d levels at %s",
-                              DDB_MAX_NESTING, path_show(&w->at));
-        acc = array ? json_array() : json_object();
-        if (!acc)
-            return nomem(w->err);
-        if (array) {
-            size_t i;
-            json_t *e;
-            json_array_foreach(v, i, e) {
-                char idx[24];
-                int n = snprintf(idx, sizeof idx, "%zu", i);
-                size_t old = path_push(&w->at, idx, (size_t)n);
-                if (old == (size_t)-1)
-                    goto nomem;
-                st = marshal(w, e, depth + 1, &child);
-                path_pop(&w->at, old);
-                if (st != STORE_OK)
-                    goto fail;
-                if (json_array_append_new(acc, child))
-                    goto nomem;
-            }
-        } else {
-            const char *key;
-            size_t klen;
-            json_t *e;
-            json_object_keylen_foreach((json_t *)v, key, klen, e) {
-                size_t old = path_push(&w->at, key, klen);
-                if (old == (size_t)-1)
-                    goto nomem;
-                if (klen == 0) {
-                    st = store_fail(w->err, STORE_LIMIT,
-                                    "empty object key at %s: DynamoDB cannot store "
-                                    "an empty attribute name", path_show(&w->at));
-                    goto fail;
-                }
-                st = marshal(w, e, depth + 1, &child);
-                path_pop(&w->at, old);
-                if (st != STORE_OK)
-                    goto fail;
-                if (json_object_setn_new_nocheck(acc, key, klen, child))
-                    goto nomem;
-            }
-        }
-        *out = av1(array ? "L" : "M", acc);
-        acc = NULL;
+    case JSON_OBJECT:
+        st = marshal_container(w, v, depth, out);
         break;
-    }
     default:
         return store_fail(w->err, STORE_INVALID, "not a JSON value at %s",
                           path_show(&w->at));
     }
-    if (!*out)
+    if (st == STORE_OK && !*out)
         return nomem(w->err);
-    return STORE_OK;
-nomem:
-    st = nomem(w->err);
-fail:
-    json_decref(acc);
     return st;
 }
 

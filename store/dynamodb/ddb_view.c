@@ -20,11 +20,10 @@ store_status ddb_save_snapshot(store *st, const char *key, const char *revision,
     *saved = false;
     if ((status = ddb_check_key(key, err)) != STORE_OK)
         return status;
-    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
-        return store_fail(err, STORE_INVALID, "snapshot revision \"%s\" is not a revision",
-                          revision != NULL ? revision : "(null)");
-    if (state == NULL || state_len == 0)
-        return store_fail(err, STORE_INVALID, "snapshot state is empty");
+    if ((status = store_check_revision("snapshot revision", revision, true, err)) != STORE_OK)
+        return status;
+    if ((status = store_check_document("snapshot state", state, state_len, err)) != STORE_OK)
+        return status;
     if ((status = ddb_value_from_json(state, state_len, &av, &floats, &why)) != STORE_OK) {
         status = store_fail(err, status, "dynamodb: snapshot state %s", why ? why : "");
         free(why);
@@ -101,18 +100,16 @@ store_status ddb_snapshot(store *st, const char *key, store_snapshot *snap,
 
 static store_status check_view(ddb_store *s, const char *view, const char *id, char **err)
 {
-    const char *why;
     if (s->views == NULL)
         return store_fail(err, STORE_IO, "dynamodb: store %s has no views table: its Aeon "
                           "config names none (add \"viewsTable\": \"%s-views\" to it and run "
                           "`aeon-host store deploy`)", s->name, s->name);
-    if ((why = store_check_text(view, false)) != NULL)
-        return store_fail(err, STORE_INVALID, "view name %s", why);
+    store_status status = store_check_view(view, id, err);
+    if (status != STORE_OK)
+        return status;
     if (strlen(view) > KEY_BYTES)
         return store_fail(err, STORE_LIMIT, "dynamodb: view name is %zu bytes; DynamoDB "
                           "takes at most %d in a partition key", strlen(view), KEY_BYTES);
-    if (id != NULL && (why = store_check_text(id, false)) != NULL)
-        return store_fail(err, STORE_INVALID, "view document id %s", why);
     if (id != NULL && strlen(id) + 4 > VIEW_SK_MAX)
         return store_fail(err, STORE_LIMIT, "dynamodb: view document id is %zu bytes; "
                           "DynamoDB takes at most %d in a sort key (with \"doc#\")",
@@ -182,11 +179,10 @@ store_status ddb_view_put(store *st, const char *view, const char *id, const cha
     *stored = false;
     if ((status = check_view(s, view, id, err)) != STORE_OK)
         return status;
-    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
-        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
-                          revision != NULL ? revision : "(null)");
-    if (doc == NULL || doc_len == 0)
-        return store_fail(err, STORE_INVALID, "view document is empty");
+    if ((status = store_check_revision("view revision", revision, true, err)) != STORE_OK)
+        return status;
+    if ((status = store_check_document("view document", doc, doc_len, err)) != STORE_OK)
+        return status;
     if ((status = ddb_value_from_json(doc, doc_len, &av, &floats, &why)) != STORE_OK) {
         status = store_fail(err, status, "dynamodb: view document %s", why ? why : "");
         free(why);
@@ -256,9 +252,8 @@ store_status ddb_view_advance(store *st, const char *view, const char *revision,
     store_status status;
     if ((status = check_view(s, view, NULL, err)) != STORE_OK)
         return status;
-    if (revision == NULL || !revision_valid(revision))
-        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
-                          revision != NULL ? revision : "(null)");
+    if ((status = store_check_revision("view revision", revision, false, err)) != STORE_OK)
+        return status;
     json_t *body = json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}, s:s, s:{s:s}, s:{s:{s:s}}}",
                              "TableName", s->views, "Item", "pk", "S", view, "sk", "S", "view",
                              "revision", "S", revision, "ConditionExpression",

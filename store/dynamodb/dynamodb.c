@@ -261,8 +261,19 @@ fail:
     return status;
 }
 
+/* "dynamodb:NAME", or a JSON object {"name", "eventsTable", ...}: the
+ * config Aeon's CDK construct hands its Lambdas. */
+static bool ddb_accepts(const char *uri)
+{
+    return strncmp(uri, "dynamodb:", 9) == 0 || uri[strspn(uri, " \t\r\n")] == '{';
+}
+
+static const char *const uri_forms[] = {"dynamodb:NAME", "an Aeon config JSON object", NULL};
+
 const store_ops store_dynamodb_ops = {
     .name = "dynamodb",
+    .uri_forms = uri_forms,
+    .accepts = ddb_accepts,
     .open = ddb_open,
     .close = ddb_close,
     .append = ddb_append,

@@ -330,16 +330,27 @@ static char *header_line(const char *name, const char *value)
     return s;
 }
 
-/* One signed POST. Fills r from the answer; *cc tells how the transfer
- * went; *sent whether any of the request left. */
-static store_status attempt(http_client *c, const char *target, const char *body,
-                            size_t len, long timeout_ms, http_response *r, CURLcode *cc,
-                            bool *sent, char **err)
+static store_status rpc_nomem(char **err)
 {
-    store_status st = STORE_NOMEM;
-    struct curl_slist *hs = NULL, *t;
+    return store_fail(err, STORE_NOMEM, "dynamodb: out of memory");
+}
+
+/* Appends a header line to *hs; false on no memory (*hs stays whole). */
+static bool add_header(struct curl_slist **hs, const char *line)
+{
+    struct curl_slist *t = curl_slist_append(*hs, line);
+    if (t)
+        *hs = t;
+    return t != NULL;
+}
+
+/* Signs the request and builds its header list in *hs (the caller frees
+ * it, also on failure). */
+static store_status signed_headers(http_client *c, const char *target, const char *body,
+                                   size_t len, struct curl_slist **hs, char **err)
+{
     sigv4_signed sig = { 0 };
-    char line[256];
+    char line[256], hostline[300], dateline[64];
     char *authz = NULL, *token = NULL;
     sigv4_header sh[] = {
         { "Content-Type", "application/x-amz-json-1.0" },
@@ -353,16 +364,10 @@ static store_status attempt(http_client *c, const char *target, const char *body
     };
     sigv4_credentials cred = { c->access_key, c->secret_key, c->session_token };
 
-    http_response_free(r);
-    st = sigv4_sign(&req, &cred, c->region, "dynamodb", c->env.now_ms(c->env.ctx), &sig, err);
+    store_status st = sigv4_sign(&req, &cred, c->region, "dynamodb",
+                                 c->env.now_ms(c->env.ctx), &sig, err);
     if (st != STORE_OK)
         return st;
-    st = STORE_NOMEM;
-    if (!(authz = header_line("Authorization", sig.authorization)))
-        goto nomem;
-    if (c->session_token && !(token = header_line("X-Amz-Security-Token", c->session_token)))
-        goto nomem;
-    char hostline[300], dateline[64];
     snprintf(line, sizeof line, "X-Amz-Target: %s", target);
     snprintf(hostline, sizeof hostline, "Host: %s", c->host);
     snprintf(dateline, sizeof dateline, "X-Amz-Date: %s", sig.amz_date);
@@ -371,19 +376,31 @@ static store_status attempt(http_client *c, const char *target, const char *body
         "Expect:", /* no 100-continue round trip */
         "Accept:", /* curl's default says nothing DynamoDB needs */
     };
-    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
-        if (!(t = curl_slist_append(hs, fixed[i])))
-            goto nomem;
-        hs = t;
+    bool ok = (authz = header_line("Authorization", sig.authorization)) != NULL &&
+              (!c->session_token ||
+               (token = header_line("X-Amz-Security-Token", c->session_token)) != NULL);
+    for (size_t i = 0; ok && i < sizeof fixed / sizeof *fixed; i++)
+        ok = add_header(hs, fixed[i]);
+    ok = ok && (!token || add_header(hs, token)) && add_header(hs, authz);
+    sigv4_signed_free(&sig);
+    free(authz);
+    free(token);
+    return ok ? STORE_OK : rpc_nomem(err);
+}
+
+/* One signed POST. Fills r from the answer; *cc tells how the transfer
+ * went; *sent whether any of the request left. */
+static store_status attempt(http_client *c, const char *target, const char *body,
+                            size_t len, long timeout_ms, http_response *r, CURLcode *cc,
+                            bool *sent, char **err)
+{
+    struct curl_slist *hs = NULL;
+    http_response_free(r);
+    store_status st = signed_headers(c, target, body, len, &hs, err);
+    if (st != STORE_OK) {
+        curl_slist_free_all(hs);
+        return st;
     }
-    if (token) {
-        if (!(t = curl_slist_append(hs, token)))
-            goto nomem;
-        hs = t;
-    }
-    if (!(t = curl_slist_append(hs, authz)))
-        goto nomem;
-    hs = t;
 
     c->len = 0;
     c->too_big = false;
@@ -395,6 +412,7 @@ static store_status attempt(http_client *c, const char *target, const char *body
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     *cc = curl_easy_perform(c->curl);
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hs);
 
     long code = 0, request_size = 0;
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
@@ -403,23 +421,14 @@ static store_status attempt(http_client *c, const char *target, const char *body
     r->status = *cc == CURLE_OK ? code : 0;
     if (*cc == CURLE_OK) {
         if (!c->buf && !(c->buf = calloc(1, 1)))
-            goto nomem;
+            return rpc_nomem(err);
         r->body = c->buf; /* hand the buffer over; the next attempt grows a new one */
         r->body_len = c->len;
         c->buf = NULL;
         c->len = c->cap = 0;
         parse_answer(r);
     }
-    st = STORE_OK;
-    goto done;
-nomem:
-    st = store_fail(err, STORE_NOMEM, "dynamodb: out of memory");
-done:
-    curl_slist_free_all(hs);
-    sigv4_signed_free(&sig);
-    free(authz);
-    free(token);
-    return st;
+    return STORE_OK;
 }
 
 static bool is_throttle(const char *e)

@@ -15,6 +15,7 @@
  */
 #include "sigv4.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,142 +382,213 @@ void sigv4_signed_free(sigv4_signed *s)
     memset(s, 0, sizeof *s);
 }
 
-store_status sigv4_sign(const sigv4_request *req, const sigv4_credentials *cred,
-                        const char *region, const char *service, uint64_t now_ms,
-                        sigv4_signed *out, char **err)
-{
-    store_status st = STORE_NOMEM;
-    canon_header *h = NULL;
-    size_t nh = 0, len = 0;
-    char *uri = NULL, *query = NULL, *headers = NULL, *signed_headers = NULL,
-         *creq = NULL, *sts = NULL, *authz = NULL, *secret = NULL;
-    FILE *f = NULL, *g = NULL;
-    char date[9], creq_hash[SIGV4_HASH_SIZE], sig[SIGV4_HASH_SIZE];
-    unsigned char k[32];
-    const char *token = cred && cred->session_token && *cred->session_token
-                            ? cred->session_token : NULL;
+/* What the stages of sigv4_sign build, each from the ones before. */
+typedef struct signing {
+    const sigv4_request *req;     /* what is signed */
+    const sigv4_credentials *cred;
+    const char *region, *service;
+    const char *token;            /* the session token, or NULL */
+    char date[9];                 /* YYYYMMDD of the request's time */
+    canon_header *h;              /* the canonical headers, sorted */
+    size_t nh;                    /* ... how many */
+    char *headers;                /* CanonicalHeaders */
+    char *signed_headers;         /* SignedHeaders */
+    char *uri;                    /* CanonicalURI */
+    char *query;                  /* CanonicalQueryString */
+    char *creq;                   /* the canonical request */
+    char *sts;                    /* the string to sign */
+    char sig[SIGV4_HASH_SIZE];    /* the signature, hex */
+    char *authz;                  /* the Authorization header's value */
+} signing;
 
-    memset(out, 0, sizeof *out);
+static store_status sign_nomem(char **err)
+{
+    return store_fail(err, STORE_NOMEM, "sigv4: out of memory");
+}
+
+/* A malloc'd string printed from fmt; false on no memory. */
+static bool print_to(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool print_to(char **out, const char *fmt, ...)
+{
+    size_t len;
+    FILE *f = open_memstream(out, &len);
+    if (!f)
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    return memstream_close(f, out) != NULL;
+}
+
+/* What a request must have before anything is computed. */
+static store_status check_signing(const signing *sg, char **err)
+{
+    const sigv4_request *req = sg->req;
+    const sigv4_credentials *cred = sg->cred;
     if (!req || !req->method || !*req->method || !req->path)
         return store_fail(err, STORE_INVALID, "sigv4: no method or path");
     if (!cred || !cred->access_key || !*cred->access_key || !cred->secret_key ||
         !*cred->secret_key)
         return store_fail(err, STORE_INVALID, "sigv4: no access key or secret key");
-    if (!region || !*region || !service || !*service)
+    if (!sg->region || !*sg->region || !sg->service || !*sg->service)
         return store_fail(err, STORE_INVALID, "sigv4: no region or service");
+    return STORE_OK;
+}
 
-    sigv4_amz_date(now_ms, out->amz_date);
-    memcpy(date, out->amz_date, 8);
-    date[8] = '\0';
-    sigv4_sha256_hex(req->payload, req->payload_len, out->payload_hash);
+/* The two header renderings, since both go into the request. */
+static store_status render_headers(signing *sg, char **err)
+{
+    size_t len;
+    FILE *f = open_memstream(&sg->headers, &len), *g = NULL;
+    if (!f || !(g = open_memstream(&sg->signed_headers, &len))) {
+        if (f)
+            memstream_close(f, &sg->headers);
+        return sign_nomem(err);
+    }
+    put_headers(f, g, sg->h, sg->nh);
+    memstream_close(f, &sg->headers);
+    memstream_close(g, &sg->signed_headers);
+    if (!sg->headers || !sg->signed_headers)
+        return sign_nomem(err);
+    return STORE_OK;
+}
 
-    st = collect_headers(req, out->amz_date, token,
-                         req->sign_content_sha256 ? out->payload_hash : NULL, &h, &nh, err);
+/* The path and the query, rendered on their own. */
+static store_status render_target(signing *sg, char **err)
+{
+    size_t len;
+    FILE *f = open_memstream(&sg->uri, &len);
+    if (!f)
+        return sign_nomem(err);
+    bool ok = put_canonical_uri(f, sg->req->path);
+    if (!memstream_close(f, &sg->uri) || !ok)
+        return sign_nomem(err);
+    if (!(f = open_memstream(&sg->query, &len)))
+        return sign_nomem(err);
+    ok = put_canonical_query(f, sg->req->query);
+    if (!memstream_close(f, &sg->query) || !ok)
+        return sign_nomem(err);
+    return STORE_OK;
+}
+
+static store_status canonical_request(signing *sg, const sigv4_signed *out, char **err)
+{
+    if (!print_to(&sg->creq,
+                  "%s\n" /* HTTPRequestMethod, as sent                            */
+                  "%s\n" /* CanonicalURI: path normalised, segments encoded       */
+                  "%s\n" /* CanonicalQueryString: k=v, by key then value, '&'     */
+                  "%s\n" /* CanonicalHeaders: "name:value\n" per name, by name;   */
+                         /* this '\n' after the block leaves an empty line       */
+                  "%s\n" /* SignedHeaders: the same names, ';'-separated          */
+                  "%s",  /* HashedPayload: hex SHA-256 of the body                */
+                  sg->req->method, sg->uri, sg->query, sg->headers, sg->signed_headers,
+                  out->payload_hash))
+        return sign_nomem(err);
+    return STORE_OK;
+}
+
+static store_status string_to_sign(signing *sg, const sigv4_signed *out, char **err)
+{
+    char creq_hash[SIGV4_HASH_SIZE];
+    sigv4_sha256_hex(sg->creq, strlen(sg->creq), creq_hash);
+    if (!print_to(&sg->sts,
+                  "%s\n"          /* Algorithm                                   */
+                  "%s\n"          /* RequestDateTime, as sent in X-Amz-Date      */
+                  "%s/%s/%s/%s\n" /* CredentialScope: date/region/service/term  */
+                  "%s",           /* HashedCanonicalRequest                      */
+                  ALGORITHM, out->amz_date, sg->date, sg->region, sg->service, TERMINATOR,
+                  creq_hash))
+        return sign_nomem(err);
+    return STORE_OK;
+}
+
+/* The signing key: HMAC chained over date, region, service and the
+ * terminator, starting from "AWS4" + secret; then the signature over the
+ * string to sign. Both secrets are wiped before returning. */
+static store_status signature(signing *sg, char **err)
+{
+    store_status st = STORE_OK;
+    unsigned char k[32];
+    size_t slen = strlen(sg->cred->secret_key);
+    char *secret = malloc(slen + 5);
+    if (!secret)
+        return sign_nomem(err);
+    memcpy(secret, "AWS4", 4);
+    memcpy(secret + 4, sg->cred->secret_key, slen + 1);
+    if (!hmac(secret, slen + 4, sg->date, k) || !hmac(k, 32, sg->region, k) ||
+        !hmac(k, 32, sg->service, k) || !hmac(k, 32, TERMINATOR, k) ||
+        !hmac(k, 32, sg->sts, k))
+        st = store_fail(err, STORE_IO, "sigv4: HMAC-SHA256 failed");
+    else
+        to_hex(k, 32, sg->sig);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(secret, slen + 4);
+    free(secret);
+    return st;
+}
+
+static store_status authorization(signing *sg, char **err)
+{
+    if (!print_to(&sg->authz, "%s Credential=%s/%s/%s/%s/%s, SignedHeaders=%s, Signature=%s",
+                  ALGORITHM, sg->cred->access_key, sg->date, sg->region, sg->service,
+                  TERMINATOR, sg->signed_headers, sg->sig))
+        return sign_nomem(err);
+    return STORE_OK;
+}
+
+store_status sigv4_sign(const sigv4_request *req, const sigv4_credentials *cred,
+                        const char *region, const char *service, uint64_t now_ms,
+                        sigv4_signed *out, char **err)
+{
+    signing sg = {.req = req, .cred = cred, .region = region, .service = service};
+    sg.token = cred && cred->session_token && *cred->session_token ? cred->session_token
+                                                                   : NULL;
+    memset(out, 0, sizeof *out);
+    store_status st = check_signing(&sg, err);
     if (st != STORE_OK)
         return st;
-    st = STORE_NOMEM;
 
-    /* The two header renderings first, since both go into the request. */
-    if (!(f = open_memstream(&headers, &len)))
-        goto nomem;
-    if (!(g = open_memstream(&signed_headers, &len))) {
-        memstream_close(f, &headers);
-        goto nomem;
+    sigv4_amz_date(now_ms, out->amz_date);
+    memcpy(sg.date, out->amz_date, 8);
+    sg.date[8] = '\0';
+    sigv4_sha256_hex(req->payload, req->payload_len, out->payload_hash);
+
+    st = collect_headers(req, out->amz_date, sg.token,
+                         req->sign_content_sha256 ? out->payload_hash : NULL, &sg.h, &sg.nh,
+                         err);
+    if (st == STORE_OK)
+        st = render_headers(&sg, err);
+    if (st == STORE_OK)
+        st = render_target(&sg, err);
+    if (st == STORE_OK)
+        st = canonical_request(&sg, out, err);
+    if (st == STORE_OK)
+        st = string_to_sign(&sg, out, err);
+    if (st == STORE_OK)
+        st = signature(&sg, err);
+    if (st == STORE_OK)
+        st = authorization(&sg, err);
+    if (st == STORE_OK) {
+        out->authorization = sg.authz;
+        out->canonical_request = sg.creq;
+        out->string_to_sign = sg.sts;
+        sg.authz = sg.creq = sg.sts = NULL;
+    } else {
+        sigv4_signed_free(out);
     }
-    put_headers(f, g, h, nh);
-    memstream_close(f, &headers);
-    memstream_close(g, &signed_headers);
-    if (!headers || !signed_headers)
-        goto nomem;
 
-    /* The path and the query, rendered on their own. */
-    if (!(f = open_memstream(&uri, &len)))
-        goto nomem;
-    bool ok = put_canonical_uri(f, req->path);
-    if (!memstream_close(f, &uri) || !ok)
-        goto nomem;
-    if (!(f = open_memstream(&query, &len)))
-        goto nomem;
-    ok = put_canonical_query(f, req->query);
-    if (!memstream_close(f, &query) || !ok)
-        goto nomem;
-
-    if (!(f = open_memstream(&creq, &len)))
-        goto nomem;
-    fprintf(f,
-            "%s\n" /* HTTPRequestMethod, as sent                            */
-            "%s\n" /* CanonicalURI: path normalised, segments encoded       */
-            "%s\n" /* CanonicalQueryString: k=v, by key then value, '&'     */
-            "%s\n" /* CanonicalHeaders: "name:value\n" per name, by name;   */
-                   /* this '\n' after the block leaves an empty line       */
-            "%s\n" /* SignedHeaders: the same names, ';'-separated          */
-            "%s",  /* HashedPayload: hex SHA-256 of the body                */
-            req->method, uri, query, headers, signed_headers, out->payload_hash);
-    if (!memstream_close(f, &creq))
-        goto nomem;
-
-    sigv4_sha256_hex(creq, strlen(creq), creq_hash);
-    if (!(f = open_memstream(&sts, &len)))
-        goto nomem;
-    fprintf(f,
-            "%s\n"         /* Algorithm                                   */
-            "%s\n"         /* RequestDateTime, as sent in X-Amz-Date      */
-            "%s/%s/%s/%s\n" /* CredentialScope: date/region/service/term  */
-            "%s",          /* HashedCanonicalRequest                      */
-            ALGORITHM, out->amz_date, date, region, service, TERMINATOR, creq_hash);
-    if (!memstream_close(f, &sts))
-        goto nomem;
-
-    /* The signing key: HMAC chained over date, region, service and the
-     * terminator, starting from "AWS4" + secret. */
-    size_t slen = strlen(cred->secret_key);
-    if (!(secret = malloc(slen + 5)))
-        goto nomem;
-    memcpy(secret, "AWS4", 4);
-    memcpy(secret + 4, cred->secret_key, slen + 1);
-    if (!hmac(secret, slen + 4, date, k) || !hmac(k, 32, region, k) ||
-        !hmac(k, 32, service, k) || !hmac(k, 32, TERMINATOR, k) ||
-        !hmac(k, 32, sts, k)) {
-        st = store_fail(err, STORE_IO, "sigv4: HMAC-SHA256 failed");
-        goto fail;
+    for (size_t i = 0; i < sg.nh; i++) {
+        free(sg.h[i].name);
+        free(sg.h[i].value);
     }
-    to_hex(k, 32, sig);
-
-    if (!(f = open_memstream(&authz, &len)))
-        goto nomem;
-    fprintf(f, "%s Credential=%s/%s/%s/%s/%s, SignedHeaders=%s, Signature=%s",
-            ALGORITHM, cred->access_key, date, region, service, TERMINATOR,
-            signed_headers, sig);
-    if (!memstream_close(f, &authz))
-        goto nomem;
-
-    out->authorization = authz;
-    out->canonical_request = creq;
-    out->string_to_sign = sts;
-    authz = creq = sts = NULL;
-    st = STORE_OK;
-    goto done;
-nomem:
-    st = store_fail(err, STORE_NOMEM, "sigv4: out of memory");
-fail:
-    sigv4_signed_free(out);
-done:
-    OPENSSL_cleanse(k, sizeof k);
-    if (secret) {
-        OPENSSL_cleanse(secret, strlen(secret));
-        free(secret);
-    }
-    for (size_t i = 0; i < nh; i++) {
-        free(h[i].name);
-        free(h[i].value);
-    }
-    free(h);
-    free(uri);
-    free(query);
-    free(headers);
-    free(signed_headers);
-    free(creq);
-    free(sts);
-    free(authz);
+    free(sg.h);
+    free(sg.uri);
+    free(sg.query);
+    free(sg.headers);
+    free(sg.signed_headers);
+    free(sg.creq);
+    free(sg.sts);
+    free(sg.authz);
     return st;
 }

@@ -844,8 +844,19 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
     return STORE_OK;
 }
 
+static bool sqlite_accepts(const char *uri)
+{
+    size_t n = strlen(uri);
+    return strncmp(uri, "sqlite:", 7) == 0 || strcmp(uri, "memory:") == 0 ||
+           (n >= 3 && strcmp(uri + n - 3, ".db") == 0);
+}
+
+static const char *const uri_forms[] = {"sqlite:PATH", "PATH.db", "memory:", NULL};
+
 const store_ops store_sqlite_ops = {
     .name = "sqlite",
+    .uri_forms = uri_forms,
+    .accepts = sqlite_accepts,
     .open = sqlite_open,
     .close = sqlite_close,
     .append = sqlite_append,

@@ -1,6 +1,6 @@
 /*
- * sqlite_append.c - appends to the embedded store: the checks made before
- * anything is written, one append inside a transaction, and group commit,
+ * sqlite_append.c - appends to the embedded store (checked by
+ * store_check_batches first): one append inside a transaction, and group commit,
  * which lets the appends of a process that arrive together share one
  * transaction and its fsync (sqlite.c's opening comment explains it).
  */
@@ -9,150 +9,90 @@
 /* ------------------------------------------------------------------ */
 /* Appends                                                             */
 
-static int cmp_keys(const void *a, const void *b)
+/* The embedded store takes any key; event data up to the contract's cap. */
+static const store_limits limits = {.event_bytes = STORE_MAX_EVENT_BYTES};
+
+/* One upsert: the WHERE keeps a newer snapshot, an equal revision
+ * overwrites; wrote says whether it was saved. */
+static void apply_snapshot(sqlite_store *c, request *q)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    sqlite3_stmt *st = c->q[Q_SNAP_PUT];
+    int rc;
+    if ((rc = sqlite3_bind_text(st, 1, q->snap_key, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(st, 2, q->snap_revision, -1, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(st, 3, q->snap_state, (int)q->snap_len,
+                                SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite_run(st)) != SQLITE_DONE) {
+        q->status = sqlite_db_fail(c, rc, q->err, "saving a snapshot");
+        return;
+    }
+    q->wrote = sqlite3_changes(c->db) > 0;
 }
 
-/* Everything append and append_many refuse, found before the database is
- * touched. `many` says whether messages should name the batch. */
-static store_status check_batches(const store_batch *b, size_t n, const char *token,
-                                  bool many, size_t *total, char **err)
+/* The stages of an append below return SQLITE_DONE to go on, or SQLite's
+ * error with *doing saying what failed; *answered is set when the request
+ * has its answer without going further (a repeat, a conflict). */
+
+/* A repeat of an idempotency key still remembered is UNCHANGED, as q->r
+ * starts. */
+static int check_token(sqlite_store *c, request *q, uint64_t now, bool *answered,
+                       const char **doing)
 {
-    store_status status = STORE_NOMEM;
-    const char **keys = NULL;
-    const char *why;
-    char where[40] = "";
-    *total = 0;
-
-    if (token != NULL && (why = store_check_text(token, false)) != NULL)
-        return store_fail(err, STORE_INVALID, "idempotency key %s", why);
-    if (n > 0 && b == NULL)
-        return store_fail(err, STORE_INVALID, "no batches given");
-    for (size_t i = 0; i < n; i++) {
-        if (many)
-            snprintf(where, sizeof where, "batch %zu: ", i + 1);
-        if ((why = store_check_text(b[i].key, false)) != NULL)
-            return store_fail(err, STORE_INVALID, "%skey %s", where, why);
-        const char *exp = b[i].expected_revision;
-        if (exp != NULL && strcmp(exp, STORE_START) != 0 && !revision_valid(exp))
-            return store_fail(err, STORE_INVALID, "%sexpected revision \"%s\" is not a "
-                              "revision or START", where, exp);
-        if (b[i].count > 0 && b[i].events == NULL)
-            return store_fail(err, STORE_INVALID, "%sno events given", where);
-        for (size_t j = 0; j < b[i].count; j++) {
-            const store_pending *e = &b[i].events[j];
-            if ((why = store_check_text(e->type, false)) != NULL)
-                return store_fail(err, STORE_INVALID, "%sevent %zu: type %s", where,
-                                  j + 1, why);
-            if (e->data == NULL || e->data_len == 0)
-                return store_fail(err, STORE_INVALID, "%sevent %zu: data is empty",
-                                  where, j + 1);
-            if (e->data_len > STORE_MAX_EVENT_BYTES)
-                return store_fail(err, STORE_LIMIT,
-                                  "%sevent %zu: data is %zu bytes, over the %u-byte limit",
-                                  where, j + 1, e->data_len, STORE_MAX_EVENT_BYTES);
-            if (e->correlation_id != NULL &&
-                (why = store_check_text(e->correlation_id, false)) != NULL)
-                return store_fail(err, STORE_INVALID, "%sevent %zu: correlation_id %s",
-                                  where, j + 1, why);
-        }
-        *total += b[i].count;
+    if (q->token == NULL)
+        return SQLITE_DONE;
+    *doing = "checking the idempotency key";
+    sqlite3_stmt *st = c->q[Q_TOKEN_SEEN];
+    sqlite3_bind_text(st, 1, q->token, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) {
+        *answered = true;
+        return SQLITE_DONE;
     }
-
-    if (n > 1) {
-        if ((keys = malloc(n * sizeof *keys)) == NULL) {
-            store_fail(err, status, "out of memory");
-            goto done;
-        }
-        for (size_t i = 0; i < n; i++)
-            keys[i] = b[i].key;
-        qsort(keys, n, sizeof *keys, cmp_keys);
-        for (size_t i = 1; i < n; i++)
-            if (strcmp(keys[i - 1], keys[i]) == 0) {
-                status = store_fail(err, STORE_INVALID, "key \"%s\" appears in more "
-                                    "than one batch", keys[i]);
-                goto done;
-            }
-    }
-    status = STORE_OK;
-done:
-    free(keys);
-    return status;
+    return rc;
 }
 
-/* Runs one append inside the transaction open on c, the connection of the
- * leader of its group (perhaps its own): checks the idempotency key, then
- * every expected revision, then numbers and inserts the events. A repeat
- * or a conflict writes nothing and is answered in q->r; q->wrote tells
- * whether anything was inserted. On failure q->status and *q->err are set
- * and the caller must undo what it wrote. The clock is that of the append's
- * own handle, read under the write lock, which may have taken a while to
- * get, so committed_at and expiries are those of the commit. No
- * allocation: strings are bound in place. */
-static void apply(sqlite_store *c, request *q)
+/* Every expected revision must be its key's head: the first that is not
+ * is the conflict. */
+static int check_heads(sqlite_store *c, request *q, bool *answered, const char **doing)
 {
     const store_batch *b = q->b;
     store_append_result *r = q->r;
-    const store_env *env = &q->s->base.env;
-    const char *doing;
-    int rc;
-
-    if (q->snap_key != NULL) {
-        /* One upsert: the WHERE keeps a newer snapshot, an equal revision
-         * overwrites; wrote says whether it was saved. */
-        sqlite3_stmt *st = c->q[Q_SNAP_PUT];
-        doing = "saving a snapshot";
-        if ((rc = sqlite3_bind_text(st, 1, q->snap_key, -1, SQLITE_STATIC)) != SQLITE_OK ||
-            (rc = sqlite3_bind_text(st, 2, q->snap_revision, -1, SQLITE_STATIC)) != SQLITE_OK ||
-            (rc = sqlite3_bind_text(st, 3, q->snap_state, (int)q->snap_len,
-                                    SQLITE_STATIC)) != SQLITE_OK ||
-            (rc = sqlite_run(st)) != SQLITE_DONE)
-            goto fail;
-        q->wrote = sqlite3_changes(c->db) > 0;
-        return;
-    }
-
-    uint64_t now = env->now_ms(env->ctx);
-    char committed_at[STORE_TIMESTAMP_SIZE];
-    revision_timestamp(now, committed_at);
-
-    if (q->token != NULL) {
-        doing = "checking the idempotency key";
-        sqlite3_stmt *st = c->q[Q_TOKEN_SEEN];
-        sqlite3_bind_text(st, 1, q->token, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-        rc = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (rc == SQLITE_ROW)
-            return; /* a repeat: UNCHANGED, as r starts */
-        if (rc != SQLITE_DONE)
-            goto fail;
-    }
-
-    doing = "reading a head";
+    *doing = "reading a head";
     for (size_t i = 0; i < q->n; i++) {
         if (b[i].expected_revision == NULL)
             continue;
         char head[STORE_REVISION_SIZE];
-        if ((rc = sqlite_max_revision(c, b[i].key, head)) != SQLITE_DONE)
-            goto fail;
+        int rc = sqlite_max_revision(c, b[i].key, head);
+        if (rc != SQLITE_DONE)
+            return rc;
         if (strcmp(head, b[i].expected_revision) != 0) {
             r->outcome = STORE_CONFLICT;
             sqlite_copy_revision(r->expected, (const unsigned char *)b[i].expected_revision);
             memcpy(r->actual, head, sizeof head);
             r->failed = i;
-            return;
+            *answered = true;
+            return SQLITE_DONE;
         }
     }
+    return SQLITE_DONE;
+}
 
-    char last[STORE_REVISION_SIZE], rev[STORE_REVISION_SIZE];
-    doing = "reading the last revision";
-    if ((rc = sqlite_max_revision(c, NULL, last)) != SQLITE_DONE)
-        goto fail;
-    revision_after(last, env, rev);
+/* Numbers the events above the store's last revision and inserts them;
+ * rev ends as the last one's. */
+static int insert_events(sqlite_store *c, request *q, const char *committed_at,
+                         char rev[STORE_REVISION_SIZE], bool *answered, const char **doing)
+{
+    const store_batch *b = q->b;
+    char last[STORE_REVISION_SIZE];
+    *doing = "reading the last revision";
+    int rc = sqlite_max_revision(c, NULL, last);
+    if (rc != SQLITE_DONE)
+        return rc;
+    revision_after(last, &q->s->base.env, rev);
 
-    doing = "inserting an event";
+    *doing = "inserting an event";
     sqlite3_stmt *ins = c->q[Q_INSERT];
     bool first = true;
     q->wrote = true;
@@ -163,7 +103,8 @@ static void apply(sqlite_store *c, request *q)
              * transaction orders them already, no clock or random needed. */
             if (!first && !revision_next(rev, rev)) {
                 q->status = store_fail(q->err, STORE_LIMIT, "sqlite: no revisions left");
-                return;
+                *answered = true;
+                return SQLITE_DONE;
             }
             first = false;
             /* A bind fails on a string over SQLite's length limit; going on
@@ -180,35 +121,70 @@ static void apply(sqlite_store *c, request *q)
                 (rc = sqlite3_bind_text(ins, 6, committed_at, -1, SQLITE_STATIC)) !=
                     SQLITE_OK ||
                 (rc = sqlite_run(ins)) != SQLITE_DONE)
-                goto fail;
+                return rc;
         }
     }
+    return SQLITE_DONE;
+}
 
-    if (q->token != NULL) {
-        doing = "recording the idempotency key";
-        sqlite3_stmt *st = c->q[Q_TOKEN_PUT];
-        sqlite3_bind_text(st, 1, q->token, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)(now + STORE_IDEMPOTENCY_MS));
-        if ((rc = sqlite_run(st)) != SQLITE_DONE)
-            goto fail;
-        /* Pruning here, now and then, keeps the table to about ten minutes
-         * of keys without a background task. */
-        if (now >= q->s->next_prune_ms) {
-            st = c->q[Q_TOKEN_PRUNE];
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-            if ((rc = sqlite_run(st)) != SQLITE_DONE)
-                goto fail;
-            q->s->next_prune_ms = now + PRUNE_EVERY_MS;
-        }
+/* Remembers the idempotency key. Pruning here, now and then, keeps the
+ * table to about ten minutes of keys without a background task. */
+static int record_token(sqlite_store *c, request *q, uint64_t now, const char **doing)
+{
+    if (q->token == NULL)
+        return SQLITE_DONE;
+    *doing = "recording the idempotency key";
+    sqlite3_stmt *st = c->q[Q_TOKEN_PUT];
+    sqlite3_bind_text(st, 1, q->token, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(now + STORE_IDEMPOTENCY_MS));
+    int rc = sqlite_run(st);
+    if (rc != SQLITE_DONE || now < q->s->next_prune_ms)
+        return rc;
+    st = c->q[Q_TOKEN_PRUNE];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+    if ((rc = sqlite_run(st)) == SQLITE_DONE)
+        q->s->next_prune_ms = now + PRUNE_EVERY_MS;
+    return rc;
+}
+
+/* Runs one append inside the transaction open on c, the connection of the
+ * leader of its group (perhaps its own): checks the idempotency key, then
+ * every expected revision, then numbers and inserts the events. A repeat
+ * or a conflict writes nothing and is answered in q->r; q->wrote tells
+ * whether anything was inserted. On failure q->status and *q->err are set
+ * and the caller must undo what it wrote. The clock is that of the append's
+ * own handle, read under the write lock, which may have taken a while to
+ * get, so committed_at and expiries are those of the commit. No
+ * allocation: strings are bound in place. */
+static void apply(sqlite_store *c, request *q)
+{
+    if (q->snap_key != NULL) {
+        apply_snapshot(c, q);
+        return;
     }
+    const store_env *env = &q->s->base.env;
+    uint64_t now = env->now_ms(env->ctx);
+    char committed_at[STORE_TIMESTAMP_SIZE], rev[STORE_REVISION_SIZE];
+    const char *doing = "";
+    bool answered = false;
+    revision_timestamp(now, committed_at);
 
-    r->outcome = STORE_APPENDED;
-    r->count = q->total;
-    memcpy(r->revision, rev, sizeof rev);
-    return;
-
-fail:
-    q->status = sqlite_db_fail(c, rc, q->err, doing);
+    int rc = check_token(c, q, now, &answered, &doing);
+    if (rc == SQLITE_DONE && !answered)
+        rc = check_heads(c, q, &answered, &doing);
+    if (rc == SQLITE_DONE && !answered)
+        rc = insert_events(c, q, committed_at, rev, &answered, &doing);
+    if (rc == SQLITE_DONE && !answered)
+        rc = record_token(c, q, now, &doing);
+    if (rc != SQLITE_DONE) {
+        q->status = sqlite_db_fail(c, rc, q->err, doing);
+        return;
+    }
+    if (answered)
+        return;
+    q->r->outcome = STORE_APPENDED;
+    q->r->count = q->total;
+    memcpy(q->r->revision, rev, sizeof rev);
 }
 
 /* Answers every request in qs[from..k) with the same failure, when the
@@ -417,7 +393,7 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
 
     memset(r, 0, sizeof *r);
     r->outcome = STORE_UNCHANGED;
-    if ((status = check_batches(b, n, token, many, &total, err)) != STORE_OK ||
+    if ((status = store_check_batches(b, n, token, many, &limits, &total, err)) != STORE_OK ||
         total == 0)
         return status;
 

@@ -165,7 +165,7 @@ store_status sqlite_read(store *st, const char *key, const store_read_opts *opts
     if (st->damaged)
         return sqlite_damaged((sqlite_store *)st, err);
     static const store_read_opts defaults = {NULL, false, NULL, false, -1, false, NULL};
-    store_status status = STORE_NOMEM;
+    store_status status;
     store_cursor *c = NULL;
     const char *why;
     *out = NULL;
@@ -174,14 +174,8 @@ store_status sqlite_read(store *st, const char *key, const store_read_opts *opts
 
     if (key != NULL && (why = store_check_text(key, false)) != NULL)
         return store_fail(err, STORE_INVALID, "key %s", why);
-    if (opts->from != NULL && !revision_bound_valid(opts->from))
-        return store_fail(err, STORE_INVALID, "read bound \"%s\" is not a revision, "
-                          "START or END", opts->from);
-    if (opts->to != NULL && !revision_bound_valid(opts->to))
-        return store_fail(err, STORE_INVALID, "read bound \"%s\" is not a revision, "
-                          "START or END", opts->to);
-    if (opts->filter != NULL && (why = filter_check(opts->filter)) != NULL)
-        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
+    if ((status = store_check_read(opts, err)) != STORE_OK)
+        return status;
 
     if ((c = calloc(1, sizeof *c)) == NULL ||
         (key != NULL && (c->key = strdup(key)) == NULL) ||
@@ -197,7 +191,7 @@ store_status sqlite_read(store *st, const char *key, const store_read_opts *opts
 
 fail:
     sqlite_cursor_close(c);
-    return store_fail(err, status, "sqlite: out of memory opening a cursor");
+    return store_fail(err, STORE_NOMEM, "sqlite: out of memory opening a cursor");
 }
 
 store_status sqlite_next(store_cursor *c, const store_event **ev, char **err)

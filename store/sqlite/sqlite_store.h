@@ -191,6 +191,9 @@ struct store_sub {
 
 /* ---- sqlite.c: statements, waking, schema ---------------------------- */
 
+/* The backend's row in the table of backends (open.c). */
+extern const store_ops store_sqlite_ops;
+
 /* Maps a SQLite result code to a status, with SQLite's own message. Call
  * it before anything else runs on the connection, which would replace the
  * message. */

@@ -259,9 +259,8 @@ store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char 
     sqlite_store *s = sub->s;
     store_status status;
     *acked = false;
-    if (!revision_valid(revision))
-        return store_fail(err, STORE_INVALID, "ack: \"%s\" is not a revision",
-                          revision != NULL ? revision : "(null)");
+    if ((status = store_check_revision("ack:", revision, false, err)) != STORE_OK)
+        return status;
     /* Never backwards: acking what is already acknowledged writes nothing. */
     if (strcmp(revision, sub->known) <= 0) {
         *acked = true;

@@ -16,15 +16,15 @@ store_status sqlite_save_snapshot(store *st, const char *key, const char *revisi
     if (st->damaged)
         return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
+    store_status status;
     const char *why;
     *saved = false;
     if ((why = store_check_text(key, false)) != NULL)
         return store_fail(err, STORE_INVALID, "key %s", why);
-    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
-        return store_fail(err, STORE_INVALID, "snapshot revision \"%s\" is not a revision",
-                          revision != NULL ? revision : "(null)");
-    if (state == NULL || state_len == 0)
-        return store_fail(err, STORE_INVALID, "snapshot state is empty");
+    if ((status = store_check_revision("snapshot revision", revision, true, err)) != STORE_OK)
+        return status;
+    if ((status = store_check_document("snapshot state", state, state_len, err)) != STORE_OK)
+        return status;
     if (state_len > INT_MAX)
         return store_fail(err, STORE_LIMIT, "snapshot state is over 2 GB");
 
@@ -35,7 +35,7 @@ store_status sqlite_save_snapshot(store *st, const char *key, const char *revisi
         store_append_result unused;
         request r = {.s = s, .snap_key = key, .snap_revision = revision,
                      .snap_state = state, .snap_len = state_len, .r = &unused, .err = err};
-        store_status status = sqlite_submit(s, &r);
+        status = sqlite_submit(s, &r);
         *saved = status == STORE_OK && r.wrote;
         return status;
     }
@@ -92,16 +92,6 @@ store_status sqlite_snapshot(store *st, const char *key, store_snapshot *snap,
 /* ------------------------------------------------------------------ */
 /* Views                                                               */
 
-static store_status check_view(const char *view, const char *id, char **err)
-{
-    const char *why;
-    if ((why = store_check_text(view, false)) != NULL)
-        return store_fail(err, STORE_INVALID, "view name %s", why);
-    if (id != NULL && (why = store_check_text(id, false)) != NULL)
-        return store_fail(err, STORE_INVALID, "view document id %s", why);
-    return STORE_OK;
-}
-
 store_status sqlite_view_get(store *st, const char *view, const char *id, char **doc,
                              size_t *doc_len, char revision[STORE_REVISION_SIZE],
                              bool *found, char **err)
@@ -116,7 +106,7 @@ store_status sqlite_view_get(store *st, const char *view, const char *id, char *
     sqlite_copy_revision(revision, NULL);
     if (id == NULL)
         return store_fail(err, STORE_INVALID, "view document id is missing");
-    if ((status = check_view(view, id, err)) != STORE_OK)
+    if ((status = store_check_view(view, id, err)) != STORE_OK)
         return status;
 
     sqlite3_stmt *q = s->q[Q_VIEW_GET];
@@ -153,13 +143,12 @@ store_status sqlite_view_put(store *st, const char *view, const char *id,
     *stored = false;
     if (id == NULL)
         return store_fail(err, STORE_INVALID, "view document id is missing");
-    if ((status = check_view(view, id, err)) != STORE_OK)
+    if ((status = store_check_view(view, id, err)) != STORE_OK)
         return status;
-    if (revision == NULL || (strcmp(revision, STORE_START) != 0 && !revision_valid(revision)))
-        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
-                          revision != NULL ? revision : "(null)");
-    if (doc == NULL || doc_len == 0)
-        return store_fail(err, STORE_INVALID, "view document is empty");
+    if ((status = store_check_revision("view revision", revision, true, err)) != STORE_OK)
+        return status;
+    if ((status = store_check_document("view document", doc, doc_len, err)) != STORE_OK)
+        return status;
     if (doc_len > INT_MAX)
         return store_fail(err, STORE_LIMIT, "view document is over 2 GB");
     if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
@@ -188,7 +177,7 @@ store_status sqlite_view_revision(store *st, const char *view,
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     sqlite_copy_revision(out, NULL);
-    if ((status = check_view(view, NULL, err)) != STORE_OK)
+    if ((status = store_check_view(view, NULL, err)) != STORE_OK)
         return status;
     sqlite3_stmt *q = s->q[Q_VIEW_SEEN];
     sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
@@ -210,11 +199,10 @@ store_status sqlite_view_advance(store *st, const char *view, const char *revisi
         return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
-    if ((status = check_view(view, NULL, err)) != STORE_OK)
+    if ((status = store_check_view(view, NULL, err)) != STORE_OK)
         return status;
-    if (!revision_valid(revision))
-        return store_fail(err, STORE_INVALID, "view revision \"%s\" is not a revision",
-                          revision != NULL ? revision : "(null)");
+    if ((status = store_check_revision("view revision", revision, false, err)) != STORE_OK)
+        return status;
     if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
         return status;
     sqlite3_stmt *q = s->q[Q_VIEW_ADVANCE];
@@ -233,7 +221,7 @@ store_status sqlite_view_clear(store *st, const char *view, char **err)
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     int rc;
-    if ((status = check_view(view, NULL, err)) != STORE_OK ||
+    if ((status = store_check_view(view, NULL, err)) != STORE_OK ||
         (status = sqlite_txn_alive(s, err)) != STORE_OK)
         return status;
     sqlite3_bind_text(s->q[Q_VIEW_CLEAR_DOCS], 1, view, -1, SQLITE_STATIC);
