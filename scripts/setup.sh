@@ -1,15 +1,16 @@
 #!/bin/sh
 # Installs what aeon-host needs on Debian 12, and nothing that is there already.
 #
-#   sh scripts/setup.sh           build and run: compiler, Lua 5.4, SQLite, jansson, curl, OpenSSL
+#   sh scripts/setup.sh           build and run: compiler, Lua 5.4, SQLite, jansson, libcurl, OpenSSL,
+#                                 and curl, for the try: line a served app prints
 #   sh scripts/setup.sh --test    also the tests: busted, Java for DynamoDB Local, npm to fetch it
 #
 # Runs apt-get as root, or through sudo when run as another user.
 set -eu
 
 BUILD="build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev libjansson-dev \
-libcurl4-openssl-dev libssl-dev libmicrohttpd-dev ca-certificates"
-TEST="lua-busted lua-cjson lua-socket luarocks default-jre-headless nodejs npm curl sqlite3 wrk \
+libcurl4-openssl-dev libssl-dev libmicrohttpd-dev ca-certificates curl"
+TEST="lua-busted lua-cjson lua-socket luarocks default-jre-headless nodejs npm sqlite3 wrk \
 valgrind clang libclang-rt-14-dev awscli"
 
 want=$BUILD

@@ -37,7 +37,8 @@ App.__index = App
 
 function M.new(name)
   if type(name) ~= "string" or name == "" then error("aeon.app needs a name", 2) end
-  return setmetatable({ name = name, handlers = {}, projections = {}, projection_order = {} }, App)
+  return setmetatable({ name = name, handlers = {}, handler_order = {}, projections = {},
+    projection_order = {} }, App)
 end
 
 --- True when v is an app built by aeon.app.
@@ -66,6 +67,7 @@ local function register(app, kind, name, spec, handler)
   local views = spec.views and names_list(spec.views, kind .. " '" .. name .. "': views", 3)
   app.handlers[name] = { kind = kind, name = name, params = spec.params, handler = handler,
     description = spec.description, views = views }
+  app.handler_order[#app.handler_order + 1] = name
 end
 
 function App:command(name, spec, handler) register(self, "command", name, spec, handler) end
@@ -135,6 +137,16 @@ function App:names(kind)
     if not kind or h.kind == kind then out[#out + 1] = name end
   end
   table.sort(out)
+  return out
+end
+
+--- Names of the app's commands and queries (or those of one kind), in the
+-- order the app declared them.
+function App:declared(kind)
+  local out = {}
+  for _, name in ipairs(self.handler_order) do
+    if not kind or self.handlers[name].kind == kind then out[#out + 1] = name end
+  end
   return out
 end
 

@@ -66,26 +66,46 @@ end
 
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- One curl command to try: the first command with made-up arguments, else
--- the first query.
+-- The command line to try: the app's first declared command with made-up
+-- arguments, then the first declared query that takes its arguments, reading
+-- back what the command did (apps declare their main command first); else
+-- the first query, else /health. Answers carry no final newline, so an echo
+-- goes between the two; a query over views reads what a projection thread
+-- keeps in the background, so it waits a second for it.
 local function example(app, url, token)
   local auth = token and ' -H "Authorization: Bearer $AEON_TOKEN"' or ""
-  local commands, queries = app:names("command"), app:names("query")
+  local commands, queries = app:declared("command"), app:declared("query")
+  local function query_line(h, given)
+    local q = {}
+    for _, p in ipairs(h.params or {}) do
+      if not given or given[p] then q[#q + 1] = p .. "=a" end
+    end
+    return ("curl -s%s '%s/queries/%s%s'"):format(auth, url, h.name,
+      #q > 0 and "?" .. table.concat(q, "&") or "")
+  end
   if commands[1] then
     local h = app:lookup(commands[1])
     local args = {}
     for _, p in ipairs(h.params or {}) do args[p] = "a" end
     local body = next(args) and json_encode(args) or "{}"
-    return ("curl -X POST %s/commands/%s%s -H 'Content-Type: application/json' -d %s"):format(
-      url, commands[1], auth, quote(body))
+    local line = ("curl -s -X POST %s/commands/%s%s -d %s"):format(url, h.name, auth, quote(body))
+    for _, qname in ipairs(queries) do
+      local q = app:lookup(qname)
+      local takes = true
+      for p in pairs(args) do
+        local found = false
+        for _, qp in ipairs(q.params or {}) do found = found or qp == p end
+        takes = takes and found
+      end
+      if takes then
+        return line .. (q.views and " && echo && sleep 1 && " or " && echo && ") .. query_line(q, args)
+      end
+    end
+    return line
   elseif queries[1] then
-    local h = app:lookup(queries[1])
-    local q = {}
-    for _, p in ipairs(h.params or {}) do q[#q + 1] = p .. "=a" end
-    return ("curl%s '%s/queries/%s%s'"):format(auth, url, queries[1],
-      #q > 0 and "?" .. table.concat(q, "&") or "")
+    return query_line(app:lookup(queries[1]))
   end
-  return ("curl %s/health"):format(url)
+  return ("curl -s %s/health"):format(url)
 end
 
 -- The config aeon.host.serve takes: every value from here, none left to
