@@ -12,8 +12,10 @@
 --
 -- `params` names the positional arguments the command line may give. A
 -- handler gets `ctx` (`ctx.store`, the open store) and `args` (a table), and
--- returns its answer (any JSON value), or nil and an error from aeon.reject,
--- aeon.invalid, aeon.not_yet, aeon.conflict or aeon.store_failure.
+-- returns its answer (any JSON value but null), or an error from
+-- aeon.reject, aeon.invalid, aeon.not_yet, aeon.conflict or
+-- aeon.store_failure (`return aeon.reject(msg)`; `return nil,
+-- aeon.reject(msg)` means the same). Answering nil alone is a script error.
 --
 -- A query's `views` names the read models it answers from. Asked from the
 -- command line without a `revision` argument, such a query first brings
@@ -28,7 +30,8 @@
 local errors = require "aeon.errors" -- not aeon itself, which requires this module
 
 local type, pairs, ipairs, setmetatable, error = type, pairs, ipairs, setmetatable, error
-local tostring, xpcall, pcall, traceback = tostring, xpcall, pcall, debug.traceback
+local tostring, xpcall, pcall, traceback, pack = tostring, xpcall, pcall, debug.traceback,
+  table.pack
 
 local M = {}
 
@@ -182,15 +185,27 @@ end
 -- Runs a handler: outcome, value as App:call returns them.
 local function run(h, ctx, args)
   local tb
-  local ok, value, err = xpcall(h.handler, function(e)
+  local r = pack(xpcall(h.handler, function(e)
     tb = traceback(tostring(e), 2)
     return e
-  end, ctx, args)
+  end, ctx, args))
+  local ok, value = r[1], r[2]
   if not ok then
     if errors.is_error(value) then return value.kind, value end
     return "script", { message = tostring(value), traceback = tb }
   end
-  if value == nil and err ~= nil then
+  if errors.is_error(value) then return value.kind, value end
+  if value == nil then
+    -- `return aeon.reject(msg)` answers nil, err; `return nil,
+    -- aeon.reject(msg)` answers nil, nil, err: both are the rejection.
+    local err
+    for i = 3, r.n do
+      if r[i] ~= nil then err = r[i]; break end
+    end
+    if err == nil then
+      return "script", { message = ("%s '%s' answered nil: return its answer, or an error " ..
+        "such as `return aeon.reject(msg)`"):format(h.kind, h.name) }
+    end
     if errors.is_error(err) then return err.kind, err end
     return "rejected", { message = tostring(err) }
   end

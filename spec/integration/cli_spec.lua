@@ -43,6 +43,26 @@ describe("aeon-host #cli", function()
     assert.same(1, select(2, err:gsub("\n", "")))
   end)
 
+  it("exits 1 for `return nil, aeon.reject(msg)`, which printed null and exited 0", function()
+    local code, out, err = run({ "spec/fixtures/http-app.lua", "reject_second" }, { env = env })
+    assert.same(1, code)
+    assert.same("", out)
+    assert.same("aeon-host: sold out\n", err)
+    code, out, err = run({ "spec/fixtures/http-app.lua", "reject" }, { env = env })
+    assert.same(1, code)
+    assert.same("aeon-host: not today\n", err)
+  end)
+
+  it("exits 4 for a handler answering nil or nothing, which printed null and exited 0", function()
+    for _, name in ipairs { "answer_nil", "answer_nothing" } do
+      local code, out, err = run({ "spec/fixtures/http-app.lua", name }, { env = env })
+      assert.same(4, code)
+      assert.same("", out)
+      assert.matches("command '" .. name .. "' answered nil", err)
+      assert.matches("aeon%.reject", err)
+    end
+  end)
+
   it("runs a plain script with arg set and aeon available", function()
     local dir = helpers.tmpdir()
     local path = dir .. "/script.lua"

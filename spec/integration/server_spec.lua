@@ -37,6 +37,23 @@ describe("aeon-host serve #http", function()
       assert.same(2, body.workers)
     end)
 
+    it("422 for `return nil, aeon.reject(msg)`, which answered 200 null", function()
+      local status, body = s:json("POST", "/commands/reject_second")
+      assert.same(422, status)
+      assert.same("sold out", body.error)
+    end)
+
+    it("500 for a handler answering nil or nothing, which answered 200 null", function()
+      for _, name in ipairs { "answer_nil", "answer_nothing" } do
+        local status, body = s:json("POST", "/commands/" .. name)
+        assert.same(500, status)
+        assert.matches("internal error", body.error)
+        local logged = s:log_where { msg = "script error", command = name }
+        assert.same(1, #logged)
+        assert.matches("answered nil", logged[1].error)
+      end
+    end)
+
     it("200: runs a command with a JSON body and a query with ?name=value", function()
       local status, body, headers = s:json("POST", "/commands/echo",
         { json = { name = "a", n = 3, nested = { 1, 2 } } })
