@@ -17,7 +17,7 @@
 --
 --   aeon-host apps/counter-cqrs-lazy.lua increment name=a
 --   aeon-host apps/counter-cqrs-lazy.lua counter name=a
---     {"value":1,"increments":1,"decrements":0,"revision":"01K..."}
+--     {"decrements":0,"increments":1,"revision":"01K...","value":1}
 local aeon = require "aeon"
 local counter = require "domain.counter_cqrs"
 

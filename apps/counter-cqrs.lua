@@ -15,12 +15,12 @@
 -- asks for that), so it reflects every event committed before it.
 --
 --   aeon-host apps/counter-cqrs.lua increment name=a
---     {"type":"appended","count":1,"revision":"01K..."}
+--     {"count":1,"revision":"01K...","type":"appended"}
 --   aeon-host apps/counter-cqrs.lua counter name=a revision=01K...
 --     aeon-host: not yet: the read model has not seen revision 01K... (exit 1)
 --   aeon-host apps/counter-cqrs.lua project --once     # or: project, to keep following
 --   aeon-host apps/counter-cqrs.lua counter name=a revision=01K...
---     {"value":1,"increments":1,"decrements":0,"revision":"01K..."}
+--     {"decrements":0,"increments":1,"revision":"01K...","value":1}
 local aeon = require "aeon"
 local counter = require "domain.counter_cqrs"
 

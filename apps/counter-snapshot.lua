@@ -9,7 +9,7 @@
 --
 --   aeon-host apps/counter-snapshot.lua increment name=a
 --   aeon-host apps/counter-snapshot.lua counter a
---     {"value":25,"snapshot":"01K...","replayed":5}
+--     {"replayed":5,"snapshot":"01K...","value":25}
 local aeon = require "aeon"
 local counter = require "domain.counter"
 local counter_commands = require "domain.counter_commands"

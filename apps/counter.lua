@@ -14,10 +14,10 @@
 -- Queries answer from a read model kept by a projection (CQRS).
 --
 --   aeon-host apps/counter.lua increment name=a
---     {"type":"appended","count":1,"revision":"01K...","value":1}
+--     {"count":1,"revision":"01K...","type":"appended","value":1}
 --   aeon-host apps/counter.lua decrement a
 --   aeon-host apps/counter.lua counter a
---     {"value":0,"increments":1,"decrements":1,"revision":"01K..."}
+--     {"decrements":1,"increments":1,"revision":"01K...","value":0}
 local aeon = require "aeon"
 local counter_commands = require "domain.counter_commands"
 local counter_cqrs = require "domain.counter_cqrs"

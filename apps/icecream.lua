@@ -8,7 +8,7 @@
 --
 --   aeon-host apps/icecream.lua restock truck/1 Vanilla 3
 --   aeon-host apps/icecream.lua sell truck/1 Vanilla
---     {"type":"appended","count":1,"revision":"01K...","events":["FlavourSold"],"stock":2}
+--     {"count":1,"events":["FlavourSold"],"revision":"01K...","stock":2,"type":"appended"}
 --   aeon-host apps/icecream.lua stock truck/1 Vanilla      -> 2
 --   aeon-host apps/icecream.lua sold truck/1 Vanilla       -> 1
 --   aeon-host apps/icecream.lua history truck/1            -> that truck's events

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,7 @@ static void prefix_path(encoder *e, lua_State *L, int keyidx) {
 }
 
 static const char *encode_value(encoder *e, int idx, int depth);
+static const char *encode_object(encoder *e, int idx, int depth);
 
 static const char *encode_number(encoder *e, int idx) {
     lua_State *L = e->L;
@@ -193,7 +195,7 @@ static const char *encode_table(encoder *e, int idx, int depth) {
     const char *why = NULL, *err;
     if (depth > JSON_MAX_DEPTH)
         return fail(e, "%s", "nesting too deep (or a table contains itself)");
-    if (!lua_checkstack(L, 4)) return fail(e, "%s", "Lua stack exhausted");
+    if (!lua_checkstack(L, 8)) return fail(e, "%s", "Lua stack exhausted");
     lua_Integer n = table_shape(L, idx, &why);
     if (n < 0) return fail(e, "%s", why);
     if (n > 0) {
@@ -212,29 +214,75 @@ static const char *encode_table(encoder *e, int idx, int depth) {
         if (json_buf_put(e->buf, "]", 1)) return fail(e, "%s", "out of memory");
         return NULL;
     }
-    if (json_buf_put(e->buf, "{", 1)) return fail(e, "%s", "out of memory");
-    int first = 1;
+    return encode_object(e, idx, depth);
+}
+
+/* One key of an object being written, and where the keys table holds it. */
+typedef struct okey {
+    const char *s; /* the key's bytes, kept alive by the keys table */
+    size_t len;    /* its length */
+    lua_Integer i; /* its index in the keys table */
+} okey;
+
+/* Byte order, a prefix first: the order of UTF-8 code points. */
+static int okey_cmp(const void *a, const void *b) {
+    const okey *x = a, *y = b;
+    int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+    if (c) return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* Objects are written with their keys sorted, so the same value is always
+ * the same bytes (a Lua table has no order of its own): answers can be
+ * compared and examples shown as they print. */
+static const char *encode_object(encoder *e, int idx, int depth) {
+    lua_State *L = e->L;
+    const char *err;
+    lua_Integer n = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        size_t klen;
-        const char *k = lua_tolstring(L, -2, &klen); /* keys are strings here */
-        if (!json_utf8_valid(k, klen)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    if (json_buf_put(e->buf, "{", 1)) return fail(e, "%s", "out of memory");
+    if (n == 0) return json_buf_put(e->buf, "}", 1) ? fail(e, "%s", "out of memory") : NULL;
+    if ((size_t)n > SIZE_MAX / sizeof(okey)) return fail(e, "%s", "out of memory");
+    /* The keys table anchors the strings the scratch array points into;
+     * both are Lua objects, so an error leaves nothing to free. */
+    lua_createtable(L, (int)n, 0);
+    int keys = lua_gettop(L);
+    okey *ks = lua_newuserdatauv(L, (size_t)n * sizeof(okey), 0);
+    lua_Integer i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        ks[i].s = lua_tolstring(L, -1, &ks[i].len); /* keys are strings here */
+        ks[i].i = i + 1;
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, keys, ++i);
+    }
+    qsort(ks, (size_t)n, sizeof(okey), okey_cmp);
+    for (i = 0; i < n; i++) {
+        if (!json_utf8_valid(ks[i].s, ks[i].len)) {
             lua_pop(L, 2);
             return fail(e, "%s", "table key is not valid UTF-8");
         }
-        if ((!first && json_buf_put(e->buf, ",", 1)) || json_buf_string(e->buf, k, klen) ||
+        if ((i > 0 && json_buf_put(e->buf, ",", 1)) || json_buf_string(e->buf, ks[i].s, ks[i].len) ||
             json_buf_put(e->buf, ":", 1)) {
             lua_pop(L, 2);
             return fail(e, "%s", "out of memory");
         }
-        first = 0;
+        lua_rawgeti(L, keys, ks[i].i);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, idx);
         if ((err = encode_value(e, lua_gettop(L), depth + 1))) {
             prefix_path(e, L, -2);
-            lua_pop(L, 2);
+            lua_pop(L, 4);
             return err;
         }
-        lua_pop(L, 1);
+        lua_pop(L, 2);
     }
+    lua_pop(L, 2);
     if (json_buf_put(e->buf, "}", 1)) return fail(e, "%s", "out of memory");
     return NULL;
 }

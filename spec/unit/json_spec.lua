@@ -27,6 +27,27 @@ describe("aeon.json", function()
       assert.same("[1,null,3]", encode { 1, aeon.null, 3 })
     end)
 
+    it("writes object keys sorted, at every depth (their order changed from run to run)", function()
+      -- Tables built in different orders hash their keys differently.
+      local a, b = {}, {}
+      for i = 1, 40 do a["k" .. i] = i end
+      for i = 40, 1, -1 do b["k" .. i] = i end
+      assert.same(encode(a), encode(b))
+      local keys = {}
+      for k in encode(a):gmatch('"(k%d+)"') do keys[#keys + 1] = k end
+      local sorted = { table.unpack(keys) }
+      table.sort(sorted)
+      assert.same(sorted, keys)
+      assert.same('{"":0,"a":{"y":[2,{"c":2,"d":1}],"z":1},"aa":3,"b":1,"é":4}',
+        encode { b = 1, a = { z = 1, y = { 2, { d = 1, c = 2 } } }, aa = 3, [""] = 0, ["é"] = 4 })
+    end)
+
+    it("names the key of a bad value inside a sorted object", function()
+      local ok, err = pcall(encode, { a = 1, b = { c = 0 / 0 }, d = 2 })
+      assert.is_false(ok)
+      assert.matches("at %.b%.c: NaN cannot be stored", err)
+    end)
+
     it("refuses what JSON cannot hold, naming where", function()
       local cases = {
         { 0 / 0, "NaN" }, { math.huge, "infinity" }, { { 1, nil, 3 }, "holes" },
