@@ -4,7 +4,8 @@
 #
 #   sh scripts/fresh-check.sh run    # sh scripts/setup.sh && make && build/aeon-host apps/counter.lua
 #                                    # then the printed try: line, then Ctrl-C (SIGINT)
-#   sh scripts/fresh-check.sh test   # sh scripts/setup.sh --test && make test
+#   sh scripts/fresh-check.sh test   # sh scripts/setup.sh --test && make test, then
+#                                    # luarocks --lua-version 5.4 make rockspec/aeon-scm-1.rockspec
 #
 # As root. It builds a Debian 12 root with debootstrap (variant minbase,
 # plus git) from the Debian mirror apt uses on this machine, clones this
@@ -24,6 +25,7 @@ set -eu
 
 RUN_CMD='sh scripts/setup.sh && make && build/aeon-host apps/counter.lua'
 TEST_CMD='sh scripts/setup.sh --test && make test'
+ROCK_CMD='luarocks --lua-version 5.4 make rockspec/aeon-scm-1.rockspec'
 
 repo=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
 what=${1:-}
@@ -164,6 +166,13 @@ if [ "$what" = test ]; then
   [ -n "$counts" ] && say "closing counts: $counts"
   [ "$status" -eq 0 ] || fail "'$cmd' exited $status"
   say "PASSED: '$cmd' exited 0"
+  # The README's LuaRocks line, into a tree of its own, then what it installed.
+  say "running: $ROCK_CMD --tree /root/rocks, then /root/rocks/bin/aeon-host"
+  in_root "$@" /bin/sh -c "cd /root/aeon-host && $ROCK_CMD --tree /root/rocks &&
+    /root/rocks/bin/aeon-host --version && cd /tmp &&
+    /root/rocks/bin/aeon-host --store memory: /root/aeon-host/apps/counter-basic.lua increment name=a" ||
+    fail "'$ROCK_CMD' or the aeon-host it installed failed"
+  say "PASSED: '$ROCK_CMD' installed an aeon-host that runs an app"
   exit 0
 fi
 
