@@ -19,7 +19,8 @@
 # /etc/apt/sources.list*), AEON_FRESH_ROOT (default: a new folder under
 # /var/tmp), AEON_FRESH_LOG (default build/fresh-check-COMMAND.log),
 # AEON_FRESH_CACHE (debootstrap's package cache, default
-# /var/cache/aeon-fresh-check; only downloaded .debs, the root is always new).
+# /var/cache/aeon-fresh-check; only downloaded .debs, debootstrap's and apt's:
+# the root and everything installed in it are always new).
 # The run check needs 127.0.0.1:8080 free, as the README's command does.
 set -eu
 
@@ -134,6 +135,9 @@ mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
 mount -t tmpfs tmpfs "$root/dev/shm"
+# Packages apt downloads are kept between checks (installing them is not).
+mkdir -p "$cache/apt/partial"
+mount --bind "$cache/apt" "$root/var/cache/apt/archives"
 
 commit=$(git -C "$repo" rev-parse HEAD)
 say "cloning $repo at $commit into /root/aeon-host"
