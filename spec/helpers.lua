@@ -104,6 +104,15 @@ local function shell_quote(s)
 end
 M.shell_quote = shell_quote
 
+--- An absolute path for `path` (relative to the current directory).
+function M.abspath(path)
+  if path:sub(1, 1) == "/" then return path end
+  local p = io.popen("pwd")
+  local cwd = p:read("l")
+  p:close()
+  return cwd .. "/" .. path
+end
+
 --- Runs aeon-host with the words given; returns exit status, stdout, stderr.
 -- opts.env: table of environment variables; opts.stdin: text.
 function M.run_host(words, opts)

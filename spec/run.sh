@@ -32,10 +32,12 @@ fi
 log=$(mktemp)
 set +e
 $runner lua5.4 "$(command -v busted)" --cpath="$build/?.so" --output=utfTerminal "$@" 2>&1 | tee "$log"
-status=$(grep -q ' 0 failures / 0 errors' "$log" && ! grep -q '^==[0-9]*==' "$log" && echo 0 || echo 1)
+summary=$(grep -m 1 -E '^[0-9]+ success(es)? / ' "$log" || true)
+status=$(echo "$summary" | grep -q ' 0 failures / 0 errors' && ! grep -q '^==[0-9]*==' "$log" && echo 0 || echo 1)
 set -e
-# The closing line in the plain form: "N passed, N failed".
-sed -n 's/^\([0-9]*\) success\(es\)\? \/ \([0-9]*\) failures* \/ \([0-9]*\) errors*.*/specs: \1 passed, \3 failed, \4 errors/p' "$log" |
+# The closing line in the plain form: "N passed, N failed". The first
+# summary is busted's own; any later one is quoted in a failure message.
+sed -n 's/^\([0-9]*\) success\(es\)\? \/ \([0-9]*\) failures* \/ \([0-9]*\) errors*.*/specs: \1 passed, \3 failed, \4 errors/p' "$log" | head -n 1 |
   awk -F'[ ,]+' '{ printf "specs: %d passed, %d failed\n", $2, $4 + $6 }'
 rm -f "$log"
 exit "$status"

@@ -23,9 +23,21 @@
 -- `when`); nothing here touches a store, so these specs need no build.
 -- Failures are luassert failures, with the state and what was decided in
 -- the message.
+--
+--     local server = testing.serve("app.lua")            -- aeon-host serve, a fresh store
+--     local status, body = server:post("deposit", { id = "a", amount = 5 })
+--     status, body = server:get("balance", { id = "a", revision = body.revision }, { wait = 5 })
+--     server:stop()                                      --> the server's exit status
+--
+-- `serve` runs the app as it is served: `aeon-host --store sqlite:TMP serve
+-- APP --listen 127.0.0.1:0` ($AEON_HOST, else the aeon-host running these
+-- specs, else the one on PATH), and talks to it with curl; answers come back
+-- decoded from JSON. `get` with `wait` asks again while the answer is 202 (a
+-- read model not there yet), for up to that many seconds.
 local assert = require "luassert"
 
 local type, pairs, ipairs, tostring, error = type, pairs, ipairs, tostring, error
+local setmetatable, tonumber, io, os = setmetatable, tonumber, io, os
 local format, math_type, sort, concat = string.format, math.type, table.sort, table.concat
 
 local M = {}
@@ -152,5 +164,136 @@ function M.for_aggregate(aggregate, opts) return scenario(aggregate, opts, true)
 
 --- Returns `given` for a projection: given(events).then_state(expected)
 function M.for_projection(projection, opts) return scenario(projection, opts, false) end
+
+-- ------------------------------------------------------------------------
+-- An app over HTTP
+
+local function sh_quote(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function spit(path, text)
+  local f, err = io.open(path, "wb")
+  if not f then error(err, 2) end
+  f:write(text)
+  f:close()
+end
+
+local function run(cmd)
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+--- The aeon-host the specs serve apps with: $AEON_HOST, else the program
+-- running them when it is aeon-host (`aeon-host test`), else `aeon-host`.
+function M.host()
+  local env = os.getenv("AEON_HOST")
+  if env and env ~= "" then return env end
+  -- The shell popen starts is a child of this process.
+  local self_exe = run("readlink /proc/$PPID/exe 2>/dev/null"):gsub("%s+$", "")
+  if self_exe:match("/aeon%-host$") then return self_exe end
+  return "aeon-host"
+end
+
+local function urlencode(v)
+  return (tostring(v):gsub("[^%w%-_%.~]", function(c) return format("%%%02X", c:byte()) end))
+end
+
+local Server = {}
+Server.__index = Server
+
+--- Serves `app` (a path) on a free loopback port with a fresh SQLite store
+-- (opts.store: another URI; opts.args: more serve options). Raises when it
+-- does not start within 10 s, with what it printed.
+function M.serve(app, opts)
+  opts = opts or {}
+  local aeon = require "aeon"
+  local dir = run("mktemp -d"):gsub("%s+$", "")
+  local store = opts.store or ("sqlite:" .. dir .. "/store.db")
+  local words = { sh_quote(M.host()), "--store", sh_quote(store), "serve", sh_quote(app),
+    "--listen", "127.0.0.1:0" }
+  for _, a in ipairs(opts.args or {}) do words[#words + 1] = sh_quote(a) end
+  os.execute(format("(%s >%s/out 2>%s/err & echo $! >%s/pid; wait $!; echo $? >%s/rc) >/dev/null 2>&1 &",
+    concat(words, " "), dir, dir, dir, dir))
+  local s = setmetatable({ dir = dir, store = store, json = aeon.json }, Server)
+  for _ = 1, 200 do
+    s.url = (slurp(dir .. "/out") or ""):match("(http://[%d%.]+:%d+)")
+    if s.url or slurp(dir .. "/rc") then break end
+    os.execute("sleep 0.05")
+  end
+  s.pid = tonumber(slurp(dir .. "/pid"))
+  if not s.url then
+    local why = (slurp(dir .. "/err") or "") .. (slurp(dir .. "/out") or "")
+    s:stop()
+    error(format("aeon-host serve %s did not start: %s", app, why), 2)
+  end
+  return s
+end
+
+-- One request; returns the status and the body decoded from JSON (or the
+-- text, when it is not JSON).
+function Server:request(method, path, body)
+  local n = (self.n or 0) + 1
+  self.n = n
+  local out = format("%s/answer%d", self.dir, n)
+  local cmd = { "curl -s -o", sh_quote(out), "-w '%{http_code}' -X", method, "--max-time 30" }
+  if body then
+    spit(out .. ".req", body)
+    cmd[#cmd + 1] = "-H 'Content-Type: application/json' --data-binary @" .. sh_quote(out .. ".req")
+  end
+  cmd[#cmd + 1] = sh_quote(self.url .. path)
+  local status = tonumber(run(concat(cmd, " "))) or 0
+  local text = slurp(out) or ""
+  local v = self.json.decode(text)
+  if v == nil then v = text end
+  return status, v
+end
+
+--- POST /commands/NAME with `args` as the JSON body.
+function Server:post(name, args)
+  return self:request("POST", "/commands/" .. name, self.json.encode(args or {}))
+end
+
+--- GET /queries/NAME?k=v... ; opts.wait: seconds to ask again while 202.
+function Server:get(name, params, opts)
+  local q = {}
+  for k, v in pairs(params or {}) do q[#q + 1] = urlencode(k) .. "=" .. urlencode(v) end
+  sort(q)
+  local path = "/queries/" .. name .. (#q > 0 and "?" .. concat(q, "&") or "")
+  local tries = math.floor((opts and opts.wait or 0) / 0.05)
+  local status, body = self:request("GET", path)
+  while status == 202 and tries > 0 do
+    os.execute("sleep 0.05")
+    tries = tries - 1
+    status, body = self:request("GET", path)
+  end
+  return status, body
+end
+
+--- What the server wrote on stderr (its JSON log).
+function Server:log() return slurp(self.dir .. "/err") or "" end
+
+--- Stops the server (SIGTERM) and returns its exit status.
+function Server:stop()
+  if self.code ~= nil or not self.pid then return self.code end
+  os.execute(format("kill -TERM %d 2>/dev/null", self.pid))
+  local rc
+  for _ = 1, 400 do
+    rc = slurp(self.dir .. "/rc")
+    if rc then break end
+    os.execute("sleep 0.05")
+  end
+  self.code = rc and tonumber(rc:match("%d+"))
+  os.execute("rm -rf " .. sh_quote(self.dir))
+  return self.code
+end
 
 return M

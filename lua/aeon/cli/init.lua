@@ -25,6 +25,8 @@ local SUBCOMMANDS = {
   events = "aeon.cli.events",
   store = "aeon.cli.store",
   serve = "aeon.cli.serve",
+  new = "aeon.cli.new",
+  test = "aeon.cli.test",
 }
 
 -- What an app's words after the file can start with, besides a command or
