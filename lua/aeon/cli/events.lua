@@ -1,10 +1,10 @@
---- aeon.cli.events: `aeon-host events read KEY | all | tail [options]`,
+--- aeon.cli.events: `aeon-host events read KEY | all | keys | tail [options]`,
 -- the store's events as they are, without an app.
 local aeon = require "aeon"
 local options = require "aeon.cli.options"
 local show = require "aeon.cli.show"
 
-local io, ipairs, pcall, require, type = io, ipairs, pcall, require, type
+local io, ipairs, pairs, pcall, require, type = io, ipairs, pairs, pcall, require, type
 local EXIT, usage, say, clean = options.EXIT, options.usage, options.say, options.clean
 
 local M = {}
@@ -13,7 +13,9 @@ M.USAGE = [[
 usage:
   aeon-host [--store URI] events read KEY [--from REV|--after REV] [--to REV|--before REV]
                                           [--limit N] [--backward] [--json]
-  aeon-host [--store URI] events all [same options]     every key, in revision order
+  aeon-host [--store URI] events all [--key PATTERN] [--type PATTERN] [same options]
+                                                        every key, in revision order
+  aeon-host [--store URI] events keys [PATTERN] [--json]   each key, its head and event count
   aeon-host [--store URI] events tail [--key PATTERN] [--type PATTERN] [--json] [--limit N]
 
   --from/--after REV     start at REV / just after it (0: the start)
@@ -21,10 +23,14 @@ usage:
   --limit N              at most N events
   --backward             newest first
   --json                 one JSON object per event instead of a line for people
+  --key/--type PATTERN   (all) only events whose key / type match: exact, or * for any run
 events tail follows the events committed from now on until interrupted (or N events).]]
 
 local READ_FLAGS = { from = "string", after = "string", to = "string", before = "string",
   limit = "integer", backward = "flag", json = "flag" }
+
+local ALL_FLAGS = { key = "string", type = "string" }
+for k, v in pairs(READ_FLAGS) do ALL_FLAGS[k] = v end
 
 local function read_options(flags)
   for _, name in ipairs { "from", "after", "to", "before" } do
@@ -41,12 +47,13 @@ end
 
 -- Starts the read. A key the store refuses (empty, not UTF-8) is the
 -- caller's mistake: the store raises, and here that is a usage error.
-local function start(store, key, ro)
+local function start(store, key, ro, flags)
   local ok, iter, s, c, closer
   if key then
     ok, iter, s, c, closer = pcall(store.read, store, key, ro)
   else
-    ok, iter, s, c, closer = pcall(store.read_all, store, ro)
+    ok, iter, s, c, closer = pcall(require("aeon.cli.inspect").read_all, store, ro, flags.key,
+      flags.type)
   end
   if not ok then
     store:close()
@@ -67,7 +74,9 @@ local function print_all(iter, s, c, closer, json, with_key)
 end
 
 local function read(opts, words, sub)
-  local flags, pos = options.parse(words, 3, READ_FLAGS, "events " .. sub)
+  local flags, pos = options.parse(words, 3, sub == "all" and ALL_FLAGS or READ_FLAGS,
+    "events " .. sub)
+  if flags.key == "" or flags.type == "" then usage("--key and --type need a pattern") end
   if flags.help then io.stdout:write(M.USAGE, "\n"); return EXIT.ok end
   local key
   if sub == "read" then
@@ -80,7 +89,7 @@ local function read(opts, words, sub)
   local ro = read_options(flags)
   local store, err = options.open_store(opts)
   if not store then say("%s", err); return EXIT.io end
-  local iter, s, c, closer = start(store, key, ro)
+  local iter, s, c, closer = start(store, key, ro, flags)
   if not iter then store:close(); say("%s", s); return EXIT.io end
   local ok, rerr = print_all(iter, s, c, closer, flags.json, not key)
   store:close()
@@ -93,13 +102,14 @@ local ACTIONS = {
   read = read,
   all = read,
   tail = "aeon.cli.tail",
+  keys = function(opts, words) return require("aeon.cli.inspect").keys(opts, words, M.USAGE) end,
 }
 
 function M.main(opts, words)
   local sub = words[2]
   if sub == "--help" or sub == "-h" then io.stdout:write(M.USAGE, "\n"); return EXIT.ok end
   local action = ACTIONS[sub]
-  if not action then usage("events needs read, all or tail (see events --help)") end
+  if not action then usage("events needs read, all, keys or tail (see events --help)") end
   if type(action) == "string" then return require(action).main(opts, words, M.USAGE) end
   return action(opts, words, sub)
 end
