@@ -12,7 +12,10 @@
 # repository's committed HEAD into /root/aeon-host there (uncommitted
 # changes are not part of the check), mounts proc, sys and dev into it and
 # runs the README command with chroot, in an empty environment but for
-# PATH, HOME, LANG and the proxy and npm settings found here. On exit the
+# PATH, HOME, LANG and how this machine reaches the network: its proxy and
+# npm settings, the certificate authorities it adds to Debian's
+# (/usr/local/share/ca-certificates) and the variables that point Node,
+# OpenSSL and curl at them. On exit the
 # mounts are undone and the root removed (AEON_FRESH_KEEP=1 keeps it).
 #
 # Settings: AEON_FRESH_MIRROR (default: the first URI of bookworm in
@@ -127,6 +130,12 @@ debootstrap --variant=minbase --include=git --cache-dir="$cache" bookworm "$root
   [ -n "$security" ] && echo "deb $security bookworm-security main"
 } >"$root/etc/apt/sources.list"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The certificate authorities this machine adds to Debian's (a proxy that
+# inspects TLS has one): ca-certificates, once setup installs it, trusts them.
+if [ -d /usr/local/share/ca-certificates ]; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp -R /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
 # apt's own proxy settings, when this machine has any.
 apt-config dump 2>/dev/null | grep -i '^Acquire::.*Proxy' >"$root/etc/apt/apt.conf.d/90proxy" || rm -f "$root/etc/apt/apt.conf.d/90proxy"
 
@@ -147,13 +156,17 @@ git -C "$root/root/aeon-host" checkout -q "$commit" || fail "git checkout failed
 # A fresh machine's environment, plus how this one reaches the network.
 set -- PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb
 for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY all_proxy ALL_PROXY \
-         npm_config_registry npm_config_proxy npm_config_https_proxy npm_config_cafile; do
+         npm_config_registry npm_config_proxy npm_config_https_proxy npm_config_cafile \
+         NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE; do
   eval "val=\${$v:-}"
   [ -n "$val" ] && set -- "$@" "$v=$val"
 done
-if [ -z "${npm_config_registry:-}" ] && command -v npm >/dev/null 2>&1; then
+if command -v npm >/dev/null 2>&1; then
   reg=$(npm config get registry 2>/dev/null || true)
-  [ -n "$reg" ] && set -- "$@" "npm_config_registry=$reg"
+  [ -z "${npm_config_registry:-}" ] && [ -n "$reg" ] && set -- "$@" "npm_config_registry=$reg"
+  # npm's own certificate file (an npmrc's cafile), when this machine has one.
+  ca=$(npm config get cafile 2>/dev/null || true)
+  case $ca in /*) [ -z "${npm_config_cafile:-}" ] && set -- "$@" "npm_config_cafile=$ca" ;; esac
 fi
 say "environment: $*"
 
