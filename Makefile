@@ -137,7 +137,8 @@ clean:
 
 # libFuzzer harnesses (spec/fuzz/*_fuzz.c) under ASan and UBSan:
 #   make fuzz                      build them into build/fuzz/
-#   make fuzz-run FUZZ_SECONDS=600 run each for that long on its corpus
+#   make fuzz-run FUZZ_SECONDS=600 run each for that long on its corpus (building
+#                                  them and the sanitized aeon-host the HTTP one drives)
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(PKG_CFLAGS) $(INCLUDES)
@@ -150,7 +151,13 @@ $(B)/fuzz/%: spec/fuzz/%.c $(STORE_SRC) host/bind/json.c $(HEADERS)
 
 fuzz: $(FUZZERS)
 
-fuzz-run: fuzz
+# http_request_fuzz sends its inputs to a sanitized aeon-host, the one
+# `make sanitize` builds: fuzz-run builds it too.
+fuzz-host:
+	$(MAKE) B=build/sanitize CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+	    build/sanitize/aeon-host
+
+fuzz-run: fuzz fuzz-host
 	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); \
 	  mkdir -p $(B)/fuzz/corpus/$$n; \
 	  echo "== $$n for $(FUZZ_SECONDS)s"; \
@@ -159,4 +166,4 @@ fuzz-run: fuzz
 	      grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" ; \
 	done
 
-.PHONY: fuzz fuzz-run
+.PHONY: fuzz fuzz-host fuzz-run
