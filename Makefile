@@ -16,7 +16,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CC       ?= cc
 # The layers (docs/ARCHITECTURE.md): store/ and its backends, the aeon.core
 # binding in host/bind/, the server in host/server/, the program in host/.
-INCLUDES  := -Istore -Istore/sqlite -Istore/dynamodb -Ihost -Ihost/bind -Ihost/server
+INCLUDES  := -Istore -Istore/sqlite -Istore/dynamodb -Ihost -Ihost/bind -Ihost/server -Ihost/lambda
 HEADERS   := $(wildcard store/*.h store/*/*.h host/*.h host/*/*.h)
 CFLAGS   ?= -O2 -g
 # Kept apart from CFLAGS so `make CFLAGS=...` (LuaRocks does) keeps them.
@@ -29,7 +29,7 @@ B := build
 
 STORE_SRC := $(wildcard store/*.c store/*/*.c)
 BIND_SRC  := $(wildcard host/bind/*.c)
-HOST_SRC  := $(wildcard host/*.c host/server/*.c)
+HOST_SRC  := $(wildcard host/*.c host/server/*.c host/lambda/*.c)
 CTEST_SRC := $(wildcard spec/c/*_test.c)
 
 STORE_OBJ := $(STORE_SRC:%.c=$(B)/obj/%.o)

@@ -6,7 +6,7 @@
  * answer is the exit status. Every call into Lua goes through host_call
  * (host.h), the one protected entry, so a script error becomes a clear line
  * on stderr and exit status 4, never a crash. Uses bind.h, hostlib.h (the
- * aeon.host module) and Lua.
+ * aeon.host module), runtime.h (aeon.lambda) and Lua.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -21,6 +21,7 @@
 #include "bind.h"
 #include "host.h"
 #include "hostlib.h"
+#include "runtime.h"
 
 /* Where the Lua library lives: $AEON_LUA_PATH, else beside the executable in
  * a source tree (build/../lua), else the installed share/lua/5.4. */
@@ -45,8 +46,12 @@ static void set_paths(lua_State *L, const char *argv0) {
     lua_pop(L, 1);
 
     /* aeon.core is linked in; require finds it without a .so. aeon.host
-     * (the HTTP server) exists only inside aeon-host. */
-    lua_pop(L, 1);
+     * (the HTTP server) and aeon.lambda (the Lambda runtime) exist only
+     * inside aeon-host. */
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_aeon_lambda);
+    lua_setfield(L, -2, "aeon.lambda");
+    lua_pop(L, 2);
     host_preload(L);
 }
 

@@ -23,6 +23,7 @@ usage:
   aeon-host [--store URI] store deploy|destroy|info|check
   aeon-host new DIR                               a new app to start from, with specs
   aeon-host test [DIR]                            an app's specs (DIR/spec), with busted
+  aeon-host [--store URI] lambda [FILE.lua]       inside AWS Lambda: its custom runtime
   aeon-host --help | --version
 Every subcommand takes --help.
 

@@ -27,6 +27,7 @@ local SUBCOMMANDS = {
   serve = "aeon.cli.serve",
   new = "aeon.cli.new",
   test = "aeon.cli.test",
+  lambda = "aeon.cli.lambda",
 }
 
 -- What an app's words after the file can start with, besides a command or

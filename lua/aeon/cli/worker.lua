@@ -261,4 +261,8 @@ function M.boot(config, role)
   return info
 end
 
+--- For aeon.cli.lambda, which answers the same requests from Lambda's
+-- events: loading the app, the request handler and its error answers.
+M.load_app, M.handler, M.failure = load_app, handler, failure
+
 return M

@@ -1,0 +1,196 @@
+-- aeon-host lambda: the custom runtime driven through a loopback Runtime API
+-- (spec/support/runtime_api.lua, the documented protocol), with DynamoDB
+-- Local as the store when the runner started it (else the embedded store;
+-- the stream batches need DynamoDB).
+local aeon = require "aeon"
+local helpers = require "helpers"
+local process = require "support.process"
+local runtime_api = require "support.runtime_api"
+local http_server = require "support.http_server"
+
+local json_encode, json_decode = aeon.json.encode, aeon.json.decode
+local has_dynamodb = os.getenv("AEON_TEST_DYNAMODB_ENDPOINT") ~= nil
+local backend = has_dynamodb and "dynamodb" or "sqlite"
+
+local function now_ms() return math.floor(http_server.now() * 1000) end
+
+--- A Function URL event (payload format 2.0) as Lambda delivers one.
+local function url_event(method, target, opts)
+  opts = opts or {}
+  local path, query = target:match("^([^?]*)%??(.*)$")
+  local headers = { host = "abcdefg.lambda-url.us-east-1.on.aws", ["user-agent"] = "curl/7.88.1",
+    ["content-type"] = "application/json" }
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  return {
+    version = "2.0", routeKey = "$default", rawPath = path, rawQueryString = query,
+    headers = headers,
+    requestContext = {
+      accountId = "anonymous", apiId = "abcdefg", domainName = headers.host,
+      domainPrefix = "abcdefg", requestId = "c1b1e1a0-0000-4000-8000-000000000001",
+      routeKey = "$default", stage = "$default", time = "01/Dec/2026:22:00:00 +0000",
+      timeEpoch = 1796162400000,
+      http = { method = method, path = path, protocol = "HTTP/1.1", sourceIp = "127.0.0.1",
+        userAgent = "curl/7.88.1" },
+    },
+    body = opts.body, isBase64Encoded = opts.base64 or false,
+  }
+end
+
+--- Starts `aeon-host --store URI lambda [APP]` against a fresh loopback API.
+local function start_runtime(uri, app, env)
+  local api = runtime_api.start()
+  local vars = { AWS_LAMBDA_RUNTIME_API = api.address }
+  for k, v in pairs(env or {}) do vars[k] = v end
+  local words = { "--store", uri, "lambda" }
+  if app then words[#words + 1] = app end
+  return api, process.start(words, { env = vars })
+end
+
+--- One function-URL request through the runtime: status, decoded body,
+-- headers, the raw answer.
+local function call(api, method, target, opts)
+  local r = assert(api:invoke(url_event(method, target, opts), opts and opts.invoke))
+  assert.equal("response", r.kind, r.raw)
+  local answer = r.body
+  return answer.statusCode, json_decode(answer.body), answer.headers, r
+end
+
+local function without_request_id(body)
+  if type(body) == "table" then body.request_id = nil end
+  return body
+end
+
+describe("aeon-host lambda #lambda", function()
+  local uri
+
+  setup(function()
+    local store
+    store, uri = helpers.fresh_store(backend)
+    store:close()
+  end)
+
+  describe("function URL events", function()
+    local api, proc, server
+
+    setup(function()
+      server = http_server.start("spec/fixtures/http-app.lua", {}, { store = uri })
+      api, proc = start_runtime(uri, "spec/fixtures/http-app.lua")
+    end)
+
+    -- Processes started after the loopback API hold its socket too (they
+    -- inherit it), so the runtime is stopped as Lambda stops one: SIGTERM.
+    teardown(function()
+      proc:kill("TERM")
+      assert.equal(143, proc:wait(10))
+      api:close()
+      server:stop()
+    end)
+
+    -- Each request is made to `aeon-host serve` and through the runtime;
+    -- status, Retry-After and body (but the request id) must be the same.
+    local cases = {
+      { "POST", "/commands/echo", '{"a":1,"b":[1,2.5,"x"],"c":{"d":null}}', 200 },
+      { "GET", "/queries/params?x=1&y=a+b%21&z=%7B%22k%22%3A2%7D&flag", nil, 200 },
+      { "POST", "/commands/reject", "", 422 },
+      { "POST", "/commands/invalid", "", 400 },
+      { "POST", "/commands/store_down", "", 503 },
+      { "POST", "/commands/boom", "", 500 },
+      { "POST", "/commands/bad_answer", "", 500 },
+      { "POST", "/commands/echo", "[1,2]", 400 },
+      { "POST", "/commands/echo", "{", 400 },
+      { "POST", "/commands/nosuch", "", 404 },
+      { "GET", "/queries/echo", nil, 404 },
+      { "GET", "/commands/echo", nil, 405 },
+      { "POST", "/queries/params", "", 405 },
+      { "GET", "/queries/view?revision=01BBBBBBBBBBBBBBBBBBBBBBBB", nil, 202 },
+      { "GET", "/queries/view?revision=01AAAAAAAAAAAAAAAAAAAAAAAA", nil, 200 },
+      { "POST", "/commands/append",
+        '{"key":"lambda/conflict","expected_revision":"01AAAAAAAAAAAAAAAAAAAAAAAA"}', 409 },
+    }
+    for _, c in ipairs(cases) do
+      local method, target, body, want = c[1], c[2], c[3], c[4]
+      it(("answers %s %s as serve does (%d)"):format(method, target, want), function()
+        local s_status, s_body, s_headers = server:json(method, target, { body = body })
+        local status, answer, headers = call(api, method, target, { body = body })
+        assert.equal(want, s_status)
+        assert.equal(s_status, status)
+        assert.same(without_request_id(s_body), without_request_id(answer))
+        assert.equal(s_headers["retry-after"], headers["retry-after"])
+        assert.equal(s_headers["allow"], headers["allow"])
+        assert.equal("application/json", headers["content-type"])
+      end)
+    end
+
+    it("takes a base64 body (isBase64Encoded), as a function URL sends binary ones", function()
+      local text = '{"word":"caf\xc3\xa9","n":12345678901234567}'
+      local b64 = "eyJ3b3JkIjoiY2Fmw6kiLCJuIjoxMjM0NTY3ODkwMTIzNDU2N30="
+      local status, answer = call(api, "POST", "/commands/echo", { body = b64, base64 = true })
+      assert.equal(200, status)
+      assert.same(json_decode(text), answer)
+      assert.equal(12345678901234567, answer.n)
+      local bad = call(api, "POST", "/commands/echo", { body = "not*base64", base64 = true })
+      assert.equal(400, bad)
+    end)
+
+    it("answers 413 for a body over the limit, 404 for other routes, and /health", function()
+      assert.equal(413, call(api, "POST", "/commands/echo", { body = ("x"):rep(1048577) }))
+      local status, answer = call(api, "GET", "/nowhere")
+      assert.equal(404, status)
+      assert.matches("no such route", answer.error)
+      local hs, health = call(api, "GET", "/health")
+      assert.equal(200, hs)
+      assert.same({ status = "ok", app = "http-app", runtime = "lambda" }, health)
+    end)
+
+    it("stops a handler past the invocation's deadline, then serves the next one", function()
+      local status, answer = call(api, "POST", "/commands/spin", { invoke =
+        { deadline_ms = now_ms() + 1500 } })
+      assert.equal(500, status)
+      assert.matches("ran past the invocation's deadline", answer.error)
+      -- The same state and store handle answer the next invocation.
+      local again, echoed = call(api, "POST", "/commands/echo", { body = '{"after":true}' })
+      assert.equal(200, again)
+      assert.same({ after = true }, echoed)
+    end)
+
+    it("answers an event of no known shape with an error naming the shapes", function()
+      local r = assert(api:invoke({ source = "aws.events", ["detail-type"] = "Scheduled Event" }))
+      assert.equal("error", r.kind)
+      assert.equal("Aeon.UnknownEvent", r.body.errorType)
+      assert.matches("Function URL", r.body.errorMessage)
+      assert.matches("detail%-type, source", r.body.errorMessage)
+      assert.equal("Aeon.UnknownEvent", r.headers["lambda-runtime-function-error-type"])
+    end)
+  end)
+
+  describe("init", function()
+    it("posts an app that fails to load to init/error and exits", function()
+      local api, proc = start_runtime(uri, "spec/fixtures/lambda-broken-app.lua")
+      local e = assert(api:init_error())
+      api:close()
+      assert.equal("Aeon.AppLoadError", e.body.errorType)
+      assert.matches("the app's configuration is missing", e.body.errorMessage)
+      assert.equal(4, proc:wait(10))
+    end)
+
+    it("posts a store it cannot open to init/error", function()
+      local api, proc = start_runtime("sqlite:/nonexistent/dir/x.db", "spec/fixtures/lambda-app.lua")
+      local e = assert(api:init_error())
+      api:close()
+      assert.equal("Aeon.StoreError", e.body.errorType)
+      assert.equal(3, proc:wait(10))
+    end)
+
+    it("finds the app through _HANDLER under LAMBDA_TASK_ROOT (a two-line bootstrap)", function()
+      local api, proc = start_runtime(uri, nil, { _HANDLER = "fixtures/lambda-app.lua",
+        LAMBDA_TASK_ROOT = "spec" })
+      local status, answer = call(api, "POST", "/commands/note",
+        { body = '{"key":"note/handler","n":1}' })
+      proc:kill("TERM")
+      assert.equal(143, proc:wait(10))
+      api:close()
+      assert.equal(200, status)
+      assert.equal("appended", answer.type)
+    end)
+  end)
+end)
