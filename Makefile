@@ -3,6 +3,7 @@
 #   make              build/aeon-host and build/aeon/core.so
 #   make test         C unit tests, then the busted specs on every backend
 #   make install      PREFIX=/usr/local (DESTDIR honoured)
+#   make lambda       build/lambda/aeon-lambda.zip for AWS Lambda (APP=...)
 #   make bench        the benchmark table (bench/run.lua), from an -O2 build in
 #                     build/bench; not part of `make test`
 #   make deps         install the Debian packages the build and tests need
@@ -79,12 +80,25 @@ bench:
 	@$(MAKE) -s B=$(BENCH_B) CFLAGS="-O2 -g" $(BENCH_B)/aeon-host $(BENCH_B)/aeon-bench
 	@lua5.4 bench/run.lua $(BENCH_B)
 
+# make lambda [APP=apps/counter-cqrs.lua]: the zip to upload to AWS Lambda
+# (runtime provided.al2023), build/lambda/aeon-lambda.zip, made and checked by
+# scripts/lambda-package.sh. The host is linked again with DT_RPATH
+# $ORIGIN/../lib (searched before LD_LIBRARY_PATH, unlike RUNPATH), so the
+# libraries shipped beside it are the ones it loads.
+APP ?= apps/counter-cqrs.lua
+$(B)/lambda/bin/aeon-host: $(HOST_OBJ) $(BIND_OBJ) $(B)/libaeonstore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -Wl,--disable-new-dtags,-rpath,'$$ORIGIN/../lib' -o $@ $^ $(LDLIBS)
+
+lambda: $(B)/lambda/bin/aeon-host
+	sh scripts/lambda-package.sh $(B)/lambda/bin/aeon-host $(APP) $(B)/lambda/aeon-lambda.zip
+
 ctest: $(CTESTS)
 	@set -e; for t in $(CTESTS); do echo "== $$t"; $$t; done
 
 # The C tests run inside spec/run.sh, once DynamoDB Local is up, so their
 # live DynamoDB checks run; then the specs.
-test: all $(CTESTS) $(SUPPORT)
+test: all $(CTESTS) $(SUPPORT) lambda
 	AEON_BUILD=$(B) AEON_CTESTS="$(CTESTS)" sh spec/run.sh
 
 # The C tests and the specs again, with aeon-host, aeon.core and the store
@@ -133,7 +147,7 @@ deps:
 clean:
 	rm -rf $(B)
 
-.PHONY: all ctest test bench sanitize valgrind install install-rock deps clean
+.PHONY: all ctest test bench sanitize valgrind install install-rock deps clean lambda
 
 # libFuzzer harnesses (spec/fuzz/*_fuzz.c) under ASan and UBSan:
 #   make fuzz                      build them into build/fuzz/

@@ -3,7 +3,8 @@
 #
 #   sh scripts/setup.sh           build and run: compiler, Lua 5.4, SQLite, jansson, libcurl, OpenSSL,
 #                                 and curl, for the try: line a served app prints
-#   sh scripts/setup.sh --test    also the tests: busted, Java for DynamoDB Local, npm to fetch it
+#   sh scripts/setup.sh --test    also the tests: busted, Java for DynamoDB Local, npm to fetch it,
+#                                 zip for make lambda's artifact
 #
 # Runs apt-get as root, or through sudo when run as another user.
 set -eu
@@ -11,7 +12,7 @@ set -eu
 BUILD="build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev libjansson-dev \
 libcurl4-openssl-dev libssl-dev libmicrohttpd-dev ca-certificates curl"
 TEST="lua-busted lua-cjson lua-socket luarocks default-jre-headless nodejs npm sqlite3 wrk \
-valgrind clang libclang-rt-14-dev awscli"
+valgrind clang libclang-rt-14-dev awscli zip unzip"
 
 want=$BUILD
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"

@@ -189,8 +189,46 @@ describe("aeon-host lambda #lambda", function()
       proc:kill("TERM")
       assert.equal(143, proc:wait(10))
       api:close()
+      assert.equal(200, status, json_encode(answer))
+      assert.equal("appended", answer.type)
+    end)
+  end)
+  describe("make lambda's zip", function()
+    local zip = (os.getenv("AEON_BUILD") or "build") .. "/lambda/aeon-lambda.zip"
+    local present = io.open(zip)
+    if present then present:close() end
+
+    it("runs its app through its two-line bootstrap, on the libraries it ships", function()
+      if not present then
+        pending("no " .. zip .. " (make lambda builds it; make test does)")
+        return
+      end
+      local dir = helpers.tmpdir()
+      assert(os.execute(("unzip -q %s -d %s"):format(helpers.shell_quote(zip), dir)))
+      local bootstrap = http_server.slurp(dir .. "/bootstrap")
+      assert.equal(2, select(2, bootstrap:gsub("\n", "")))
+      -- As Lambda starts it: the task root, the handler, the system's
+      -- library folders first on LD_LIBRARY_PATH; nothing of this tree's.
+      http_server.spit(dir .. "/as-lambda", "#!/bin/sh\nunset AEON_LUA_PATH\n" ..
+        "exec \"$LAMBDA_TASK_ROOT/bootstrap\"\n")
+      os.execute("chmod +x " .. dir .. "/as-lambda")
+      local api = runtime_api.start()
+      local host = helpers.HOST
+      helpers.HOST = dir .. "/as-lambda" -- process.start runs helpers.HOST
+      local proc = process.start({}, { env = { AWS_LAMBDA_RUNTIME_API = api.address,
+        LAMBDA_TASK_ROOT = dir, _HANDLER = "app/counter-cqrs.lua", AEON_STORE = uri,
+        LD_LIBRARY_PATH = "/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:" .. dir .. "/lib" } })
+      helpers.HOST = host
+      local status, answer = call(api, "POST", "/commands/increment", { body = '{"name":"zip"}' })
+      local maps = http_server.slurp("/proc/" .. proc.pid .. "/maps") or ""
+      proc:kill("TERM")
+      proc:wait(10)
+      api:close()
       assert.equal(200, status)
       assert.equal("appended", answer.type)
+      for _, lib in ipairs { "liblua5.4.so.0", "libcurl.so.4", "libsqlite3.so.0", "libjansson.so.4" } do
+        assert.truthy(maps:find(dir .. "/lib/" .. lib, 1, true), lib .. " from the zip")
+      end
     end)
   end)
 end)

@@ -116,7 +116,7 @@ local function now_ms() return math.floor(socket.gettime() * 1000) end
 
 --- Hands `event` (a table, or JSON text) to the runtime as the next
 -- invocation and serves its requests until it posts the answer. opts:
--- deadline_ms (default now + 30 s), timeout (seconds to wait, default 60).
+-- deadline_ms (default now + 30 s), timeout (seconds to wait, default 30).
 -- Returns { kind = "response" | "error", id, body, raw, headers }, or
 -- nil, why.
 function Api:invoke(event, opts)
@@ -124,7 +124,7 @@ function Api:invoke(event, opts)
   opts.deadline_ms = opts.deadline_ms or now_ms() + 30000
   self.seq = self.seq + 1
   local id = ("8476a536-e9f4-11e8-9739-%012d"):format(self.seq)
-  local deadline = socket.gettime() + (opts.timeout or 60)
+  local deadline = socket.gettime() + (opts.timeout or 30)
   local sent = false
   if self.waiting then
     send_event(self.waiting, id, event, opts)

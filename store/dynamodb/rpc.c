@@ -263,6 +263,12 @@ store_status http_open(const http_config *cfg, http_client **out, char **err)
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
     if (loopback) /* DynamoDB Local: never through an http_proxy */
         curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    /* The AWS SDKs' setting for the CA bundle: libcurl's own default is a
+     * path fixed when it was built, which another system may not have (the
+     * Debian build's on Amazon Linux, under Lambda). */
+    const char *ca = getenv("AWS_CA_BUNDLE");
+    if (ca && *ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
     *out = c;
     return STORE_OK;
 nomem:

@@ -235,7 +235,7 @@ local function init(opts, args)
     store = store,
     handle = serve.handler(app, store),
     token = token ~= "" and token or nil,
-    max_body = max_body and max_body > 0 and max_body or serve.DEFAULTS["max-body"],
+    max_body = max_body and max_body > 0 and max_body or options.SERVE["max-body"],
   }
 end
 
@@ -251,7 +251,8 @@ function M.main(opts, words)
   end
   if #args > 1 then usage("lambda takes one APP.lua (or _HANDLER names it)") end
   local client <close> = lambda.client(api)
-  local rt, etype, emsg, code = init(opts, args)
+  local ok, rt, etype, emsg, code = pcall(init, opts, args)
+  if not ok then rt, etype, emsg, code = nil, "Aeon.InitError", tostring(rt), EXIT.script end
   if not rt then
     say("%s", emsg)
     local ok, err = client:init_error(etype, emsg)
