@@ -11,6 +11,7 @@
  *   client:init_error(type, message)    -> true | nil, message
  *   lambda.within(deadline_ms, f, ...)  -> ok, stopped, f's results or its error
  *   lambda.now_ms()                     -> milliseconds since the Unix epoch
+ *   lambda.stream(...), lambda.tables(...)  DynamoDB's side: stream.c
  *
  * The Runtime API (version 2018-06-01, as AWS documents it for custom
  * runtimes): GET /runtime/invocation/next blocks until an invocation comes
@@ -408,5 +409,6 @@ int luaopen_aeon_lambda(lua_State *L) {
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
     luaL_newlib(L, functions);
+    lambda_stream_open(L);
     return 1;
 }

@@ -16,4 +16,7 @@
 
 int luaopen_aeon_lambda(lua_State *L);
 
+/* stream.c: adds stream() and tables() to the module table on top. */
+void lambda_stream_open(lua_State *L);
+
 #endif

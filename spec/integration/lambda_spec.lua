@@ -158,6 +158,7 @@ describe("aeon-host lambda #lambda", function()
       assert.equal("error", r.kind)
       assert.equal("Aeon.UnknownEvent", r.body.errorType)
       assert.matches("Function URL", r.body.errorMessage)
+      assert.matches("DynamoDB Streams", r.body.errorMessage)
       assert.matches("detail%-type, source", r.body.errorMessage)
       assert.equal("Aeon.UnknownEvent", r.headers["lambda-runtime-function-error-type"])
     end)
@@ -229,6 +230,131 @@ describe("aeon-host lambda #lambda", function()
       for _, lib in ipairs { "liblua5.4.so.0", "libcurl.so.4", "libsqlite3.so.0", "libjansson.so.4" } do
         assert.truthy(maps:find(dir .. "/lib/" .. lib, 1, true), lib .. " from the zip")
       end
+    end)
+  end)
+  describe("DynamoDB Streams batches #dynamodb", function()
+    if not has_dynamodb then
+      pending("needs DynamoDB Local (the runner starts it)")
+      return
+    end
+    local CLI = io.open("/usr/bin/aws") and "/usr/bin/aws" or "aws"
+
+    -- The events table's items as DynamoDB Local holds them (a Scan), in
+    -- revision order: what the stream carried as NewImages.
+    local function scan(name)
+      local dir = helpers.tmpdir()
+      assert(os.execute(("%s dynamodb scan --table-name %s --endpoint-url %s --output json >%s/out")
+        :format(CLI, helpers.shell_quote(name), helpers.shell_quote(os.getenv("AEON_TEST_DYNAMODB_ENDPOINT")), dir)))
+      local items = json_decode(http_server.slurp(dir .. "/out")).Items
+      table.sort(items, function(a, b) return a.revision.S < b.revision.S end)
+      return items
+    end
+
+    -- A batch as Lambda delivers one from the table's stream.
+    local function batch(name, items)
+      local records = {}
+      for i, item in ipairs(items) do
+        records[i] = {
+          eventID = ("%032x"):format(i), eventName = "INSERT", eventVersion = "1.1",
+          eventSource = "aws:dynamodb", awsRegion = "us-east-1",
+          dynamodb = { ApproximateCreationDateTime = 1796162400,
+            Keys = { key = item.key, revision = item.revision }, NewImage = item,
+            SequenceNumber = ("4%020d"):format(i), SizeBytes = 120, StreamViewType = "NEW_IMAGE" },
+          eventSourceARN = "arn:aws:dynamodb:us-east-1:123456789012:table/" .. name ..
+            "/stream/2026-12-01T00:00:00.000",
+        }
+      end
+      return { Records = records }
+    end
+
+    local function failures(api, event)
+      local r = assert(api:invoke(event))
+      assert.equal("response", r.kind, r.raw)
+      local seqs = {}
+      for i, f in ipairs(r.body.batchItemFailures) do seqs[i] = f.itemIdentifier end
+      return seqs, r.raw
+    end
+
+    it("feeds the app's projections, which a query then reads; a retried batch is harmless", function()
+      local store, suri = helpers.fresh_store("dynamodb")
+      store:close()
+      local name = suri:match("^dynamodb:(.*)$")
+      local api, proc = start_runtime(suri, "apps/counter-cqrs.lua")
+      local last
+      for _, who in ipairs { "a", "b", "a" } do
+        local status, answer = call(api, "POST", "/commands/increment",
+          { body = json_encode({ name = who }) })
+        assert.equal(200, status)
+        last = answer.revision
+      end
+      local waiting, _, headers = call(api, "GET", "/queries/counter?name=a&revision=" .. last)
+      assert.equal(202, waiting)
+      assert.equal("1", headers["retry-after"])
+
+      local event = batch(name, scan(name))
+      assert.equal(3, #event.Records)
+      local seqs, raw = failures(api, event)
+      assert.same({}, seqs)
+      assert.equal('{"batchItemFailures":[]}', raw)
+      local status, a = call(api, "GET", "/queries/counter?name=a&revision=" .. last)
+      assert.equal(200, status)
+      assert.equal(2, a.value)
+      local _, b = call(api, "GET", "/queries/counter?name=b")
+      assert.equal(1, b.value)
+
+      -- Lambda delivers the same records again: nothing is counted twice.
+      assert.same({}, (failures(api, event)))
+      local _, again = call(api, "GET", "/queries/counter?name=a")
+      assert.equal(2, again.value)
+      proc:kill("TERM")
+      proc:wait(10)
+      api:close()
+    end)
+
+    it("names the first failed record of each key; other keys go on; exact numbers", function()
+      local store, suri = helpers.fresh_store("dynamodb")
+      store:close()
+      local name = suri:match("^dynamodb:(.*)$")
+      local api, proc = start_runtime(suri, "spec/fixtures/lambda-app.lua")
+      local notes = {
+        { key = "note/a", n = 1 }, { key = "note/b", n = 0.1 },
+        { key = "note/a", n = 12345678901234567 }, { key = "note/a", n = 2, poison = true },
+        { key = "note/b", n = 2 }, { key = "note/a", n = 3 }, { key = "note/a", n = 4, poison = true },
+      }
+      for _, note in ipairs(notes) do
+        assert.equal(200, (call(api, "POST", "/commands/note", { body = json_encode(note) })))
+      end
+      local items = scan(name)
+      local event = batch(name, items)
+      assert.equal(#notes, #event.Records)
+      local poisoned -- the sequence number of the first poisoned record
+      for _, r in ipairs(event.Records) do
+        if not poisoned and r.dynamodb.NewImage.data.M.poison then poisoned = r.dynamodb.SequenceNumber end
+      end
+      assert.same({ poisoned }, (failures(api, event)))
+      local _, a = call(api, "GET", "/queries/notes?key=note/a")
+      assert.same({ 1, 12345678901234567 }, a.ns)
+      assert.equal(12345678901234567, a.ns[2])
+      local _, b = call(api, "GET", "/queries/notes?key=note/b")
+      assert.same({ 0.1, 2 }, b.ns)
+      assert.equal("float", math.type(b.ns[1]))
+
+      -- Lambda retries from the failed record: the records after it come
+      -- again; those already applied are skipped, the poisoned one fails
+      -- again, and its key's later records still wait.
+      local from
+      for i, r in ipairs(event.Records) do
+        if r.dynamodb.SequenceNumber == poisoned then from = i end
+      end
+      local retry = { Records = { table.unpack(event.Records, from) } }
+      assert.same({ poisoned }, (failures(api, retry)))
+      local _, b2 = call(api, "GET", "/queries/notes?key=note/b")
+      assert.same({ 0.1, 2 }, b2.ns)
+      local _, a2 = call(api, "GET", "/queries/notes?key=note/a")
+      assert.same({ 1, 12345678901234567 }, a2.ns)
+      proc:kill("TERM")
+      proc:wait(10)
+      api:close()
     end)
   end)
 end)

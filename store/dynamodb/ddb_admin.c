@@ -121,6 +121,22 @@ static json_t *create_body(const ddb_store *s, role r)
     return body;
 }
 
+json_t *ddb_table_requests(const ddb_store *s)
+{
+    json_t *list = json_array();
+    for (role r = 0; list != NULL && r < R_COUNT; r++) {
+        if (table_of(s, r) == NULL)
+            continue;
+        json_t *body = create_body(s, r);
+        if (body == NULL || json_object_set_new(body, "role", json_string(role_names[r])) != 0 ||
+            json_array_append_new(list, body) != 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
 static bool active(const json_t *desc)
 {
     const char *st = json_string_value(json_object_get(desc, "TableStatus"));

@@ -272,35 +272,9 @@ static store_status fetch(store_cursor *c, char **err)
 /* Points c->ev at an item's attributes; the item stays in c->page. */
 store_status ddb_to_event(store_cursor *c, const json_t *item, char **err)
 {
-    const char *key = ddb_item_s(item, "key"), *rev = ddb_item_s(item, "revision");
-    const char *type = ddb_item_s(item, "type"), *at = ddb_item_s(item, "committedAt");
-    const char *missing = key == NULL ? "key" : rev == NULL ? "revision"
-                          : type == NULL ? "type" : at == NULL ? "committedAt" : NULL;
-    if (missing == NULL && !revision_valid(rev))
-        missing = "a valid revision";
-    if (missing != NULL)
-        return store_fail(err, STORE_IO, "dynamodb: an item of table %s (key \"%s\", "
-                          "revision \"%s\") has no %s", c->s->events, key ? key : "?",
-                          rev ? rev : "?", missing);
     free(c->data);
     c->data = NULL;
-    const json_t *data = json_object_get(item, "data");
-    store_status status;
-    if (data == NULL) {
-        /* Not written by Aeon nor by us; an absent value reads as null. */
-        if ((c->data = strdup("null")) == NULL)
-            return ddb_nomem(err);
-        c->ev.data_len = 4;
-    } else if ((status = ddb_value_to_json(data, json_object_get(item, "dataFloats"), &c->data,
-                                           &c->ev.data_len, err)) != STORE_OK)
-        return status;
-    c->ev.key = key;
-    c->ev.type = type;
-    c->ev.data = c->data;
-    c->ev.correlation_id = ddb_item_s(item, "correlationId"); /* NULL for {"NULL": true} */
-    ddb_copy_rev(c->ev.revision, rev);
-    snprintf(c->ev.committed_at, sizeof c->ev.committed_at, "%s", at);
-    return STORE_OK;
+    return ddb_item_event(item, c->s->events, &c->ev, &c->data, err);
 }
 
 /* Loads pages until one has an item left to look at, or there are none. */

@@ -152,6 +152,9 @@ store_status ddb_get_meta(ddb_store *s, const char *key, const char *sk, http_re
 store_status ddb_check_key(const char *key, char **err);
 /* Points c->ev at an item's attributes; the item stays in c->page. */
 store_status ddb_to_event(store_cursor *c, const json_t *item, char **err);
+/* ddb_admin.c: the CreateTable requests deploy sends, each with its "role"
+ * added, as a new JSON array (NULL when out of memory). */
+json_t *ddb_table_requests(const ddb_store *s);
 store_status ddb_head(store *st, const char *key, char out[STORE_REVISION_SIZE],
                       char **err);
 store_status ddb_read(store *st, const char *key, const store_read_opts *opts,

@@ -8,6 +8,7 @@
  * with a decimal comma).
  */
 #include "ddb_value.h"
+#include "revision.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -690,4 +691,43 @@ size_t ddb_item_size(const json_t *item)
     json_t *e;
     json_object_keylen_foreach((json_t *)item, k, klen, e) n += klen + ddb_value_size(e);
     return n;
+}
+
+static const char *item_string(const json_t *item, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(item, name), "S"));
+}
+
+store_status ddb_item_event(const json_t *item, const char *table, store_event *ev,
+                            char **data, char **err)
+{
+    const char *key = item_string(item, "key"), *rev = item_string(item, "revision");
+    const char *type = item_string(item, "type"), *at = item_string(item, "committedAt");
+    const char *missing = key == NULL ? "key" : rev == NULL ? "revision"
+                          : type == NULL ? "type" : at == NULL ? "committedAt" : NULL;
+    *data = NULL;
+    if (missing == NULL && !revision_valid(rev))
+        missing = "a valid revision";
+    if (missing != NULL)
+        return store_fail(err, STORE_IO, "dynamodb: an item of table %s (key \"%s\", "
+                          "revision \"%s\") has no %s", table, key ? key : "?",
+                          rev ? rev : "?", missing);
+    const json_t *value = json_object_get(item, "data");
+    store_status status;
+    if (value == NULL) {
+        /* Not written by Aeon nor by us; an absent value reads as null. */
+        if ((*data = strdup("null")) == NULL)
+            return store_fail(err, STORE_NOMEM, "out of memory");
+        ev->data_len = 4;
+    } else if ((status = ddb_value_to_json(value, json_object_get(item, "dataFloats"), data,
+                                           &ev->data_len, err)) != STORE_OK) {
+        return status;
+    }
+    ev->key = key;
+    ev->type = type;
+    ev->data = *data;
+    ev->correlation_id = item_string(item, "correlationId"); /* NULL for {"NULL": true} */
+    snprintf(ev->revision, sizeof ev->revision, "%s", rev);
+    snprintf(ev->committed_at, sizeof ev->committed_at, "%s", at);
+    return STORE_OK;
 }

@@ -79,6 +79,16 @@ store_status ddb_number_text(double d, char out[DDB_NUMBER_SIZE], char **err);
  * and at most 38 significant digits (STORE_LIMIT). */
 store_status ddb_number_check(const char *n, char **err);
 
+/* An item of the events table (from a read, or a stream record's
+ * NewImage) -> *ev, the event the store's reads give: Aeon's attributes
+ * key, revision, type, committedAt, correlationId, data (+ dataFloats).
+ * ev's strings point into item, but ev->data, which is *data: malloc'd
+ * JSON text the caller frees. STORE_IO naming `table` for an item that is
+ * not an event (an attribute missing, a revision that is not one) or data
+ * that is not an AttributeValue. */
+store_status ddb_item_event(const json_t *item, const char *table, store_event *ev,
+                            char **data, char **err);
+
 /* Bytes an AttributeValue counts for toward the item size limit, by AWS's
  * published rules (numbers: 1 byte per two significant digits, plus 1;
  * lists and maps: 3 bytes plus 1 per element). An estimate for numbers. */

@@ -38,6 +38,7 @@
  * was not serialised anyway.
  */
 #include "ddb_store.h"
+#include "dynamodb.h"
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -257,6 +258,25 @@ static store_status ddb_open(const char *uri, const store_options *opts, store *
     *out = &s->base;
     return STORE_OK;
 fail:
+    ddb_close(&s->base);
+    return status;
+}
+
+store_status ddb_tables(const char *uri, char **json, char **err)
+{
+    store_status status = STORE_NOMEM;
+    ddb_store *s = calloc(1, sizeof *s);
+    json_t *list = NULL;
+    *json = NULL;
+    if (s == NULL)
+        return ddb_nomem(err);
+    s->base.ops = &store_dynamodb_ops;
+    if ((status = parse_uri(s, uri, err)) == STORE_OK) {
+        if ((list = ddb_table_requests(s)) == NULL ||
+            (*json = json_dumps(list, JSON_COMPACT)) == NULL)
+            status = ddb_nomem(err);
+    }
+    json_decref(list);
     ddb_close(&s->base);
     return status;
 }

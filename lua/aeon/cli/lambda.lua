@@ -12,6 +12,9 @@
 --    by aeon.cli.serve's own request handler: the same routes, parameters,
 --    statuses and JSON bodies as `aeon-host serve`, answered as
 --    { statusCode, headers, body }.
+--  * DynamoDB Streams batches from the events table: each new image becomes
+--    the event the store's reads give and goes to the app's projections
+--    (see stream() below); the answer names the records to retry.
 --  * Anything else is an error naming the shapes known.
 --
 -- Each invocation runs under the budget of its Lambda-Runtime-Deadline-Ms,
@@ -25,8 +28,9 @@ local host = require "aeon.host"
 local serve = require "aeon.cli.worker"
 local options = require "aeon.cli.options"
 
-local type, pairs, ipairs, tostring, tonumber, pcall = type, pairs, ipairs, tostring, tonumber,
-  pcall
+local type, pairs, ipairs, tostring, tonumber, pcall, xpcall = type, pairs, ipairs, tostring,
+  tonumber, pcall, xpcall
+local traceback = debug.traceback
 local json_encode, json_decode = aeon.json.encode, aeon.json.decode
 
 local M = {}
@@ -171,16 +175,128 @@ local function http(rt, event, request_id, deadline)
 end
 
 -- ------------------------------------------------------------------------
+-- DynamoDB Streams batches from the events table
+--
+-- Each record's NewImage becomes the event the store's reads give
+-- (aeon.lambda.stream: the backend's own conversion) and goes, in stream
+-- order, to every projection of the app whose key, type and filter it
+-- matches, as aeon.project hands events over: handler(view, event, ctx).
+-- Lambda delivers a key's records in order, within one shard, and retries
+-- a shard from the first record a batch reports failed (the event source
+-- mapping's ReportBatchItemFailures); records after it come again. So each
+-- projection keeps, per key, the revision it has applied up to, in its own
+-- view (document "aeon.seen/PROJECTION/KEY"), and skips what it has seen: a
+-- retried batch is harmless. A record that fails holds back its key's later
+-- records until the retry; the answer names the first failed record of
+-- each key. When the batch is done each view's seen revision advances to
+-- the newest revision applied below the oldest failure: what `revision=`
+-- queries compare with.
+local SEEN = "aeon.seen/"
+
+local function stream(rt, text, request_id, deadline)
+  local app, store = rt.app, rt.store
+  local names = app:projection_names()
+  local selectors = {}
+  for i, name in ipairs(names) do
+    local p = app.projections[name]
+    selectors[i] = { key = p.key, type = p.type, filter = p.filter }
+  end
+  local records, err = lambda.stream(text, selectors)
+  if not records then return nil, "Aeon.BadStreamBatch", err end
+
+  local failed, failures, lowest = {}, {}, nil
+  local function fail(rec, projection, why)
+    local k = rec.key or ""
+    if failed[k] then return end
+    failed[k] = true
+    failures[#failures + 1] = rec.sequence
+    local rev = rec.event and rec.event.revision or aeon.START
+    if not lowest or rev < lowest then lowest = rev end
+    host.log("error", "stream record failed", { request_id = request_id, projection = projection,
+      sequence = rec.sequence, key = rec.key, revision = rec.event and rec.event.revision,
+      type = rec.event and rec.event.type, error = why })
+  end
+
+  local views, marks, applied = {}, {}, {}
+  local function seen(p, key)
+    local id = SEEN .. p.name .. "/" .. key
+    if marks[id] == nil then
+      local view = views[p.view]
+      local _, rev = view:get(id)
+      marks[id] = rev or aeon.START
+    end
+    return marks[id], id
+  end
+  local current = 0
+  local ok, stopped, why = lambda.within(deadline, function()
+    for _, name in ipairs(names) do
+      local p = app.projections[name]
+      if not views[p.view] then views[p.view] = assert(store:view(p.view)) end
+    end
+    for i, rec in ipairs(records) do
+      current = i
+      if rec.problem then fail(rec, nil, rec.problem) end
+      for j, name in ipairs(names) do
+        if not failed[rec.key or ""] and rec.matches[j] then
+          local p, event = app.projections[name], rec.event
+          local view = views[p.view]
+          local mark, id = seen(p, event.key)
+          if event.revision > mark then
+            local hok, herr = xpcall(p.handler, traceback, view, event,
+              { store = store, app = app, projection = name, request_id = request_id })
+            if not hok then
+              fail(rec, name, tostring(herr):match("^[^\n]*"))
+            else
+              assert(view:put(id, { projection = name, key = event.key }, event.revision))
+              marks[id] = event.revision
+            end
+          end
+          if not failed[rec.key or ""] then
+            applied[p.view] = applied[p.view] or {}
+            table.insert(applied[p.view], event.revision)
+          end
+        end
+      end
+    end
+  end)
+  if stopped or not ok then
+    -- The record in hand and every later one wait for the retry.
+    local reason = stopped and "the batch ran past the invocation's deadline" or tostring(why)
+    for i = math.max(current, 1), #records do fail(records[i], nil, reason) end
+  end
+  for view, revs in pairs(applied) do
+    local top
+    for _, r in ipairs(revs) do
+      if (not lowest or r < lowest) and (not top or r > top) then top = r end
+    end
+    if top then
+      local aok, aerr = views[view]:advance(top)
+      if not aok then host.log("error", "cannot advance a view", { view = view,
+        request_id = request_id, error = tostring(aerr) }) end
+    end
+  end
+  local items = {}
+  for i, seq in ipairs(failures) do items[i] = json_encode({ itemIdentifier = seq }) end
+  return '{"batchItemFailures":[' .. table.concat(items, ",") .. "]}"
+end
+
+-- ------------------------------------------------------------------------
 -- The loop
 
 local SHAPES = "aeon-host lambda answers Function URL and API Gateway HTTP API events " ..
-  "(payload format 2.0: version \"2.0\", requestContext.http)"
+  "(payload format 2.0: version \"2.0\", requestContext.http) and DynamoDB Streams batches " ..
+  "(Records with eventSource \"aws:dynamodb\")"
 
 local function shape(event)
   if type(event) ~= "table" then return nil end
   local ctx = event.requestContext
   if event.version == "2.0" and type(ctx) == "table" and type(ctx.http) == "table" then
     return "http"
+  end
+  local records = event.Records
+  if type(records) == "table" and type(records[1]) == "table" and
+      records[1].eventSource == "aws:dynamodb" then
+    return "stream"
   end
   return nil
 end
@@ -191,6 +307,7 @@ local function invoke(rt, id, text, info)
   local event = json_decode(text)
   local kind = shape(event)
   if kind == "http" then return http(rt, event, id, deadline) end
+  if kind == "stream" then return stream(rt, text, id, deadline) end
   local what = event == nil and "not JSON" or "a JSON " .. type(event)
   if type(event) == "table" then
     local keys = {}
