@@ -4,7 +4,8 @@
 #   sh scripts/setup.sh           build and run: compiler, Lua 5.4, SQLite, jansson, libcurl, OpenSSL,
 #                                 and curl, for the try: line a served app prints
 #   sh scripts/setup.sh --test    also the tests: busted, Java for DynamoDB Local, npm to fetch it,
-#                                 zip for make lambda's artifact
+#                                 zip for make lambda's artifact, cfn-lint (npm) for
+#                                 store template
 #
 # Runs apt-get as root, or through sudo when run as another user.
 set -eu
@@ -36,4 +37,5 @@ fi
 
 if [ "${1:-}" = "--test" ]; then
   sh "$(dirname "$0")/dynamodb-local.sh" fetch
+  sh "$(dirname "$0")/cfn-lint.sh" fetch
 fi

@@ -357,4 +357,135 @@ describe("aeon-host lambda #lambda", function()
       api:close()
     end)
   end)
+  describe("store template", function()
+    local function template(words)
+      local code, out, err = helpers.run_host(words)
+      assert.equal(0, code, err)
+      return json_decode(out), out
+    end
+
+    -- cfn-lint from npm, with AWS's current resource specification
+    -- (scripts/cfn-lint.sh): properties, types, required fields, Ref and
+    -- GetAtt targets.
+    local function lint(text)
+      local dir = helpers.tmpdir()
+      http_server.spit(dir .. "/template.json", text)
+      local p = io.popen("sh scripts/cfn-lint.sh validate " .. dir .. "/template.json 2>&1; echo rc=$?")
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+
+    it("passes cfn-lint, with the function, URL, stream mapping and role for an app with projections", function()
+      local t, text = template({ "--store", "dynamodb:shop", "store", "template", "apps/counter-cqrs.lua" })
+      local out = lint(text)
+      assert.matches("Template valid!", out)
+      assert.matches("rc=0", out)
+      local r = t.Resources
+      assert.equal("provided.al2023", r.Function.Properties.Runtime)
+      assert.equal("app/counter-cqrs.lua", r.Function.Properties.Handler)
+      assert.same({ Ref = "MemorySize" }, r.Function.Properties.MemorySize)
+      assert.same({ Ref = "Timeout" }, r.Function.Properties.Timeout)
+      assert.same({ S3Bucket = { Ref = "CodeBucket" }, S3Key = { Ref = "CodeKey" } }, r.Function.Properties.Code)
+      assert.equal("dynamodb:shop", r.Function.Properties.Environment.Variables.AEON_STORE)
+      assert.same({ Ref = "UrlAuthType" }, r.FunctionUrl.Properties.AuthType)
+      local m = r.EventsStreamMapping.Properties
+      assert.same({ ["Fn::GetAtt"] = { "EventsTable", "StreamArn" } }, m.EventSourceArn)
+      assert.same({ "ReportBatchItemFailures" }, m.FunctionResponseTypes)
+      assert.is_true(m.BisectBatchOnFunctionError)
+      assert.equal(100, m.BatchSize)
+      assert.equal("TRIM_HORIZON", m.StartingPosition)
+      -- Least privilege: the tables, the index, the stream, the log group.
+      local wildcard = {}
+      for _, st in ipairs(r.FunctionRole.Properties.Policies[1].PolicyDocument.Statement) do
+        local actions = type(st.Action) == "table" and st.Action or { st.Action }
+        for _, a in ipairs(actions) do
+          assert.truthy(a:match("^dynamodb:%a+$") or a:match("^logs:%a+$"), a)
+        end
+        if st.Resource == "*" then wildcard[#wildcard + 1] = st.Action end
+      end
+      assert.same({ "dynamodb:ListStreams" }, wildcard)
+    end)
+
+    it("leaves out the stream mapping for an app without projections, the function without an app", function()
+      local t, text = template({ "--store", "dynamodb:shop", "store", "template", "apps/counter-basic.lua" })
+      assert.matches("Template valid!", lint(text))
+      assert.is_nil(t.Resources.EventsStreamMapping)
+      assert.truthy(t.Resources.Function)
+      local bare, btext = template({ "--store", "dynamodb:shop", "store", "template" })
+      assert.matches("Template valid!", lint(btext))
+      assert.same({ "EventsTable", "MetadataTable", "ViewsTable" }, (function()
+        local names = {}
+        for k in pairs(bare.Resources) do names[#names + 1] = k end
+        table.sort(names)
+        return names
+      end)())
+      local code, _, err = helpers.run_host({ "--store", "sqlite:x.db", "store", "template" })
+      assert.equal(2, code)
+      assert.matches("DynamoDB store", err)
+    end)
+
+    it("has Aeon's tables, as its CDK construct defines them", function()
+      local t = template({ "--store", "dynamodb:shop", "store", "template" })
+      local events, meta = t.Resources.EventsTable.Properties, t.Resources.MetadataTable.Properties
+      -- EventStore.ts: TableV2 (on-demand) `shop`, partition key `key`, sort key
+      -- `revision`, stream NEW_IMAGE, index `by-revision` on slice + revision;
+      -- `shop-metadata` on pk + sk with a NEW_IMAGE stream.
+      assert.equal("shop", events.TableName)
+      assert.equal("PAY_PER_REQUEST", events.BillingMode)
+      assert.same({ { AttributeName = "key", KeyType = "HASH" },
+        { AttributeName = "revision", KeyType = "RANGE" } }, events.KeySchema)
+      assert.same({ StreamViewType = "NEW_IMAGE" }, events.StreamSpecification)
+      assert.equal(1, #events.GlobalSecondaryIndexes)
+      local ix = events.GlobalSecondaryIndexes[1]
+      assert.equal("by-revision", ix.IndexName)
+      assert.same({ { AttributeName = "slice", KeyType = "HASH" },
+        { AttributeName = "revision", KeyType = "RANGE" } }, ix.KeySchema)
+      assert.same({ ProjectionType = "ALL" }, ix.Projection)
+      assert.equal("shop-metadata", meta.TableName)
+      assert.same({ { AttributeName = "pk", KeyType = "HASH" },
+        { AttributeName = "sk", KeyType = "RANGE" } }, meta.KeySchema)
+      assert.same({ StreamViewType = "NEW_IMAGE" }, meta.StreamSpecification)
+      assert.equal("PAY_PER_REQUEST", meta.BillingMode)
+      assert.equal("Retain", t.Resources.EventsTable.DeletionPolicy)
+    end)
+
+    it("has the tables store deploy makes #dynamodb", function()
+      if not has_dynamodb then pending("needs DynamoDB Local") return end
+      local uri = helpers.fresh_uri("dynamodb")
+      local name = uri:match("^dynamodb:(.*)$")
+      local code, _, err = helpers.run_host({ "--store", uri, "store", "deploy" })
+      assert.equal(0, code, err)
+      local t = template({ "--store", uri, "store", "template" })
+      local CLI = io.open("/usr/bin/aws") and "/usr/bin/aws" or "aws"
+      local function sorted(list, field)
+        local out = {}
+        for i, v in ipairs(list or {}) do out[i] = v end
+        table.sort(out, function(a, b) return a[field] < b[field] end)
+        return out
+      end
+      for resource, table_name in pairs { EventsTable = name, MetadataTable = name .. "-metadata",
+          ViewsTable = name .. "-views" } do
+        local p = io.popen(("%s dynamodb describe-table --table-name %s --endpoint-url %s --output json")
+          :format(CLI, table_name, helpers.shell_quote(os.getenv("AEON_TEST_DYNAMODB_ENDPOINT"))))
+        local d = json_decode(p:read("a")).Table
+        p:close()
+        local want = t.Resources[resource].Properties
+        assert.equal(table_name, want.TableName)
+        assert.same(d.KeySchema, want.KeySchema)
+        assert.same(sorted(d.AttributeDefinitions, "AttributeName"),
+          sorted(want.AttributeDefinitions, "AttributeName"))
+        assert.equal(d.BillingModeSummary.BillingMode, want.BillingMode)
+        assert.equal(d.StreamSpecification and d.StreamSpecification.StreamViewType,
+          want.StreamSpecification and want.StreamSpecification.StreamViewType)
+        assert.equal(#(d.GlobalSecondaryIndexes or {}), #(want.GlobalSecondaryIndexes or {}))
+        for i, ix in ipairs(d.GlobalSecondaryIndexes or {}) do
+          local w = want.GlobalSecondaryIndexes[i]
+          assert.equal(ix.IndexName, w.IndexName)
+          assert.same(ix.KeySchema, w.KeySchema)
+          assert.equal(ix.Projection.ProjectionType, w.Projection.ProjectionType)
+        end
+      end
+    end)
+  end)
 end)

@@ -12,11 +12,14 @@ local M = {}
 
 M.USAGE = [[
 usage: aeon-host [--store URI] store deploy|destroy|info|check
+       aeon-host [--store dynamodb:NAME] store template [APP.lua]
   deploy    create what the store needs (DynamoDB: its tables); nothing to do on SQLite
   destroy   remove it
   info      describe it, as JSON
   check     check the file (SQLite's integrity check) and the store's invariants; a
-            JSON report, exit status 0 when all is well and 3 when not (SQLite only)]]
+            JSON report, exit status 0 when all is well and 3 when not (SQLite only)
+  template  a CloudFormation template: the tables deploy makes and, with APP.lua, the
+            app on AWS Lambda (function, URL, stream mapping, role)]]
 
 local ACTIONS = { deploy = true, destroy = true, info = true, check = true }
 
@@ -41,6 +44,7 @@ function M.main(opts, words)
   local flags, pos = options.parse(words, 2, {}, "store")
   if flags.help then io.stdout:write(M.USAGE, "\n"); return EXIT.ok end
   local action = pos[1]
+  if action == "template" and not pos[3] then return require("aeon.cli.template").main(opts, pos[2]) end
   if not ACTIONS[action] then usage("store needs deploy, destroy, info or check (see store --help)") end
   if pos[2] then usage("store %s takes no arguments", action) end
   if action == "check" then return check(opts) end
