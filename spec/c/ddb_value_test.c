@@ -141,10 +141,33 @@ static void test_shapes(void)
     shape("[1.5,2.0,{\"x\":[3.0]}]",
           "{\"L\":[{\"N\":\"1.5\"},{\"N\":\"2\"},{\"M\":{\"x\":{\"L\":[{\"N\":\"3\"}]}}}]}",
           "{\"L\":[{\"S\":\"/1\"},{\"S\":\"/2/x/0\"}]}");
-    shape("{\"a/b\":{\"c~d\":1e20}}", "{\"M\":{\"a/b\":{\"M\":{\"c~d\":{\"N\":\"1e+20\"}}}}}",
+    shape("{\"a/b\":{\"c~d\":1e20}}",
+          "{\"M\":{\"a/b\":{\"M\":{\"c~d\":{\"N\":\"100000000000000000000\"}}}}}",
           "{\"L\":[{\"S\":\"/a~1b/c~0d\"}]}");
     shape("9223372036854775807", "{\"N\":\"9223372036854775807\"}", NULL);
     shape("{}", "{\"M\":{}}", NULL);
+}
+
+/* Regression: integral floats of 2^53 or more were written with an
+ * exponent ("1e+20"), which Aeon's reader (@aws-sdk/util-dynamodb) turns
+ * into a BigInt for being beyond 2^53, and BigInt("1e+20") throws: the
+ * whole read of the key failed. They are written as their digits. */
+static void test_integral_floats_written_as_digits_for_aeon(void)
+{
+    shape("1e20", "{\"N\":\"100000000000000000000\"}", "{\"L\":[{\"S\":\"\"}]}");
+    shape("-1e20", "{\"N\":\"-100000000000000000000\"}", "{\"L\":[{\"S\":\"\"}]}");
+    shape("9007199254740992.0", "{\"N\":\"9007199254740992\"}", "{\"L\":[{\"S\":\"\"}]}");
+    shape("1152921504606846976.0", "{\"N\":\"1152921504606847000\"}",
+          "{\"L\":[{\"S\":\"\"}]}");
+    shape("1.5e25", "{\"N\":\"15000000000000000000000000\"}", "{\"L\":[{\"S\":\"\"}]}");
+    /* The largest: 126 digits, 17 of them significant. */
+    char want[160];
+    snprintf(want, sizeof want, "{\"N\":\"99999999999999992%0109d\"}", 0);
+    shape("9.9999999999999992e125", want, "{\"L\":[{\"S\":\"\"}]}");
+    round_trip("[1e20,-1e20,1152921504606846976.0,9.9999999999999992e125]",
+               "[1e20,-1e20,1.152921504606847e18,9.9999999999999992e125]");
+    /* Fractions and small magnitudes keep their exponent: Aeon reads them. */
+    shape("2.5e-5", "{\"N\":\"2.5e-05\"}", NULL);
 }
 
 static void test_shortest(void)
@@ -166,7 +189,9 @@ static void test_shortest(void)
     free(err);
     err = NULL;
     CHECK_MSG(ddb_number_text(1e126, n, &err) == STORE_OK, "the double nearest 1e126 fits");
-    CHECK_STR_AS(n, "9.9999999999999992e+125", "1e126 written with 17 digits");
+    char digits[160];
+    snprintf(digits, sizeof digits, "99999999999999992%0109d", 0);
+    CHECK_STR_AS(n, digits, "1e126 written with 17 significant digits");
     CHECK_MSG(ddb_number_text(1.0000000000000002e126, n, &err) == STORE_LIMIT, "above 1e126 refused");
     free(err);
     err = NULL;
@@ -358,6 +383,7 @@ int main(void)
     test_round_trips();
     test_shapes();
     test_shortest();
+    test_integral_floats_written_as_digits_for_aeon();
     test_reading_normalised();
     test_limits();
     test_scalars();

@@ -167,6 +167,44 @@ store_status ddb_number_check(const char *n, char **err)
     return STORE_OK;
 }
 
+/* Rewrites "1.5e+25" as "15000000000000000000000000": the digits of an
+ * integral value. Aeon's reader (@aws-sdk/util-dynamodb) turns a number
+ * beyond 2^53 into a BigInt, and BigInt("1e+20") throws, failing the whole
+ * read; it takes digits. The significant digits stay the same, so
+ * DynamoDB's 38-digit limit is met as before. */
+static void integral_digits(char out[DDB_NUMBER_SIZE])
+{
+    char *e = strchr(out, 'e');
+    if (e == NULL || e[1] != '+')
+        return;
+    long exp = strtol(e + 2, NULL, 10);
+    char digits[DDB_NUMBER_SIZE], *d = digits;
+    const char *p = out;
+    bool negative = *p == '-';
+    if (negative)
+        p++;
+    long after = -1; /* digits after the point */
+    for (; p < e; p++) {
+        if (*p == '.')
+            after = 0;
+        else {
+            *d++ = *p;
+            if (after >= 0)
+                after++;
+        }
+    }
+    long zeros = exp - (after < 0 ? 0 : after);
+    if (zeros < 0 || (d - digits) + zeros + 2 > DDB_NUMBER_SIZE)
+        return; /* not integral as written, or too long: keep it */
+    char *o = out;
+    if (negative)
+        *o++ = '-';
+    memcpy(o, digits, (size_t)(d - digits));
+    o += d - digits;
+    memset(o, '0', (size_t)zeros);
+    o[zeros] = '\0';
+}
+
 store_status ddb_number_text(double d, char out[DDB_NUMBER_SIZE], char **err)
 {
     if (!isfinite(d)) {
@@ -193,6 +231,8 @@ store_status ddb_number_text(double d, char out[DDB_NUMBER_SIZE], char **err)
         snprintf(out, DDB_NUMBER_SIZE, "%.17g", d);
         to_c_locale(out);
     }
+    if (d == floor(d))
+        integral_digits(out);
     return ddb_number_check(out, err);
 }
 

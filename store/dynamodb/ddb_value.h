@@ -43,7 +43,8 @@
 #define DDB_ITEM_MAX 409600  /* bytes: DynamoDB's item size limit (400 KB) */
 #define DDB_MAX_NESTING 31   /* arrays/objects inside one another, the outer
                                 one included; DynamoDB Local refuses 32 */
-#define DDB_NUMBER_SIZE 32   /* room for any N text ddb_number_text writes */
+#define DDB_NUMBER_SIZE 136  /* room for any N text ddb_number_text writes: an
+                                 integral float up to 9.99e125 in digits */
 
 /* JSON text (any JSON value) -> *av, a new AttributeValue. *floats gets a
  * new float-marks AttributeValue, or NULL when there are none; pass NULL
