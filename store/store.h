@@ -97,6 +97,11 @@ typedef struct store_event {
     const char *correlation_id;               /* NULL when absent */
     char revision[STORE_REVISION_SIZE];       /* unique in the store */
     char committed_at[STORE_TIMESTAMP_SIZE];  /* ISO-8601 UTC, ms */
+    size_t more;                              /* events of the same append that
+                                                 follow this one in revision
+                                                 order: 0 for an append's last
+                                                 event, and where the backend
+                                                 does not know (see read) */
 } store_event;
 
 /* ------------------------------------------------------------------ */
@@ -132,6 +137,15 @@ typedef struct store_append_result {
     size_t failed;                         /* CONFLICT in append_many: index of
                                               the batch whose check failed */
 } store_append_result;
+
+/* What import did. */
+typedef struct store_import_result {
+    size_t imported;     /* events written */
+    size_t present;      /* events already there (same key and revision): skipped */
+    size_t writes;       /* atomic writes (transactions) it took */
+    size_t split;        /* appends too large for one atomic write of the
+                            backend, written as several in order */
+} store_import_result;
 
 /* ------------------------------------------------------------------ */
 /* Reads and filters                                                   */
@@ -286,7 +300,9 @@ typedef struct store_ops {
 
     /* Opens a cursor over one key's events (key != NULL) or over every event
      * in revision order (key == NULL). Cursors fetch page by page so memory
-     * stays flat; the options are copied, so the caller may free them. */
+     * stays flat; the options are copied, so the caller may free them.
+     * Reads of every key fill each event's `more` (how an append was
+     * grouped); one key's read may leave it 0. */
     store_status (*read)(store *s, const char *key, const store_read_opts *opts,
                          store_cursor **out, char **err);
 
@@ -314,6 +330,26 @@ typedef struct store_ops {
 
     /* Every slot below may be NULL: the backend does not support it yet, and
      * callers must say so ("<name> does not support X yet"), never crash. */
+
+    /* -- Copying ------------------------------------------------------- */
+
+    /* Writes events copied from another store as they are: key, revision,
+     * type, data, correlation id and committed_at kept, nothing numbered
+     * anew. `events` is in increasing revision order and made of whole
+     * appends (an event's `more` counts the events of its append after it;
+     * a run of events whose last has `more` > 0 ends inside an append, as
+     * when the source ended there). Each append commits atomically where
+     * the backend can hold it in one atomic write, and the whole call
+     * where it can (result->split counts those it could not). Idempotent
+     * per revision: an event whose revision the store holds with the same
+     * key is skipped (counted in present), so a repeat after a crash
+     * writes nothing twice; one held with another key is STORE_INVALID and
+     * nothing of the call is written. Heads move to the highest revision
+     * of each key, never back. An event below the store's last revision
+     * is written in its place: subscriptions already past it do not see
+     * it. Data is checked as append checks it. */
+    store_status (*import)(store *s, const store_event *events, size_t count,
+                           store_import_result *result, char **err);
 
     /* -- Subscriptions ------------------------------------------------ */
 

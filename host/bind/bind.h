@@ -154,6 +154,8 @@ void bind_sub_open(lua_State *L);    /* bind_sub.c: subscriptions */
 void bind_view_open(lua_State *L);   /* bind_view.c: views, store:supports */
 void bind_txn_open(lua_State *L);    /* bind_txn.c: store:begin/commit/rollback,
                                         store:transaction, store:in_transaction */
+void bind_copy_open(lua_State *L);   /* bind_copy.c: aeon.core.batch (what store copy
+                                        and verify move) and aeon.core.sha256 */
 
 int luaopen_aeon_core(lua_State *L);
 

@@ -17,6 +17,7 @@ static void (*const units[])(lua_State *L) = {
     bind_sub_open,    /* store:subscribe, subscriptions, monotonic */
     bind_view_open,   /* store:view, views, store:supports */
     bind_txn_open,    /* store:begin/commit/rollback/transaction */
+    bind_copy_open,   /* aeon.core.batch, sha256: store copy and verify */
 };
 
 int luaopen_aeon_core(lua_State *L) {

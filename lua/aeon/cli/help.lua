@@ -21,6 +21,7 @@ usage:
   aeon-host [--store URI] events all [same options]
   aeon-host [--store URI] events tail [--key PATTERN] [--type PATTERN] [--json] [--limit N]
   aeon-host [--store URI] store deploy|destroy|info|check
+  aeon-host store copy|verify SOURCE TARGET        SOURCE, TARGET: store URIs or ndjson:PATH
   aeon-host new DIR                               a new app to start from, with specs
   aeon-host test [DIR]                            an app's specs (DIR/spec), with busted
   aeon-host [--store URI] lambda [FILE.lua]       inside AWS Lambda: its custom runtime

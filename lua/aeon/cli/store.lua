@@ -19,7 +19,8 @@ usage: aeon-host [--store URI] store deploy|destroy|info|check
   check     check the file (SQLite's integrity check) and the store's invariants; a
             JSON report, exit status 0 when all is well and 3 when not (SQLite only)
   template  a CloudFormation template: the tables deploy makes and, with APP.lua, the
-            app on AWS Lambda (function, URL, stream mapping, role)]]
+            app on AWS Lambda (function, URL, stream mapping, role)
+       aeon-host store copy|verify SOURCE TARGET   (store copy --help)]]
 
 local ACTIONS = { deploy = true, destroy = true, info = true, check = true }
 
@@ -41,11 +42,12 @@ local function check(opts)
 end
 
 function M.main(opts, words)
+  if words[2] == "copy" or words[2] == "verify" then return require("aeon.cli.copy").main(words) end
   local flags, pos = options.parse(words, 2, {}, "store")
   if flags.help then io.stdout:write(M.USAGE, "\n"); return EXIT.ok end
   local action = pos[1]
   if action == "template" and not pos[3] then return require("aeon.cli.template").main(opts, pos[2]) end
-  if not ACTIONS[action] then usage("store needs deploy, destroy, info or check (see store --help)") end
+  if not ACTIONS[action] then usage("store needs deploy, destroy, info, check, template, copy or verify (see store --help)") end
   if pos[2] then usage("store %s takes no arguments", action) end
   if action == "check" then return check(opts) end
   local store, err = options.open_store(opts)

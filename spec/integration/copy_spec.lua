@@ -1,0 +1,443 @@
+-- `aeon-host store copy` and `store verify` (README, "Moving a store"):
+-- exact copies between SQLite, DynamoDB Local and export files, resumable
+-- after kill -9, refusing targets that hold other events.
+local aeon = require "aeon"
+local core = require "aeon.core"
+local helpers = require "helpers"
+local process = require "support.process"
+
+local run = helpers.run_host
+local json = aeon.json
+local dynamodb = os.getenv("AEON_TEST_DYNAMODB_ENDPOINT") and true or false
+local with_dynamodb = dynamodb and it or pending
+
+-- A seed only an export file can carry: Lua tables cannot tell [] from {}.
+local SEED_REVISION = "01KA0000000000000000000001"
+local SEED = '{"revision":"' .. SEED_REVISION .. '","key":"shape/1","type":"shaped",'
+  .. '"committed_at":"2025-11-02T03:04:05.678Z","correlation_id":"seed-1",'
+  .. '"data":{"empty_array":[],"empty_object":{},"nested":[[],[{}],{"a":[]}]}}\n'
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function lines(path)
+  local out = {}
+  for l in io.lines(path) do out[#out + 1] = l end
+  return out
+end
+
+-- Data of every kind the store keeps exactly, within DynamoDB's number
+-- range (it holds no -0.0 and nothing below 1e-130).
+local function varied_data(i)
+  return {
+    i = i,
+    int_max = math.maxinteger, int_min = math.mininteger, big = (1 << 53) + 1, zero = 0,
+    floats = { 0.1, 1.0, -2.5, 1e20, 2.0 ^ 53, 2.0 ^ 60, 1 / 3, 1e-100, 1.5e125,
+      9.9999999999999992e125, 123456789.125 },
+    text = { "", "héllo ✓ 😀", "quote\" back\\slash\nnew line", "tab\tend" },
+    yes = true, no = false, nothing = aeon.null,
+    deep = { a = { b = { c = { 1, { d = "e" } } } } },
+  }
+end
+
+-- A varied store: the seed (through an export file), single appends with
+-- and without correlation ids, a multi-event append, multi-key appends,
+-- snapshots.
+local function make_varied(uri)
+  local dir = helpers.tmpdir()
+  write(dir .. "/seed.ndjson", SEED)
+  local code, _, err = run({ "store", "copy", "ndjson:" .. dir .. "/seed.ndjson", uri })
+  assert(code == 0, err)
+  local s = assert(aeon.open(uri))
+  for i = 1, 6 do
+    assert(s:append("thing/" .. (i % 3), { { type = "made", data = varied_data(i),
+      correlation_id = i % 2 == 0 and ("corr-" .. i) or nil } }).type == "appended")
+  end
+  local evs = {}
+  for i = 1, 5 do evs[i] = { type = "step", data = { n = i, f = i + 0.5 } } end
+  assert(s:append("steps/1", evs).type == "appended")
+  for round = 1, 2 do
+    assert(s:append_many({
+      { key = "order/" .. round, events = { { type = "placed", data = { round = round } },
+        { type = "priced", data = { total = 12.5 * round } } } },
+      { key = "stock/" .. round, events = { { type = "reserved", data = { n = round } } } },
+      { key = "mail/" .. round, events = { { type = "queued", data = { to = "a@b.c" },
+        correlation_id = "order-" .. round } } },
+    }).type == "appended")
+  end
+  assert(s:save_snapshot("thing/1", s:head("thing/1"), { count = 2, last = 1.0, list = { 1, 2.5 } }))
+  assert(s:save_snapshot("steps/1", s:head("steps/1"), { n = 5 }))
+  s:close()
+end
+
+-- Every event of a store through aeon.core.batch: fields, `more`, data as
+-- canonical text (so [] and {} differ).
+local function dump(uri)
+  local s = assert(aeon.open(uri))
+  local b = core.batch()
+  local out, after = {}, aeon.START
+  while true do
+    local n = assert(b:read(s, after, aeon.END, 100))
+    if n == 0 then break end
+    for i = 1, n do out[#out + 1] = b:event(i) end
+    after = b:last()
+  end
+  s:close()
+  return out
+end
+
+-- Two Lua values are the same, integers apart from floats and floats bit
+-- for bit.
+local function same_value(a, b, where)
+  assert(type(a) == type(b), where .. ": " .. type(a) .. " vs " .. type(b))
+  if type(a) == "number" then
+    assert(math.type(a) == math.type(b), where .. ": " .. math.type(a) .. " vs " .. math.type(b))
+    if math.type(a) == "float" then
+      assert(string.pack("<d", a) == string.pack("<d", b), where .. ": " .. a .. " vs " .. b)
+    else
+      assert(a == b, where)
+    end
+  elseif type(a) == "table" then
+    for k, v in pairs(a) do same_value(v, b[k], where .. "." .. tostring(k)) end
+    for k in pairs(b) do assert(a[k] ~= nil, where .. "." .. tostring(k) .. " only on one side") end
+  else
+    assert(a == b, where)
+  end
+end
+
+-- Field by field: the events read by the Lua API (data as Lua values),
+-- the same events through batches (data text and grouping), heads and
+-- snapshots.
+local function assert_same_store(a_uri, b_uri)
+  local a, b = assert(aeon.open(a_uri)), assert(aeon.open(b_uri))
+  local ea, eb = helpers.collect(a:read_all()), helpers.collect(b:read_all())
+  assert.same(#ea, #eb)
+  local keys = {}
+  for i, e in ipairs(ea) do
+    local f = eb[i]
+    for _, field in ipairs { "key", "revision", "type", "correlation_id", "committed_at" } do
+      assert.same(e[field], f[field])
+    end
+    same_value(e.data, f.data, e.revision .. " data")
+    keys[e.key] = true
+  end
+  for key in pairs(keys) do
+    assert.same(a:head(key), b:head(key))
+    local sa, sb = a:snapshot(key), b:snapshot(key)
+    assert.same(sa == nil, sb == nil)
+    if sa then
+      assert.same(sa.revision, sb.revision)
+      same_value(sa.state, sb.state, key .. " snapshot")
+    end
+  end
+  a:close()
+  b:close()
+  assert.same(dump(a_uri), dump(b_uri))
+end
+
+local function copy(src, dst, extra)
+  local words = { "store", "copy", src, dst }
+  for _, w in ipairs(extra or {}) do words[#words + 1] = w end
+  local code, out, err = run(words)
+  return code, out ~= "" and json.decode(out) or nil, err
+end
+
+local function verify(a, b)
+  local code, out, err = run({ "store", "verify", a, b })
+  return code, out ~= "" and json.decode(out) or nil, err
+end
+
+describe("store copy #cli", function()
+  it("keeps a varied store exact from SQLite to DynamoDB Local to an export file to SQLite", function()
+    local original = helpers.fresh_uri("sqlite")
+    make_varied(original)
+    local events = dump(original)
+    assert.same(1 + 6 + 5 + 8, #events)
+    -- The seed's empty array and object, and the multi-key appends' grouping.
+    assert.matches('"empty_array":%[%]', events[1].data)
+    assert.matches('"empty_object":{}', events[1].data)
+    local more = {}
+    for i = #events - 7, #events do more[#more + 1] = events[i].more end
+    assert.same({ 3, 2, 1, 0, 3, 2, 1, 0 }, more)
+    assert.same({ 4, 3, 2, 1, 0 }, { events[8].more, events[9].more, events[10].more,
+      events[11].more, events[12].more })
+
+    local middle = original
+    if dynamodb then
+      middle = helpers.fresh_uri("dynamodb")
+      local code, report, err = copy(original, middle)
+      assert(code == 0, err)
+      assert.same(#events, report.copied)
+      assert_same_store(original, middle)
+    end
+    local file = helpers.tmpdir() .. "/export.ndjson"
+    local code, report, err = copy(middle, "ndjson:" .. file)
+    assert(code == 0, err)
+    assert.same(#events, report.copied)
+    -- One line an event, plus one a snapshot; readable by any JSON tool.
+    local ls = lines(file)
+    assert.same(#events + 2, #ls)
+    for _, l in ipairs(ls) do assert.is_table(json.decode(l)) end
+    local final = helpers.fresh_uri("sqlite")
+    code, report, err = copy("ndjson:" .. file, final)
+    assert(code == 0, err)
+    assert.same(#events, report.copied)
+    assert.same(2, report.snapshots)
+    assert_same_store(original, final)
+    code, report = verify(original, final)
+    assert.same(0, code)
+    assert.is_true(report.same)
+    assert.same(#events, report.source_events)
+    assert.same(11, report.keys)
+    code = verify(original, "ndjson:" .. file)
+    assert.same(0, code)
+  end)
+
+  it("copies only what is new on a second run", function()
+    local src, dst = helpers.fresh_uri("sqlite"), helpers.fresh_uri("sqlite")
+    make_varied(src)
+    local code, report = copy(src, dst)
+    assert.same(0, code)
+    assert.same(20, report.copied)
+    code, report = copy(src, dst)
+    assert.same(0, code)
+    assert.same(0, report.copied)
+    local s = assert(aeon.open(src))
+    s:append("late/1", { { type = "late", data = { n = 1 } }, { type = "late", data = { n = 2 } } })
+    local head = s:head("late/1")
+    s:close()
+    code, report = copy(src, dst)
+    assert.same(0, code)
+    assert.same(2, report.copied)
+    assert.same(head, report.revision)
+    assert_same_store(src, dst)
+  end)
+
+  it("refuses a target holding events the source lacks, unless --force, and never writes the source", function()
+    local src, dst = helpers.fresh_uri("sqlite"), helpers.fresh_uri("sqlite")
+    make_varied(src)
+    local before = dump(src)
+    local t = assert(aeon.open(dst))
+    t:append("other/1", { { type = "foreign", data = {} } })
+    t:close()
+    local code, report, err = copy(src, dst)
+    assert.same(1, code)
+    assert.is_nil(report)
+    assert.matches("holds events the source does not have", err)
+    assert.same(1, #dump(dst))
+    code, report, err = copy(src, dst, { "--force" })
+    assert(code == 0, err)
+    assert.same(20, report.copied)
+    assert.same(21, #dump(dst))
+    assert.same(before, dump(src))
+    -- A missing SQLite source is an error, not a new empty store.
+    local missing = helpers.tmpdir() .. "/none.db"
+    code, _, err = copy("sqlite:" .. missing, dst)
+    assert.same(3, code)
+    assert.matches("does not exist", err)
+    assert.is_nil(io.open(missing))
+  end)
+
+  it("refuses bad export lines, naming the line, and writes nothing", function()
+    local dir = helpers.tmpdir()
+    write(dir .. "/bad.ndjson", SEED .. '{"revision":"nope","key":"k","type":"t",'
+      .. '"committed_at":"2025-11-02T03:04:05.678Z","data":1}\n')
+    local dst = helpers.fresh_uri("sqlite")
+    local code, _, err = copy("ndjson:" .. dir .. "/bad.ndjson", dst)
+    assert.same(3, code)
+    assert.matches("line 2: has a bad revision", err)
+    assert.same(0, #dump(dst))
+  end)
+
+  it("says store copy usage errors with exit 2", function()
+    assert.same(2, (run({ "store", "copy", "memory:" })))
+    assert.same(2, (run({ "store", "verify" })))
+    assert.same(2, (run({ "store", "copy", "a.db", "a.db" })))
+  end)
+end)
+
+describe("store verify #cli", function()
+  local src, file
+  before_each(function()
+    src = helpers.fresh_uri("sqlite")
+    make_varied(src)
+    file = helpers.tmpdir() .. "/export.ndjson"
+    assert.same(0, (copy(src, "ndjson:" .. file)))
+  end)
+
+  local function variant(edit)
+    local ls = lines(file)
+    edit(ls)
+    local path = helpers.tmpdir() .. "/variant.ndjson"
+    write(path, table.concat(ls, "\n") .. "\n")
+    return verify(src, "ndjson:" .. path)
+  end
+
+  it("finds the same events the same", function()
+    local code, report = verify(src, "ndjson:" .. file)
+    assert.same(0, code)
+    assert.is_true(report.same)
+    assert.same(20, report.target_events)
+    assert.matches("^%x+$", report.digest)
+  end)
+
+  it("catches one appended event", function()
+    local code, report, err = variant(function(ls)
+      ls[#ls + 1] = '{"revision":"7ZZZZZZZZZZZZZZZZZZZZZZZZZ","key":"thing/1","type":"made",'
+        .. '"committed_at":"2026-01-01T00:00:00.000Z","data":{}}'
+    end)
+    assert.same(1, code)
+    assert.is_false(report.same)
+    assert.same(1, report.extra)
+    assert.same(21, report.target_events)
+    assert.matches("event 7ZZZZZZZZZZZZZZZZZZZZZZZZZ %(key thing/1%) is in the target, not in the source", err)
+  end)
+
+  it("catches one changed event", function()
+    local changed
+    local code, report, err = variant(function(ls)
+      for i, l in ipairs(ls) do
+        if l:find('"type":"step"', 1, true) and l:find('"f":2.5', 1, true) and not changed then
+          changed = json.decode(l).revision
+          ls[i] = l:gsub('"f":2%.5', '"f":2.5000000000000004')
+        end
+      end
+    end)
+    assert.same(1, code)
+    assert.same(1, report.changed)
+    assert.same(0, report.missing + report.extra)
+    assert.same(1, report.keys_differing)
+    assert.matches("event " .. changed .. " %(key steps/1%): data", err)
+  end)
+
+  it("catches one missing event", function()
+    local gone
+    local code, report, err = variant(function(ls)
+      for i, l in ipairs(ls) do
+        if l:find('"key":"stock/2"', 1, true) then
+          gone = json.decode(l).revision
+          table.remove(ls, i)
+          break
+        end
+      end
+    end)
+    assert.same(1, code)
+    assert.same(1, report.missing)
+    assert.same(19, report.target_events)
+    assert.matches("event " .. gone .. " %(key stock/2%) is in the source, not in the target", err)
+  end)
+
+  it("catches an event appended to a copied store", function()
+    local dst = helpers.fresh_uri("sqlite")
+    assert.same(0, (copy(src, dst)))
+    assert.same(0, (verify(src, dst)))
+    local t = assert(aeon.open(dst))
+    t:append("thing/1", { { type = "made", data = { extra = true } } })
+    t:close()
+    local code, report = verify(src, dst)
+    assert.same(1, code)
+    assert.same(1, report.extra)
+  end)
+end)
+
+describe("store copy killed with kill -9 #cli #heavy", function()
+  local N = 50000
+
+  -- 50,000 events: appends of 100 events over 100 keys, some multi-key.
+  local function big_source()
+    local uri = helpers.fresh_uri("sqlite")
+    local s = assert(aeon.open(uri))
+    local evs = {}
+    for i = 1, 100 do evs[i] = { type = "tick", data = { i = i, x = i / 7 } } end
+    for round = 1, N / 100 - 10 do
+      assert(s:append("big/" .. (round % 100), evs).type == "appended")
+    end
+    local half = {}
+    for i = 1, 50 do half[i] = evs[i] end
+    for round = 1, 10 do
+      assert(s:append_many({ { key = "pair/a" .. round, events = half },
+        { key = "pair/b" .. round, events = half } }).type == "appended")
+    end
+    s:close()
+    return uri
+  end
+
+  -- How far a copy has got: the export file's size, or the target's
+  -- last revision; both only grow.
+  local function progress(target)
+    if target:match("^ndjson:") then
+      local f = io.open(target:sub(8), "rb")
+      if not f then return "" end
+      local size = f:seek("end")
+      f:close()
+      return ("%020d"):format(size)
+    end
+    local s = aeon.open(target)
+    if not s then return "" end
+    local last = ""
+    for e in s:read_all { direction = "backward", limit = 1 } do last = e.revision end
+    s:close()
+    return last
+  end
+
+  -- Kills copies of src into target at moments spread over the copy, then
+  -- lets one finish; returns how many were killed mid-way.
+  local function kill_and_resume(src, target)
+    local killed = 0
+    for round = 1, 4 do
+      local p = process.start({ "store", "copy", src, target, "--batch", "250" })
+      -- Wait for progress beyond what the last round left, then kill.
+      local start = progress(target)
+      process.wait_until(function() return progress(target) > start end, 30, 0.01)
+      process.sleep(0.02 * round)
+      p:kill(9)
+      local status = p:wait(30)
+      if status == 137 then killed = killed + 1 end
+      p:cleanup()
+    end
+    local code, report, err = copy(src, target)
+    assert(code == 0, err)
+    return killed, report
+  end
+
+  it("resumes a copy into SQLite to an identical store", function()
+    local src = big_source()
+    local dst = helpers.fresh_uri("sqlite")
+    local killed = kill_and_resume(src, dst)
+    assert.is_true(killed >= 1)
+    assert.same(N, #dump(dst))
+    local code, report = verify(src, dst)
+    assert.same(0, code)
+    assert.same(N, report.target_events)
+  end)
+
+  it("resumes a copy into an export file with nothing duplicated", function()
+    local src = big_source()
+    local path = helpers.tmpdir() .. "/big.ndjson"
+    local killed = kill_and_resume(src, "ndjson:" .. path)
+    assert.is_true(killed >= 1)
+    local seen, last, n = {}, "", 0
+    for l in io.lines(path) do
+      local rev = l:match('^{"revision":"(%w+)"')
+      if rev then
+        assert.is_nil(seen[rev])
+        assert.is_true(rev > last)
+        seen[rev], last, n = true, rev, n + 1
+      end
+    end
+    assert.same(N, n)
+    local code, report = verify(src, "ndjson:" .. path)
+    assert.same(0, code)
+    assert.same(N, report.target_events)
+  end)
+end)
