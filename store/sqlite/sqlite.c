@@ -91,7 +91,8 @@ static const char schema_sql[] =
     " type TEXT NOT NULL,"
     " data TEXT NOT NULL,"
     " correlation_id TEXT,"
-    " committed_at TEXT NOT NULL"
+    " committed_at TEXT NOT NULL,"
+    " more INTEGER"
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS events_by_key ON events"
     " (key, revision, type, data, correlation_id, committed_at);"
@@ -120,11 +121,15 @@ static const char schema_sql[] =
     " view TEXT NOT NULL PRIMARY KEY,"
     " revision TEXT NOT NULL"
     ") WITHOUT ROWID;"
-    "PRAGMA user_version = 3;";
+    "PRAGMA user_version = 4;";
 
 /* Versions 1 and 2 indexed events by (key, revision) only: the index goes
  * before the schema above makes it anew, covering. */
 static const char drop_old_index_sql[] = "DROP INDEX IF EXISTS events_by_key;";
+
+/* Versions 1 to 3 did not keep how appends were grouped: their events read
+ * as appends of one (more NULL). */
+static const char add_more_sql[] = "ALTER TABLE events ADD COLUMN more INTEGER;";
 
 #define EVENT_COLUMNS "revision, key, type, data, correlation_id, committed_at"
 
@@ -135,7 +140,8 @@ static const char *const sql[Q_COUNT] = {
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_LAST] = "SELECT MAX(revision) FROM events",
     [Q_HEAD] = "SELECT MAX(revision) FROM events WHERE key = ?1",
-    [Q_INSERT] = "INSERT INTO events (" EVENT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_INSERT] = "INSERT INTO events (" EVENT_COLUMNS ", more) VALUES (?1, ?2, ?3, ?4, ?5,"
+                 " ?6, ?7)",
     [Q_TOKEN_SEEN] = "SELECT 1 FROM idempotency WHERE token = ?1 AND expires_ms > ?2",
     [Q_TOKEN_PUT] = "INSERT OR REPLACE INTO idempotency (token, expires_ms) VALUES (?1, ?2)",
     [Q_TOKEN_PRUNE] = "DELETE FROM idempotency WHERE expires_ms <= ?1",
@@ -143,9 +149,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_SNAP_PUT] = "INSERT INTO snapshots (key, revision, state) VALUES (?1, ?2, ?3)"
                    " ON CONFLICT (key) DO UPDATE SET revision = excluded.revision,"
                    " state = excluded.state WHERE excluded.revision >= snapshots.revision",
-    [Q_ALL_FWD] = "SELECT " EVENT_COLUMNS " FROM events WHERE revision > ?1 AND"
+    [Q_ALL_FWD] = "SELECT " EVENT_COLUMNS ", more FROM events WHERE revision > ?1 AND"
                   " revision < ?2 ORDER BY revision LIMIT ?3",
-    [Q_ALL_BACK] = "SELECT " EVENT_COLUMNS " FROM events WHERE revision > ?1 AND"
+    [Q_ALL_BACK] = "SELECT " EVENT_COLUMNS ", more FROM events WHERE revision > ?1 AND"
                    " revision < ?2 ORDER BY revision DESC LIMIT ?3",
     [Q_KEY_FWD] = "SELECT " EVENT_COLUMNS " FROM events WHERE key = ?4 AND"
                   " revision > ?1 AND revision < ?2 ORDER BY revision LIMIT ?3",
@@ -393,6 +399,8 @@ static store_status ensure_schema(sqlite_store *s, char **err)
     if ((rc = user_version(s->db, &version)) == SQLITE_OK && version > 0 &&
         version < 3)
         rc = sqlite3_exec(s->db, drop_old_index_sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version > 0 && version < 4)
+        rc = sqlite3_exec(s->db, add_more_sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < SCHEMA_VERSION)
         rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
@@ -868,6 +876,7 @@ const store_ops store_sqlite_ops = {
     .save_snapshot = sqlite_save_snapshot,
     .snapshot = sqlite_snapshot,
     .admin = sqlite_admin,
+    .import = sqlite_import,
     .subscribe = sqlite_subscribe,
     .poll = sqlite_poll,
     .ack = sqlite_ack,

@@ -95,6 +95,7 @@ static int insert_events(sqlite_store *c, request *q, const char *committed_at,
     *doing = "inserting an event";
     sqlite3_stmt *ins = c->q[Q_INSERT];
     bool first = true;
+    size_t written = 0; /* events of this append bound so far: `more` is the rest */
     q->wrote = true;
     for (size_t i = 0; i < q->n; i++) {
         for (size_t j = 0; j < b[i].count; j++) {
@@ -120,6 +121,9 @@ static int insert_events(sqlite_store *c, request *q, const char *committed_at,
                           : sqlite3_bind_null(ins, 5)) != SQLITE_OK ||
                 (rc = sqlite3_bind_text(ins, 6, committed_at, -1, SQLITE_STATIC)) !=
                     SQLITE_OK ||
+                (rc = ++written < q->total
+                          ? sqlite3_bind_int64(ins, 7, (sqlite3_int64)(q->total - written))
+                          : sqlite3_bind_null(ins, 7)) != SQLITE_OK ||
                 (rc = sqlite_run(ins)) != SQLITE_DONE)
                 return rc;
         }

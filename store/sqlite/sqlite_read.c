@@ -64,6 +64,7 @@ bool sqlite_keep_event(textbuf *b, row *r, const store_event *ev)
     r->data_len = ev->data_len;
     r->has_corr = ev->correlation_id != NULL;
     r->corr = r->has_corr ? put_text(b, ev->correlation_id, strlen(ev->correlation_id)) : 0;
+    r->more = ev->more;
     memcpy(r->revision, ev->revision, sizeof r->revision);
     memcpy(r->committed_at, ev->committed_at, sizeof r->committed_at);
     return r->key != SIZE_MAX && r->type != SIZE_MAX && r->data != SIZE_MAX &&
@@ -78,6 +79,7 @@ void sqlite_row_event(const textbuf *b, const row *r, store_event *ev)
     ev->data = b->data + r->data;
     ev->data_len = r->data_len;
     ev->correlation_id = r->has_corr ? b->data + r->corr : NULL;
+    ev->more = r->more;
     memcpy(ev->revision, r->revision, sizeof ev->revision);
     memcpy(ev->committed_at, r->committed_at, sizeof ev->committed_at);
 }
@@ -122,6 +124,9 @@ static store_status fill(store_cursor *c, char **err)
             at_len = STORE_TIMESTAMP_SIZE - 1;
         memcpy(ev.committed_at, at, at_len);
         ev.committed_at[at_len] = '\0';
+        /* Only reads of every key select it (the key index does not cover
+         * it, and per-key reads stay one index scan). */
+        ev.more = c->key == NULL ? (size_t)sqlite3_column_int64(q, 6) : 0;
         if (!filter_match(c->filter, &ev))
             continue;
 

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define BUSY_TIMEOUT_MS 10000
 #define PAGE_ROWS 256              /* rows a cursor reads per page at most */
 #define PAGE_BYTES (1u << 20)      /* ... and text it buffers, past one row */
@@ -146,6 +146,7 @@ typedef struct row {
     size_t data_len;                         /* bytes of data */
     size_t corr;                             /* offset of correlation_id */
     bool has_corr;                           /* correlation_id is present */
+    size_t more;                             /* events of its append after it */
     char revision[STORE_REVISION_SIZE];      /* the event's revision */
     char committed_at[STORE_TIMESTAMP_SIZE]; /* when it was committed */
 } row;
@@ -296,5 +297,9 @@ store_status sqlite_view_clear(store *st, const char *view, char **err);
 store_status sqlite_begin(store *st, char **err);
 store_status sqlite_commit(store *st, char **err);
 void sqlite_rollback(store *st);
+
+/* sqlite_import.c: events copied from another store (store.h, import). */
+store_status sqlite_import(store *st, const store_event *events, size_t count,
+                           store_import_result *r, char **err);
 
 #endif
