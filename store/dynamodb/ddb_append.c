@@ -118,10 +118,10 @@ static json_t *head_check(ddb_store *s, const store_batch *b)
 }
 
 /* An event item, as Aeon's putEvent writes it (plus dataFloats when the
- * data has floats with integral values). */
-static json_t *event_item(const char *key, const char *rev,
-                          const char *committed_at, const store_pending *e,
-                          const converted *cv)
+ * data has floats with integral values, and `more`, the events of its
+ * append after it, when there are any). Import writes the same. */
+json_t *ddb_event_item(const char *key, const char *rev, const char *committed_at,
+                       const store_pending *e, const converted *cv, size_t more)
 {
     char slice[SLICE_LEN + 1];
     ddb_slice_of(rev, slice);
@@ -133,8 +133,11 @@ static json_t *event_item(const char *key, const char *rev,
         return NULL;
     json_t *corr = e->correlation_id != NULL ? ddb_av_s(e->correlation_id)
                                              : json_pack("{s:b}", "NULL", 1);
+    char n[24];
+    snprintf(n, sizeof n, "%zu", more);
     if (corr == NULL || json_object_set_new(item, "correlationId", corr) != 0 ||
-        (cv->floats != NULL && json_object_set(item, "dataFloats", cv->floats) != 0)) {
+        (cv->floats != NULL && json_object_set(item, "dataFloats", cv->floats) != 0) ||
+        (more > 0 && json_object_set_new(item, "more", json_pack("{s:s}", "N", n)) != 0)) {
         json_decref(item);
         return NULL;
     }
@@ -243,8 +246,8 @@ static store_status add_events(ddb_store *s, const plan *p, building *bd, bool m
 {
     for (size_t i = 0, at = 0; i < p->n; i++) {
         for (size_t j = 0; j < p->b[i].count; j++, at++) {
-            json_t *item = event_item(p->b[i].key, p->revs[at], p->committed_at,
-                                      &p->b[i].events[j], &p->cv[at]);
+            json_t *item = ddb_event_item(p->b[i].key, p->revs[at], p->committed_at,
+                                          &p->b[i].events[j], &p->cv[at], p->total - at - 1);
             if (item == NULL)
                 return ddb_nomem(err);
             size_t size = ddb_item_size(item);

@@ -137,6 +137,10 @@ store_status ddb_call(ddb_store *s, const char *op, json_t *body, bool retry_saf
 /* Reads a cancelled transaction (see ddb_append.c). */
 size_t ddb_cancelled(const plan *p, const http_response *r, char actual[STORE_REVISION_SIZE],
                      char floor[STORE_REVISION_SIZE], const char **other);
+/* An event item as an append writes it (ddb_append.c), `more` its
+ * append's events after it; NULL when out of memory. */
+json_t *ddb_event_item(const char *key, const char *rev, const char *committed_at,
+                       const store_pending *e, const converted *cv, size_t more);
 store_status ddb_append(store *st, const char *key, const store_pending *events,
                         size_t count, const store_append_opts *opts,
                         store_append_result *result, char **err);
@@ -201,5 +205,9 @@ store_status ddb_sub_reset(store *st, const char *name, char **err);
  * the table does not exist. */
 store_status ddb_describe(ddb_store *s, const char *table, json_t **desc, char **err);
 store_status ddb_admin(store *st, store_admin action, char **out, char **err);
+
+/* ddb_import.c: events copied from another store (store.h, import). */
+store_status ddb_import(store *st, const store_event *events, size_t count,
+                        store_import_result *res, char **err);
 
 #endif

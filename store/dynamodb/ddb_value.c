@@ -767,6 +767,9 @@ store_status ddb_item_event(const json_t *item, const char *table, store_event *
     ev->type = type;
     ev->data = *data;
     ev->correlation_id = item_string(item, "correlationId"); /* NULL for {"NULL": true} */
+    /* Ours: the events of the same append after this one (absent: none). */
+    const char *more = json_string_value(json_object_get(json_object_get(item, "more"), "N"));
+    ev->more = more != NULL ? (size_t)strtoull(more, NULL, 10) : 0;
     snprintf(ev->revision, sizeof ev->revision, "%s", rev);
     snprintf(ev->committed_at, sizeof ev->committed_at, "%s", at);
     return STORE_OK;

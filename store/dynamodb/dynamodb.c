@@ -305,6 +305,7 @@ const store_ops store_dynamodb_ops = {
     .save_snapshot = ddb_save_snapshot,
     .snapshot = ddb_snapshot,
     .admin = ddb_admin,
+    .import = ddb_import,
     .subscribe = ddb_subscribe,
     .poll = ddb_poll,
     .ack = ddb_ack,
