@@ -331,6 +331,12 @@ typedef struct store_ops {
     /* Every slot below may be NULL: the backend does not support it yet, and
      * callers must say so ("<name> does not support X yet"), never crash. */
 
+    /* Whether this handle has `feature` ("subscriptions", "views",
+     * "transactions") where the backend fills its slots: NULL when every
+     * handle of the backend has what its slots say. A DynamoDB store opened
+     * from an Aeon config naming no views table has no views. */
+    bool (*supports)(const store *s, const char *feature);
+
     /* -- Copying ------------------------------------------------------- */
 
     /* Writes events copied from another store as they are: key, revision,

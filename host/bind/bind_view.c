@@ -151,7 +151,9 @@ static int l_supports(lua_State *L) {
     int (*const has[])(const store_ops *) = {bind_has_subscriptions, bind_has_views,
                                               bind_has_transactions};
     int f = luaL_checkoption(L, 2, NULL, features);
-    lua_pushboolean(L, f == 3 ? !s->solo : has[f](s->ops));
+    lua_pushboolean(L, f == 3 ? !s->solo
+                              : has[f](s->ops) &&
+                                    (!s->ops->supports || s->ops->supports(s, features[f])));
     return 1;
 }
 

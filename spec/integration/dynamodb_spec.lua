@@ -211,6 +211,22 @@ describe("dynamodb backend #dynamodb", function()
       other:close()
     end)
 
+    it("says it does not support views when the config names no views table (supports said yes)", function()
+      local cfg = json.encode { name = name, eventsTable = name, metadataTable = name .. "-metadata",
+        revisionIndex = "by-revision" }
+      local other = assert(aeon.open(cfg))
+      assert.is_false(other:supports("views"))
+      assert.is_true(other:supports("subscriptions"))
+      local _, err = other:view("v"):get("x")
+      assert.matches("no views table", err)
+      other:close()
+      local with = assert(aeon.open(json.encode { name = name, eventsTable = name,
+        metadataTable = name .. "-metadata", revisionIndex = "by-revision", viewsTable = name .. "-views" }))
+      assert.is_true(with:supports("views"))
+      with:close()
+      assert.is_true(store:supports("views"))
+    end)
+
     it("deploys and reads tables of other names and another index name", function()
       local base = helpers.unique("cfg")
       local cfg = json.encode { name = "Orders", eventsTable = base .. "-events", metadataTable = base .. "-meta",
