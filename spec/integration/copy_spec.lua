@@ -203,6 +203,73 @@ describe("store copy #cli", function()
     assert.same(0, code)
   end)
 
+  with_dynamodb("splits an append over DynamoDB's 100 transaction items, says so, and keeps its grouping", function()
+    local src = helpers.fresh_uri("sqlite")
+    local s = assert(aeon.open(src))
+    local evs = {}
+    for i = 1, 150 do evs[i] = { type = "tick", data = { i = i } } end
+    assert(s:append("many/1", evs).type == "appended")
+    assert(s:append_many({ { key = "x/1", events = { { type = "a" } } },
+      { key = "x/2", events = { { type = "b" } } } }).type == "appended")
+    s:close()
+    local ddb = helpers.fresh_uri("dynamodb")
+    local code, report, err = copy(src, ddb)
+    assert(code == 0, err)
+    assert.same(152, report.copied)
+    assert.same(1, report.split)
+    assert.same(2, report.writes) -- 97 events, then the other 53 with the two-key append
+    assert_same_store(src, ddb)
+    local back = helpers.fresh_uri("sqlite")
+    code, report, err = copy(ddb, back)
+    assert(code == 0, err)
+    assert.same(0, report.split)
+    assert_same_store(src, back)
+  end)
+
+  it("copies a consistent prefix of a source being written, and says how far", function()
+    local src, dst = helpers.fresh_uri("sqlite"), helpers.fresh_uri("sqlite")
+    local s = assert(aeon.open(src))
+    local evs = {}
+    for i = 1, 100 do evs[i] = { type = "tick", data = { i = i } } end
+    for k = 1, 20 do assert(s:append("pre/" .. k, evs).type == "appended") end
+    s:close()
+    local script = helpers.tmpdir() .. "/writer.lua"
+    write(script, ([[
+      local aeon = require "aeon"
+      local s = assert(aeon.open(%q))
+      for i = 1, 400 do
+        assert(s:append_many({ { key = "live/a", events = { { type = "t", data = { i = i } } } },
+          { key = "live/b", events = { { type = "t", data = { i = i } } } } }).type == "appended")
+      end
+    ]]):format(src))
+    local writer = process.start({ script })
+    local code, report, err = copy(src, dst)
+    local status = writer:wait(60)
+    writer:cleanup()
+    assert(code == 0, err)
+    assert.same(0, status)
+    -- The target holds exactly the source's events up to the revision reached.
+    local want = {}
+    local a = assert(aeon.open(src))
+    for e in a:read_all { to = report.revision } do want[#want + 1] = e.revision end
+    a:close()
+    local got = {}
+    for _, e in ipairs(dump(dst)) do got[#got + 1] = e.revision end
+    assert.same(want, got)
+    assert.same(report.copied, #got)
+    assert.is_true(#got >= 2000)
+    -- Multi-key appends were not torn: each live/a has its live/b.
+    local ea, eb = 0, 0
+    for _, e in ipairs(dump(dst)) do
+      if e.key == "live/a" then ea = ea + 1 elseif e.key == "live/b" then eb = eb + 1 end
+    end
+    assert.same(ea, eb)
+    -- Once the writer is done, a second run brings the rest.
+    code, report = copy(src, dst)
+    assert.same(0, code)
+    assert.same(0, (verify(src, dst)))
+  end)
+
   it("copies only what is new on a second run", function()
     local src, dst = helpers.fresh_uri("sqlite"), helpers.fresh_uri("sqlite")
     make_varied(src)
