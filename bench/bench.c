@@ -10,6 +10,9 @@
  *                                   seconds for raw SQLite to insert the rows
  *                                   a batched append inserts (same schema and
  *                                   pragmas, one prepared INSERT)
+ *   bench.raw_copy(src, dst, per)   seconds and rows for raw SQLite to insert
+ *                                   src's event rows into a fresh store dst,
+ *                                   per rows a transaction
  *   bench.store_batch(db, appends, per, data)
  *                                   the same rows through store.h's append
  *   bench.fixture(db, n, nkeys)     writes n events over nkeys keys, fast
@@ -22,6 +25,8 @@
  *   bench.http_counts()             DynamoDB requests by operation, and
  *                                   connections opened, so far
  *   bench.ddb_ping(table, n)        seconds for n GetItem round trips
+ *   bench.ddb_raw(table, n, per)    seconds for n plain event items, per a
+ *                                   TransactWriteItems
  *
  * Usage: aeon-bench SCRIPT [ARGS...], run from the repository root (the
  * Lua library, apps/ and bench/ are found relative to it). bench/run.lua
@@ -270,6 +275,53 @@ static int l_raw_batch(lua_State *L)
     sqlite3_close(db);
     lua_pushnumber(L, secs);
     return 1;
+}
+
+/* bench.raw_copy(src, dst, per): seconds for raw SQLite to insert every
+ * event row of the store src into a fresh store dst, `per` rows a
+ * transaction, with the store's schema and pragmas (WAL,
+ * synchronous=FULL) and one prepared INSERT: the least a copy into SQLite
+ * must write, for the same rows. */
+static int l_raw_copy(lua_State *L)
+{
+    const char *src = luaL_checkstring(L, 1), *dst = luaL_checkstring(L, 2);
+    lua_Integer per = luaL_checkinteger(L, 3);
+    sqlite3 *in = NULL, *out = NULL;
+    sqlite3_stmt *sel = NULL, *ins = NULL;
+    fresh_store(L, dst);
+    if (sqlite3_open_v2(src, &in, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_open_v2(dst, &out, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        return luaL_error(L, "raw copy: cannot open %s or %s", src, dst);
+    raw_exec(L, out, "PRAGMA synchronous = FULL");
+    if (sqlite3_prepare_v2(in, "SELECT revision, key, type, data, correlation_id, "
+                           "committed_at, more FROM events ORDER BY revision", -1, &sel,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(out, "INSERT INTO events (revision, key, type, data, "
+                           "correlation_id, committed_at, more) VALUES (?1, ?2, ?3, ?4, ?5,"
+                           " ?6, ?7)", -1, &ins, NULL) != SQLITE_OK)
+        return luaL_error(L, "raw copy: %s", sqlite3_errmsg(sel ? out : in));
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    int rc = SQLITE_ROW;
+    lua_Integer rows = 0;
+    while (rc == SQLITE_ROW) {
+        raw_exec(L, out, "BEGIN IMMEDIATE");
+        for (lua_Integer j = 0; j < per && (rc = sqlite3_step(sel)) == SQLITE_ROW; j++) {
+            for (int c = 0; c < 7; c++) sqlite3_bind_value(ins, c + 1, sqlite3_column_value(sel, c));
+            if (sqlite3_step(ins) != SQLITE_DONE)
+                return luaL_error(L, "raw copy insert: %s", sqlite3_errmsg(out));
+            sqlite3_reset(ins);
+            rows++;
+        }
+        raw_exec(L, out, "COMMIT");
+    }
+    double secs = clock_s(CLOCK_MONOTONIC) - t0;
+    sqlite3_finalize(sel);
+    sqlite3_finalize(ins);
+    sqlite3_close(in);
+    sqlite3_close(out);
+    lua_pushnumber(L, secs);
+    lua_pushinteger(L, rows);
+    return 2;
 }
 
 /* The same appends through store.h (the C API, no Lua values). */
@@ -587,6 +639,65 @@ fail:
     free(err);
     return lua_error(L);
 }
+
+/* bench.ddb_raw(table, n, per): seconds for n events written as plain
+ * event items (Aeon's layout, the counter's data), per items a
+ * TransactWriteItems, one at a time through the same client: the least a
+ * copy into DynamoDB must send, for items of the same size. */
+static int l_ddb_raw(lua_State *L)
+{
+    const char *table = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2), per = luaL_checkinteger(L, 3);
+    aws_settings aws = {0};
+    http_client *c = NULL;
+    http_response r = {0};
+    char *err = NULL, *body = NULL, rev[STORE_REVISION_SIZE], at[STORE_TIMESTAMP_SIZE];
+    size_t cap = (size_t)per * 512 + 256;
+    if ((body = malloc(cap)) == NULL || aws_settings_load(NULL, NULL, NULL, NULL, &aws, &err) != STORE_OK)
+        goto fail;
+    http_config cfg = {.endpoint = aws.endpoint, .api = HTTP_DYNAMODB, .region = aws.region,
+                       .creds = {aws.access_key, aws.secret_key, aws.session_token},
+                       .env = &store_env_default};
+    if (http_open(&cfg, &c, &err) != STORE_OK)
+        goto fail;
+    revision_after(NULL, NULL, rev);
+    revision_timestamp(store_env_default.now_ms(NULL), at);
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    for (lua_Integer done = 0; done < n; done += per) {
+        size_t len = (size_t)snprintf(body, cap, "{\"TransactItems\":[");
+        for (lua_Integer j = 0; j < per && done + j < n; j++) {
+            revision_next(rev, rev);
+            len += (size_t)snprintf(body + len, cap - len,
+                "%s{\"Put\":{\"TableName\":\"%s\",\"Item\":{\"key\":{\"S\":\"counter/raw-%lld\"},"
+                "\"revision\":{\"S\":\"%s\"},\"slice\":{\"S\":\"%.5s\"},\"committedAt\":{\"S\":"
+                "\"%s\"},\"type\":{\"S\":\"incremented\"},\"correlationId\":{\"NULL\":true},"
+                "\"data\":{\"M\":{\"type\":{\"S\":\"incremented\"},\"name\":{\"S\":\"raw-%lld\"}}}}}}",
+                j ? "," : "", table, (long long)(j % 10), rev, rev, at, (long long)(j % 10));
+        }
+        len += (size_t)snprintf(body + len, cap - len, "]}");
+        if (__real_http_call(c, "TransactWriteItems", body, len, true, &r, &err) != STORE_OK)
+            goto fail;
+        if (r.error != NULL) {
+            err = strdup(r.error);
+            goto fail;
+        }
+    }
+    double secs = clock_s(CLOCK_MONOTONIC) - t0;
+    free(body);
+    http_response_free(&r);
+    http_close(c);
+    aws_settings_free(&aws);
+    lua_pushnumber(L, secs);
+    return 1;
+fail:
+    free(body);
+    http_response_free(&r);
+    http_close(c);
+    aws_settings_free(&aws);
+    lua_pushstring(L, err != NULL ? err : "out of memory");
+    free(err);
+    return lua_error(L);
+}
 #endif
 
 /* ------------------------------------------------------------------ */
@@ -710,6 +821,7 @@ static int luaopen_bench(lua_State *L)
         {"rss", l_rss},
         {"fsync", l_fsync},
         {"raw_batch", l_raw_batch},
+        {"raw_copy", l_raw_copy},
         {"store_batch", l_store_batch},
         {"fixture", l_fixture},
         {"warm", l_warm},
@@ -718,6 +830,7 @@ static int luaopen_bench(lua_State *L)
 #ifdef BENCH_COUNT_HTTP
         {"http_counts", l_http_counts},
         {"ddb_ping", l_ddb_ping},
+        {"ddb_raw", l_ddb_raw},
 #endif
         {NULL, NULL},
     };

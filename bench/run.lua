@@ -33,6 +33,11 @@ local APPENDS, PER = 100, 100
 local DDB_PINGS, DDB_HEADS, DDB_COMMANDS = 100, 100, 50
 local DDB_APPENDS, DDB_PER = 10, 50 -- a transaction holds 100 items
 local DDB_EVENTS = 5000             -- replayed: 20 pages of 256
+-- store copy: the events of the rate rows (on 1,000 keys; DynamoDB Local's
+-- on 10), the rows a SQLite transaction and an export write take (the
+-- copy's batch), and DynamoDB's items a transaction.
+local COPY_EVENTS, COPY_KEYS, COPY_PER = 100000, 1000, 1000
+local DDB_COPY_EVENTS, DDB_COPY_KEYS, DDB_COPY_PER = 2000, 10, 100
 -- bench/http.sh: seconds of wrk per run, and the server's workers and
 -- wrk's connections of the two configurations measured.
 local HTTP_SECONDS = 5
@@ -75,6 +80,31 @@ local function rss()
   local idle, peak = out:match("idle (%d+)"), out:match("peak (%d+)")
   if not idle or not peak then error("no memory figures from bench/rss.lua:\n" .. out, 0) end
   return tonumber(idle), tonumber(peak)
+end
+
+-- The host's library for aeon-host run from build/bench.
+local HOST_ENV = "AEON_LUA_PATH='lua/?.lua;lua/?/init.lua' "
+
+-- `aeon-host store copy SOURCE TARGET`: the events per second it reports.
+local function copy(source, target)
+  local out = sh(("%s%s%s/aeon-host store copy %s %s"):format(env_prefix, HOST_ENV, build,
+    quote(source), quote(target)))
+  local rate = out:match('"events_per_second":(%d+)')
+  if not rate then error("no rate from store copy:\n" .. out, 0) end
+  return tonumber(rate)
+end
+
+-- Peak RSS of one copy (bench/copy_rss.lua), as idle and peak KiB.
+local function copy_rss(source, target)
+  local out = sh(("%s%s/aeon-host bench/copy_rss.lua %s %s"):format(HOST_ENV, build, quote(source),
+    quote(target)))
+  local idle, peak = out:match("idle (%d+)"), out:match("peak (%d+)")
+  if not idle or not peak then error("no memory figures from bench/copy_rss.lua:\n" .. out, 0) end
+  return tonumber(idle), tonumber(peak)
+end
+
+local function remove_db(file)
+  for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(file .. suffix) end
 end
 
 local function median(t)
@@ -144,6 +174,25 @@ local function embedded_round()
   end
 end
 
+-- store copy into SQLite and into an export file, each beside the
+-- target's raw write of the same rows or lines.
+local function copy_round()
+  local r1 = scenario("copy-raw", path("copy.db"), path("raw-copy.db"), COPY_PER)
+  remove_db(path("copied.db"))
+  local c = copy("sqlite:" .. path("copy.db"), "sqlite:" .. path("copied.db"))
+  local r2 = scenario("copy-raw", path("copy.db"), path("raw-copy.db"), COPY_PER)
+  pair("copy_sqlite", "copy_sqlite_raw", c, r1, r2)
+  remove_db(path("copied.db"))
+  remove_db(path("raw-copy.db"))
+
+  local f1 = scenario("file-raw", path("lines.ndjson"), path("raw.ndjson"), COPY_PER)
+  os.remove(path("copied.ndjson"))
+  c = copy("sqlite:" .. path("copy.db"), "ndjson:" .. path("copied.ndjson"))
+  local f2 = scenario("file-raw", path("lines.ndjson"), path("raw.ndjson"), COPY_PER)
+  pair("copy_ndjson", "copy_ndjson_raw", c, f1, f2)
+  os.remove(path("copied.ndjson"))
+end
+
 -- ------------------------------------------------------------------
 -- DynamoDB Local
 
@@ -191,6 +240,15 @@ local function ddb_round()
   local _, batch = scenario("ddb-batch", name, DDB_APPENDS, DDB_PER)
   local _, rp = scenario("ddb-replay", name, DDB_EVENTS)
   local p3 = scenario("ddb-ping", name, DDB_PINGS)
+  -- store copy into a new store each round, beside plain event items
+  -- written into the bench's own events table.
+  local w1 = scenario("ddb-raw", name, DDB_COPY_EVENTS, DDB_COPY_PER)
+  ddb.round = (ddb.round or 0) + 1
+  local target = ("%s-copy%d"):format(name, ddb.round)
+  local c = copy("sqlite:" .. path("copy-ddb.db"), "dynamodb:" .. target)
+  local w2 = scenario("ddb-raw", name, DDB_COPY_EVENTS, DDB_COPY_PER)
+  pair("copy_ddb", "copy_ddb_raw", c, w1, w2)
+  scenario("ddb-destroy", target)
   pair("ddb_command", "ddb_ping_c", cmd.result, p1, p2)
   pair("ddb_head", "ddb_ping_h", head.result, p2, p3)
   sample("ddb_batch", batch.result)
@@ -245,6 +303,21 @@ local ok, err = pcall(function()
   scenario("fixture", path("replay.db"), EVENTS, 1)
   scenario("fixture", path("all.db"), EVENTS, KEYS)
 
+  say("bench: store copy fixtures (%d events on %d keys, %d on %d)", COPY_EVENTS, COPY_KEYS,
+    DDB_COPY_EVENTS, DDB_COPY_KEYS)
+  scenario("fixture", path("copy.db"), COPY_EVENTS, COPY_KEYS)
+  scenario("fixture", path("copy-ddb.db"), DDB_COPY_EVENTS, DDB_COPY_KEYS)
+  copy("sqlite:" .. path("copy.db"), "ndjson:" .. path("lines.ndjson"))
+  -- Memory: a copy of the 1,000,000 events beside one of 100,000, into
+  -- export files (the copy's own memory; SQLite's page cache is its own).
+  local idle, peak = copy_rss("sqlite:" .. path("all.db"), "ndjson:" .. path("rss.ndjson"))
+  os.remove(path("rss.ndjson"))
+  sample("copy_idle", idle)
+  sample("copy_growth", peak - idle)
+  idle, peak = copy_rss("sqlite:" .. path("copy.db"), "ndjson:" .. path("rss.ndjson"))
+  os.remove(path("rss.ndjson"))
+  sample("copy_growth_small", peak - idle)
+
   local started, why = ddb_start()
   if started then
     ddb.name = ("bench-%d-%d"):format(os.time(), math.random(1e6))
@@ -263,6 +336,7 @@ local ok, err = pcall(function()
     say("bench: round %d of %d", round, ROUNDS)
     env_prefix = ""
     embedded_round()
+    copy_round()
     if http_ok then http_round() end
     if started then
       env_prefix = ddb_env
@@ -350,6 +424,20 @@ else
   local most = math.max(table.unpack(conns))
   row("7e", "  connections per process (1 handle)", tostring(most), "", nil, "1, kept alive", most == 1)
 end
+row("9", ("store copy SQLite -> SQLite, %s events"):format(num(COPY_EVENTS)),
+  num(M.copy_sqlite) .. " events/s", "raw SQLite " .. num(M.copy_sqlite_raw) .. " rows/s",
+  r "copy_sqlite", "", nil)
+row("9b", "  SQLite -> export file", num(M.copy_ndjson) .. " events/s",
+  "raw write " .. num(M.copy_ndjson_raw) .. " lines/s", r "copy_ndjson", "", nil)
+if ddb.skipped then
+  note("9c", "  SQLite -> DynamoDB Local", "not measured: " .. ddb.skipped)
+else
+  row("9c", ("  SQLite -> DynamoDB Local, %s events"):format(num(DDB_COPY_EVENTS)),
+    num(M.copy_ddb) .. " events/s", "raw items " .. num(M.copy_ddb_raw) .. "/s", r "copy_ddb", "", nil)
+end
+row("9d", ("  peak RSS growth, copying %s events"):format(num(EVENTS)), mib(M.copy_growth),
+  ("%s events: %s"):format(num(COPY_EVENTS), mib(M.copy_growth_small)), nil, "< 16 MiB, flat",
+  M.copy_growth < 16 * 1024 and M.copy_growth < M.copy_growth_small + 4 * 1024)
 if http.skipped then
   note("8", "HTTP, wrk", "not measured: " .. http.skipped)
 else
@@ -395,5 +483,10 @@ DynamoDB Local is the limit of rows 7: GetItem/s is one consistent GetItem at a 
 the same HTTP client; requests are counted inside aeon-bench, per operation of each kind.
 Rows 8: bench/http.sh (wrk, %d s a run) against aeon-host serve apps/counter-basic.lua over
 100 counters, wrk connections %d and %d; the server's workers each have a store handle, so
-their appends share commits.]])
-  :format(CLIENTS, HTTP_SECONDS, HTTP_RUNS[1].connections, HTTP_RUNS[2].connections))
+their appends share commits.
+Rows 9: aeon-host store copy (the rate it reports, batches of %d events) beside the target's raw
+write of the same rows in the same batches (raw SQLite: one prepared INSERT, synchronous=FULL;
+export file: the lines written and flushed; DynamoDB: plain event items, %d a TransactWriteItems);
+9d: VmHWM - VmRSS before, of one copy into an export file, beside a copy 10 times smaller.]])
+  :format(CLIENTS, HTTP_SECONDS, HTTP_RUNS[1].connections, HTTP_RUNS[2].connections, COPY_PER,
+    DDB_COPY_PER))

@@ -28,6 +28,12 @@
 --   ddb-fixture NAME N          writes N events on counter/replay
 --   ddb-replay NAME N           events per second folding them (aeon.load)
 --   ddb-head NAME N             heads per second
+--   ddb-raw NAME N PER          plain event items per second, PER a
+--                               TransactWriteItems (store copy's limit)
+--   copy-raw SRC DST PER        SRC's event rows inserted into a fresh DST by
+--                               raw SQLite, PER a transaction, per second
+--   file-raw SRC DST PER        SRC's lines written to DST, PER at a time,
+--                               flushed, per second
 local bench = require "bench"
 local aeon = require "aeon"
 local counter = require "domain.counter"
@@ -101,6 +107,22 @@ elseif name == "batch-c" then
 elseif name == "batch-raw" then
   local appends, per = int(3), int(4)
   result(appends * per / bench.raw_batch(arg[2], appends, per, DATA))
+elseif name == "copy-raw" then
+  local secs, rows = bench.raw_copy(arg[2], arg[3], int(4))
+  result(rows / secs)
+elseif name == "file-raw" then
+  local lines, per = {}, int(4)
+  for l in io.lines(arg[2]) do lines[#lines + 1] = l .. "\n" end
+  local out = assert(io.open(arg[3], "wb"))
+  local t0 = bench.now()
+  for first = 1, #lines, per do
+    assert(out:write(table.concat(lines, "", first, math.min(#lines, first + per - 1))))
+    assert(out:flush())
+  end
+  local secs = bench.now() - t0
+  out:close()
+  os.remove(arg[3])
+  result(#lines / secs)
 elseif name == "fixture" then
   local t0 = bench.now()
   bench.fixture(arg[2], int(3), int(4))
@@ -188,6 +210,10 @@ elseif name:match("^ddb%-") then
   elseif name == "ddb-replay" then
     local store <close> = assert(aeon.open(uri))
     replay(store, int(3))
+  elseif name == "ddb-raw" then
+    local n, per = int(3), int(4)
+    ops = math.ceil(n / per)
+    result(n / bench.ddb_raw(store_name, n, per))
   elseif name == "ddb-head" then
     local n = int(3)
     local store <close> = assert(aeon.open(uri))

@@ -31,6 +31,7 @@ usage: aeon-host store copy SOURCE TARGET [--force] [--batch N]
   verify           compare every event and a digest per key; exit 0 only when the same]]
 
 local BATCH = 1000 -- events read and written at a time (whole appends)
+local SNAPSHOT_KEYS = 100000 -- keys whose snapshot a run remembers having copied
 
 local function clock()
   local ok, host = pcall(require, "aeon.host")
@@ -184,7 +185,6 @@ end
 --- store copy: the events TARGET lacks, then one JSON line.
 function M.run_copy(src, dst, flags)
   local now = clock()
-  local started = now()
   if dst.kind == "store" then
     local ok, err = dst.store:admin("deploy")
     if not ok then say("target %s: %s", dst.name, err); return EXIT.io end
@@ -207,9 +207,27 @@ function M.run_copy(src, dst, flags)
     dst.file = f
   end
 
+  -- Each key's snapshot is looked up once a run, with the batch that
+  -- first has the key's events (and written before them, so a copy killed
+  -- after a batch has its snapshots too); past SNAPSHOT_KEYS keys it is
+  -- looked up with every batch, so memory stays bounded.
+  local looked, nlooked = {}, 0
+  local function snapshot_keys(keys)
+    local fresh = {}
+    for _, k in ipairs(keys) do
+      if not looked[k] then
+        fresh[#fresh + 1] = k
+        if nlooked < SNAPSHOT_KEYS then looked[k], nlooked = true, nlooked + 1 end
+      end
+    end
+    return fresh
+  end
+
   local b = core.batch()
   local report = { copied = 0, present = 0, snapshots = 0, writes = 0, split = 0 }
   local tty = on_terminal()
+  -- Timed from here: what came before (deploying, the checks) is not copying.
+  local started = now()
   local last_shown, reached = started, after
   local span_from = after ~= aeon.START and after or nil
   while true do
@@ -219,8 +237,11 @@ function M.run_copy(src, dst, flags)
     first = first or b:event(1).revision
     span_from = span_from or first
     if src.kind == "store" then
-      local _, serr = b:snapshots(src.store, b:keys())
-      if serr then say("source %s: %s", src.name, serr); return EXIT.io end
+      local fresh = snapshot_keys(b:keys())
+      if #fresh > 0 then
+        local _, serr = b:snapshots(src.store, fresh)
+        if serr then say("source %s: %s", src.name, serr); return EXIT.io end
+      end
     end
     if dst.kind == "store" then
       local saved, serr = b:save_snapshots(dst.store)
