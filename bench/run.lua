@@ -61,6 +61,10 @@ local function path(name) return tmp .. "/" .. name end
 -- Environment settings put before every command (DynamoDB Local's).
 local env_prefix = ""
 
+-- The library aeon-host run from build/bench loads: this tree's (it would
+-- look in build/lua; aeon.cli is lua/aeon/cli/init.lua).
+local HOST_ENV = "AEON_LUA_PATH='lua/?.lua;lua/?/init.lua' "
+
 -- Runs one measurement; returns its result and a table of every
 -- `name value` line it printed.
 local function scenario(...)
@@ -75,15 +79,12 @@ end
 
 local function rss()
   -- build/bench/aeon-host would look for the library in build/lua.
-  local out = sh(("AEON_LUA_PATH='lua/?.lua' %s/aeon-host bench/rss.lua %s %d"):format(build,
+  local out = sh(("%s%s/aeon-host bench/rss.lua %s %d"):format(HOST_ENV, build,
     quote(path("replay.db")), EVENTS))
   local idle, peak = out:match("idle (%d+)"), out:match("peak (%d+)")
   if not idle or not peak then error("no memory figures from bench/rss.lua:\n" .. out, 0) end
   return tonumber(idle), tonumber(peak)
 end
-
--- The host's library for aeon-host run from build/bench.
-local HOST_ENV = "AEON_LUA_PATH='lua/?.lua;lua/?/init.lua' "
 
 -- `aeon-host store copy SOURCE TARGET`: the events per second it reports.
 local function copy(source, target)
