@@ -614,7 +614,12 @@ static void test_upgrade_from_version_1(void)
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
     sqlite3_stmt *q = NULL;
     sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL);
-    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 3);
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 4);
+    sqlite3_finalize(q);
+    /* Version 4 added the append grouping: an old event reads as an append
+     * of one. */
+    sqlite3_prepare_v2(db, "SELECT more FROM events", -1, &q, NULL);
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_NULL);
     sqlite3_finalize(q);
     /* Version 3 rebuilt events_by_key to cover the row. */
     sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT revision, key, type, data,"

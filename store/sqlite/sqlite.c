@@ -52,8 +52,8 @@
  * opened, up to the page where it finds the end of its range.
  *
  * Schema (PRAGMA user_version = SCHEMA_VERSION):
- *   events(revision PK, key, type, data, correlation_id, committed_at)
- *     WITHOUT ROWID, since appends land at the end of the revision order
+ *   events(revision PK, key, type, data, correlation_id, committed_at,
+ *     more) WITHOUT ROWID, since appends land at the end of the revision order
  *     and it measured faster than a rowid table with a unique revision;
  *     events_by_key(key, revision, then every other column) serves
  *     per-key reads and heads. It covers the whole row so that reading a
@@ -61,6 +61,9 @@
  *     replaying a stream measured 1.4-1.6x faster, for about 40% more
  *     space with small events (up to twice it with large ones). Versions
  *     1 and 2 indexed (key, revision) only; opening one rebuilds the index.
+ *     `more` is how many events of the same append follow the event (NULL
+ *     for none), so that store copy can keep appends whole; the key index
+ *     leaves it out, only reads of every key need it.
  *   idempotency(token PK, expires_ms), indexed by expiry for pruning.
  *   snapshots(key PK, revision, state).
  *   subscriptions(name PK, checkpoint): durable checkpoints.
@@ -68,7 +71,8 @@
  *   view_revisions(view PK, revision): the revision each view has seen.
  * A key's head and the store's last revision are derived (MAX(revision)),
  * never stored twice. Version 1 stores (no subscriptions or views) gain the
- * new tables when first opened; version 3 made events_by_key covering.
+ * new tables when first opened; version 3 made events_by_key covering;
+ * version 4 added `more` (older events read as appends of one).
  *
  * Subscriptions: since revisions increase in commit order across the
  * store, a subscription's position is one revision, and "after it" is
