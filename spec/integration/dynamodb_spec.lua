@@ -67,13 +67,15 @@ describe("dynamodb backend #dynamodb", function()
       local last = r1.revision
       assert.is_true(store:save_snapshot("counter/a", last, { value = 2 }))
 
-      -- events: a Scan of the table, nothing but Aeon's attributes
+      -- events: a Scan of the table, nothing but Aeon's attributes and our
+      -- dataFloats and more (the events of the same append after it)
       local items = aws({ "scan", "--table-name", name, "--consistent-read" }).Items
       table.sort(items, function(a, b) return a.revision.S < b.revision.S end)
       assert.same(2, #items)
       local e1, e2 = items[1], items[2]
-      assert.same({ "committedAt", "correlationId", "data", "dataFloats", "key", "revision", "slice", "type" },
-        names_of(e1))
+      assert.same({ "committedAt", "correlationId", "data", "dataFloats", "key", "more", "revision",
+        "slice", "type" }, names_of(e1))
+      assert.same({ N = "1" }, e1.more)
       assert.same({ "committedAt", "correlationId", "data", "key", "revision", "slice", "type" }, names_of(e2))
       assert.same({ S = "counter/a" }, e1.key)
       assert.same(last, e2.revision.S)
