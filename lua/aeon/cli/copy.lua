@@ -146,7 +146,9 @@ local function start_after(src, dst, force)
   if not n then say("target %s: %s", dst.name, err); return nil, EXIT.io end
   if n == 0 then return aeon.START end
   local mine = b:event(1)
-  if force then return aeon.START end
+  -- Imports skip what a store holds already; an export file is only
+  -- appended to, so it goes on after its last line.
+  if force then return dst.kind == "store" and aeon.START or mine.revision end
   local theirs, serr = source_event(src, mine.revision, core.batch())
   if theirs == nil then say("source %s: %s", src.name, serr); return nil, EXIT.io end
   local why = not theirs and "the source has no such event" or differs(theirs, mine)
