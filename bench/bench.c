@@ -594,31 +594,31 @@ static int l_http_counts(lua_State *L)
     return 1;
 }
 
-/* bench.ddb_ping(table, n): seconds for n consistent GetItem round trips
- * on one kept-alive connection, through the same client (http.c, SigV4)
- * and settings (the environment) as the backend: what the emulator does
- * at best for one request at a time. */
-static int l_ddb_ping(lua_State *L)
+/* Makes the body of the next request into buf (cap bytes); returns its
+ * length. */
+typedef size_t (*body_maker)(void *ctx, char *buf, size_t cap);
+
+/* Seconds for `calls` requests of `op`, one at a time on one kept-alive
+ * connection, through the same client (rpc.c, SigV4) and settings (the
+ * environment) as the backend. Raises on any failure. */
+static int timed_calls(lua_State *L, const char *op, lua_Integer calls, body_maker make,
+                       void *ctx, size_t cap)
 {
-    const char *table = luaL_checkstring(L, 1);
-    lua_Integer n = luaL_checkinteger(L, 2);
     aws_settings aws = {0};
     http_client *c = NULL;
     http_response r = {0};
-    char *err = NULL, body[512];
-    if (aws_settings_load(NULL, NULL, NULL, NULL, &aws, &err) != STORE_OK)
+    char *err = NULL, *body = malloc(cap);
+    if (body == NULL || aws_settings_load(NULL, NULL, NULL, NULL, &aws, &err) != STORE_OK)
         goto fail;
     http_config cfg = {.endpoint = aws.endpoint, .api = HTTP_DYNAMODB, .region = aws.region,
                        .creds = {aws.access_key, aws.secret_key, aws.session_token},
                        .env = &store_env_default};
     if (http_open(&cfg, &c, &err) != STORE_OK)
         goto fail;
-    int len = snprintf(body, sizeof body, "{\"TableName\":\"%s\",\"Key\":{\"pk\":"
-                       "{\"S\":\"bench/ping\"},\"sk\":{\"S\":\"head\"}},"
-                       "\"ConsistentRead\":true}", table);
     double t0 = clock_s(CLOCK_MONOTONIC);
-    for (lua_Integer i = 0; i < n; i++) {
-        if (__real_http_call(c, "GetItem", body, (size_t)len, true, &r, &err) != STORE_OK)
+    for (lua_Integer i = 0; i < calls; i++) {
+        size_t len = make(ctx, body, cap);
+        if (__real_http_call(c, op, body, len, true, &r, &err) != STORE_OK)
             goto fail;
         if (r.error != NULL) {
             err = strdup(r.error);
@@ -626,12 +626,14 @@ static int l_ddb_ping(lua_State *L)
         }
     }
     double secs = clock_s(CLOCK_MONOTONIC) - t0;
+    free(body);
     http_response_free(&r);
     http_close(c);
     aws_settings_free(&aws);
     lua_pushnumber(L, secs);
     return 1;
 fail:
+    free(body);
     http_response_free(&r);
     http_close(c);
     aws_settings_free(&aws);
@@ -640,63 +642,57 @@ fail:
     return lua_error(L);
 }
 
-/* bench.ddb_raw(table, n, per): seconds for n events written as plain
- * event items (Aeon's layout, the counter's data), per items a
- * TransactWriteItems, one at a time through the same client: the least a
- * copy into DynamoDB must send, for items of the same size. */
-static int l_ddb_raw(lua_State *L)
+static size_t ping_body(void *ctx, char *buf, size_t cap)
+{
+    return (size_t)snprintf(buf, cap, "{\"TableName\":\"%s\",\"Key\":{\"pk\":"
+                            "{\"S\":\"bench/ping\"},\"sk\":{\"S\":\"head\"}},"
+                            "\"ConsistentRead\":true}", (const char *)ctx);
+}
+
+/* bench.ddb_ping(table, n): seconds for n consistent GetItem round trips:
+ * what the emulator does at best for one request at a time. */
+static int l_ddb_ping(lua_State *L)
 {
     const char *table = luaL_checkstring(L, 1);
-    lua_Integer n = luaL_checkinteger(L, 2), per = luaL_checkinteger(L, 3);
-    aws_settings aws = {0};
-    http_client *c = NULL;
-    http_response r = {0};
-    char *err = NULL, *body = NULL, rev[STORE_REVISION_SIZE], at[STORE_TIMESTAMP_SIZE];
-    size_t cap = (size_t)per * 512 + 256;
-    if ((body = malloc(cap)) == NULL || aws_settings_load(NULL, NULL, NULL, NULL, &aws, &err) != STORE_OK)
-        goto fail;
-    http_config cfg = {.endpoint = aws.endpoint, .api = HTTP_DYNAMODB, .region = aws.region,
-                       .creds = {aws.access_key, aws.secret_key, aws.session_token},
-                       .env = &store_env_default};
-    if (http_open(&cfg, &c, &err) != STORE_OK)
-        goto fail;
-    revision_after(NULL, NULL, rev);
-    revision_timestamp(store_env_default.now_ms(NULL), at);
-    double t0 = clock_s(CLOCK_MONOTONIC);
-    for (lua_Integer done = 0; done < n; done += per) {
-        size_t len = (size_t)snprintf(body, cap, "{\"TransactItems\":[");
-        for (lua_Integer j = 0; j < per && done + j < n; j++) {
-            revision_next(rev, rev);
-            len += (size_t)snprintf(body + len, cap - len,
-                "%s{\"Put\":{\"TableName\":\"%s\",\"Item\":{\"key\":{\"S\":\"counter/raw-%lld\"},"
-                "\"revision\":{\"S\":\"%s\"},\"slice\":{\"S\":\"%.5s\"},\"committedAt\":{\"S\":"
-                "\"%s\"},\"type\":{\"S\":\"incremented\"},\"correlationId\":{\"NULL\":true},"
-                "\"data\":{\"M\":{\"type\":{\"S\":\"incremented\"},\"name\":{\"S\":\"raw-%lld\"}}}}}}",
-                j ? "," : "", table, (long long)(j % 10), rev, rev, at, (long long)(j % 10));
-        }
-        len += (size_t)snprintf(body + len, cap - len, "]}");
-        if (__real_http_call(c, "TransactWriteItems", body, len, true, &r, &err) != STORE_OK)
-            goto fail;
-        if (r.error != NULL) {
-            err = strdup(r.error);
-            goto fail;
-        }
+    return timed_calls(L, "GetItem", luaL_checkinteger(L, 2), ping_body, (void *)table, 512);
+}
+
+/* The next `per` plain event items (Aeon's layout, the counter's data). */
+typedef struct raw_items {
+    const char *table;                   /* the events table */
+    lua_Integer per;                     /* items a transaction */
+    char rev[STORE_REVISION_SIZE];       /* the last revision used */
+    char at[STORE_TIMESTAMP_SIZE];       /* committedAt of all */
+} raw_items;
+
+static size_t raw_body(void *ctx, char *buf, size_t cap)
+{
+    raw_items *w = ctx;
+    size_t len = (size_t)snprintf(buf, cap, "{\"TransactItems\":[");
+    for (lua_Integer j = 0; j < w->per; j++) {
+        revision_next(w->rev, w->rev);
+        len += (size_t)snprintf(buf + len, cap - len,
+            "%s{\"Put\":{\"TableName\":\"%s\",\"Item\":{\"key\":{\"S\":\"counter/raw-%lld\"},"
+            "\"revision\":{\"S\":\"%s\"},\"slice\":{\"S\":\"%.5s\"},\"committedAt\":{\"S\":"
+            "\"%s\"},\"type\":{\"S\":\"incremented\"},\"correlationId\":{\"NULL\":true},"
+            "\"data\":{\"M\":{\"type\":{\"S\":\"incremented\"},\"name\":{\"S\":\"raw-%lld\"}}}}}}",
+            j ? "," : "", w->table, (long long)(j % 10), w->rev, w->rev, w->at, (long long)(j % 10));
     }
-    double secs = clock_s(CLOCK_MONOTONIC) - t0;
-    free(body);
-    http_response_free(&r);
-    http_close(c);
-    aws_settings_free(&aws);
-    lua_pushnumber(L, secs);
-    return 1;
-fail:
-    free(body);
-    http_response_free(&r);
-    http_close(c);
-    aws_settings_free(&aws);
-    lua_pushstring(L, err != NULL ? err : "out of memory");
-    free(err);
-    return lua_error(L);
+    return len + (size_t)snprintf(buf + len, cap - len, "]}");
+}
+
+/* bench.ddb_raw(table, n, per): seconds for n plain event items written
+ * per a TransactWriteItems: the least a copy into DynamoDB must send, for
+ * items of the same size. n is rounded up to whole transactions. */
+static int l_ddb_raw(lua_State *L)
+{
+    raw_items w = {.table = luaL_checkstring(L, 1), .per = luaL_checkinteger(L, 3)};
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, w.per >= 1 && w.per <= 100, 3, "1 to 100 items a transaction");
+    revision_after(NULL, NULL, w.rev);
+    revision_timestamp(store_env_default.now_ms(NULL), w.at);
+    return timed_calls(L, "TransactWriteItems", (n + w.per - 1) / w.per, raw_body, &w,
+                       (size_t)w.per * 512 + 256);
 }
 #endif
 

@@ -16,7 +16,6 @@
  *   batch:snapshots(store, keys), batch:save_snapshots(store)
  *   batch:tail_ndjson(path), batch:find(rev), batch:drop_through(rev)
  *   aeon.core.sha256(text)                -> 64 hex digits
- *   aeon.core.revision_time(revision)     -> its milliseconds
  *
  * Event data never becomes a Lua table here: Lua tables cannot tell [] from
  * {} (both are an empty table), so a copy through them would not be exact.
@@ -592,14 +591,6 @@ static int l_new(lua_State *L) {
     return 1;
 }
 
-/* aeon.core.revision_time(revision): the milliseconds it carries. */
-static int l_revision_time(lua_State *L) {
-    const char *rev = luaL_checkstring(L, 1);
-    luaL_argcheck(L, revision_valid(rev), 1, "not a revision");
-    lua_pushinteger(L, (lua_Integer)revision_time(rev));
-    return 1;
-}
-
 static int l_sha256(lua_State *L) {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
@@ -633,6 +624,4 @@ void bind_copy_open(lua_State *L) {
     lua_setfield(L, -2, "batch");
     lua_pushcfunction(L, l_sha256);
     lua_setfield(L, -2, "sha256");
-    lua_pushcfunction(L, l_revision_time);
-    lua_setfield(L, -2, "revision_time");
 }

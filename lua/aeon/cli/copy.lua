@@ -280,13 +280,25 @@ function M.run_copy(src, dst, flags)
   return EXIT.ok
 end
 
--- Seconds left, from how far the revisions' clock has come: revisions
--- carry their millisecond time, so no count of the source is needed.
+-- How far revision b lies past a, as a number: a revision is a 130-bit
+-- number in base 32 (its time, then counter bits that appends in one
+-- millisecond step through), and a double keeps the leading digits of the
+-- difference, which is all a ratio needs.
+local DIGITS = {}
+for i, c in ("0123456789ABCDEFGHJKMNPQRSTVWXYZ"):gmatch("()(.)") do DIGITS[c] = i - 1 end
+local function span(a, b)
+  local d = 0
+  for i = 1, 26 do d = d * 32 + (DIGITS[b:sub(i, i)] or 0) - (DIGITS[a:sub(i, i)] or 0) end
+  return d
+end
+
+-- Seconds left, from how far the copy has come through the revisions, so
+-- no count of the source is needed.
 function M.eta(from, at, to, elapsed)
   if not from or to == aeon.END or to == aeon.START then return nil end
-  local t0, t1, t2 = core.revision_time(from), core.revision_time(at), core.revision_time(to)
-  if t2 <= t0 or t1 <= t0 then return nil end
-  return elapsed * (t2 - t1) / (t1 - t0)
+  local done, all = span(from, at), span(from, to)
+  if all <= 0 or done <= 0 then return nil end
+  return elapsed * (all - done) / done
 end
 
 -- A reader of every event of an end, one at a time (canonical fields).
