@@ -95,12 +95,12 @@ local function copy(source, target)
   return tonumber(rate)
 end
 
--- Peak RSS of one copy (bench/copy_rss.lua), as idle and peak KiB.
+-- Peak RSS of one copy (bench/rss.lua copy), as idle and peak KiB.
 local function copy_rss(source, target)
-  local out = sh(("%s%s/aeon-host bench/copy_rss.lua %s %s"):format(HOST_ENV, build, quote(source),
+  local out = sh(("%s%s/aeon-host bench/rss.lua copy %s %s"):format(HOST_ENV, build, quote(source),
     quote(target)))
   local idle, peak = out:match("idle (%d+)"), out:match("peak (%d+)")
-  if not idle or not peak then error("no memory figures from bench/copy_rss.lua:\n" .. out, 0) end
+  if not idle or not peak then error("no memory figures from bench/rss.lua copy:\n" .. out, 0) end
   return tonumber(idle), tonumber(peak)
 end
 
