@@ -420,9 +420,13 @@ end)
 describe("store copy killed with kill -9 #cli #heavy", function()
   local N = 50000
 
-  -- 50,000 events: appends of 100 events over 100 keys, some multi-key.
+  -- 50,000 events: appends of 100 events over 100 keys, some multi-key;
+  -- made once, both cases only read it.
+  local big
   local function big_source()
+    if big then return big end
     local uri = helpers.fresh_uri("sqlite")
+    big = uri
     local s = assert(aeon.open(uri))
     local evs = {}
     for i = 1, 100 do evs[i] = { type = "tick", data = { i = i, x = i / 7 } } end
@@ -508,3 +512,74 @@ describe("store copy killed with kill -9 #cli #heavy", function()
     assert.same(N, report.target_events)
   end)
 end)
+
+for _, backend in helpers.each_backend() do
+  describe("import #" .. backend, function()
+    local function batch_of(text)
+      local path = helpers.tmpdir() .. "/in.ndjson"
+      write(path, text)
+      local f = assert(io.open(path, "rb"))
+      local b = core.batch()
+      assert(b:read_ndjson(f, 0, 1000))
+      f:close()
+      return b
+    end
+    local function line(rev, key, more)
+      return ('{"revision":"%s","key":"%s","type":"t","committed_at":"2025-11-02T03:04:05.678Z",'
+        .. '%s"data":{"k":"%s","f":1.0,"l":[]}}\n'):format(rev, key, more and ('"more":' .. more .. ',') or "", key)
+    end
+    local R1, R2, R3 = "01KA0000000000000000000001", "01KA0000000000000000000002", "01KA0000000000000000000003"
+
+    it("writes events as they are, once, however often it is repeated", function()
+      local store = helpers.fresh_store(backend)
+      local b = batch_of(line(R1, "a", 1) .. line(R2, "b") .. line(R3, "a"))
+      local r = assert(b:import(store))
+      assert.same(3, r.imported)
+      assert.same(R3, store:head("a"))
+      assert.same(R2, store:head("b"))
+      local evs = helpers.collect(store:read_all())
+      assert.same({ R1, R2, R3 }, helpers.pluck(evs, "revision"))
+      assert.same("2025-11-02T03:04:05.678Z", evs[1].committed_at)
+      assert.same("float", math.type(evs[1].data.f))
+      r = assert(b:import(store))
+      if backend == "sqlite" then
+        assert.same(0, r.imported)
+        assert.same(3, r.present)
+      end
+      assert.same(3, #helpers.collect(store:read_all()))
+      -- Appends after an import number above it.
+      local a = assert(store:append("a", { { type = "next" } }))
+      assert.is_true(a.revision > R3)
+      store:close()
+    end)
+
+    it("never moves a head back", function()
+      local store = helpers.fresh_store(backend)
+      assert(batch_of(line(R3, "a")):import(store))
+      assert(batch_of(line(R1, "a")):import(store))
+      assert.same(R3, store:head("a"))
+      assert.same({ R1, R3 }, helpers.pluck(helpers.collect(store:read("a")), "revision"))
+      store:close()
+    end)
+
+    local sqlite_only = backend == "sqlite" and it or pending
+    sqlite_only("refuses a revision another key holds, writing nothing of the call", function()
+      local store = helpers.fresh_store(backend)
+      assert(batch_of(line(R2, "a")):import(store))
+      local b = batch_of(line(R1, "x") .. line(R2, "b"))
+      assert.has_error(function() b:import(store) end, nil)
+      local ok, err = pcall(b.import, b, store)
+      assert.is_false(ok)
+      assert.matches("held by another key", err)
+      assert.same({ R2 }, helpers.pluck(helpers.collect(store:read_all()), "revision"))
+      store:close()
+    end)
+
+    it("refuses events out of revision order", function()
+      local store = helpers.fresh_store(backend)
+      assert.has_error(function() batch_of(line(R2, "a") .. line(R1, "a")):import(store) end)
+      assert.same(0, #helpers.collect(store:read_all()))
+      store:close()
+    end)
+  end)
+end
