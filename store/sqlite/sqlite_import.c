@@ -91,6 +91,8 @@ store_status sqlite_import(store *st, const store_event *events, size_t count,
     int rc;
 
     memset(r, 0, sizeof *r);
+    if (s->base.damaged)
+        return sqlite_damaged(s, err);
     if (s->txn)
         return store_fail(err, STORE_INVALID, "sqlite: import inside a transaction: "
                           "commit or roll back first");
