@@ -134,7 +134,8 @@ static void bench_raw(const char *path, int n, result *res, int round)
     sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL);
     sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL);
     sqlite3_prepare_v2(db, "SELECT MAX(revision) FROM events", -1, &last, NULL);
-    sqlite3_prepare_v2(db, "INSERT INTO events VALUES(?1, ?2, ?3, ?4, NULL, ?5)", -1, &ins,
+    sqlite3_prepare_v2(db, "INSERT INTO events (revision, key, type, data, correlation_id, committed_at)"
+                       " VALUES(?1, ?2, ?3, ?4, NULL, ?5)", -1, &ins,
                        NULL);
     start();
     for (int i = 0; i < n; i++) {

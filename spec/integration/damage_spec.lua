@@ -160,8 +160,8 @@ describe("aeon-host store check #sqlite", function()
     -- What no append writes: a malformed revision, data that is not JSON,
     -- a snapshot and a checkpoint past every event.
     local sql = table.concat({
-      "INSERT INTO events VALUES ('0-not-a-revision', 't/1', 'noted', '{}', NULL, '2026-01-01T00:00:00.000Z');",
-      "INSERT INTO events VALUES ('7ZZZZZZZZZZZZZZZZZZZZZZZZY', 't/2', 'noted', '{oops', NULL, '2026-01-01T00:00:00.000Z');",
+      "INSERT INTO events (revision, key, type, data, correlation_id, committed_at) VALUES ('0-not-a-revision', 't/1', 'noted', '{}', NULL, '2026-01-01T00:00:00.000Z');",
+      "INSERT INTO events (revision, key, type, data, correlation_id, committed_at) VALUES ('7ZZZZZZZZZZZZZZZZZZZZZZZZY', 't/2', 'noted', '{oops', NULL, '2026-01-01T00:00:00.000Z');",
       "UPDATE snapshots SET revision = '7ZZZZZZZZZZZZZZZZZZZZZZZZZ' WHERE key = 't/1';",
       "INSERT INTO subscriptions VALUES ('late', '7ZZZZZZZZZZZZZZZZZZZZZZZZZ');",
     }, " ")
