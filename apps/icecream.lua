@@ -13,12 +13,29 @@
 --   aeon-host apps/icecream.lua sold truck/1 Vanilla       -> 1
 --   aeon-host apps/icecream.lua history truck/1            -> that truck's events
 --   aeon-host apps/icecream.lua history                    -> every truck's events
+--
+-- Evolving events: the truck's first version recorded a restock as
+-- `StockAdded` with `{ flavour, amount }`. Those events stay in the store
+-- as they were written; the upcaster below reads each one as the
+-- `FlavourRestocked` of today (`{ type, truck, flavour, quantity }`), so
+-- the aggregate, the queries and `history` only ever see the current
+-- shape, and `aeon-host apps/icecream.lua events read truck/1` prints them
+-- upcast (`aeon-host events read truck/1` prints them as stored).
 local aeon = require "aeon"
 local icecream = require "domain.icecream"
 
 local ipairs, pcall, tostring = ipairs, pcall, tostring
 
 local app = aeon.app "icecream"
+
+-- StockAdded { flavour, amount } (the first version) -> FlavourRestocked.
+app:upcast("StockAdded", function(event)
+  local old = event.data or {}
+  event.type = "FlavourRestocked"
+  event.data = { type = "FlavourRestocked", truck = event.key, flavour = old.flavour,
+    quantity = old.amount }
+  return event
+end)
 
 -- Checks the arguments a handler names, in order; returns their values,
 -- or nil and a usage error.

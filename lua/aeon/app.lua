@@ -27,9 +27,18 @@
 -- A projection keeps a view (a read model, API.md section 4) from the
 -- events it follows: the host hands each matching event, in commit order,
 -- to handler(view, event, ctx) (aeon.project runs them).
+--
+-- An upcaster turns an event of an older shape into the current one:
+--
+--     app:upcast("incremented", function(event) ... return event end)
+--
+-- Every read the host makes for the app hands out upcast events (the
+-- aggregate runner through ctx.store, projections, ctx.store:read and
+-- read_all, `events read` with the app given); the stored events are never
+-- rewritten. See App:upcast for the order they run in.
 local errors = require "aeon.errors" -- not aeon itself, which requires this module
 
-local type, pairs, ipairs, setmetatable, error = type, pairs, ipairs, setmetatable, error
+local type, pairs, ipairs, next, setmetatable, error = type, pairs, ipairs, next, setmetatable, error
 local tostring, xpcall, pcall, traceback, pack = tostring, xpcall, pcall, debug.traceback,
   table.pack
 
@@ -41,7 +50,7 @@ App.__index = App
 function M.new(name)
   if type(name) ~= "string" or name == "" then error("aeon.app needs a name", 2) end
   return setmetatable({ name = name, handlers = {}, handler_order = {}, projections = {},
-    projection_order = {} }, App)
+    projection_order = {}, upcasters = {}, wrapped = setmetatable({}, { __mode = "k" }) }, App)
 end
 
 --- True when v is an app built by aeon.app.
@@ -123,6 +132,111 @@ function App:projection(name, spec, handler)
     subscription = "projection/" .. spec.view .. "/" .. name,
   }
   self.projection_order[#self.projection_order + 1] = name
+end
+
+--- Declares an upcaster for events of type `event_type`: fn(event) gets
+-- the event as stored (`{ key, revision, type, data, correlation_id,
+-- committed_at }`, a copy of its own) and returns it in a newer shape; it
+-- may change `type` and `data`, not `key` or `revision`. It runs on every
+-- event of its type, so it must hand an event already in the new shape
+-- back unchanged.
+--
+-- Several upcasters of one type run in the order declared, each on what
+-- the one before returned. One that changes the type ends its type's
+-- chain: the event goes on through the new type's upcasters, from its
+-- first. A chain that comes back to a type it already passed is a loop,
+-- and upcasting such an event raises (naming the types), as does an
+-- upcaster that returns anything but an event.
+function App:upcast(event_type, fn)
+  if type(event_type) ~= "string" or event_type == "" then
+    error("upcast needs an event type", 2)
+  end
+  if type(fn) ~= "function" then
+    error("upcast of '" .. event_type .. "' needs a function", 2)
+  end
+  local list = self.upcasters[event_type]
+  if not list then
+    list = {}
+    self.upcasters[event_type] = list
+  end
+  list[#list + 1] = fn
+end
+
+--- True when the app declares upcasters.
+function App:has_upcasters() return next(self.upcasters) ~= nil end
+
+--- The event in its current shape: `event` run through the upcasters
+-- (App:upcast). Returns `event` itself when its type has none.
+function App:upcast_event(event)
+  local list = self.upcasters[event.type]
+  if not list then return event end
+  local key, revision = event.key, event.revision
+  local seen, path = {}, {}
+  while list do
+    local t = event.type
+    if seen[t] then
+      path[#path + 1] = t
+      error(("upcasters loop: %s"):format(table.concat(path, " -> ")), 0)
+    end
+    seen[t], path[#path + 1] = true, t
+    for i = 1, #list do
+      local out = list[i](event)
+      if type(out) ~= "table" or type(out.type) ~= "string" or out.type == "" then
+        error(("upcaster %d of '%s' must return an event with a type (got %s)"):format(
+          i, t, type(out) == "table" and "no type" or type(out)), 0)
+      end
+      if out.key ~= key or out.revision ~= revision then
+        error(("upcaster %d of '%s' changed the event's key or revision"):format(i, t), 0)
+      end
+      event = out
+      if event.type ~= t then break end
+    end
+    list = event.type ~= t and self.upcasters[event.type] or nil
+  end
+  return event
+end
+
+-- A read's iterator, yielding upcast events. The store's own iterator
+-- goes on from the last raw event, whatever the loop passes back; the
+-- cursor (the to-be-closed fourth value) is the store's, so a loop that
+-- breaks closes it as before.
+local function upcast_read(app, iter, s, c, cursor)
+  if not iter then return iter, s, c, cursor end
+  local last = c
+  return function()
+    local e = iter(s, last)
+    if e == nil then return nil end
+    last = e
+    return app:upcast_event(e)
+  end, nil, nil, cursor
+end
+
+--- The store as the app's handlers see it: `store` itself when the app has
+-- no upcasters, else a stand-in whose read and read_all hand out upcast
+-- events and whose other methods are the store's. One stand-in per store
+-- handle, so what is kept per handle (aeon.execute's cache) is kept.
+function App:store(store)
+  if store == nil or not self:has_upcasters() then return store end
+  local w = self.wrapped[store]
+  if w then return w end
+  local app, methods = self, {}
+  methods.read = function(_, ...) return upcast_read(app, store:read(...)) end
+  methods.read_all = function(_, ...) return upcast_read(app, store:read_all(...)) end
+  w = setmetatable({}, {
+    __index = function(_, k)
+      local m = methods[k]
+      if m == nil then
+        local v = store[k]
+        if type(v) ~= "function" then return v end
+        m = function(_, ...) return v(store, ...) end
+        methods[k] = m
+      end
+      return m
+    end,
+    __name = "aeon.store (upcasting)",
+  })
+  self.wrapped[store] = w
+  return w
 end
 
 --- The app's projections, in the order they were declared.
@@ -252,6 +366,11 @@ function App:call(name, ctx, args)
   if unknown then return "invalid", { kind = "invalid", message = unknown } end
   local store = type(ctx) == "table" and ctx.store or nil
   local outer = in_transaction(store)
+  if store ~= nil and self:has_upcasters() then
+    local own = {}
+    for k, v in pairs(ctx) do own[k] = v end
+    own.store, ctx = self:store(store), own
+  end
   local outcome, value = run(h, ctx, args)
   local left_open = not outer and in_transaction(store)
   -- pcall: a store:transaction its function never returned from (it

@@ -99,7 +99,8 @@ local function open_runner(store, app, p, opts)
     sub = sub,
     view = view,
     txn = store:supports("transactions"),
-    ctx = { store = store, app = app, projection = p.name },
+    ctx = { store = app:store(store), app = app, projection = p.name },
+    app = app,
     position = position,       -- recorded (acked) up to here
     pending = nil,             -- a batch polled but not yet committed
     pending_position = nil,    -- ... and the position it reaches
@@ -147,7 +148,11 @@ local function apply(r, events, position)
   end
   return atomically(r.store, r.txn, "done", function()
     for i, event in ipairs(events) do
-      local ok, e = xpcall(p.handler, on_error, r.view, event, r.ctx)
+      -- The handler gets the event upcast (aeon.app, App:upcast); an
+      -- upcaster that raises fails the event as its handler would.
+      local ok, e = xpcall(function()
+        return p.handler(r.view, r.app:upcast_event(event), r.ctx)
+      end, on_error)
       if not ok then
         if os.getenv("AEON_DEBUG") and tb then io.stderr:write(tb, "\n") end
         return "failed", i, first_line(e)

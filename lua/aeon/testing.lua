@@ -21,6 +21,13 @@
 -- "test/1"), an increasing `revision` and a `committed_at`. An aggregate or
 -- projection is anything with `initial` and `evolve` (and `decide` for
 -- `when`); nothing here touches a store, so these specs need no build.
+--
+-- `opts.app`, an app built by aeon.app, upcasts the given events with its
+-- upcasters (app:upcast) before they are folded, as the host does for
+-- every event it reads: given old-shape events, expect current-shape
+-- behaviour.
+--
+--     local given = testing.for_aggregate(counter.aggregate, { app = app })
 -- Failures are luassert failures, with the state and what was decided in
 -- the message.
 --
@@ -135,17 +142,25 @@ local function outcome(subject, key, state, history, command)
 end
 
 local function scenario(subject, opts, with_decide)
+  opts = opts or {}
   if type(subject) ~= "table" or subject.initial == nil or type(subject.evolve) ~= "function" then
     error("needs a table with initial and evolve", 3)
   end
   if with_decide and type(subject.decide) ~= "function" then
     error("an aggregate needs a decide function", 3)
   end
-  local key = opts and opts.key or "test/1"
+  local key, app = opts.key or "test/1", opts.app
+  if app ~= nil and (type(app) ~= "table" or type(app.upcast_event) ~= "function") then
+    error("option 'app' must be an app built by aeon.app", 3)
+  end
   return function(history)
     if type(history) ~= "table" then error("given needs a list of events", 2) end
     local state = copy(subject.initial)
-    for i, e in ipairs(history) do state = evolve(subject, state, committed(key, i, e)) end
+    for i, e in ipairs(history) do
+      local event = committed(key, i, copy(e))
+      if app then event = app:upcast_event(event) end
+      state = evolve(subject, state, event)
+    end
     local s = { state = state }
     --- The state the given events fold into.
     function s.then_state(expected)

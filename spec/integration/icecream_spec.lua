@@ -108,5 +108,38 @@ for _, backend in helpers.each_backend() do
       assert.matches("^aeon%-host: usage: restock TRUCK FLAVOUR QUANTITY: ", err)
       with_store(function(store) assert.same(0, #helpers.collect(store:read_all())) end)
     end)
+    it("reads the first version's StockAdded events as FlavourRestocked (upcast), leaving them stored as written", function()
+      with_store(function(store)
+        assert(store:append("truck/1", { { type = "StockAdded", data = { flavour = "Vanilla", amount = 2 } } }))
+      end)
+      assert.same(2, ok("stock", "truck/1", "Vanilla"))
+      local r = ok("sell", "truck/1", "Vanilla")
+      assert.same({ "FlavourSold" }, r.events)
+      assert.same(1, r.stock)
+      local h = ok("history", "truck/1")
+      assert.same({ "FlavourRestocked", "FlavourSold" }, pluck(h, "type"))
+      assert.same({ type = "FlavourRestocked", truck = "truck/1", flavour = "Vanilla", quantity = 2 },
+        h[1].data)
+      local code, out, err = helpers.run_host({ "apps/icecream.lua", "events", "read", "truck/1", "--json" },
+        { env = env })
+      assert.same(0, code, err)
+      assert.same("FlavourRestocked", aeon.json.decode(out:match("[^\n]+")).type)
+      with_store(function(store)
+        local stored = helpers.collect(store:read("truck/1"))
+        assert.same({ "StockAdded", "FlavourSold" }, pluck(stored, "type"))
+        assert.same({ flavour = "Vanilla", amount = 2 }, stored[1].data)
+      end)
+    end)
+
+    it("decides on upcast StockAdded events under aeon.testing with the app's upcasters", function()
+      local testing = require "aeon.testing"
+      local icecream = require "domain.icecream"
+      local app = assert(loadfile("apps/icecream.lua"))()
+      testing.for_aggregate(icecream, { key = "truck/1", app = app }) {
+        { type = "StockAdded", data = { flavour = "Strawberry", amount = 1 } } }
+        .when(icecream.sell("truck/1", "Strawberry"))
+        .then_events { icecream.flavour_sold("truck/1", "Strawberry"),
+          icecream.flavour_went_out_of_stock("truck/1", "Strawberry") }
+    end)
   end)
 end

@@ -120,4 +120,41 @@ describe("aeon.testing #unit", function()
     assert.matches("event 1 needs a type", msg, 1, true)
     assert.has_error(function() testing.for_aggregate({ initial = 0, evolve = account.evolve }) end)
   end)
+  -- An older version of the account appended `credited { sum }`; the
+  -- app's upcaster reads it as today's `deposited { amount }`.
+  local function upcasting_app()
+    local app = require("aeon.app").new "bank"
+    app:upcast("credited", function(e)
+      e.type, e.data = "deposited", { amount = e.data.sum }
+      return e
+    end)
+    return app
+  end
+
+  it("upcasts the given events with the app's upcasters (opts.app), for aggregates", function()
+    local g = testing.for_aggregate(account, { app = upcasting_app() })
+    local history = { { type = "credited", data = { sum = 5 } } }
+    g(history) .then_state { balance = 5 }
+    g(history) .when { type = "withdraw", amount = 5 } .then_events {
+      { type = "withdrawn", data = { amount = 5 } } } .then_state { balance = 0 }
+    g(history) .when { type = "withdraw", amount = 6 } .then_rejected "balance 5"
+    -- The given events are the test's: upcasting works on copies.
+    assert.same({ type = "credited", data = { sum = 5 } }, history[1])
+    -- Without the app, the old event means nothing to evolve.
+    given(history) .then_state { balance = 0 }
+  end)
+
+  it("upcasts the given events for projections, and refuses an app that is not one", function()
+    local seen = {}
+    local spy = { initial = 0, evolve = function(n, e)
+      seen[#seen + 1] = e.type
+      return n + e.data.amount
+    end }
+    testing.for_projection(spy, { app = upcasting_app() }) {
+      { type = "credited", data = { sum = 2 } }, { type = "deposited", data = { amount = 3 } } }
+      .then_state(5)
+    assert.same({ "deposited", "deposited" }, seen)
+    assert.has_error(function() testing.for_projection(spy, { app = {} }) end,
+      "option 'app' must be an app built by aeon.app")
+  end)
 end)

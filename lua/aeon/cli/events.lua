@@ -1,5 +1,6 @@
---- aeon.cli.events: `aeon-host events read KEY | all | keys | tail [options]`,
--- the store's events as they are, without an app.
+--- aeon.cli.events: `aeon-host [APP.lua] events read KEY | all | keys | tail
+-- [options]`: the store's events as they are stored, or, with an app given
+-- before `events`, as that app's handlers see them (upcast: App:upcast).
 local aeon = require "aeon"
 local options = require "aeon.cli.options"
 local show = require "aeon.cli.show"
@@ -24,7 +25,10 @@ usage:
   --backward             newest first
   --json                 one JSON object per event instead of a line for people
   --key/--type PATTERN   (all) only events whose key / type match: exact, or * for any run
-events tail follows the events committed from now on until interrupted (or N events).]]
+events tail follows the events committed from now on until interrupted (or N events).
+aeon-host [--store URI] APP.lua events read|all|tail ... prints the events upcast
+by the app's upcasters (app:upcast; --key/--type match the events as stored);
+the stored events are not changed.]]
 
 local READ_FLAGS = { from = "string", after = "string", to = "string", before = "string",
   limit = "integer", backward = "flag", json = "flag" }
@@ -73,7 +77,7 @@ local function print_all(iter, s, c, closer, json, with_key)
   end)
 end
 
-local function read(opts, words, sub)
+local function read(opts, words, sub, app)
   local flags, pos = options.parse(words, 3, sub == "all" and ALL_FLAGS or READ_FLAGS,
     "events " .. sub)
   if flags.key == "" or flags.type == "" then usage("--key and --type need a pattern") end
@@ -89,7 +93,8 @@ local function read(opts, words, sub)
   local ro = read_options(flags)
   local store, err = options.open_store(opts)
   if not store then say("%s", err); return EXIT.io end
-  local iter, s, c, closer = start(store, key, ro, flags)
+  local reader = app and app:store(store) or store
+  local iter, s, c, closer = start(reader, key, ro, flags)
   if not iter then store:close(); say("%s", s); return EXIT.io end
   local ok, rerr = print_all(iter, s, c, closer, flags.json, not key)
   store:close()
@@ -105,13 +110,15 @@ local ACTIONS = {
   keys = function(opts, words) return require("aeon.cli.inspect").keys(opts, words, M.USAGE) end,
 }
 
-function M.main(opts, words)
+-- `app`: the app given before `events`, whose upcasters the events go
+-- through; nil for the events as stored.
+function M.main(opts, words, app)
   local sub = words[2]
   if sub == "--help" or sub == "-h" then io.stdout:write(M.USAGE, "\n"); return EXIT.ok end
   local action = ACTIONS[sub]
   if not action then usage("events needs read, all, keys or tail (see events --help)") end
-  if type(action) == "string" then return require(action).main(opts, words, M.USAGE) end
-  return action(opts, words, sub)
+  if type(action) == "string" then return require(action).main(opts, words, M.USAGE, app) end
+  return action(opts, words, sub, app)
 end
 
 return M

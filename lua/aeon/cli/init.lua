@@ -31,9 +31,11 @@ local SUBCOMMANDS = {
 }
 
 -- What an app's words after the file can start with, besides a command or
--- query: NAME -> the module that runs it, with main(opts, app, path, words).
+-- query: NAME -> the function that runs it, (opts, app, path, words).
 local APP_WORDS = {
-  project = "aeon.cli.project",
+  project = function(...) return require("aeon.cli.project").main(...) end,
+  -- APP.lua events ...: the events as the app sees them (upcast).
+  events = function(opts, app, _, words) return require("aeon.cli.events").main(opts, words, app) end,
 }
 
 -- Global options come before the file or subcommand.
@@ -65,7 +67,7 @@ local function run_file(opts, path, words)
     io.stdout:write(help.app(app, path), "\n")
     return EXIT.ok
   end
-  if APP_WORDS[first] then return require(APP_WORDS[first]).main(opts, app, path, words) end
+  if APP_WORDS[first] then return APP_WORDS[first](opts, app, path, words) end
   return require("aeon.cli.call").main(opts, app, path, words)
 end
 

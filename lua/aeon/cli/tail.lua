@@ -20,19 +20,23 @@ local WAIT = 1 -- seconds per poll; the loop only ends on --limit or a signal
 
 -- Prints what the subscription delivers until `left` events (nil: for
 -- ever). Returns nil and the store's message when a poll fails.
-local function follow(sub, left, json)
+local function follow(sub, left, json, app)
   local out, print_event = io.stdout, json and show.event_json or show.event_line
   while left == nil or left > 0 do
     local events, perr = sub:poll(WAIT, left)
     if not events then return nil, perr end
-    for _, e in ipairs(events) do out:write(print_event(e, true), "\n") end
+    for _, e in ipairs(events) do
+      if app then e = app:upcast_event(e) end
+      out:write(print_event(e, true), "\n")
+    end
     out:flush()
     if left then left = left - #events end
   end
   return true
 end
 
-function M.main(opts, words, help)
+-- `app`, when given, upcasts each event before it is printed.
+function M.main(opts, words, help, app)
   local flags, rest = options.parse(words, 3, FLAGS, "events tail")
   if flags.help then io.stdout:write(help, "\n"); return EXIT.ok end
   if #rest > 0 then usage("events tail takes no KEY (use --key PATTERN)") end
@@ -43,7 +47,7 @@ function M.main(opts, words, help)
     { key = flags.key, type = flags.type, start = aeon.END })
   if not ok then store:close(); usage("%s", clean(sub)) end
   if not sub then store:close(); say("%s", serr); return EXIT.io end
-  local done, ferr = follow(sub, flags.limit, flags.json)
+  local done, ferr = follow(sub, flags.limit, flags.json, app)
   store:close()
   if not done then say("%s", ferr); return EXIT.io end
   return EXIT.ok
