@@ -160,6 +160,26 @@ for _, backend in helpers.each_backend() do
       assert.same({ total = 10, unit = "each" }, (view:get("tally/b")))
     end)
 
+    it("fails a projection's event whose upcasters loop, keeping the checkpoint before it", function()
+      if not (helpers.supports(backend, "subscriptions") and helpers.supports(backend, "views")) then
+        pending(backend .. " has no subscriptions and views")
+        return
+      end
+      local looping = aeon.app "looping"
+      looping:upcast("added", function(e) e.type = "old"; return e end)
+      looping:upcast("old", function(e) e.type = "added"; return e end)
+      local n = 0
+      looping:projection("count", { view = "count" }, function() n = n + 1 end)
+      local report = project.run(store, looping, nil,
+        { once = true, log = function() end, backoff = { first = 0.01, max = 0.01 } })
+      assert.same(0, n)
+      assert.same(0, report.count.events)
+      local failed = report.count.failed
+      assert.matches("upcasters loop: added -> old -> added", failed.message, 1, true)
+      assert.same({ "tally/a", "added" }, { failed.key, failed.type })   -- named as stored
+      assert.same(aeon.START, report.count.revision)                     -- nothing passed over
+    end)
+
     it("never rewrites the stored events", function()
       assert.same("ok", (call("add", { key = "tally/a", amount = "1" })))
       call("read_all")

@@ -20,6 +20,7 @@ usage:
                                           [--limit N] [--backward] [--json]
   aeon-host [--store URI] events all [same options]
   aeon-host [--store URI] events tail [--key PATTERN] [--type PATTERN] [--json] [--limit N]
+  aeon-host [--store URI] FILE.lua events read|all|tail ...   the events as the app reads them (upcast)
   aeon-host [--store URI] store deploy|destroy|info|check
   aeon-host store copy|verify SOURCE TARGET        SOURCE, TARGET: store URIs or ndjson:PATH
   aeon-host new DIR                               a new app to start from, with specs
@@ -83,6 +84,9 @@ function M.app(app, path)
   out[#out + 1] = ("       aeon-host [--store URI] %s NAME --help    one of them"):format(path)
   if #projections > 0 then
     out[#out + 1] = ("       aeon-host [--store URI] %s project [--once] [--rebuild NAME] [NAME...]"):format(path)
+  end
+  if app:has_upcasters() then
+    out[#out + 1] = ("       aeon-host [--store URI] %s events read KEY | all   its events, upcast"):format(path)
   end
   out[#out + 1] = ("       aeon-host [--store URI] serve %s [options]   (serve --help: the options)"):format(path)
   out[#out + 1] = "Arguments are positional in the order shown, or NAME=VALUE (the value read as"
