@@ -109,6 +109,15 @@ for _, backend in helpers.each_backend() do
     end)
     after_each(function() store:close() end)
 
+    -- Whether the backend runs projections; marks the spec pending if not.
+    local function projects()
+      if helpers.supports(backend, "subscriptions") and helpers.supports(backend, "views") then
+        return true
+      end
+      pending(backend .. " has no subscriptions and views")
+      return false
+    end
+
     local function call(name, args)
       return app:call(name, { store = store, app = app }, args or {})
     end
@@ -148,10 +157,7 @@ for _, backend in helpers.each_backend() do
     end)
 
     it("hands projections current-shape events", function()
-      if not (helpers.supports(backend, "subscriptions") and helpers.supports(backend, "views")) then
-        pending(backend .. " has no subscriptions and views")
-        return
-      end
+      if not projects() then return end
       local report = assert(project.run(store, app, nil, { once = true, log = function() end }))
       assert.same(3, report.totals.events)
       assert.is_nil(report.totals.failed)
@@ -161,10 +167,7 @@ for _, backend in helpers.each_backend() do
     end)
 
     it("fails a projection's event whose upcasters loop, keeping the checkpoint before it", function()
-      if not (helpers.supports(backend, "subscriptions") and helpers.supports(backend, "views")) then
-        pending(backend .. " has no subscriptions and views")
-        return
-      end
+      if not projects() then return end
       local looping = aeon.app "looping"
       looping:upcast("added", function(e) e.type = "old"; return e end)
       looping:upcast("old", function(e) e.type = "added"; return e end)
