@@ -388,14 +388,20 @@ static void test_settling_index(const char *uri)
     CHECK_STR(cp, r[1].revision);
     reset_err();
     CHECK(s->ops->subscribe(s, "settling", &o, &again, &err) == STORE_OK);
-    if (again != NULL) {
+    if (again != NULL)
         CHECK(poll0(s, again, 10, pos, &ev) == 1 && strcmp(ev[0].revision, r[2].revision) == 0);
-        s->ops->sub_close(again);
-        again = NULL;
-    }
 
     /* later, the reads settle and the position moves up to the last one */
     f.frozen_ms += 450;
+    if (again != NULL) {
+        /* Nor does the restarted one, once it follows the stream, hand out
+         * the events its checkpoint listed as handled (it gave the first
+         * two again). */
+        CHECK(poll0(s, again, 10, pos, &ev) == 0);
+        CHECK_STR(pos, r[2].revision);
+        s->ops->sub_close(again);
+        again = NULL;
+    }
     CHECK(poll0(s, sub, 10, pos, &ev) == 0);
     CHECK_STR(pos, r[2].revision);
     reset_err();

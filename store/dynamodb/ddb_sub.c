@@ -935,12 +935,19 @@ static store_status scan(store_sub *sub, size_t max, bool *end, char **err)
     while ((status = ddb_next(c, &ev, err)) == STORE_OK && ev != NULL) {
         bool found;
         seen_find(sub, ev->revision, &found);
-        if (found)
+        /* What the stream still holds, it will show again: remember it,
+         * also when it was seen before (a restart's checkpoint lists what
+         * was handled above its mark, which the stream would hand out
+         * again once the catch-up gives way to it). */
+        bool kept = revision_time(ev->revision) + STREAM_KEPT_MS >= now;
+        if (found) {
+            if (kept && !set_add(&sub->caught, ev->revision)) {
+                status = ddb_nomem(err);
+                break;
+            }
             continue;
-        /* What the stream still holds, it will show again: remember it. */
-        if (!seen_add(sub, ev->revision, poll) ||
-            (revision_time(ev->revision) + STREAM_KEPT_MS >= now &&
-             !set_add(&sub->caught, ev->revision)) ||
+        }
+        if (!seen_add(sub, ev->revision, poll) || (kept && !set_add(&sub->caught, ev->revision)) ||
             (sub_matches(sub, ev) && !keep(sub, ev))) {
             status = ddb_nomem(err);
             break;
