@@ -246,20 +246,46 @@ static void *run_job(void *arg)
     return NULL;
 }
 
+/* Whether the file's group has a leader at work and `waiting` appends
+ * queued behind it, by INFO. */
+static bool group_is(store *s, bool committing, long long waiting)
+{
+    char *out = NULL, *err = NULL;
+    if (s->ops->admin(s, STORE_INFO, &out, &err) != STORE_OK) {
+        free(err);
+        return false;
+    }
+    json_t *doc = json_loads(out, 0, NULL);
+    json_t *g = json_object_get(doc, "group_commit");
+    bool is = json_is_true(json_object_get(g, "committing")) == committing &&
+              json_integer_value(json_object_get(g, "waiting")) == waiting;
+    json_decref(doc);
+    free(out);
+    return is;
+}
+
 /* Holds the file's write lock from a raw connection while jobs[0] starts
  * (it leads, and waits for the lock) and the others queue behind it, in
- * order; then lets go. jobs[0] commits alone, the rest as one group. */
+ * order; then lets go. jobs[0] commits alone, the rest as one group. Each
+ * job starts once the one before it is in place (INFO says so), so the
+ * queue order is the start order however slow the machine. */
 static void stage(const char *path, job *jobs, int n)
 {
     sqlite3 *raw = NULL;
     CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
     CHECK(sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    store *watch = open_store(path);
     for (int i = 0; i < n; i++) {
         jobs[i].s = open_store(path);
         CHECK(pthread_create(&jobs[i].thread, NULL, run_job, &jobs[i]) == 0);
-        pause_ms(i == 0 ? 200 : 50); /* queue order is start order */
+        int waited = 0; /* ms; a limit on hanging, 60 s */
+        while (!group_is(watch, true, i) && waited < 60000) {
+            pause_ms(5);
+            waited += 5;
+        }
+        CHECK(group_is(watch, true, i));
     }
-    pause_ms(500);
+    store_close(watch);
     CHECK(sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(raw);
     for (int i = 0; i < n; i++) {

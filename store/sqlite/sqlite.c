@@ -810,10 +810,14 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
                         "views", (json_int_t)n[4], "last_revision", last);
         if (doc != NULL && s->group != NULL) {
             group *g = s->group;
+            json_int_t waiting = 0;
             pthread_mutex_lock(&g->lock);
-            json_t *gc = json_pack("{s:I, s:I, s:I}", "commits", (json_int_t)g->commits,
-                                   "appends", (json_int_t)g->appends,
-                                   "largest", (json_int_t)g->largest);
+            for (const request *q = g->head; q != NULL; q = q->next)
+                waiting++;
+            json_t *gc = json_pack("{s:I, s:I, s:I, s:b, s:I}", "commits",
+                                   (json_int_t)g->commits, "appends", (json_int_t)g->appends,
+                                   "largest", (json_int_t)g->largest, "committing",
+                                   g->committing, "waiting", waiting);
             pthread_mutex_unlock(&g->lock);
             if (gc == NULL || json_object_set_new(doc, "group_commit", gc) != 0) {
                 json_decref(doc);
