@@ -4,6 +4,7 @@
 #   make test         C unit tests, then the busted specs on every backend
 #   make install      PREFIX=/usr/local (DESTDIR honoured)
 #   make lambda       build/lambda/aeon-lambda.zip for AWS Lambda (APP=...)
+#   make loadtest     good commands under hostile traffic (about 40 s)
 #   make bench        the benchmark table (bench/run.lua), from an -O2 build in
 #                     build/bench; not part of `make test`
 #   make deps         install the Debian packages the build and tests need
@@ -115,6 +116,12 @@ sanitize:
 	AEON_SKIP_DYNAMODB=1 AEON_BUILD=build/sanitize LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh spec/run.sh
 
+# Good commands under hostile traffic (spec/load/loadtest.sh): wrk's rate
+# alone and beside a loop of bad requests, then a clean exit on SIGTERM.
+# About 40 s, loopback only; not part of `make test`.
+loadtest: all
+	sh spec/load/loadtest.sh $(B)
+
 # The store suite under valgrind on the embedded store: no invalid reads,
 # no leaks of the module's own memory.
 valgrind: all
@@ -147,7 +154,7 @@ deps:
 clean:
 	rm -rf $(B)
 
-.PHONY: all ctest test bench sanitize valgrind install install-rock deps clean lambda
+.PHONY: all ctest test bench loadtest sanitize valgrind install install-rock deps clean lambda
 
 # libFuzzer harnesses (spec/fuzz/*_fuzz.c) under ASan and UBSan:
 #   make fuzz                      build them into build/fuzz/

@@ -14,6 +14,8 @@
  *                                           should commit and return
  *   host.now()                           -> wall-clock seconds, fractional
  *   host.set_log_level(level)
+ *   host.worker_broken(problem | nil)    this request worker cannot serve
+ *                                           (its store will not reopen)
  *
  * aeon.cli.serve builds `config` from the command line (with every field: the
  * defaults are aeon.cli.options'); projection runners call
@@ -89,10 +91,15 @@ static int l_serve(lua_State *L) {
                 .queue_limit = 4096,
                 .max_instructions = (long long)need_number(L, "max_instructions"),
                 .max_seconds = need_number(L, "max_time"),
+                .max_memory = (size_t)need_number(L, "max_memory"),
             },
         .app_name = opt_string(L, "app_name", 1),
         .max_body = (size_t)need_number(L, "max_body"),
         .idle_timeout = (unsigned)need_number(L, "timeout"),
+        .header_timeout = need_number(L, "header_timeout"),
+        .body_timeout = need_number(L, "body_timeout"),
+        .max_connections = (unsigned)need_number(L, "max_connections"),
+        .max_client_connections = (unsigned)need_number(L, "max_client_connections"),
         .drain_seconds = need_number(L, "drain"),
         .token = opt_string(L, "token", 0),
         .on_listening = on_listening,
@@ -100,7 +107,9 @@ static int l_serve(lua_State *L) {
     };
     lua_getfield(L, 1, "watch");
     cfg.watch = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    lua_getfield(L, 1, "metrics_loopback");
+    cfg.metrics_loopback = lua_toboolean(L, -1);
+    lua_pop(L, 2);
     luaL_argcheck(L, cfg.worker.workers >= 1 && cfg.worker.workers <= 1024, 1,
                   "config.workers must be 1 to 1024");
     if (cfg.token && !*cfg.token) cfg.token = NULL;
@@ -223,6 +232,15 @@ static int l_stopping(lua_State *L) {
     return 1;
 }
 
+/* worker_broken(problem): a request worker's store will not reopen (nil:
+ * it serves again); /health says degraded meanwhile. */
+static int l_worker_broken(lua_State *L) {
+    bool broken = !lua_isnoneornil(L, 1);
+    if (broken) log_error_msg(LOG_ERROR, "worker cannot serve", luaL_tolstring(L, 1, NULL));
+    worker_set_broken(broken);
+    return 0;
+}
+
 static const luaL_Reg functions[] = {
     {"serve", l_serve},
     {"log", l_log},
@@ -233,6 +251,7 @@ static const luaL_Reg functions[] = {
     {"projection_lag", l_projection_lag},
     {"stopping", l_stopping},
     {"now", l_now},
+    {"worker_broken", l_worker_broken},
     {NULL, NULL},
 };
 

@@ -1,7 +1,8 @@
 /*
  * store.c - the ground every backend stands on: the default clock and
  * random source, closing a store and error messages. Provides
- * store_env_default, store_close and store_fail from store.h. Uses libc
+ * store_env_default, store_close, store_fail and store_view_docs_free
+ * from store.h. Uses libc
  * (clock_gettime, getrandom). The checks every backend makes are in
  * check.c, the table of backends in open.c.
  */
@@ -72,6 +73,15 @@ void store_close(store *s)
 {
     if (s != NULL)
         s->ops->close(s);
+}
+
+void store_view_docs_free(store_view_doc *docs, size_t n)
+{
+    for (size_t i = 0; docs != NULL && i < n; i++) {
+        free(docs[i].id);
+        free(docs[i].doc);
+    }
+    free(docs);
 }
 
 /* When even the message cannot be allocated *err is left NULL: callers

@@ -254,6 +254,14 @@ typedef enum store_admin {
                       either way, unless the check itself cannot run */
 } store_admin;
 
+/* One document of a view, as view_list hands it out. */
+typedef struct store_view_doc {
+    char *id;                           /* its id, malloc'd */
+    char *doc;                          /* its JSON text, malloc'd */
+    size_t doc_len;                     /* ... in bytes */
+    char revision[STORE_REVISION_SIZE]; /* the revision it was put with */
+} store_view_doc;
+
 typedef struct store_ops {
     const char *name; /* "sqlite", "dynamodb", ... */
 
@@ -449,6 +457,14 @@ typedef struct store_ops {
     /* Deletes every document of the view and its seen revision. */
     store_status (*view_clear)(store *s, const char *view, char **err);
 
+    /* Lists documents of `view` in the order of their ids (bytewise), from
+     * the first id after `after` (NULL: from the first), at most `limit`
+     * (at least 1) of them: *docs is a malloc'd array of *n the caller frees
+     * with store_view_docs_free. Fewer than `limit` means there are no more.
+     * NULL where the backend cannot list a view. */
+    store_status (*view_list)(store *s, const char *view, const char *after, size_t limit,
+                              store_view_doc **docs, size_t *n, char **err);
+
     /* -- Transactions ------------------------------------------------- */
     /* Let a projection commit a batch's view writes and its checkpoint
      * together, so one killed mid-batch neither loses nor double-applies an
@@ -468,6 +484,9 @@ typedef struct store_ops {
     /* Abandons the open transaction, if any. */
     void (*rollback)(store *s);
 } store_ops;
+
+/* Frees what view_list handed out. Safe on NULL. */
+void store_view_docs_free(store_view_doc *docs, size_t n);
 
 /* Every handle starts with this header so generic code can find its ops. */
 struct store {

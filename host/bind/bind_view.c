@@ -1,6 +1,6 @@
 /*
  * bind_view.c - read models for Lua (API.md section 4): store:view(name)
- * and the view handle with get, put, revision, advance and clear;
+ * and the view handle with get, put, revision, advance, clear and list;
  * store:supports to ask which features (subscriptions, views, transactions)
  * a backend has, and whether a handle's data is shared.
  *
@@ -127,6 +127,69 @@ static int l_clear(lua_State *L) {
     return 1;
 }
 
+/* view:list{ after = ID, limit = N } -> { { id, doc, revision }, ... }:
+ * documents in id order after ID (default: from the first), at most N
+ * (default 100, at most 1000); fewer than N means there are no more, and
+ * the last one's id is where the next page starts. */
+static int l_list(lua_State *L) {
+    static const char *const known[] = {"after", "limit", NULL};
+    const char *view;
+    store *s = check_view(L, 1, &view);
+    const char *after = NULL;
+    lua_Integer limit = 100;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        bind_check_options(L, 2, known, "view list");
+        if (lua_getfield(L, 2, "after") != LUA_TNIL) after = bind_check_text(L, -1, "after", 0);
+        lua_pop(L, 1);
+        if (lua_getfield(L, 2, "limit") != LUA_TNIL) {
+            int isint = 0;
+            limit = lua_tointegerx(L, -1, &isint);
+            if (!isint || limit < 1 || limit > 1000)
+                luaL_error(L, "view list: limit must be an integer from 1 to 1000");
+        }
+        lua_pop(L, 1);
+    }
+    if (s->ops->view_list == NULL) return bind_unsupported(L, s, "listing views");
+    store_view_doc *docs = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    /* `after` stays anchored in the options table while the store runs. */
+    store_status st = s->ops->view_list(s, view, after, (size_t)limit, &docs, &n, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    /* Lua tables may raise (memory): the documents are first copied onto
+     * the stack as strings, then freed, then decoded. */
+    lua_createtable(L, (int)n, 0);
+    int list = lua_gettop(L);
+    if (!lua_checkstack(L, (int)n * 3 + 4)) {
+        store_view_docs_free(docs, n);
+        luaL_error(L, "view list: Lua stack exhausted");
+    }
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, docs[i].id);
+        lua_pushlstring(L, docs[i].doc, docs[i].doc_len);
+        lua_pushstring(L, docs[i].revision);
+    }
+    store_view_docs_free(docs, n);
+    for (size_t i = 0; i < n; i++) {
+        int base = list + 1 + (int)i * 3;
+        lua_createtable(L, 0, 3);
+        lua_pushvalue(L, base);
+        lua_setfield(L, -2, "id");
+        size_t len;
+        const char *text = lua_tolstring(L, base + 1, &len);
+        char msg[160];
+        if (json_decode(L, text, len, msg, sizeof msg))
+            luaL_error(L, "stored view document is corrupt: %s", msg);
+        lua_setfield(L, -2, "doc");
+        lua_pushvalue(L, base + 2);
+        lua_setfield(L, -2, "revision");
+        lua_rawseti(L, list, (lua_Integer)i + 1);
+    }
+    lua_settop(L, list);
+    return 1;
+}
+
 static int l_name(lua_State *L) {
     luaL_checkudata(L, 1, VIEW_MT);
     lua_getiuservalue(L, 1, 2);
@@ -171,6 +234,7 @@ static const luaL_Reg view_methods[] = {
     {"revision", l_revision},
     {"advance", l_advance},
     {"clear", l_clear},
+    {"list", l_list},
     {"name", l_name},
     {NULL, NULL},
 };

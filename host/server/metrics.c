@@ -87,7 +87,7 @@ void metrics_request(const char *route, int status, double seconds) {
 void metrics_aborted(const char *reason) {
     pthread_mutex_lock(&lock);
     if (strcmp(reason, "timeout") == 0) aborted_timeout++;
-    else if (strcmp(reason, "client") == 0) aborted_client++;
+    else if (strcmp(reason, "client_closed") == 0) aborted_client++;
     else aborted_error++;
     pthread_mutex_unlock(&lock);
 }
@@ -186,10 +186,10 @@ static void render_durations(buf *b) {
 
 static void render_gauges(buf *b, const metrics_gauges *g) {
     head(b, "aeon_http_requests_aborted_total", "counter",
-         "Requests that ended without an answer: the client stalled (timeout) or left.");
+         "Requests that ended without an answer: the client stalled (timeout) or left (client_closed).");
     buf_printf(b, "aeon_http_requests_aborted_total{reason=\"timeout\"} %llu\n",
                (unsigned long long)aborted_timeout);
-    buf_printf(b, "aeon_http_requests_aborted_total{reason=\"client\"} %llu\n",
+    buf_printf(b, "aeon_http_requests_aborted_total{reason=\"client_closed\"} %llu\n",
                (unsigned long long)aborted_client);
     buf_printf(b, "aeon_http_requests_aborted_total{reason=\"error\"} %llu\n",
                (unsigned long long)aborted_error);

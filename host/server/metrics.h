@@ -33,7 +33,7 @@ void metrics_start(void);
 /* A request answered with `status` after `seconds`. */
 void metrics_request(const char *route, int status, double seconds);
 
-/* A request that ended without an answer: "timeout", "client" (gone) or
+/* A request that ended without an answer: "timeout", "client_closed" (gone) or
  * "error". */
 void metrics_aborted(const char *reason);
 

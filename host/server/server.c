@@ -1,14 +1,21 @@
 /*
  * server.c - the HTTP server on libmicrohttpd (see server.h).
  *
- * A request's life: libmicrohttpd calls on_request when the headers are in;
- * screen() decides from them alone whether the answer is already known (404,
- * 405, 401, or 413 from Content-Length). The body is collected (or discarded)
+ * A request's life: libmicrohttpd calls on_uri with the request line as
+ * sent (checked there, before libmicrohttpd decodes it), then on_request
+ * when the headers are in; screen_strict() refuses what could be read two
+ * ways (400, closing the connection), and screen() decides from the headers
+ * alone whether the answer is already known (404, 405, 401, or 413 from
+ * Content-Length). The body is collected (or discarded)
  * up to --max-body. Then /health and /metrics are answered on the spot, and
  * a command or query becomes a worker_job: the connection is suspended, the
  * job queued, and the worker's done() resumes it; libmicrohttpd calls
  * on_request once more and the answer is queued. on_completed writes the
- * access log line, records metrics and frees the request.
+ * access log line, records metrics and frees the request. Connections are
+ * limited in all and per client address by libmicrohttpd; on_connection
+ * keeps a list of them so the signal thread can cut one whose headers take
+ * longer than --header-timeout. The app is loaded (start-up, --watch) on a
+ * thread of its own, so that a load stuck in C cannot hold the signals.
  *
  * Uses libmicrohttpd, worker.h, log.h, metrics.h, buf.h and POSIX signals.
  */
@@ -27,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -36,6 +44,7 @@
 
 #include "bind.h"
 #include "buf.h"
+#include "json.h"
 #include "log.h"
 #include "metrics.h"
 #include "worker.h"
@@ -52,6 +61,10 @@
 #define WATCH_SETTLE 0.2
 /* After the workers are done, how long resumed requests get to be sent. */
 #define FLUSH_SECONDS 2.0
+/* A load still running this long past --max-time is stuck outside Lua. */
+#define PROBE_SLACK 1.0
+/* Descriptors kept back from --max-connections for everything else. */
+#define FD_RESERVE 128
 #define LABEL_SIZE 160
 #define REQUEST_ID_SIZE 17
 
@@ -77,6 +90,17 @@ typedef struct watched {
     ino_t ino;              /* its inode then (editors replace files) */
 } watched;
 
+/* A connection, from accept to close, for --header-timeout: libmicrohttpd
+ * times out only silence, so a client that sends its headers a byte at a
+ * time would keep a connection for ever. */
+typedef struct tracked {
+    struct tracked *prev, *next;  /* the server's list */
+    int fd;                    /* its socket */
+    bool waiting;              /* no complete headers since `since` */
+    bool cut;                  /* already shut down */
+    double since;              /* accepted, or its last request completed */
+} tracked;
+
 typedef struct server {
     const server_config *cfg;      /* what to serve, how */
     struct MHD_Daemon *daemon;     /* the HTTP side */
@@ -90,6 +114,8 @@ typedef struct server {
     atomic_uint id_seq;            /* request counter */
     pthread_mutex_t error_lock;    /* guards last_error */
     char last_error[256];          /* libmicrohttpd's last complaint */
+    pthread_mutex_t links_lock;    /* guards links */
+    tracked links;                 /* open connections (a ring, head) */
     watched *files;                /* --watch: the app's files */
     size_t nfiles;                 /* entries in files */
 } server;
@@ -106,9 +132,13 @@ typedef struct request {
     char *path;                     /* URL path, decoded, no query string */
     const char *name;               /* COMMAND/QUERY: points into path */
     char label[LABEL_SIZE];         /* route label for metrics */
+    bool begun;                     /* on_request has seen its headers */
+    const char *bad_url;            /* why the raw URL is refused, or NULL */
     int early;                      /* status known from the headers, or 0 */
     const char *early_msg;          /* its message */
     const char *allow;              /* 405: the methods allowed */
+    bool close;                     /* close the connection after answering */
+    bool gone;                      /* the client left before its answer */
     buf body;                       /* the body, up to --max-body */
     size_t received;                /* body bytes received, kept or not */
     bool too_large;                 /* the body passed --max-body */
@@ -119,6 +149,8 @@ typedef struct request {
     size_t bytes_out;               /* body bytes of the answer */
     struct timespec start;          /* when the headers were in */
 } request;
+
+static void set_waiting(struct server *s, struct MHD_Connection *c, bool waiting);
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -201,6 +233,19 @@ static bool authorized(const char *token, struct MHD_Connection *c) {
     return diff == 0;
 }
 
+/* The client connects from a loopback address (127.0.0.0/8, ::1). */
+static bool loopback(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) return false;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+    return false;
+}
+
 /* What the headers alone decide. */
 static void screen(server *s, request *r) {
     bool get = strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
@@ -231,8 +276,9 @@ static void screen(server *s, request *r) {
         }
         break;
     }
-    if ((r->route == ROUTE_COMMAND || r->route == ROUTE_QUERY) && s->cfg->token &&
-        !authorized(s->cfg->token, r->conn)) {
+    bool guarded = r->route == ROUTE_COMMAND || r->route == ROUTE_QUERY ||
+                   (r->route == ROUTE_METRICS && !(s->cfg->metrics_loopback && loopback(r->conn)));
+    if (guarded && s->cfg->token && !authorized(s->cfg->token, r->conn)) {
         r->early = 401;
         r->early_msg = "missing or wrong bearer token (Authorization: Bearer TOKEN)";
     }
@@ -273,25 +319,120 @@ static void request_free(request *r) {
     free(r);
 }
 
-static request *request_new(server *s, struct MHD_Connection *c, const char *url,
-                            const char *method) {
+/* Made when libmicrohttpd has the request line (on_uri), so the URL can be
+ * checked as the client sent it, before libmicrohttpd decodes it (its
+ * decoding stops at a NUL and lets bad escapes through). */
+static request *request_new(server *s, struct MHD_Connection *c) {
     request *r = calloc(1, sizeof *r);
-    if (!r || !(r->path = strdup(url))) {
-        free(r);
-        return NULL;
-    }
+    if (!r) return NULL;
     r->srv = s;
     r->conn = c;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
     snprintf(r->id, sizeof r->id, "%08x%08x", s->id_prefix, atomic_fetch_add(&s->id_seq, 1));
+    return r;
+}
+
+/* The rest, once the headers are in. */
+static int request_begin(request *r, const char *url, const char *method) {
+    r->begun = true;
     snprintf(r->method, sizeof r->method, "%s", method);
+    if (!(r->path = strdup(url))) return -1;
     r->route = parse_route(r->path, &r->name);
-    set_label(s, r);
+    set_label(r->srv, r);
     if (r->route == ROUTE_QUERY &&
-        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_param, r) < 0) {
-        request_free(r);
-        return NULL;
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, add_param, r) < 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Strict HTTP                                                         */
+
+static int hex_digit(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Why the raw URL (path and query) is refused, or NULL: every escape must
+ * be %XX, and what they decode to must be UTF-8 without NUL, so that the
+ * handler sees exactly what was sent. '&' and '=' are ASCII, so checking
+ * the decoded whole checks every name and value. */
+static const char *check_url(const char *uri) {
+    size_t n = strlen(uri);
+    char *decoded = malloc(n + 1);
+    if (!decoded) return "out of memory";
+    size_t o = 0;
+    const char *why = NULL;
+    for (size_t i = 0; i < n && !why; i++) {
+        if (uri[i] != '%') {
+            decoded[o++] = uri[i];
+            continue;
+        }
+        int hi = hex_digit((unsigned char)uri[i + 1]); /* the NUL ends it */
+        int lo = hi >= 0 ? hex_digit((unsigned char)uri[i + 2]) : -1;
+        if (hi < 0 || lo < 0) why = "bad percent-encoding in the URL (use %XX)";
+        else if (!(decoded[o++] = (char)(hi * 16 + lo))) why = "the URL holds a NUL byte (%00)";
+        i += 2;
     }
+    if (!why && !json_utf8_valid(decoded, o)) why = "the URL is not valid UTF-8";
+    free(decoded);
+    return why;
+}
+
+/* What the header walk found. */
+typedef struct header_check {
+    int content_lengths;    /* Content-Length headers */
+    bool transfer_encoding; /* a Transfer-Encoding header */
+    const char *why;        /* the first fault, or NULL */
+} header_check;
+
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size) {
+    (void)kind;
+    header_check *h = cls;
+    if (!key) return MHD_YES;
+    if (!value) value = "", value_size = 0;
+    if (strlen(key) != key_size || strlen(value) != value_size)
+        h->why = "a header holds a NUL byte";
+    else if (!json_utf8_valid(key, key_size) || !json_utf8_valid(value, value_size))
+        h->why = "a header is not valid UTF-8";
+    else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        h->content_lengths++;
+        if (!value_size || strspn(value, "0123456789") != value_size)
+            h->why = "Content-Length must be a number";
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        h->transfer_encoding = true;
+    return h->why ? MHD_NO : MHD_YES;
+}
+
+/* Refuses what two parsers could read two ways (the way requests are
+ * smuggled past a proxy): repeated Content-Length, Content-Length beside
+ * Transfer-Encoding, and bytes that are not text. The answer closes the
+ * connection, so the rest of what was sent is never read as a request. */
+static void screen_strict(request *r) {
+    header_check h = {0};
+    const char *why = r->bad_url;
+    if (!why) {
+        MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, check_header, &h);
+        why = h.why;
+    }
+    if (!why && h.content_lengths > 1) why = "more than one Content-Length header";
+    if (!why && h.content_lengths && h.transfer_encoding)
+        why = "Content-Length together with Transfer-Encoding";
+    if (!why) return;
+    r->early = 400;
+    r->early_msg = why;
+    r->close = true;
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+    server *s = cls;
+    request *r = request_new(s, c);
+    if (!r) return NULL;
+    atomic_fetch_add(&s->in_flight, 1);
+    r->bad_url = check_url(uri);
     return r;
 }
 
@@ -319,7 +460,7 @@ static enum MHD_Result send_answer(request *r, int status, char *body, size_t le
         snprintf(secs, sizeof secs, "%d", retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
     }
-    if (atomic_load(&r->srv->draining))
+    if (r->close || atomic_load(&r->srv->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -345,17 +486,29 @@ static enum MHD_Result send_health(request *r) {
     server *s = r->srv;
     bool draining = atomic_load(&s->draining);
     bool damaged = bind_damage_seen(); /* a worker found the store file damaged */
+    int stuck = 0, unhealthy = 0;
+    worker_pool_health(s->pool, &stuck, &unhealthy);
+    /* Degraded still serves (200) while any worker can; a balancer should
+     * stop sending here only when none can. A damaged store file serves no
+     * one well: 503 until it is checked. */
+    int status = damaged || draining || unhealthy >= s->cfg->worker.workers ? 503 : 200;
     buf b = {0};
     buf_printf(&b, "{\"status\":\"%s\",\"app\":",
-               damaged ? "damaged" : draining ? "draining" : "ok");
+               damaged    ? "damaged"
+               : draining ? "draining"
+               : unhealthy || stuck ? "degraded"
+                                    : "ok");
     pthread_mutex_lock(&s->app_lock);
     buf_json_string(&b, s->app.name, strlen(s->app.name));
     pthread_mutex_unlock(&s->app_lock);
-    buf_printf(&b, ",\"workers\":%d,\"projections\":%d,\"in_flight\":%ld}",
-               s->cfg->worker.workers, projections_running(s), atomic_load(&s->in_flight));
+    buf_printf(&b,
+               ",\"workers\":%d,\"unhealthy_workers\":%d,\"stuck_workers\":%d,"
+               "\"projections\":%d,\"in_flight\":%ld}",
+               s->cfg->worker.workers, unhealthy, stuck, projections_running(s),
+               atomic_load(&s->in_flight));
     size_t len = 0;
     char *body = buf_take(&b, &len);
-    return send_answer(r, draining || damaged ? 503 : 200, body, len, "application/json", 0);
+    return send_answer(r, status, body, len, "application/json", 0);
 }
 
 static enum MHD_Result send_metrics(request *r) {
@@ -408,7 +561,22 @@ static enum MHD_Result dispatch(request *r) {
     return MHD_YES;
 }
 
+/* The client hung up while its request ran: its socket reads as ended.
+ * (Bytes waiting, a pipelined request, mean it is still there.) */
+static bool client_left(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char byte;
+    return ci && recv(ci->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static enum MHD_Result send_job(request *r) {
+    /* Writing into a closed connection often succeeds, and would count
+     * the request as answered. */
+    if (client_left(r->conn)) {
+        r->gone = true;
+        return MHD_NO;
+    }
     char *answer = r->job.answer;
     r->job.answer = NULL;
     if (!answer) return send_error(r, 503, "out of memory", 1);
@@ -424,10 +592,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     request *r = *con_cls;
     size_t max = s->cfg->max_body;
 
-    if (!r) {
-        if (!(r = request_new(s, c, url, method))) return MHD_NO;
-        *con_cls = r;
-        atomic_fetch_add(&s->in_flight, 1);
+    if (!r) return MHD_NO; /* on_uri ran out of memory */
+    if (!r->begun) {
+        if (request_begin(r, url, method) != 0) return MHD_NO;
+        set_waiting(s, c, false);
+        screen_strict(r);
+        if (r->close) return send_error(r, r->early, r->early_msg, 0);
         screen(s, r);
         /* A body declared too large is refused before it is sent (a client
          * that asked for 100-continue never sends it). */
@@ -443,6 +613,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
+        /* A body sent a byte at a time is cut once it takes too long. */
+        if (s->cfg->body_timeout > 0 && since(&r->start) > s->cfg->body_timeout) return MHD_NO;
         r->received += n;
         if (r->received / DISCARD_FACTOR > max) return MHD_NO; /* a flood: hang up */
         if (r->early || r->route != ROUTE_COMMAND) return MHD_YES; /* not needed */
@@ -468,13 +640,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_error(r, 404, "no such route", 0);
 }
 
-static const char *abort_reason(enum MHD_RequestTerminationCode toe) {
+/* A client that hangs up before its answer is sent shows as a read error,
+ * an abort, or (once the answer is being written) an error on a request
+ * that has one: all of them are the client leaving. */
+static const char *abort_reason(const request *r, enum MHD_RequestTerminationCode toe) {
     switch (toe) {
     case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
     case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
-    case MHD_REQUEST_TERMINATED_READ_ERROR: return "client";
+    case MHD_REQUEST_TERMINATED_READ_ERROR: return "client_closed";
     case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
-    default: return "error";
+    default: return r->gone || r->status || r->state == REQ_QUEUED ? "client_closed" : "error";
     }
 }
 
@@ -503,18 +678,20 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     double secs = since(&r->start);
     bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status;
     if (ok) metrics_request(r->label, r->status, secs);
-    else metrics_aborted(abort_reason(toe));
+    else metrics_aborted(abort_reason(r, toe));
 
     log_line l;
     if (log_begin(&l, ok ? LOG_INFO : LOG_WARN, ok ? "request" : "request aborted")) {
         char remote[INET6_ADDRSTRLEN];
         remote_address(c, remote, sizeof remote);
         log_str(&l, "request_id", r->id);
-        log_str(&l, "method", r->method);
-        log_str(&l, "path", r->path);
+        if (r->begun) { /* else libmicrohttpd refused the headers itself */
+            log_str(&l, "method", r->method);
+            log_str(&l, "path", r->path);
+        }
         log_str(&l, "route", r->label);
         if (r->status) log_int(&l, "status", r->status);
-        if (!ok) log_str(&l, "reason", abort_reason(toe));
+        if (!ok) log_str(&l, "reason", abort_reason(r, toe));
         log_num(&l, "duration_ms", (double)(long long)(secs * 1e6) / 1e3);
         log_int(&l, "bytes_in", (long long)r->received);
         log_int(&l, "bytes_out", (long long)r->bytes_out);
@@ -522,7 +699,65 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         log_end(&l);
     }
     request_free(r);
+    set_waiting(s, c, true);
     atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    server *s = cls;
+    tracked *k = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(k = calloc(1, sizeof *k))) return;
+        k->fd = ci->connect_fd;
+        k->waiting = true;
+        k->since = now_seconds();
+        pthread_mutex_lock(&s->links_lock);
+        k->next = s->links.next;
+        k->prev = &s->links;
+        s->links.next->prev = k;
+        s->links.next = k;
+        pthread_mutex_unlock(&s->links_lock);
+        *socket_context = k;
+    } else if (k) {
+        pthread_mutex_lock(&s->links_lock);
+        k->prev->next = k->next;
+        k->next->prev = k->prev;
+        pthread_mutex_unlock(&s->links_lock);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+/* Marks the connection as waiting for headers (or not). */
+static void set_waiting(server *s, struct MHD_Connection *c, bool waiting) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    tracked *k = ci ? ci->socket_context : NULL;
+    if (!k) return;
+    pthread_mutex_lock(&s->links_lock);
+    k->waiting = waiting;
+    k->since = now_seconds();
+    pthread_mutex_unlock(&s->links_lock);
+}
+
+/* Cuts connections that have not sent complete headers within
+ * --header-timeout of opening (or of their last answer). shutdown() from
+ * this thread is safe: the socket stays open until libmicrohttpd, on its
+ * thread, closes it after taking it off the list under the same lock. */
+static void cut_slow_headers(server *s) {
+    double now = now_seconds(), limit = s->cfg->header_timeout;
+    if (limit <= 0) return;
+    pthread_mutex_lock(&s->links_lock);
+    for (tracked *k = s->links.next; k != &s->links; k = k->next) {
+        if (k->waiting && !k->cut && now - k->since > limit) {
+            shutdown(k->fd, SHUT_RDWR);
+            k->cut = true;
+        }
+    }
+    pthread_mutex_unlock(&s->links_lock);
 }
 
 /* libmicrohttpd's own messages become log lines; the last one is kept to
@@ -691,13 +926,101 @@ static bool watch_changed(server *s) {
     return changed;
 }
 
+/* A load of the app on a thread of its own, so that one stuck in C (where
+ * its hook cannot stop it) cannot keep this thread from its signals. */
+typedef struct probe {
+    const worker_options *opt; /* what to load */
+    pthread_mutex_t lock;      /* guards the rest */
+    pthread_cond_t done_cond;  /* done was set */
+    bool done;                 /* the load returned */
+    bool abandoned;            /* the waiter left: the thread frees it all */
+    int rc;                    /* worker_probe's */
+    worker_app_info info;      /* its answer */
+    char *err;                 /* its error */
+} probe;
+
+static void probe_free(probe *p) {
+    worker_app_info_free(&p->info);
+    free(p->err);
+    pthread_cond_destroy(&p->done_cond);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+static void *probe_main(void *arg) {
+    probe *p = arg;
+    p->rc = worker_probe(p->opt, &p->info, &p->err);
+    pthread_mutex_lock(&p->lock);
+    p->done = true;
+    bool abandoned = p->abandoned;
+    pthread_cond_signal(&p->done_cond);
+    pthread_mutex_unlock(&p->lock);
+    if (abandoned) probe_free(p);
+    return NULL;
+}
+
+static bool signal_pending(void) {
+    sigset_t pending;
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT));
+}
+
+/* worker_probe, given up on when SIGINT or SIGTERM is pending (left pending
+ * for the caller) or when it outlives its time budget by PROBE_SLACK. */
+static int probe_app(const worker_options *opt, worker_app_info *info, char **err) {
+    probe *p = calloc(1, sizeof *p);
+    if (!p) return (*err = strdup("out of memory")), -1;
+    p->opt = opt;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->done_cond, NULL);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, probe_main, p);
+    pthread_attr_destroy(&attr);
+    if (rc) {
+        probe_free(p);
+        return (*err = strdup(strerror(rc))), -1;
+    }
+    double deadline = opt->max_seconds > 0 ? now_seconds() + opt->max_seconds + PROBE_SLACK : 0;
+    const char *why = NULL;
+    pthread_mutex_lock(&p->lock);
+    while (!p->done && !why) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&p->done_cond, &p->lock, &ts);
+        if (p->done) break;
+        if (signal_pending()) why = "loading the app was stopped: the server is shutting down";
+        else if (deadline && now_seconds() > deadline)
+            why = "loading the app was stopped: it is stuck past its time budget (--max-time), "
+                  "outside Lua";
+    }
+    if (why) {
+        p->abandoned = true;
+        pthread_mutex_unlock(&p->lock);
+        *err = strdup(why);
+        return -1;
+    }
+    pthread_mutex_unlock(&p->lock);
+    rc = p->rc;
+    *info = p->info;
+    *err = p->err;
+    p->info = (worker_app_info){0};
+    p->err = NULL;
+    probe_free(p);
+    return rc;
+}
+
 /* Loads the changed app once here; only if it loads do the workers and
  * projections move to it, so a broken file never takes the server down. */
 static void reload(server *s) {
     const server_config *cfg = s->cfg;
     worker_app_info info;
     char *err = NULL;
-    if (worker_probe(&cfg->worker, &info, &err) != 0) {
+    if (probe_app(&cfg->worker, &info, &err) != 0) {
         log_line l;
         if (log_begin(&l, LOG_ERROR, "reload failed; still serving the previous version")) {
             log_lua_error(&l, err);
@@ -740,6 +1063,20 @@ static void reload(server *s) {
 
 /* ------------------------------------------------------------------ */
 /* Running and stopping                                                */
+
+/* The global connection limit the process can keep: the soft descriptor
+ * limit is raised to the hard one (many systems start at 1024), and the
+ * limit leaves room for the stores, the app's files and the listener. */
+static unsigned connection_limit(unsigned wanted) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t room = rl.rlim_cur > FD_RESERVE * 2 ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
+    return (rlim_t)wanted > room ? (unsigned)room : wanted;
+}
 
 /* Waits up to `seconds` for SIGINT or SIGTERM; returns it, or 0. */
 static int wait_signal(const sigset_t *set, double seconds) {
@@ -816,6 +1153,8 @@ server_status server_run(const server_config *cfg, char **err) {
 
     pthread_mutex_init(&s.app_lock, NULL);
     pthread_mutex_init(&s.error_lock, NULL);
+    pthread_mutex_init(&s.links_lock, NULL);
+    s.links.next = s.links.prev = &s.links;
     /* Every thread started from here on inherits the blocked mask, so the
      * signals wait for sigtimedwait in this thread. */
     sigemptyset(&signals);
@@ -829,7 +1168,7 @@ server_status server_run(const server_config *cfg, char **err) {
     if ((status = parse_listen(cfg->listen, &addr, &addrlen, err)) != SERVER_OK) goto done;
     if ((status = bind_listen(&addr, addrlen, &listen_fd, err)) != SERVER_OK) goto done;
     status = SERVER_NOMEM;
-    if (worker_probe(&cfg->worker, &s.app, err) != 0) {
+    if (probe_app(&cfg->worker, &s.app, err) != 0) {
         status = SERVER_SCRIPT;
         goto done;
     }
@@ -846,10 +1185,15 @@ server_status server_run(const server_config *cfg, char **err) {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    unsigned max_connections = connection_limit(cfg->max_connections);
     s.daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &s,
                                 MHD_OPTION_LISTEN_SOCKET, listen_fd,
                                 MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
+                                MHD_OPTION_CONNECTION_LIMIT, max_connections,
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_client_connections,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, &s,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, &s,
                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, &s,
                                 MHD_OPTION_END);
     /* The socket is the daemon's now (MHD_stop_daemon closes it); should
@@ -876,6 +1220,8 @@ server_status server_run(const server_config *cfg, char **err) {
         log_int(&l, "projections", (long long)s.app.nprojections);
         log_bool(&l, "auth", cfg->token != NULL);
         log_bool(&l, "watch", cfg->watch);
+        log_int(&l, "max_connections", max_connections);
+        log_int(&l, "max_client_connections", cfg->max_client_connections);
         log_end(&l);
     }
     if (cfg->on_listening) cfg->on_listening(cfg->ctx, url);
@@ -883,7 +1229,8 @@ server_status server_run(const server_config *cfg, char **err) {
     int sig = 0;
     double settle_from = 0;
     while (!sig) {
-        sig = wait_signal(&signals, cfg->watch ? WATCH_TICK : 3600);
+        sig = wait_signal(&signals, WATCH_TICK);
+        cut_slow_headers(&s);
         if (sig || !cfg->watch) continue;
         if (watch_changed(&s)) settle_from = now_seconds();
         else if (settle_from && now_seconds() - settle_from >= WATCH_SETTLE) {
@@ -903,6 +1250,7 @@ done:
     watch_free(&s);
     pthread_mutex_destroy(&s.app_lock);
     pthread_mutex_destroy(&s.error_lock);
+    pthread_mutex_destroy(&s.links_lock);
     sigaction(SIGPIPE, &old_pipe, NULL);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (status == SERVER_NOMEM && !*err) *err = strdup("out of memory");

@@ -37,10 +37,17 @@ typedef struct server_config {
     const char *app_name;        /* for /health and logs */
     size_t max_body;             /* bytes; larger bodies are answered 413 */
     unsigned idle_timeout;       /* seconds a connection may stall */
+    double header_timeout;       /* seconds to send complete headers, from
+                                    opening or the last answer; 0: none */
+    double body_timeout;         /* seconds from headers to the whole body */
+    unsigned max_connections;    /* open connections at most */
+    unsigned max_client_connections; /* per client address */
     double drain_seconds;        /* shutdown waits this long for requests
                                     in flight, then for projections */
     const char *token;           /* bearer token for commands and queries,
                                     NULL: none; never logged */
+    bool metrics_loopback;       /* /metrics open to loopback clients even
+                                    with a token */
     bool watch;                  /* reload the app when its files change */
     void (*on_listening)(void *ctx, const char *url); /* once serving */
     void *ctx;                   /* passed to on_listening */

@@ -6,12 +6,18 @@
  * preloaded, then aeon.cli.worker's boot(config, role), which loads the app and
  * (except for a probe) opens the thread's own store connection. The state's
  * extra space points at the thread's record, so the count hook can find its
- * budget without a lookup.
+ * budget without a lookup; the hook is set before the app loads, so every
+ * coroutine inherits it. Each state allocates through heap_alloc, which
+ * holds it to --max-memory. A watchdog thread per pool answers for a worker
+ * stuck in C past its deadline and puts a fresh worker in its slot; the
+ * stuck thread ends, discarding its work, once back in Lua.
  */
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +42,13 @@
 /* Back-off between restarts of a failing projection, in seconds. */
 #define BACKOFF_MIN 1.0
 #define BACKOFF_MAX 30.0
+
+/* A Lua state's memory: what it holds and the most it may (--max-memory). */
+typedef struct heap {
+    size_t used;    /* bytes the state holds */
+    size_t limit;   /* at most, 0: no limit */
+    bool exceeded;  /* an allocation was refused since this was cleared */
+} heap;
 
 /* What a thread's stop flag is, for aeon.host.stopping(). */
 static _Thread_local const atomic_bool *thread_stop;
@@ -124,24 +137,61 @@ static char *error_text(lua_State *L) {
     return dup_string(msg ? msg : "(error object is not a string)");
 }
 
+/* Every allocation of a state goes through here, so that --max-memory holds
+ * whatever the app does: past the limit the allocation fails and Lua raises
+ * its memory error, which unwinds the handler like any error. Only the
+ * state's own thread allocates, so no lock. */
+static void *heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    heap *h = ud;
+    size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag */
+    if (nsize == 0) {
+        free(ptr);
+        h->used -= old;
+        return NULL;
+    }
+    if (h->limit && nsize > old && h->used - old + nsize > h->limit) {
+        h->exceeded = true;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p) h->used = h->used - old + nsize;
+    return p;
+}
+
+/* Lua's own panic function, for a state made with lua_newstate. */
+static int panic(lua_State *L) {
+    const char *msg = lua_tostring(L, -1);
+    log_error_msg(LOG_ERROR, "unprotected error in a Lua state", msg ? msg : "(not a string)");
+    return 0;
+}
+
 /* A new state for `role` ("request", "projection" or "probe") with boot's
- * answer table on top of its stack, `self` in its extra space. NULL with
- * *err (malloc'd) when the app or the store would not load. */
-static lua_State *state_new(const worker_options *opt, const char *role, void *self, char **err) {
-    lua_State *L = luaL_newstate();
+ * answer table on top of its stack, `self` in its extra space, its memory
+ * counted in `h` (limited to --max-memory) and `hook` (if any) set before
+ * the app loads, so every coroutine the app makes, even while loading,
+ * inherits it. NULL with *err (malloc'd) when the app or the store would
+ * not load. */
+static lua_State *state_new(const worker_options *opt, const char *role, void *self, heap *h,
+                            lua_Hook hook, int every, char **err) {
+    *h = (heap){.limit = opt->max_memory};
+    lua_State *L = lua_newstate(heap_alloc, h);
     if (!L) {
         *err = dup_string("cannot create a Lua state: out of memory");
         return NULL;
     }
+    lua_atpanic(L, panic);
     *(void **)lua_getextraspace(L) = self;
+    if (hook) lua_sethook(L, hook, LUA_MASKCOUNT, every);
     lua_pushcfunction(L, boot);
     lua_pushlightuserdata(L, (void *)opt);
     lua_pushstring(L, role);
     if (host_call(L, 2, 1) != LUA_OK) {
-        *err = error_text(L);
+        *err = h->exceeded ? dup_string("loading the app went past its memory budget (--max-memory)")
+                           : error_text(L);
         lua_close(L);
         return NULL;
     }
+    h->exceeded = false;
     return L;
 }
 
@@ -184,9 +234,51 @@ void worker_app_info_free(worker_app_info *info) {
     *info = (worker_app_info){0};
 }
 
+/* A load (start-up and every --watch reload) runs under the budget of a
+ * request, and stops for SIGINT/SIGTERM, which wait, blocked, for the
+ * thread that loads: so a file that loops never keeps the server from
+ * shutting down. */
+typedef struct load_budget {
+    const worker_options *opt; /* the budgets */
+    long long used;            /* instructions so far */
+    double deadline;           /* when its time is up */
+    char why[160];             /* why it was stopped, "" until then */
+} load_budget;
+
+#define LOAD_HOOK_EVERY 10000
+
+static void load_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    load_budget *b = *(load_budget **)lua_getextraspace(L);
+    if (!b) return;
+    if (!*b->why) {
+        sigset_t pending;
+        b->used += LOAD_HOOK_EVERY;
+        long long max = b->opt->max_instructions;
+        if (sigpending(&pending) == 0 &&
+            (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)))
+            snprintf(b->why, sizeof b->why, "loading the app was stopped: the server is shutting down");
+        else if (max > 0 && b->used > max)
+            snprintf(b->why, sizeof b->why,
+                     "loading the app was stopped: it ran more than %lld instructions "
+                     "(--max-instructions)", max);
+        else if (b->opt->max_seconds > 0 && now_seconds() > b->deadline)
+            snprintf(b->why, sizeof b->why,
+                     "loading the app was stopped: it ran longer than %g seconds (--max-time)",
+                     b->opt->max_seconds);
+        if (!*b->why) return;
+    }
+    /* From now on at every instruction, so that code catching the error
+     * cannot run on. */
+    lua_sethook(L, load_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "%s", b->why);
+}
+
 int worker_probe(const worker_options *opt, worker_app_info *info, char **err) {
     *info = (worker_app_info){0};
-    lua_State *L = state_new(opt, "probe", NULL, err);
+    heap h;
+    load_budget b = {.opt = opt, .deadline = now_seconds() + opt->max_seconds};
+    lua_State *L = state_new(opt, "probe", &b, &h, load_hook, LOAD_HOOK_EVERY, err);
     if (!L) return -1;
     int status = -1;
     lua_getfield(L, -1, "name");
@@ -218,38 +310,77 @@ typedef enum stop_reason {
 
 typedef struct worker {
     worker_pool *pool;      /* the pool it serves */
-    pthread_t thread;       /* its thread */
+    pthread_t thread;       /* its thread (detached) */
     lua_State *L;           /* its state; only this thread touches it */
     int handle;             /* registry ref of aeon.cli.worker's handler */
     unsigned generation;    /* the app version its state was loaded from */
+    heap heap;              /* its state's memory */
+    bool active;            /* a job runs: the hook counts */
     long long used;         /* instructions the current job has run */
     double deadline;        /* when the current job's time is up */
     stop_reason stopped;    /* why the hook stopped the current job */
+    worker_job *job;        /* (pool lock) the job it runs, until answered */
+    bool taken;             /* (pool lock) the watchdog answered its job and
+                               replaced it: it ends once back from C */
+    atomic_bool broken;     /* its store is closed and will not reopen */
     int index;              /* for logs */
 } worker;
+
+/* The request worker this thread is, for worker_set_broken. */
+static _Thread_local worker *this_worker;
 
 struct worker_pool {
     worker_options opt;       /* copied; strings borrowed */
     pthread_mutex_t lock;     /* guards everything below */
     pthread_cond_t wake;      /* a job, a reload or the stop */
+    pthread_cond_t ended;     /* a thread ended */
+    pthread_cond_t tick;      /* wakes the watchdog to stop (monotonic) */
     worker_job *head;         /* oldest queued job */
     worker_job *tail;         /* newest queued job */
     size_t depth;             /* jobs queued */
     unsigned generation;      /* bumped by worker_pool_reload */
     atomic_bool stopping;     /* no more jobs; finish the queue */
     atomic_bool force;        /* past the deadline: stop handlers */
-    int started;              /* threads started */
-    worker *workers;          /* opt.workers of them */
+    double force_at;          /* when force was set */
+    int alive;                /* serving threads not yet ended */
+    int stuck;                /* threads taken out, still in C */
+    bool watching;            /* the watchdog runs */
+    bool watch_stop;          /* the watchdog should end */
+    pthread_t watchdog;       /* its thread */
+    worker **workers;         /* opt.workers slots */
 };
+
+/* A worker that holds its job this long past its deadline (or past the
+ * shutdown deadline) is not getting back to Lua, where the hook would stop
+ * it: it is stuck in C (a pattern that backtracks for ever, a huge
+ * string.rep). How often the watchdog looks. */
+#define STUCK_AFTER 0.5
+#define WATCH_EVERY 0.1
+/* Allocations this large or larger are mapped on their own, so that they
+ * go back to the system when freed. */
+#define MMAP_THRESHOLD (1024 * 1024)
+/* A replacement that cannot load its state tries again after this long. */
+#define RETRY_STATE 1.0
+
+/* What a worker answers, kept apart from the job until it is known that
+ * the job is still its to answer. */
+typedef struct answer {
+    int status;
+    char *body;
+    size_t len;
+    int retry_after;
+} answer;
 
 /* Stops a handler past its budget. The first time, it raises, so the
  * handler unwinds as from any error and its traceback is logged. A handler
  * that catches that error and runs on is, the next time, yielded out of:
- * aeon.cli.worker runs every handler in a coroutine, which it then abandons. */
+ * aeon.cli.worker runs every handler in a coroutine, which it then abandons.
+ * The hook is set for the state's life and inherited by every coroutine;
+ * between jobs it does nothing. */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     worker *w = *(worker **)lua_getextraspace(L);
-    if (!w) return;
+    if (!w || !w->active) return;
     w->used += HOOK_EVERY;
     if (w->stopped != STOP_NONE) {
         if (lua_isyieldable(L)) {
@@ -275,9 +406,14 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     }
 }
 
-/* Loads a state for `w` and keeps its handler. */
-static lua_State *request_state(worker *w, int *handle, char **err) {
-    lua_State *L = state_new(&w->pool->opt, "request", w, err);
+/* Loads a state for `w`, under a request's budget, and keeps its handler. */
+static lua_State *request_state(worker *w, int *handle, heap *h, char **err) {
+    w->used = 0;
+    w->stopped = STOP_NONE;
+    w->deadline = now_seconds() + w->pool->opt.max_seconds;
+    w->active = true;
+    lua_State *L = state_new(&w->pool->opt, "request", w, h, budget_hook, HOOK_EVERY, err);
+    w->active = false;
     if (!L) return NULL;
     lua_getfield(L, -1, "handle");
     if (!lua_isfunction(L, -1)) {
@@ -290,20 +426,32 @@ static lua_State *request_state(worker *w, int *handle, char **err) {
     return L;
 }
 
-static void set_answer(worker_job *job, int status, const char *message) {
-    job->status = status;
-    job->answer = worker_error_body(message, job->request_id, &job->answer_len);
+static void set_answer(answer *a, int status, const char *message, const char *request_id) {
+    free(a->body);
+    a->status = status;
+    a->body = worker_error_body(message, request_id, &a->len);
 }
 
-static void run(worker *w, worker_job *job) {
+/* Gives the state back its memory after a job that failed: a full
+ * collection closes what the handler left open, and malloc_trim hands the
+ * freed pages to the system, so a request that built a huge string does
+ * not leave the process that big. */
+static void recover(worker *w, bool trim) {
+    lua_gc(w->L, LUA_GCCOLLECT, 0);
+    if (trim) malloc_trim(0);
+}
+
+static void run(worker *w, const worker_job *job, answer *out) {
     lua_State *L = w->L;
     int top = lua_gettop(L);
-    job->status = 0;
-    job->answer = NULL;
-    job->retry_after = 0;
+    /* The job may be answered by the watchdog while this runs; nothing of
+     * it is read once the handler starts. */
+    char id[64];
+    snprintf(id, sizeof id, "%s", job->request_id);
+    *out = (answer){0};
 
     if (!lua_checkstack(L, 8)) {
-        set_answer(job, 500, "internal error");
+        set_answer(out, 500, "internal error", id);
         return;
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, w->handle);
@@ -316,14 +464,16 @@ static void run(worker *w, worker_job *job) {
         lua_pushstring(L, job->params[i].value);
         lua_setfield(L, -2, job->params[i].name);
     }
-    lua_pushstring(L, job->request_id);
+    lua_pushstring(L, id);
 
     w->used = 0;
     w->stopped = STOP_NONE;
+    w->heap.exceeded = false;
     w->deadline = now_seconds() + w->pool->opt.max_seconds;
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    w->active = true;
     int st = host_call(L, 5, 3);
-    lua_sethook(L, NULL, 0, 0);
+    w->active = false;
+    bool memory = w->heap.exceeded;
     /* A transaction the handler left open (one stopped or abandoned never
      * reached its own end) must not carry into the next request. */
     int left_open = bind_end_transactions(L);
@@ -331,23 +481,23 @@ static void run(worker *w, worker_job *job) {
     if (st == LUA_OK) {
         size_t len = 0;
         const char *body = lua_tolstring(L, top + 2, &len);
-        job->status = (int)lua_tointeger(L, top + 1);
-        job->retry_after = (int)lua_tointeger(L, top + 3);
-        if (job->status < 100 || job->status > 599 || !body) {
-            set_answer(job, 500, "internal error");
-        } else if ((job->answer = malloc(len + 1))) {
-            memcpy(job->answer, body, len + 1);
-            job->answer_len = len;
+        out->status = (int)lua_tointeger(L, top + 1);
+        out->retry_after = (int)lua_tointeger(L, top + 3);
+        if (out->status < 100 || out->status > 599 || !body) {
+            set_answer(out, 500, "internal error", id);
+        } else if ((out->body = malloc(len + 1))) {
+            memcpy(out->body, body, len + 1);
+            out->len = len;
         } else {
-            job->status = 503;
+            out->status = 503;
         }
     } else {
         /* An error outside the app's handler (aeon.cli.worker itself, or the hook
          * firing again after a handler swallowed its error). */
         char *text = error_text(L);
-        log_failure(LOG_ERROR, "request failed", text, "request_id", job->request_id);
+        log_failure(LOG_ERROR, "request failed", text, "request_id", id);
         free(text);
-        set_answer(job, 500, "internal error");
+        set_answer(out, 500, "internal error", id);
     }
 
     const char *rolled_back = left_open ? "; the transaction it left open was rolled back, and "
@@ -356,20 +506,18 @@ static void run(worker *w, worker_job *job) {
     if (left_open) {
         log_line l;
         if (log_begin(&l, LOG_ERROR, "script error")) {
-            log_str(&l, "request_id", job->request_id);
+            log_str(&l, "request_id", id);
             log_str(&l, "error", "the handler left a transaction open: it was rolled back");
             log_end(&l);
         }
-        if (w->stopped == STOP_NONE) {
-            free(job->answer);
-            set_answer(job, 500, "internal error: the handler left a transaction open: it was "
-                                 "rolled back, and nothing written in it is stored");
-        }
+        if (w->stopped == STOP_NONE)
+            set_answer(out, 500, "internal error: the handler left a transaction open: it was "
+                                 "rolled back, and nothing written in it is stored", id);
     }
+    char msg[320];
     switch (w->stopped) {
     case STOP_INSTRUCTIONS:
-    case STOP_TIME: {
-        char msg[320];
+    case STOP_TIME:
         if (w->stopped == STOP_INSTRUCTIONS)
             snprintf(msg, sizeof msg,
                      "the handler was stopped: it ran more than %lld instructions, the budget "
@@ -380,23 +528,27 @@ static void run(worker *w, worker_job *job) {
                      "the handler was stopped: it ran longer than %g seconds, the budget of one "
                      "request%s",
                      w->pool->opt.max_seconds, rolled_back);
-        free(job->answer);
-        set_answer(job, 500, msg);
+        set_answer(out, 500, msg, id);
         break;
-    }
-    case STOP_SHUTDOWN:
-        free(job->answer);
-        set_answer(job, 503, "the server is shutting down");
-        break;
+    case STOP_SHUTDOWN: set_answer(out, 503, "the server is shutting down", id); break;
     case STOP_NONE:
+        if (memory) {
+            log_line l;
+            if (log_begin(&l, LOG_ERROR, "memory budget exceeded")) {
+                log_str(&l, "request_id", id);
+                log_int(&l, "max_memory", (long long)w->pool->opt.max_memory);
+                log_end(&l);
+            }
+            set_answer(out, 500, "memory budget exceeded (--max-memory)", id);
+        }
         break;
     }
-    if (job->status == 500) metrics_script_error();
+    if (out->status == 500) metrics_script_error();
     lua_settop(L, top);
+    w->heap.exceeded = false;
     /* A handler that failed may have left cursors open; close them now
      * rather than whenever the collector gets round to it. */
-    if (st != LUA_OK || w->stopped != STOP_NONE || job->status >= 500)
-        lua_gc(L, LUA_GCCOLLECT, 0);
+    if (st != LUA_OK || w->stopped != STOP_NONE || out->status >= 500) recover(w, memory);
 }
 
 /* Swaps in a state loaded from the app's current files. A worker that
@@ -404,19 +556,26 @@ static void run(worker *w, worker_job *job) {
 static void reload(worker *w, unsigned generation) {
     char *err = NULL;
     int handle = LUA_NOREF;
-    lua_State *L = request_state(w, &handle, &err);
+    heap *h = malloc(sizeof *h);
+    lua_State *L = h ? request_state(w, &handle, h, &err) : NULL;
     w->generation = generation;
     if (!L) {
         log_line l;
         if (log_begin(&l, LOG_ERROR, "worker kept the previous version of the app")) {
             log_int(&l, "worker", w->index);
-            log_str(&l, "error", err);
+            log_str(&l, "error", err ? err : "out of memory");
             log_end(&l);
         }
         free(err);
+        free(h);
         return;
     }
+    /* The new state counts in its own heap record; it takes the worker's
+     * once the old state is closed. */
     lua_close(w->L);
+    w->heap = *h;
+    lua_setallocf(L, heap_alloc, &w->heap);
+    free(h);
     w->L = L;
     w->handle = handle;
     log_line l;
@@ -426,10 +585,57 @@ static void reload(worker *w, unsigned generation) {
     }
 }
 
+static void deliver(worker_job *job, answer *a) {
+    job->status = a->status;
+    job->answer = a->body;
+    job->answer_len = a->len;
+    job->retry_after = a->retry_after;
+    if (!job->answer) job->status = 503;
+    job->done(job);
+}
+
+/* A replacement makes its own state, trying again while it cannot (a store
+ * that will not open); 0 once it has one, -1 when the pool stops first. */
+static int fresh_state(worker *w) {
+    worker_pool *p = w->pool;
+    while (!w->L) {
+        char *err = NULL;
+        w->L = request_state(w, &w->handle, &w->heap, &err);
+        if (w->L) break;
+        log_error_msg(LOG_ERROR, "a replacement worker cannot load the app", err);
+        free(err);
+        atomic_store(&w->broken, true);
+        for (double until = now_seconds() + RETRY_STATE; now_seconds() < until;) {
+            if (atomic_load(&p->stopping)) return -1;
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    atomic_store(&w->broken, false);
+    return 0;
+}
+
+/* Ends a thread: its state closed on it, the pool told. A thread the
+ * watchdog took out frees its record too, since its slot has a new one. */
+static void *worker_end(worker *w, bool taken) {
+    worker_pool *p = w->pool;
+    if (w->L) lua_close(w->L);
+    w->L = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (taken) p->stuck--;
+    else p->alive--;
+    pthread_cond_broadcast(&p->ended);
+    pthread_mutex_unlock(&p->lock);
+    if (taken) free(w);
+    return NULL;
+}
+
 static void *worker_main(void *arg) {
     worker *w = arg;
     worker_pool *p = w->pool;
     thread_stop = &p->stopping;
+    this_worker = w;
+    if (fresh_state(w) != 0) return worker_end(w, false);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !atomic_load(&p->stopping) && w->generation == p->generation)
@@ -449,13 +655,101 @@ static void *worker_main(void *arg) {
         p->head = job->next;
         if (!p->head) p->tail = NULL;
         p->depth--;
+        w->job = job;
+        w->deadline = now_seconds() + p->opt.max_seconds;
         pthread_mutex_unlock(&p->lock);
 
-        if (atomic_load(&p->force)) set_answer(job, 503, "the server is shutting down");
-        else run(w, job);
-        job->done(job);
+        answer a = {0};
+        if (atomic_load(&p->force)) set_answer(&a, 503, "the server is shutting down", job->request_id);
+        else run(w, job, &a);
 
         pthread_mutex_lock(&p->lock);
+        if (w->taken) {
+            pthread_mutex_unlock(&p->lock);
+            free(a.body);
+            return worker_end(w, true);
+        }
+        w->job = NULL;
+        pthread_mutex_unlock(&p->lock);
+        deliver(job, &a);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return worker_end(w, false);
+}
+
+static int start_thread(worker *w) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&w->thread, &attr, worker_main, w);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+/* Under the lock: answers the job of the worker in slot i with 503, takes
+ * the worker out (its thread ends when it gets back from C) and puts a
+ * fresh one in its slot, which makes its own state and store. */
+static void take_out(worker_pool *p, int i, bool shutdown) {
+    worker *w = p->workers[i];
+    worker_job *job = w->job;
+    w->job = NULL;
+    w->taken = true;
+    p->alive--;
+    p->stuck++;
+    log_line l;
+    if (log_begin(&l, LOG_ERROR, shutdown ? "worker stuck at shutdown; leaving it"
+                                          : "worker stuck past its time budget; replacing it")) {
+        log_int(&l, "worker", w->index);
+        log_str(&l, "request_id", job->request_id);
+        log_end(&l);
+    }
+    worker *fresh = shutdown ? NULL : calloc(1, sizeof *fresh);
+    p->workers[i] = fresh;
+    if (fresh) {
+        fresh->pool = p;
+        fresh->index = w->index;
+        fresh->handle = LUA_NOREF;
+        fresh->generation = p->generation;
+        if (start_thread(fresh) == 0) {
+            p->alive++;
+        } else {
+            log_msg(LOG_ERROR, "cannot start a replacement worker");
+            free(fresh);
+            p->workers[i] = NULL;
+        }
+    }
+    answer a = {0};
+    set_answer(&a, 503,
+               shutdown ? "the server is shutting down"
+                        : "the handler is stuck past its time budget (--max-time); its worker "
+                          "was replaced",
+               job->request_id);
+    metrics_script_error();
+    deliver(job, &a); /* resume is safe from any thread */
+}
+
+/* Watches for workers stuck in C past their deadline. The hook cannot stop
+ * them (it runs only between Lua instructions); answering for them and
+ * replacing them keeps the pool serving. */
+static void *watchdog_main(void *arg) {
+    worker_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    while (!p->watch_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + WATCH_EVERY;
+        ts.tv_sec = (time_t)at;
+        ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+        pthread_cond_timedwait(&p->tick, &p->lock, &ts);
+        double now = now_seconds();
+        bool force = atomic_load(&p->force) && now > p->force_at + STUCK_AFTER;
+        for (int i = 0; i < p->opt.workers; i++) {
+            worker *w = p->workers[i];
+            if (!w || !w->job) continue;
+            if (force || (p->opt.max_seconds > 0 && now > w->deadline + STUCK_AFTER))
+                take_out(p, i, force || atomic_load(&p->stopping));
+        }
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -470,23 +764,46 @@ int worker_pool_start(const worker_options *opt, worker_pool **out, char **err) 
         return -1;
     }
     p->opt = *opt;
+    /* A fixed threshold: glibc would otherwise raise it after the first
+     * large free (up to 32 MiB), and a handler's huge strings would then
+     * come from the heap and stay in the process after it failed. */
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->ended, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->tick, &attr);
+    pthread_condattr_destroy(&attr);
     for (int i = 0; i < opt->workers; i++) {
-        worker *w = &p->workers[i];
+        worker *w = calloc(1, sizeof *w);
+        if (!w) {
+            *err = dup_string("out of memory");
+            goto fail;
+        }
+        p->workers[i] = w;
         w->pool = p;
         w->index = i;
         w->handle = LUA_NOREF;
-        if (!(w->L = request_state(w, &w->handle, err))) goto fail;
+        if (!(w->L = request_state(w, &w->handle, &w->heap, err))) goto fail;
     }
     for (int i = 0; i < opt->workers; i++) {
-        int rc = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
+        pthread_mutex_lock(&p->lock);
+        int rc = start_thread(p->workers[i]);
+        if (!rc) p->alive++;
+        pthread_mutex_unlock(&p->lock);
         if (rc) {
             *err = dup_string(strerror(rc));
             goto fail;
         }
-        p->started++;
     }
+    int rc = pthread_create(&p->watchdog, NULL, watchdog_main, p);
+    if (rc) {
+        *err = dup_string(strerror(rc));
+        goto fail;
+    }
+    p->watching = true;
     *out = p;
     return 0;
 fail:
@@ -524,28 +841,65 @@ void worker_pool_reload(worker_pool *p) {
     pthread_mutex_unlock(&p->lock);
 }
 
-void worker_pool_force(worker_pool *p) {
-    if (p) atomic_store(&p->force, true);
+void worker_set_broken(bool broken) {
+    if (this_worker) atomic_store(&this_worker->broken, broken);
 }
 
+void worker_pool_health(worker_pool *p, int *stuck, int *broken) {
+    *stuck = *broken = 0;
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    *stuck = p->stuck;
+    for (int i = 0; i < p->opt.workers; i++)
+        *broken += !p->workers[i] || atomic_load(&p->workers[i]->broken);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void worker_pool_force(worker_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    p->force_at = now_seconds();
+    atomic_store(&p->force, true);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Waits for the serving threads to end (each closes its own state); a
+ * thread stuck in C is answered for and left by the watchdog once the pool
+ * is forced, so this never waits on one. */
 void worker_pool_stop(worker_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->stopping, true);
     pthread_cond_broadcast(&p->wake);
+    while (p->alive > 0) pthread_cond_wait(&p->ended, &p->lock);
+    p->watch_stop = true;
+    pthread_cond_signal(&p->tick);
+    bool watching = p->watching;
+    p->watching = false;
     pthread_mutex_unlock(&p->lock);
-    for (int i = 0; i < p->started; i++) pthread_join(p->workers[i].thread, NULL);
-    p->started = 0;
-    for (int i = 0; i < p->opt.workers; i++) {
-        if (p->workers[i].L) lua_close(p->workers[i].L);
-        p->workers[i].L = NULL;
-    }
+    if (watching) pthread_join(p->watchdog, NULL);
 }
 
 void worker_pool_free(worker_pool *p) {
     if (!p) return;
     worker_pool_stop(p);
+    pthread_mutex_lock(&p->lock);
+    int stuck = p->stuck;
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < p->opt.workers; i++) {
+        worker *w = p->workers[i];
+        if (w && w->L) lua_close(w->L); /* made, never started */
+        free(w);
+        p->workers[i] = NULL;
+    }
+    /* A thread still stuck in C holds the pool; it is left to the exit. */
+    if (stuck > 0) {
+        log_msg(LOG_WARN, "leaving workers stuck in C to the process exit");
+        return;
+    }
     pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->ended);
+    pthread_cond_destroy(&p->tick);
     pthread_mutex_destroy(&p->lock);
     free(p->workers);
     free(p);
@@ -599,7 +953,9 @@ static void *projection_main(void *arg) {
     double backoff = BACKOFF_MIN;
     while (!atomic_load(&o->stop)) {
         char *err = NULL;
-        lua_State *L = state_new(o->opt, "projection", o, &err);
+        heap h;
+        lua_State *L = state_new(o->opt, "projection", o, &h, projection_hook,
+                                 PROJECTION_HOOK_EVERY, &err);
         if (!L) {
             log_failure(LOG_ERROR, "projection cannot start", err, "projection", pr->name);
             free(err);
@@ -612,7 +968,6 @@ static void *projection_main(void *arg) {
             log_str(&l, "projection", pr->name);
             log_end(&l);
         }
-        lua_sethook(L, projection_hook, LUA_MASKCOUNT, PROJECTION_HOOK_EVERY);
         lua_getfield(L, -1, "project");
         lua_pushstring(L, pr->name);
         double started = now_seconds();

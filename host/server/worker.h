@@ -12,7 +12,9 @@
  * The Lua side of every state is aeon.cli.worker's boot(config, role); every call
  * into it goes through host_call. Request handlers run under a budget: a
  * count hook stops a handler that runs past --max-instructions or
- * --max-time. Uses host.h, bind.h (aeon.core), server.h (aeon.host), log.h,
+ * --max-time, every state's allocator refuses memory past --max-memory,
+ * and a watchdog answers for a worker stuck in C past its deadline and
+ * replaces it with a fresh one. Uses host.h, bind.h (aeon.core), server.h (aeon.host), log.h,
  * metrics.h and pthreads.
  */
 #ifndef AEON_WORKER_H
@@ -62,6 +64,7 @@ typedef struct worker_options {
     size_t queue_limit;          /* jobs waiting at most; more are refused */
     long long max_instructions;  /* per request, 0: no limit */
     double max_seconds;          /* per request, 0: no limit */
+    size_t max_memory;           /* bytes per Lua state, 0: no limit */
 } worker_options;
 
 /* What loading the app says about it; every string malloc'd. */
@@ -110,12 +113,21 @@ size_t worker_pool_depth(worker_pool *p);
  * jobs, keeping its old one if the new one fails. */
 void worker_pool_reload(worker_pool *p);
 
+/* Workers taken out while stuck in C (replaced, their threads not yet
+ * back), and slots that cannot serve (a store that will not reopen, a
+ * replacement that cannot load). */
+void worker_pool_health(worker_pool *p, int *stuck, int *broken);
+
+/* On a request worker's thread: its store is closed and would not reopen
+ * (true), or serves again (false). aeon.host's worker_broken(). */
+void worker_set_broken(bool broken);
+
 /* Past the shutdown deadline: handlers still running are stopped and queued
  * jobs are answered 503 without running. */
 void worker_pool_force(worker_pool *p);
 
-/* Runs the jobs already queued, then joins the threads and closes their
- * states. The pool stays valid (submit refuses from then on) until
+/* Runs the jobs already queued, then waits for the threads, which close
+ * their states (never for one stuck in C once forced). The pool stays valid (submit refuses from then on) until
  * worker_pool_free, so the HTTP thread may still call it. Safe on NULL. */
 void worker_pool_stop(worker_pool *p);
 

@@ -306,7 +306,9 @@ local function run(h, ctx, args)
   local ok, value = r[1], r[2]
   if not ok then
     if errors.is_error(value) then return value.kind, value end
-    return "script", { message = tostring(value), traceback = tb }
+    local m = type(value) == "table" and value.message or value
+    m = (type(m) == "string" or type(m) == "number") and tostring(m) or tostring(value)
+    return "script", { message = m, traceback = tb }
   end
   if errors.is_error(value) then return value.kind, value end
   if value == nil then
@@ -321,7 +323,16 @@ local function run(h, ctx, args)
         "such as `return aeon.reject(msg)`"):format(h.kind, h.name) }
     end
     if errors.is_error(err) then return err.kind, err end
-    return "rejected", { message = tostring(err) }
+    -- A plain table keeps its fields; its message, or a generic text, is
+    -- the message (never "table: 0x...").
+    local e = {}
+    if type(err) == "table" then
+      for k, v in pairs(err) do e[k] = v end
+    end
+    local m = type(err) == "table" and err.message or err
+    e.message = (type(m) == "string" or type(m) == "number") and tostring(m)
+      or ("the %s was refused"):format(h.kind)
+    return "rejected", e
   end
   return "ok", value
 end

@@ -1,5 +1,5 @@
--- Looking into a store from the command line: `events all --key --type`
--- and `events keys`, on every backend.
+-- Looking into a store from the command line: `events all --key --type`,
+-- `events keys` and `views`, on every backend.
 local helpers = require "helpers"
 
 local run = helpers.run_host
@@ -53,6 +53,33 @@ for _, backend in helpers.each_backend() do
       assert.same(2, #got)
       assert.matches("^" .. revs[1], got[1])
       assert.matches("^" .. revs[3], got[2])
+    end)
+
+    it("views NAME lists a view's documents in id order; views NAME ID prints one", function()
+      if not helpers.supports(backend, "views") then return end
+      local v = store:view("trucks")
+      assert.is_true(v:put("truck/2", { sold = 1 }, revs[2]))
+      assert.is_true(v:put("truck/1", { sold = 2 }, revs[5]))
+      local code, out, err = run { "--store", uri, "views", "trucks" }
+      assert.same(0, code, err)
+      assert.same({
+        "truck/1  " .. revs[5] .. '  {"sold":2}',
+        "truck/2  " .. revs[2] .. '  {"sold":1}',
+      }, lines(out))
+      code, out = run { "--store", uri, "views", "trucks", "--after", "truck/1", "--json" }
+      assert.same(0, code)
+      assert.same({ '{"doc":{"sold":1},"id":"truck/2","revision":"' .. revs[2] .. '"}' }, lines(out))
+      code, out = run { "--store", uri, "views", "trucks", "--limit", "1" }
+      assert.same(1, #lines(out))
+      code, out = run { "--store", uri, "views", "trucks", "truck/1" }
+      assert.same({ 0, '{"sold":2}\n' }, { code, out })
+      code, out, err = run { "--store", uri, "views", "trucks", "truck/9" }
+      assert.same({ 1, "", "aeon-host: view trucks has no document truck/9\n" }, { code, out, err })
+      assert.same(2, (run { "--store", uri, "views" }))
+      code, out = run { "--store", uri, "views", "--help" }
+      assert.same(0, code)
+      assert.matches("views NAME %[%-%-after ID%]", out)
+      assert.same(2, (run { "--store", uri, "views", "trucks", "--limit", "x" }))
     end)
 
     it("events keys lists every key with its head and event count", function()

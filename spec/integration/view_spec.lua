@@ -56,6 +56,37 @@ for _, backend in helpers.each_backend() do
       assert.is_not_nil(other:get("a"))
     end)
 
+    it("lists documents in id order, page by page, each with its revision", function()
+      local v = store:view("counters")
+      local ids = {}
+      for i = 1, 23 do
+        local id = ("c%02d"):format(24 - i)   -- put in reverse order
+        ids[#ids + 1] = id
+        assert.is_true(v:put(id, { n = 24 - i }, revs[1 + i % 3]))
+      end
+      table.sort(ids)
+      store:view("other"):put("c00", { n = 0 }, revs[1])   -- another view's: not listed
+      local seen, after = {}, nil
+      repeat
+        local page = v:list { after = after, limit = 10 }
+        assert.is_true(#page <= 10)
+        for _, d in ipairs(page) do
+          seen[#seen + 1] = d.id
+          assert.same(tonumber(d.id:sub(2)), d.doc.n)
+          assert.same(select(2, v:get(d.id)), d.revision)
+        end
+        after = page[#page] and page[#page].id
+      until #page < 10
+      assert.same(ids, seen)
+      assert.same(23, #v:list { limit = 1000 })
+      assert.same({}, store:view("big"):list())   -- an empty view: an empty list
+      assert.same({}, v:list { after = "c23" })
+      assert.same("c05", v:list { after = "c04", limit = 1 }[1].id)
+      assert.has_error(function() v:list { limit = 0 } end, "view list: limit must be an integer from 1 to 1000")
+      assert.has_error(function() v:list { after = "" } end)
+      assert.has_error(function() v:list { from = "a" } end, "view list: unknown option 'from'")
+    end)
+
     it("refuses what JSON cannot hold and raises on mistakes", function()
       local v = store:view("counters")
       assert.has_error(function() v:put("a", { bad = 0 / 0 }, revs[1]) end)

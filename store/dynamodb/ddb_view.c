@@ -340,3 +340,81 @@ store_status ddb_view_clear(store *st, const char *view, char **err)
     return status;
 }
 
+/* Documents sort as their sort keys, "doc#ID", which is the order of the
+ * ids; the range "doc#AFTER" to "doc$" ('$' follows '#') holds every
+ * document after AFTER and not the view's own item. BETWEEN includes
+ * AFTER itself, which is skipped. Query pages until `limit` documents or
+ * the end. */
+store_status ddb_view_list(store *st, const char *view, const char *after, size_t limit,
+                           store_view_doc **docs, size_t *n, char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    json_t *resume = NULL;
+    char *lo = NULL;
+    store_view_doc *out = NULL;
+    size_t count = 0;
+    *docs = NULL;
+    *n = 0;
+    if ((status = check_view(s, view, after, err)) != STORE_OK)
+        return status;
+    if (limit < 1 || limit > 100000)
+        return store_fail(err, STORE_INVALID, "view list limit must be 1 to 100000");
+    if ((out = calloc(limit, sizeof *out)) == NULL ||
+        (lo = doc_sk(after != NULL ? after : "")) == NULL) {
+        status = ddb_nomem(err);
+        goto done;
+    }
+    do {
+        size_t want = limit - count + (after != NULL ? 1 : 0);
+        json_t *body = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:s}, s:{s:s}}, s:i, s:b}",
+                                 "TableName", s->views, "KeyConditionExpression",
+                                 "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                                 "ExpressionAttributeNames", "#pk", "pk", "#sk", "sk",
+                                 "ExpressionAttributeValues", ":pk", "S", view, ":lo", "S", lo,
+                                 ":hi", "S", "doc$", "Limit", (int)(want > 1000 ? 1000 : want),
+                                 "ConsistentRead", 1);
+        if (body != NULL && resume != NULL)
+            json_object_set(body, "ExclusiveStartKey", resume);
+        if ((status = ddb_call(s, "Query", body, true, NULL, &r, err)) != STORE_OK)
+            goto done;
+        json_decref(resume);
+        resume = json_incref(json_object_get(r.json, "LastEvaluatedKey"));
+        json_t *items = json_object_get(r.json, "Items");
+        for (size_t i = 0; i < json_array_size(items) && count < limit; i++) {
+            const json_t *item = json_array_get(items, i);
+            const char *id = ddb_item_s(item, "id"), *rev = ddb_item_s(item, "revision");
+            const json_t *d = json_object_get(item, "doc");
+            if (id != NULL && after != NULL && strcmp(id, after) == 0)
+                continue;
+            if (id == NULL || rev == NULL || d == NULL ||
+                (strcmp(rev, STORE_START) != 0 && !revision_valid(rev))) {
+                status = store_fail(err, STORE_IO, "dynamodb: a document of view \"%s\" in %s "
+                                    "is malformed", view, s->views);
+                goto done;
+            }
+            store_view_doc *doc = &out[count++];
+            if ((doc->id = strdup(id)) == NULL) {
+                status = ddb_nomem(err);
+                goto done;
+            }
+            if ((status = ddb_value_to_json(d, json_object_get(item, "docFloats"), &doc->doc,
+                                            &doc->doc_len, err)) != STORE_OK)
+                goto done;
+            ddb_copy_rev(doc->revision, rev);
+        }
+        http_response_free(&r);
+    } while (resume != NULL && count < limit);
+    status = STORE_OK;
+    *docs = out;
+    *n = count;
+    out = NULL;
+
+done:
+    json_decref(resume);
+    http_response_free(&r);
+    free(lo);
+    store_view_docs_free(out, count);
+    return status;
+}

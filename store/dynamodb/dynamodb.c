@@ -324,6 +324,7 @@ const store_ops store_dynamodb_ops = {
     .view_revision = ddb_view_revision,
     .view_advance = ddb_view_advance,
     .view_clear = ddb_view_clear,
+    .view_list = ddb_view_list,
     /* No transactions: view writes are conditional on revision and acks
      * are fenced, so a replayed batch is harmless (store.h). */
 };

@@ -184,6 +184,9 @@ static const char *const sql[Q_COUNT] = {
                        " WHERE excluded.revision > view_revisions.revision",
     [Q_VIEW_CLEAR_DOCS] = "DELETE FROM views WHERE view = ?1",
     [Q_VIEW_CLEAR_SEEN] = "DELETE FROM view_revisions WHERE view = ?1",
+    /* Every id is non-empty, so "" as ?2 lists from the first. */
+    [Q_VIEW_LIST] = "SELECT id, revision, doc FROM views WHERE view = ?1 AND id > ?2"
+                    " ORDER BY id LIMIT ?3",
 };
 
 /* Maps a SQLite result code to a status, with SQLite's own message. Call
@@ -896,6 +899,7 @@ const store_ops store_sqlite_ops = {
     .view_revision = sqlite_view_revision,
     .view_advance = sqlite_view_advance,
     .view_clear = sqlite_view_clear,
+    .view_list = sqlite_view_list,
     .begin = sqlite_begin,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,

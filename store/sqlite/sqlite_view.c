@@ -116,11 +116,9 @@ store_status sqlite_view_get(store *st, const char *view, const char *id, char *
     if (rc == SQLITE_ROW) {
         size_t len;
         const char *text = sqlite_column(q, 1, &len);
-        if ((*doc = malloc(len + 1)) == NULL) {
+        if ((*doc = strndup(text, len)) == NULL) {
             status = store_fail(err, STORE_NOMEM, "sqlite: out of memory reading a view");
         } else {
-            memcpy(*doc, text, len);
-            (*doc)[len] = '\0';
             *doc_len = len;
             sqlite_copy_revision(revision, sqlite3_column_text(q, 0));
             *found = true;
@@ -235,6 +233,57 @@ store_status sqlite_view_clear(store *st, const char *view, char **err)
         return status;
     }
     return STORE_OK;
+}
+
+/* One indexed range query (the primary key is view, id): documents after
+ * `after` in id order, at most `limit`. */
+store_status sqlite_view_list(store *st, const char *view, const char *after, size_t limit,
+                              store_view_doc **docs, size_t *n, char **err)
+{
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    store_view_doc *out = NULL;
+    size_t count = 0;
+    *docs = NULL;
+    *n = 0;
+    if ((status = store_check_view(view, after, err)) != STORE_OK)
+        return status;
+    if (limit < 1 || limit > 100000)
+        return store_fail(err, STORE_INVALID, "view list limit must be 1 to 100000");
+    if ((out = calloc(limit, sizeof *out)) == NULL)
+        return store_fail(err, STORE_NOMEM, "sqlite: out of memory listing a view");
+
+    sqlite3_stmt *q = s->q[Q_VIEW_LIST];
+    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, after != NULL ? after : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+    int rc = SQLITE_DONE;
+    while (count < limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        size_t idlen, len;
+        const char *id = sqlite_column(q, 0, &idlen), *text = sqlite_column(q, 2, &len);
+        store_view_doc *d = &out[count++];
+        if ((d->id = strndup(id, idlen)) == NULL || (d->doc = strndup(text, len)) == NULL) {
+            status = store_fail(err, STORE_NOMEM, "sqlite: out of memory listing a view");
+            goto fail;
+        }
+        d->doc_len = len;
+        sqlite_copy_revision(d->revision, sqlite3_column_text(q, 1));
+    }
+    if (count < limit && rc != SQLITE_DONE) {
+        status = sqlite_db_fail(s, rc, err, "listing a view");
+        goto fail;
+    }
+    sqlite3_reset(q);
+    *docs = out;
+    *n = count;
+    return STORE_OK;
+
+fail:
+    sqlite3_reset(q);
+    store_view_docs_free(out, count);
+    return status;
 }
 
 /* ------------------------------------------------------------------ */

@@ -18,11 +18,13 @@ usage:
   aeon-host [--store URI] FILE.lua project [--once] [--rebuild NAME] [NAME...]
   aeon-host [--store URI] events read KEY [--from REV|--after REV] [--to REV|--before REV]
                                           [--limit N] [--backward] [--json]
-  aeon-host [--store URI] events all [same options]
+  aeon-host [--store URI] events all [--key PATTERN] [--type PATTERN] [same options]
+  aeon-host [--store URI] events keys [PATTERN] [--json]
   aeon-host [--store URI] events tail [--key PATTERN] [--type PATTERN] [--json] [--limit N]
   aeon-host [--store URI] FILE.lua events read|all|tail ...   the events as the app reads them (upcast)
   aeon-host [--store URI] store deploy|destroy|info|check
   aeon-host store copy|verify SOURCE TARGET        SOURCE, TARGET: store URIs or ndjson:PATH
+  aeon-host [--store URI] views NAME [ID] [--after ID] [--limit N] [--json]
   aeon-host new DIR                               a new app to start from, with specs
   aeon-host test [DIR]                            an app's specs (DIR/spec), with busted
   aeon-host [--store URI] lambda [FILE.lua]       inside AWS Lambda: its custom runtime

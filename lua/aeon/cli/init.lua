@@ -28,6 +28,7 @@ local SUBCOMMANDS = {
   new = "aeon.cli.new",
   test = "aeon.cli.test",
   lambda = "aeon.cli.lambda",
+  views = "aeon.cli.views",
 }
 
 -- What an app's words after the file can start with, besides a command or

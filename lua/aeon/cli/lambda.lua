@@ -350,7 +350,7 @@ local function init(opts, args)
   return {
     app = app,
     store = store,
-    handle = serve.handler(app, store),
+    handle = serve.handler(app, function() return store end),
     token = token ~= "" and token or nil,
     max_body = max_body and max_body > 0 and max_body or options.SERVE["max-body"],
   }

@@ -40,6 +40,11 @@ M.SERVE = {
   timeout = 30,                     -- seconds a connection may stall
   ["max-instructions"] = 100000000, -- Lua VM instructions per request
   ["max-time"] = 30,                -- seconds per request
+  ["max-memory"] = 256,             -- MiB per Lua state
+  ["header-timeout"] = 10,          -- seconds to send a request's headers
+  ["body-timeout"] = 60,            -- seconds to send a request's body
+  ["max-connections"] = 4096,       -- open connections at most
+  ["max-client-connections"] = 256, -- per client address
   drain = 10,                       -- seconds shutdown waits for requests in flight
 }
 

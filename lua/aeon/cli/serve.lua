@@ -24,10 +24,16 @@ local FLAGS = {
   ["log-level"] = "string",
   watch = "flag",
   token = "string",
+  ["metrics-loopback"] = "flag",
   ["max-body"] = "integer",
   timeout = "integer",
+  ["header-timeout"] = "number",
+  ["body-timeout"] = "number",
+  ["max-connections"] = "integer",
+  ["max-client-connections"] = "integer",
   ["max-instructions"] = "integer",
   ["max-time"] = "number",
+  ["max-memory"] = "integer",
   drain = "number",
 }
 
@@ -41,13 +47,27 @@ serve options:
   --workers N              worker threads, each with its own Lua state and store (${workers})
   --log-level LEVEL        debug, info, warn or error (${log-level})
   --watch                  reload the app when its Lua files change
-  --token TOKEN            require "Authorization: Bearer TOKEN" for commands and
-                           queries (default $AEON_TOKEN; none when unset)
+  --token TOKEN            require "Authorization: Bearer TOKEN" for commands,
+                           queries and /metrics (default $AEON_TOKEN; none when unset)
+  --metrics-loopback       with a token, leave /metrics open to loopback clients
+                           (a scraper on the same machine)
   --max-body BYTES         larger request bodies are answered 413 (${max-body})
   --timeout SECONDS        a connection that stalls this long is closed (${timeout})
+  --header-timeout SECONDS a connection that has not sent a request's headers this long
+                           after opening (or after its last answer) is closed
+                           (${header-timeout}; 0: none)
+  --body-timeout SECONDS   a body still arriving this long after its headers is cut
+                           (${body-timeout})
+  --max-connections N      open connections at most (${max-connections}, within the
+                           descriptor limit)
+  --max-client-connections N  per client address (${max-client-connections}); more are
+                           refused at accept
   --max-instructions N     a request's handler is stopped past N Lua instructions
                            (${max-instructions}; 0: no limit)
-  --max-time SECONDS       ... or past this many seconds (${max-time}; 0: no limit)
+  --max-time SECONDS       ... or past this many seconds (${max-time}; 0: no limit); a
+                           worker stuck in C past it is answered 503 and replaced
+  --max-memory MIB         memory of each worker's Lua state (${max-memory}; 0: no limit):
+                           past it the request fails, 500 "memory budget exceeded"
   --drain SECONDS          on SIGINT/SIGTERM, wait this long for requests in flight (${drain})]])
   :gsub("%${([%w-]+)}", function(name) return tostring(options.SERVE[name]) end)
 
@@ -58,6 +78,9 @@ local function settings(flags)
   end
   if flags.workers < 1 or flags.workers > 1024 then usage("--workers needs 1 to 1024") end
   if flags.timeout < 1 then usage("--timeout needs at least 1 second") end
+  if flags["max-connections"] < 1 or flags["max-client-connections"] < 1 then
+    usage("--max-connections and --max-client-connections need at least 1")
+  end
   if flags["max-body"] < 1 then usage("--max-body needs at least 1 byte") end
   local levels = { debug = true, info = true, warn = true, error = true }
   if not levels[flags["log-level"]] then usage("--log-level needs debug, info, warn or error") end
@@ -121,10 +144,16 @@ local function config_of(app, path, uri, flags, token)
     workers = flags.workers,
     max_body = flags["max-body"],
     timeout = flags.timeout,
+    header_timeout = flags["header-timeout"],
+    body_timeout = flags["body-timeout"],
+    max_connections = flags["max-connections"],
+    max_client_connections = flags["max-client-connections"],
     max_instructions = flags["max-instructions"],
     max_time = flags["max-time"],
+    max_memory = flags["max-memory"] * 1024 * 1024,
     drain = flags.drain,
     watch = flags.watch or false,
+    metrics_loopback = flags["metrics-loopback"] or false,
     token = token,
   }
 end
@@ -171,7 +200,12 @@ function M.main(opts, words)
   local path = pos[1]
   if not path then usage("serve needs an app FILE.lua (see serve --help)") end
   if pos[2] then usage("serve takes one FILE.lua and options, not also '%s'", pos[2]) end
+  -- The app may not end the process while it loads (the server's own
+  -- states take os.exit away for good).
+  local exit = os.exit
+  os.exit = function() error("os.exit is not available to an app being served", 2) end
   local ok, app = options.load_file(path, {})
+  os.exit = exit
   if not ok then return app end
   if not appmod.is_app(app) then usage("%s does not return an app", path) end
   return M.run(opts, app, path, flags)

@@ -16,7 +16,8 @@ local runner = require "aeon.project"
 local host = require "aeon.host"
 local options = require "aeon.cli.options"
 
-local type, pairs, tostring, tonumber, pcall, error = type, pairs, tostring, tonumber, pcall, error
+local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring,
+  tonumber, pcall, error
 local json_encode, json_decode = aeon.json.encode, aeon.json.decode
 
 local M = {}
@@ -46,13 +47,29 @@ local function loaded_files(path, before)
   return files
 end
 
--- Counts appends and conflicts for /metrics. The store is a userdata the
--- app may hand to anything, so it stays itself; its methods (this state's
--- own metatable) are wrapped instead.
+-- The store failures (nil, message) met by the request being handled, so
+-- that a handler that hands one on, returned or raised, is answered 503
+-- rather than taken for a rejection or a script error.
+local failures = {}
+
+local function store_failure_in(message)
+  if type(message) ~= "string" then return nil end
+  for _, f in ipairs(failures) do
+    if message:find(f, 1, true) then return f end
+  end
+  return nil
+end
+
+-- Counts appends and conflicts for /metrics and notes store failures. The
+-- store is a userdata the app may hand to anything, so it stays itself; its
+-- methods (this state's own metatable, shared by every store of the state)
+-- are wrapped instead, once.
+local instrumented = false
 local function instrument(store)
   local mt = getmetatable(store)
   local methods = type(mt) == "table" and mt.__index
-  if type(methods) ~= "table" then return end
+  if instrumented or type(methods) ~= "table" then return end
+  instrumented = true
   local function count(r)
     if type(r) == "table" then
       if r.type == "appended" then host.appended(r.count or 0)
@@ -62,18 +79,39 @@ local function instrument(store)
   -- The store's errors name their caller's line; through a wrapper that
   -- would be this file, so the wrapper hands the error on as the caller's.
   local here = "^" .. debug.getinfo(1, "S").short_src:gsub("%p", "%%%0") .. ":%d+: "
-  local function wrap(method)
+  local function wrap(name, method)
     return function(...)
-      local ok, r, err = pcall(method, ...)
-      if not ok then
+      local res = table.pack(pcall(method, ...))
+      if not res[1] then
+        local r = res[2]
         if type(r) == "string" then error((r:gsub(here, "", 1)), 2) end
         error(r, 0)
       end
-      count(r)
-      return r, err
+      if res[2] == nil and type(res[3]) == "string" and res[3] ~= "" then
+        failures[#failures + 1] = res[3]
+      end
+      if name == "append" or name == "append_many" then count(res[2]) end
+      return table.unpack(res, 2, res.n)
     end
   end
-  methods.append, methods.append_many = wrap(methods.append), wrap(methods.append_many)
+  local names = {}
+  for name, f in pairs(methods) do
+    if type(f) == "function" and name ~= "close" then names[#names + 1] = name end
+  end
+  for _, name in ipairs(names) do methods[name] = wrap(name, methods[name]) end
+end
+
+-- The served store belongs to the worker: a handler may not close it (and
+-- one closed another way, through its metatable, is opened again before
+-- the next request).
+local served
+local function guard_close(store)
+  local methods = getmetatable(store).__index
+  local close = methods.close
+  methods.close = function(self, ...)
+    if self == served then error("the server's store cannot be closed by a handler", 2) end
+    return close(self, ...)
+  end
 end
 
 local function answer(status, fields, request_id, retry_after)
@@ -89,6 +127,17 @@ local function failure(status, message, request_id, retry_after)
   return answer(status, { error = message }, request_id, retry_after)
 end
 
+-- True when a string of v, or a key, holds a NUL byte: no handler or store
+-- can take one, so the request is refused as malformed.
+local function holds_nul(v)
+  if type(v) == "string" then return v:find("\0", 1, true) ~= nil end
+  if type(v) ~= "table" then return false end
+  for k, x in pairs(v) do
+    if holds_nul(k) or holds_nul(x) then return true end
+  end
+  return false
+end
+
 -- A command's body: a JSON object of arguments (empty means none).
 local function command_args(body)
   if body:match("^%s*$") then return {} end
@@ -97,10 +146,23 @@ local function command_args(body)
   if type(v) ~= "table" or v[1] ~= nil then
     return nil, "the body must be a JSON object of arguments, like {\"name\": \"a\"}"
   end
+  if holds_nul(v) then return nil, "a string in the body holds a NUL byte (\\u0000)" end
   return v
 end
 
-local function handler(app, store)
+-- An error value as text for the client: its message, or a generic text;
+-- never an address like "table: 0x...".
+local function message_of(v, generic)
+  if type(v) == "string" or type(v) == "number" then return tostring(v) end
+  if type(v) == "table" and (type(v.message) == "string" or type(v.message) == "number") then
+    return tostring(v.message)
+  end
+  return generic
+end
+
+-- The request handler of `app`; open() gives the store each request uses
+-- (nil, message while it cannot be had: answered 503).
+local function handler(app, open)
   local OUTCOMES = appmod.OUTCOMES
   return function(kind, name, body, params, request_id)
     local h = app:lookup(name)
@@ -120,8 +182,17 @@ local function handler(app, store)
     else
       args = {}
       for k, v in pairs(params) do args[k] = options.parse_value(v) end
+      if holds_nul(args) then
+        return failure(400, "a parameter holds a NUL byte (\\u0000)", request_id)
+      end
     end
 
+    local store, serr = open()
+    if not store then
+      host.log("error", "store failure", { request_id = request_id, [kind] = name, error = serr })
+      return failure(503, "the store is unavailable; try again", request_id, 1)
+    end
+    failures = {}
     local ctx = { store = store, app = app, source = "http", request_id = request_id }
     -- In a coroutine so that a handler that will not stop can be left
     -- behind: the budget hook yields out of it (see host/server/worker.c).
@@ -134,9 +205,13 @@ local function handler(app, store)
       return failure(500, "internal error: the handler failed (see the server log)", request_id)
     end
     if not ok then
-      outcome, value = "script", { message = tostring(outcome),
-        traceback = debug.traceback(co, tostring(outcome)) }
+      local text = message_of(outcome, "(error object is not a string)")
+      outcome, value = "script", { message = text, traceback = debug.traceback(co, text) }
     end
+    -- A store failure handed on (return ctx.store:append(...), or assert(...)).
+    local failed = (outcome == "rejected" or outcome == "script") and type(value) == "table" and
+      not value.transaction_left_open and store_failure_in(value.message)
+    if failed then outcome, value = "store", { message = failed } end
     if outcome == "ok" then
       local ok, text = pcall(json_encode, value == nil and aeon.null or value)
       if ok then return 200, text, 0 end
@@ -165,7 +240,7 @@ local function handler(app, store)
         fields[k] = v
       end
     end
-    fields.error = type(value) == "table" and tostring(value.message) or tostring(value)
+    fields.error = message_of(value, "the " .. kind .. " was refused")
     local o = OUTCOMES[outcome]
     return answer(o and o.http or 500, fields, request_id)
   end
@@ -235,6 +310,11 @@ end
 -- name, commands, queries, projections and files, and `handle` or
 -- `project`. Raises when the app or the store does not load.
 function M.boot(config, role)
+  -- One app must not take the whole server down, nor slip its budget: no
+  -- os.exit, and no way to remove or replace the host's hook (which every
+  -- coroutine inherits), from the first line of the app on.
+  os.exit = function() error("os.exit is not available to an app being served", 2) end
+  debug.sethook = function() error("debug.sethook is not available to an app being served", 2) end
   local before = {}
   for name in pairs(package.loaded) do before[name] = true end
   local app = load_app(config.app)
@@ -247,14 +327,28 @@ function M.boot(config, role)
   }
   if role == "probe" then return info end
 
-  -- One handler must not take the whole server down.
-  os.exit = function() error("os.exit is not available to an app being served", 2) end
   local store, err = aeon.open(config.store)
   if not store then error("cannot open the store: " .. tostring(err), 0) end
   instrument(store)
 
   if role == "request" then
-    info.handle = handler(app, store)
+    served = store
+    guard_close(store)
+    -- The store as the next request finds it: opened again if a handler
+    -- closed it; while it cannot be, the worker says so in /health.
+    local function open()
+      if tostring(store) ~= "aeon.store (closed)" then return store end
+      local fresh, oerr = aeon.open(config.store)
+      if not fresh then
+        host.worker_broken("cannot reopen the store: " .. tostring(oerr))
+        return nil, oerr
+      end
+      host.log("warn", "a handler closed the store; opened it again")
+      store, served = fresh, fresh
+      host.worker_broken(nil)
+      return store
+    end
+    info.handle = handler(app, open)
   elseif role == "projection" then
     info.project = function(name) return project(store, app, name) end
   end

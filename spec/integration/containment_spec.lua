@@ -1,0 +1,410 @@
+-- Containment (aeon-host serve): a hostile client or handler costs one
+-- request, not the server. Each case is one way the server was stopped,
+-- hung, starved or made to leak, kept as a regression spec. The real
+-- server on loopback; raw requests go through a plain TCP socket, since
+-- curl will not send most of them.
+local aeon = require "aeon"
+local socket = require "socket"
+local helpers = require "helpers"
+local server = require "support.http_server"
+
+local eventually = server.eventually
+local FIXTURE = "spec/fixtures/hostile-app.lua"
+
+-- Sends `text` as is and reads until the server closes the connection or
+-- `wait` seconds pass without a byte. Returns everything read. `from`: the
+-- local address to send from (another loopback address is another client).
+local function raw(port, text, wait, from)
+  local c = assert(socket.tcp())
+  c:settimeout(wait or 3)
+  if from then assert(c:bind(from, 0)) end
+  assert(c:connect("127.0.0.1", port))
+  assert(c:send(text))
+  local out = {}
+  while true do
+    local data, err, partial = c:receive(4096)
+    out[#out + 1] = data or partial
+    if err then break end
+  end
+  c:close()
+  return table.concat(out)
+end
+
+-- The answers in a byte stream: { status, headers, body } each.
+local function answers(text)
+  local list = {}
+  local pos = 1
+  while true do
+    local s, e, status = text:find("HTTP/1%.%d (%d%d%d)[^\r\n]*\r\n", pos)
+    if not s then break end
+    local head_end = text:find("\r\n\r\n", e - 1, true) or #text
+    local headers = {}
+    for k, v in text:sub(e + 1, head_end):gmatch("([^:\r\n]+):%s*([^\r\n]*)") do
+      headers[k:lower()] = v
+    end
+    local len = tonumber(headers["content-length"]) or 0
+    list[#list + 1] = { status = tonumber(status), headers = headers,
+      body = text:sub(head_end + 4, head_end + 3 + len) }
+    pos = head_end + 4 + len
+  end
+  return list
+end
+
+-- The one answer a raw request got: 400, JSON with the request id.
+local function assert_one_400(port, text, pattern)
+  local got = answers(raw(port, text))
+  assert.same(1, #got, "answers to one request")
+  local a = got[1]
+  assert.same(400, a.status)
+  assert.same("application/json", a.headers["content-type"])
+  local body = aeon.json.decode(a.body)
+  assert.is_table(body, a.body)
+  assert.same(a.headers["x-request-id"], body.request_id)
+  if pattern then assert.matches(pattern, body.error) end
+  return body
+end
+
+describe("containment #http", function()
+  describe("strict HTTP", function()
+    local s
+    lazy_setup(function()
+      s = server.start(FIXTURE, { "--workers", "2" })
+      assert.truthy(s.url, s:stderr())
+    end)
+    lazy_teardown(function() assert.same(0, s:stop()) end)
+
+    -- The second request hides in the first one's body.
+    local smuggled = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    it("regression: two Content-Length headers were accepted and the rest of the body ran as a second request", function()
+      local body = "{}" .. smuggled
+      assert_one_400(s.port, "POST /commands/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" ..
+        "Content-Length: 2\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body, "Content%-Length")
+      -- The same length twice is refused too, and a request sent after it on
+      -- the connection is never read.
+      assert_one_400(s.port, "POST /commands/echo HTTP/1.1\r\nHost: x\r\n" ..
+        "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}" .. smuggled, "Content%-Length")
+    end)
+
+    it("refuses Transfer-Encoding with Content-Length", function()
+      assert_one_400(s.port, "POST /commands/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n" ..
+        "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" .. smuggled, "Transfer%-Encoding")
+    end)
+
+    it("regression: ?name=a%00zzz answered for `a`; a NUL, bad escapes or invalid UTF-8 in the URL are 400", function()
+      for _, target in ipairs {
+        "/queries/params?name=a%00zzz", "/queries/params%00x?name=a", "/commands/echo%00",
+        "/queries/params?name=%zz", "/queries/params?name=%4", "/queries/params?name=%ff",
+        "/queries/params?%c3%28=1",
+      } do
+        local method = target:match("^/commands") and "POST" or "GET"
+        assert_one_400(s.port, method .. " " .. target .. " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+      end
+      -- Good escapes still work.
+      local status, body = s:json("GET", "/queries/params?name=%C3%A9t%C3%A9&x=a%20b")
+      assert.same(200, status)
+      assert.same({ name = "été", x = "a b" }, body)
+    end)
+
+    it("refuses a header value that is not UTF-8", function()
+      assert_one_400(s.port, "GET /health HTTP/1.1\r\nHost: x\r\nX-Note: \xff\xfe\r\n\r\n", "UTF%-8")
+    end)
+
+    it("regression: a NUL in a body string answered 500 (a script error) instead of 400", function()
+      local before = s:metric("aeon_script_errors_total")
+      local status, body = s:json("POST", "/commands/append", { body = '{"key": "a\\u0000b"}' })
+      assert.same(400, status)
+      assert.matches("NUL", body.error)
+      status = s:json("GET", '/queries/params?name=%22a%5Cu0000b%22')
+      assert.same(400, status)
+      assert.same(before, s:metric("aeon_script_errors_total"))
+    end)
+  end)
+
+  describe("honest answers", function()
+    local s
+    lazy_setup(function()
+      s = server.start(FIXTURE, { "--workers", "2" })
+      assert.truthy(s.url, s:stderr())
+    end)
+    lazy_teardown(function() assert.same(0, s:stop()) end)
+
+    it("regression: a handler returning nil, {message = ...} sent `table: 0x...`", function()
+      local status, body, _, text = s:json("POST", "/commands/table_error", { json = {} })
+      assert.same(422, status)
+      assert.same("out of stock", body.error)
+      assert.same(0, body.left)
+      status, body, _, text = s:json("POST", "/commands/bare_table_error", { json = {} })
+      assert.same(422, status)
+      assert.same("the command was refused", body.error)
+      assert.not_matches("table: 0x", text)
+      status, _, _, text = s:json("POST", "/commands/raise_table", { json = {} })
+      assert.same(500, status)
+      assert.not_matches("table: 0x", text)
+      local logged = eventually(5, function() return s:log_where({ msg = "script error", command = "raise_table" })[1] end)
+      assert.same("raised as a table", logged.error)
+    end)
+
+    it("regression: `return ctx.store:append(...)` turned a store failure into 422 with the raw SQLite message", function()
+      -- Another connection holds the write lock until the store gives up.
+      local holder = assert(aeon.open(s.store))
+      assert(holder:begin())
+      local returned = s:spawn("POST", "/commands/return_append", { json = { key = helpers.unique("r") } })
+      local raised = s:spawn("POST", "/commands/assert_append", { json = { key = helpers.unique("a") } })
+      for _, pending in ipairs { returned, raised } do
+        local status, text, headers = pending:wait()
+        assert.same(503, status, text)
+        assert.same("1", headers["retry-after"])
+        local body = aeon.json.decode(text)
+        assert.same("the store is unavailable; try again", body.error)
+        assert.not_matches("[Ll]ock", text)
+        assert.not_matches("SQLITE", text)
+      end
+      holder:rollback()
+      holder:close()
+      assert.same(2, #eventually(5, function()
+        local l = s:log_where({ msg = "store failure" })
+        return #l >= 2 and l
+      end))
+      assert.same(200, (s:json("POST", "/commands/return_append", { json = { key = helpers.unique("r") } })))
+    end)
+  end)
+
+  describe("the worker's store", function()
+    it("regression: a handler calling ctx.store:close() broke its worker for good while /health said ok", function()
+      local s = server.start(FIXTURE, { "--workers", "1" })
+      local status, body = s:json("POST", "/commands/close_store", { json = {} })
+      assert.same(500, status)
+      assert.same(200, (s:json("POST", "/commands/append", { json = { key = helpers.unique("c") } })))
+      -- Closed behind the host's back: opened again for the next request.
+      assert.same(200, (s:json("POST", "/commands/close_store_meta", { json = {} })))
+      assert.same(200, (s:json("POST", "/commands/append", { json = { key = helpers.unique("c") } })))
+      assert.truthy(s:log_where({ msg = "a handler closed the store; opened it again" })[1])
+
+      -- While it cannot be opened again, the worker is unhealthy and says so.
+      local path = s.store:match("^sqlite:(.*)$")
+      assert.same(200, (s:json("POST", "/commands/block_store", { json = { path = path } })))
+      status, body = s:json("POST", "/commands/append", { json = { key = helpers.unique("c") } })
+      assert.same(503, status)
+      status, body = s:json("GET", "/health")
+      assert.same(503, status) -- its only worker cannot serve
+      assert.same("degraded", body.status)
+      assert.same(1, body.unhealthy_workers)
+      assert(os.remove(path))
+      assert(os.rename(path .. ".away", path))
+      assert.same(200, (s:json("POST", "/commands/append", { json = { key = helpers.unique("c") } })))
+      status, body = s:json("GET", "/health")
+      assert.same(200, status)
+      assert.same("ok", body.status)
+      assert.same(0, s:stop())
+    end)
+  end)
+
+  describe("budgets", function()
+    it("regression: a coroutine made while the app loaded had no hook; debug.sethook() removed it", function()
+      local s = server.start(FIXTURE, { "--workers", "1", "--max-instructions", "2000000" })
+      for _, name in ipairs { "loaded_coroutine", "new_coroutine", "unhook" } do
+        local status, body = s:json("POST", "/commands/" .. name, { json = {}, max_time = 20 })
+        assert.same(500, status, name)
+        assert.is_string(body.request_id)
+      end
+      assert.same(200, (s:json("POST", "/commands/echo", { json = {} })))
+      assert.same(0, s:stop())
+    end)
+
+    it("regression: work in C past --max-time held its worker; now the client gets 503 and the worker is replaced", function()
+      local s = server.start(FIXTURE, { "--workers", "1", "--max-time", "1", "--drain", "2" })
+      local status, body = s:json("POST", "/commands/pattern", { json = {}, max_time = 20 })
+      assert.same(503, status)
+      assert.matches("stuck past its time budget", body.error)
+      -- The only worker was replaced: the next requests are served.
+      assert.same(200, (s:json("POST", "/commands/echo", { json = {}, max_time = 20 })))
+      status, body = s:json("GET", "/health")
+      assert.same(200, status)
+      assert.same("degraded", body.status)
+      assert.same(1, body.stuck_workers)
+      assert.truthy(s:log_where({ msg = "worker stuck past its time budget; replacing it" })[1])
+      -- Shutdown does not wait for the stuck thread.
+      s:signal("TERM")
+      assert.same(0, s:wait(10))
+    end)
+  end)
+
+  describe("memory", function()
+    local function rss(pid)
+      local f = io.open("/proc/" .. pid .. "/status")
+      local kb = f:read("a"):match("VmRSS:%s*(%d+)")
+      f:close()
+      return tonumber(kb) * 1024
+    end
+
+    it("regression: requests building 1.5 GB strings took the server to 5.9 GB and kept it; now 500 and back", function()
+      local s = server.start(FIXTURE, { "--workers", "2" })
+      assert.same(200, (s:json("POST", "/commands/echo", { json = {} })))
+      local idle = rss(s.pid)
+      for _, name in ipairs { "rep", "double", "rep", "double" } do
+        local status, body = s:json("POST", "/commands/" .. name, { json = {}, max_time = 60 })
+        assert.same(500, status, name)
+        assert.same("memory budget exceeded (--max-memory)", body.error)
+      end
+      assert.same(200, (s:json("POST", "/commands/echo", { json = {} })))
+      local after = rss(s.pid)
+      -- Near idle: far below one worker's budget (256 MiB) above it. (Under
+      -- AddressSanitizer freed memory waits in its quarantine, so there the
+      -- size says nothing.)
+      if not (os.getenv("LD_PRELOAD") or ""):match("asan") then
+        assert.truthy(after < idle + 64 * 1024 * 1024, ("idle %d, after %d bytes"):format(idle, after))
+      end
+      assert.same(0, s:stop())
+    end)
+  end)
+
+  describe("loading", function()
+    local function app_source(version, top)
+      return ([[
+        local aeon = require "aeon"
+        %s
+        local app = aeon.app "watched"
+        app:query("version", function() return { version = %d } end)
+        return app
+      ]]):format(top or "", version)
+    end
+
+    it("regression: --watch loading a file calling os.exit(7) killed the server; one that loops hung it", function()
+      local dir = helpers.tmpdir()
+      local file = dir .. "/app.lua"
+      server.spit(file, app_source(1))
+      -- No instruction budget: the loops below are stopped by time (the
+      -- default 1e8 instructions may run out first or not, with the load).
+      local s = server.start(file, { "--watch", "--workers", "1", "--max-time", "1",
+        "--max-instructions", "0" })
+      local function version()
+        local status, body = s:json("GET", "/queries/version")
+        return status == 200 and body.version
+      end
+      assert.same(1, version())
+      local function failed(n)
+        return eventually(10, function()
+          local l = s:log_where({ msg = "reload failed; still serving the previous version" })
+          return #l >= n and l[n]
+        end)
+      end
+      server.spit(file, app_source(2, "os.exit(7)"))
+      assert.matches("os%.exit is not available", failed(1).error)
+      assert.same(1, version())
+      server.spit(file, app_source(3, "while true do end"))
+      assert.matches("longer than 1 seconds", failed(2).error)
+      assert.same(1, version())
+      server.spit(file, app_source(4, "while true do pcall(function() while true do end end) end"))
+      assert.matches("longer than 1 seconds", failed(3).error)
+      -- Stuck in C at the top level, where no hook runs: given up on.
+      server.spit(file, app_source(5, 'string.find(("a"):rep(26) .. "b", ("a*"):rep(26) .. "c")'))
+      assert.matches("stuck past its time budget", failed(4).error)
+      assert.same(1, version())
+      server.spit(file, app_source(6))
+      assert.same(6, eventually(10, function() return version() == 6 and 6 end))
+      assert.same(0, s:stop())
+    end)
+
+    it("stops on SIGTERM while a reload loops, within --drain plus a second", function()
+      local dir = helpers.tmpdir()
+      local file = dir .. "/app.lua"
+      server.spit(file, app_source(1))
+      -- No instruction budget either: the loop runs until the signal.
+      local s = server.start(file, { "--watch", "--workers", "1", "--max-time", "60", "--drain", "1",
+        "--max-instructions", "0" })
+      server.spit(file, app_source(2, "while true do end"))
+      server.sleep(1.5) -- the reload has begun
+      s:signal("TERM")
+      assert.same(0, s:wait(10))
+      assert.matches("shutting down", s:log_where({ msg = "reload failed; still serving the previous version" })[1].error)
+    end)
+
+    it("refuses os.exit at start-up too (exit 4, not the app's status)", function()
+      local dir = helpers.tmpdir()
+      server.spit(dir .. "/app.lua", app_source(1, "os.exit(7)"))
+      local code, _, err = helpers.run_host({ "--store", "sqlite:" .. dir .. "/x.db", "serve", dir .. "/app.lua" })
+      assert.same(4, code)
+      assert.matches("os%.exit is not available", err)
+    end)
+  end)
+
+  describe("connections", function()
+    -- A request from another loopback address, which counts as another client.
+    local function from(host, port, text) return answers(raw(port, text, 10, host))[1] end
+
+    it("regression: about 1,020 idle or dripping connections from one address locked everyone out", function()
+      local s = server.start(FIXTURE, { "--workers", "2" })
+      -- Half of them send nothing; half start their headers and stop.
+      local ready = helpers.tmpdir() .. "/ready"
+      local p = io.popen(("ulimit -n 4096 2>/dev/null; " ..
+        "lua5.4 spec/support/conn_holder.lua %d 2000 %s >/dev/null 2>&1 & echo $!"):format(s.port, ready))
+      local holder = p:read("l")
+      p:close()
+      local opened = eventually(30, function() return server.slurp(ready) end)
+      assert.same("opened 2000\n", opened)
+      local health = from("127.0.0.2", s.port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      assert.truthy(health, "no answer to /health")
+      assert.same(200, health.status)
+      local echo = from("127.0.0.2", s.port, "POST /commands/echo HTTP/1.1\r\nHost: x\r\n" ..
+        "Connection: close\r\nContent-Length: 2\r\n\r\n{}")
+      assert.truthy(echo, "no answer to a command")
+      assert.same(200, echo.status)
+      os.execute("kill " .. holder)
+      assert.same(0, s:stop())
+      assert.same(256, s:log_where({ msg = "listening" })[1].max_client_connections)
+    end)
+
+    it("closes a connection whose headers drip past --header-timeout, and one whose body drips past --body-timeout", function()
+      local s = server.start(FIXTURE, { "--header-timeout", "1", "--body-timeout", "1", "--timeout", "30" })
+      for _, case in ipairs {
+        { head = "GET /health HTTP/1.1\r\nHost: x\r\n", drip = "X" },
+        { head = "POST /commands/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", drip = " " },
+      } do
+        local c = assert(socket.tcp())
+        c:settimeout(0.3)
+        assert(c:connect("127.0.0.1", s.port))
+        c:send(case.head)
+        local closed = false
+        for _ = 1, 30 do -- up to about 10 s, a byte at a time
+          local _, err = c:send(case.drip)
+          local _, rerr = c:receive(1)
+          if err == "closed" or rerr == "closed" then
+            closed = true
+            break
+          end
+        end
+        c:close()
+        assert.truthy(closed, case.head)
+      end
+      assert.same(0, s:stop())
+    end)
+  end)
+
+  describe("metrics", function()
+    it("regression: /metrics was open when --token was set; --metrics-loopback opens it to loopback", function()
+      local s = server.start(FIXTURE, { "--token", "tok" })
+      assert.same(401, (s:request("GET", "/metrics")))
+      local status, text = s:request("GET", "/metrics", { headers = { Authorization = "Bearer tok" } })
+      assert.same(200, status)
+      assert.matches("aeon_http_requests_total", text)
+      assert.same(200, (s:request("GET", "/health")))
+      assert.same(0, s:stop())
+      s = server.start(FIXTURE, { "--token", "tok", "--metrics-loopback" })
+      assert.same(200, (s:request("GET", "/metrics")))
+      assert.same(401, (s:json("POST", "/commands/echo", { json = {} })))
+      assert.same(0, s:stop())
+    end)
+
+    it("regression: a client that left was counted reason=\"error\"; now client_closed", function()
+      local s = server.start(FIXTURE, { "--workers", "1" })
+      local status = s:json("POST", "/commands/slow", { json = { seconds = 2 }, max_time = 0.5 })
+      assert.same(0, status)
+      assert.truthy(eventually(10, function()
+        return s:metric("aeon_http_requests_aborted_total", 'reason="client_closed"') == 1
+      end))
+      assert.same(0, s:metric("aeon_http_requests_aborted_total", 'reason="error"'))
+      assert.same(0, s:stop())
+    end)
+  end)
+end)
