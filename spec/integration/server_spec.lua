@@ -436,6 +436,18 @@ describe("aeon-host serve #http", function()
       assert.truthy(s:log_where({ msg = "stopped" })[1])
     end)
 
+    it("regression: the spec helper read an exit status still being written and took an exited server for hung", function()
+      -- The state the wrapper shell leaves for an instant when a server
+      -- exits: its status file created, the status not yet in it.
+      local s = server.start(FIXTURE)
+      assert.same(0, s:stop())
+      local dir = helpers.tmpdir()
+      server.spit(dir .. "/rc", "")
+      local exited = setmetatable({ dir = dir }, getmetatable(s))
+      os.execute(("(sleep 0.3; echo 0 >%s/rc) >/dev/null 2>&1 &"):format(dir))
+      assert.same(0, exited:wait(30))
+    end)
+
     it("on SIGINT with projections running exits 0 after they stop", function()
       local s = server.start("apps/counter.lua")
       assert.same(200, (s:json("POST", "/commands/increment", { json = { name = "z" } })))

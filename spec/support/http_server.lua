@@ -79,14 +79,19 @@ function M.start(app, words, opts)
     cmd[#cmd + 1] = q(opts.listen or "127.0.0.1:0")
   end
   for _, w in ipairs(words or {}) do cmd[#cmd + 1] = q(w) end
-  os.execute(("(%s >%s/out 2>%s/err & echo $! >%s/pid; wait $!; echo $? >%s/rc) >/dev/null 2>&1 &")
-    :format(table.concat(cmd, " "), dir, dir, dir, dir))
+  -- The pid and the exit status are written to a .tmp file and renamed, so
+  -- that neither is ever read half written (a status read between the
+  -- shell creating the file and writing it made a server that had exited
+  -- look hung).
+  os.execute(("(%s >%s/out 2>%s/err & echo $! >%s/pid.tmp; mv %s/pid.tmp %s/pid; wait $!; " ..
+    "echo $? >%s/rc.tmp; mv %s/rc.tmp %s/rc) >/dev/null 2>&1 &")
+    :format(table.concat(cmd, " "), dir, dir, dir, dir, dir, dir, dir, dir))
   local s = setmetatable({ dir = dir, store = store, app = app }, Server)
   M.eventually(10, function()
     s.url = (slurp(dir .. "/out") or ""):match("(http://[%d%.]+:%d+)")
     return s.url or slurp(dir .. "/rc")
   end)
-  s.pid = tonumber(slurp(dir .. "/pid"))
+  s.pid = tonumber(M.eventually(10, function() return (slurp(dir .. "/pid") or ""):match("%d+") end))
   s.port = s.url and tonumber(s.url:match(":(%d+)$"))
   return s
 end
@@ -121,10 +126,13 @@ end
 
 function Server:signal(name) os.execute(("kill -%s %d 2>/dev/null"):format(name, self.pid)) end
 
---- The exit status, waiting up to `seconds`; nil if still running.
+--- The exit status, waiting up to `seconds`; nil if still running. A
+-- status file without a number is one still being written: not yet.
 function Server:wait(seconds)
-  local rc = M.eventually(seconds or 15, function() return slurp(self.dir .. "/rc") end)
-  return rc and tonumber(rc:match("%d+"))
+  local rc = M.eventually(seconds or 15, function()
+    return (slurp(self.dir .. "/rc") or ""):match("%d+")
+  end)
+  return tonumber(rc)
 end
 
 --- SIGTERM, then the exit status.
