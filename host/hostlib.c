@@ -122,7 +122,7 @@ static int l_serve(lua_State *L) {
     }
     static const char *const kinds[] = {
         [SERVER_NOMEM] = "io", [SERVER_USAGE] = "usage", [SERVER_IO] = "io",
-        [SERVER_SCRIPT] = "script"};
+        [SERVER_SCRIPT] = "script", [SERVER_STUCK] = "script"};
     lua_pushnil(L);
     lua_pushstring(L, err ? err : "out of memory");
     lua_pushstring(L, kinds[st]);

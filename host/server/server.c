@@ -116,6 +116,7 @@ typedef struct server {
     char last_error[256];          /* libmicrohttpd's last complaint */
     pthread_mutex_t links_lock;    /* guards links */
     tracked links;                 /* open connections (a ring, head) */
+    int stuck_projections;         /* runners left stuck in C */
     watched *files;                /* --watch: the app's files */
     size_t nfiles;                 /* entries in files */
 } server;
@@ -1043,7 +1044,7 @@ static void reload(server *s) {
     projector *old_projections = s->projections;
     s->projections = NULL;
     pthread_mutex_unlock(&s->app_lock);
-    projector_stop(old_projections, cfg->drain_seconds);
+    s->stuck_projections += projector_stop(old_projections, cfg->drain_seconds);
     projector *fresh = NULL;
     if (projector_start(&cfg->worker, s->app.projections, s->app.nprojections, &fresh, &err) != 0) {
         log_error_msg(LOG_ERROR, "cannot restart projections", err);
@@ -1106,6 +1107,11 @@ static void drain(server *s, const sigset_t *signals, int sig) {
     }
     atomic_store(&s->draining, true);
     MHD_socket listener = MHD_quiesce_daemon(s->daemon);
+    /* Quiesced, the socket still completes handshakes into its backlog,
+     * where clients would wait, unanswered, for the whole drain. Shut down,
+     * it refuses them at once; it is closed only after the daemon stops
+     * (libmicrohttpd's thread may still hold it). */
+    if (listener != MHD_INVALID_SOCKET) shutdown(listener, SHUT_RDWR);
 
     double deadline = now_seconds() + cfg->drain_seconds;
     while (atomic_load(&s->in_flight) > 0 && now_seconds() < deadline) {
@@ -1117,13 +1123,14 @@ static void drain(server *s, const sigset_t *signals, int sig) {
         }
     }
     long left = atomic_load(&s->in_flight);
-    if (left > 0) {
-        if (log_begin(&l, LOG_WARN, "stopping requests still in flight")) {
-            log_int(&l, "in_flight", left);
-            log_end(&l);
-        }
-        worker_pool_force(s->pool);
+    if (left > 0 && log_begin(&l, LOG_WARN, "stopping requests still in flight")) {
+        log_int(&l, "in_flight", left);
+        log_end(&l);
     }
+    /* From here nothing waits without bound: handlers still running are
+     * stopped, and the watchdog leaves a worker stuck in C (in a handler,
+     * or loading the app) to the process exit. */
+    worker_pool_force(s->pool);
     /* Every job is answered once this returns; the HTTP thread may still
      * submit (and be refused) until the daemon stops, so the pool is freed
      * only after that. */
@@ -1136,7 +1143,7 @@ static void drain(server *s, const sigset_t *signals, int sig) {
     worker_pool_free(s->pool);
     s->pool = NULL;
 
-    projector_stop(s->projections, cfg->drain_seconds);
+    s->stuck_projections += projector_stop(s->projections, cfg->drain_seconds);
     s->projections = NULL;
     log_msg(LOG_INFO, "stopped");
 }
@@ -1240,6 +1247,12 @@ server_status server_run(const server_config *cfg, char **err) {
     }
     drain(&s, &signals, sig);
     status = SERVER_OK;
+    if (s.stuck_projections > 0) {
+        status = SERVER_STUCK;
+        *err = dup_printf("stopped, leaving %d projection%s stuck in C (outside Lua, where "
+                          "nothing can interrupt it) to the process exit",
+                          s.stuck_projections, s.stuck_projections == 1 ? "" : "s");
+    }
 
 done:
     if (s.daemon) MHD_stop_daemon(s.daemon);

@@ -10,7 +10,10 @@
  * coroutine inherits it. Each state allocates through heap_alloc, which
  * holds it to --max-memory. A watchdog thread per pool answers for a worker
  * stuck in C past its deadline and puts a fresh worker in its slot; the
- * stuck thread ends, discarding its work, once back in Lua.
+ * stuck thread ends, discarding its work, once back in Lua. At shutdown it
+ * leaves such a worker (in a handler or loading the app) to the process
+ * exit, and projector_stop leaves a projection stuck in C the same way, so
+ * that shutdown never waits on C without bound.
  */
 #include "worker.h"
 
@@ -320,8 +323,11 @@ typedef struct worker {
     double deadline;        /* when the current job's time is up */
     stop_reason stopped;    /* why the hook stopped the current job */
     worker_job *job;        /* (pool lock) the job it runs, until answered */
+    bool loading;           /* (pool lock) making a state (a replacement's
+                               first, or a reload's) */
     bool taken;             /* (pool lock) the watchdog answered its job and
-                               replaced it: it ends once back from C */
+                               replaced it, or gave up on its load at
+                               shutdown: it ends once back from C */
     atomic_bool broken;     /* its store is closed and will not reopen */
     int index;              /* for logs */
 } worker;
@@ -406,14 +412,39 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     }
 }
 
-/* Loads a state for `w`, under a request's budget, and keeps its handler. */
+/* The watchdog took this worker out (it ends as soon as it is back). */
+static bool is_taken(worker *w) {
+    pthread_mutex_lock(&w->pool->lock);
+    bool taken = w->taken;
+    pthread_mutex_unlock(&w->pool->lock);
+    return taken;
+}
+
+/* Loads a state for `w`, under a request's budget, and keeps its handler.
+ * At shutdown the watchdog may give up on a load stuck in C: then NULL, with
+ * the worker taken out. */
 static lua_State *request_state(worker *w, int *handle, heap *h, char **err) {
+    worker_pool *p = w->pool;
+    pthread_mutex_lock(&p->lock);
     w->used = 0;
     w->stopped = STOP_NONE;
-    w->deadline = now_seconds() + w->pool->opt.max_seconds;
+    w->deadline = now_seconds() + p->opt.max_seconds;
+    w->loading = true;
+    pthread_mutex_unlock(&p->lock);
     w->active = true;
-    lua_State *L = state_new(&w->pool->opt, "request", w, h, budget_hook, HOOK_EVERY, err);
+    lua_State *L = state_new(&p->opt, "request", w, h, budget_hook, HOOK_EVERY, err);
     w->active = false;
+    pthread_mutex_lock(&p->lock);
+    w->loading = false;
+    bool taken = w->taken;
+    pthread_mutex_unlock(&p->lock);
+    /* The watchdog gave up on this load at shutdown: nothing of it is
+     * wanted. */
+    if (taken && L) {
+        lua_close(L);
+        L = NULL;
+        *err = dup_string("the server is shutting down");
+    }
     if (!L) return NULL;
     lua_getfield(L, -1, "handle");
     if (!lua_isfunction(L, -1)) {
@@ -561,7 +592,8 @@ static void reload(worker *w, unsigned generation) {
     w->generation = generation;
     if (!L) {
         log_line l;
-        if (log_begin(&l, LOG_ERROR, "worker kept the previous version of the app")) {
+        if (!is_taken(w) &&
+            log_begin(&l, LOG_ERROR, "worker kept the previous version of the app")) {
             log_int(&l, "worker", w->index);
             log_str(&l, "error", err ? err : "out of memory");
             log_end(&l);
@@ -602,6 +634,10 @@ static int fresh_state(worker *w) {
         char *err = NULL;
         w->L = request_state(w, &w->handle, &w->heap, &err);
         if (w->L) break;
+        if (is_taken(w)) {
+            free(err);
+            return -1;
+        }
         log_error_msg(LOG_ERROR, "a replacement worker cannot load the app", err);
         free(err);
         atomic_store(&w->broken, true);
@@ -635,7 +671,7 @@ static void *worker_main(void *arg) {
     worker_pool *p = w->pool;
     thread_stop = &p->stopping;
     this_worker = w;
-    if (fresh_state(w) != 0) return worker_end(w, false);
+    if (fresh_state(w) != 0) return worker_end(w, is_taken(w));
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !atomic_load(&p->stopping) && w->generation == p->generation)
@@ -645,6 +681,10 @@ static void *worker_main(void *arg) {
             pthread_mutex_unlock(&p->lock);
             reload(w, generation);
             pthread_mutex_lock(&p->lock);
+            if (w->taken) {
+                pthread_mutex_unlock(&p->lock);
+                return worker_end(w, true);
+            }
             continue;
         }
         worker_job *job = p->head;
@@ -687,9 +727,10 @@ static int start_thread(worker *w) {
     return rc;
 }
 
-/* Under the lock: answers the job of the worker in slot i with 503, takes
- * the worker out (its thread ends when it gets back from C) and puts a
- * fresh one in its slot, which makes its own state and store. */
+/* Under the lock: answers the job of the worker in slot i with 503 (a
+ * worker stuck loading the app has none), takes the worker out (its thread
+ * ends when it gets back from C) and, unless the pool is shutting down,
+ * puts a fresh one in its slot, which makes its own state and store. */
 static void take_out(worker_pool *p, int i, bool shutdown) {
     worker *w = p->workers[i];
     worker_job *job = w->job;
@@ -698,10 +739,11 @@ static void take_out(worker_pool *p, int i, bool shutdown) {
     p->alive--;
     p->stuck++;
     log_line l;
-    if (log_begin(&l, LOG_ERROR, shutdown ? "worker stuck at shutdown; leaving it"
-                                          : "worker stuck past its time budget; replacing it")) {
+    if (log_begin(&l, LOG_ERROR, !job      ? "worker stuck loading the app at shutdown; leaving it"
+                                 : shutdown ? "worker stuck at shutdown; leaving it"
+                                            : "worker stuck past its time budget; replacing it")) {
         log_int(&l, "worker", w->index);
-        log_str(&l, "request_id", job->request_id);
+        if (job) log_str(&l, "request_id", job->request_id);
         log_end(&l);
     }
     worker *fresh = shutdown ? NULL : calloc(1, sizeof *fresh);
@@ -719,6 +761,10 @@ static void take_out(worker_pool *p, int i, bool shutdown) {
             p->workers[i] = NULL;
         }
     }
+    /* worker_pool_stop may be waiting for this slot's thread: it is no
+     * longer waited for. */
+    pthread_cond_broadcast(&p->ended);
+    if (!job) return;
     answer a = {0};
     set_answer(&a, 503,
                shutdown ? "the server is shutting down"
@@ -746,8 +792,12 @@ static void *watchdog_main(void *arg) {
         bool force = atomic_load(&p->force) && now > p->force_at + STUCK_AFTER;
         for (int i = 0; i < p->opt.workers; i++) {
             worker *w = p->workers[i];
-            if (!w || !w->job) continue;
-            if (force || (p->opt.max_seconds > 0 && now > w->deadline + STUCK_AFTER))
+            if (!w || w->taken) continue;
+            /* A load stuck in C is left alone while serving (its slot keeps
+             * its old state or stays empty), and given up on at shutdown. */
+            if (w->loading && force) take_out(p, i, true);
+            else if (w->job && (force || (p->opt.max_seconds > 0 &&
+                                          now > w->deadline + STUCK_AFTER)))
                 take_out(p, i, force || atomic_load(&p->stopping));
         }
     }
@@ -912,6 +962,7 @@ typedef struct projection {
     projector *owner;   /* the set it belongs to */
     pthread_t thread;   /* its thread */
     char *name;         /* the projection it runs */
+    bool ended;         /* (owner's lock) its thread is done with it */
 } projection;
 
 struct projector {
@@ -995,6 +1046,7 @@ static void *projection_main(void *arg) {
     }
     pthread_mutex_lock(&o->lock);
     o->running--;
+    pr->ended = true;
     pthread_cond_broadcast(&o->changed);
     pthread_mutex_unlock(&o->lock);
     return NULL;
@@ -1050,20 +1102,25 @@ int projector_running(projector *o) {
     return n;
 }
 
-void projector_stop(projector *o, double grace) {
-    if (!o) return;
+/* Waits on `o->changed` (its lock held) until no thread runs or `seconds`
+ * pass. */
+static void wait_running(projector *o, double seconds) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + grace;
+    double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + seconds;
     ts.tv_sec = (time_t)end;
     ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
-
-    pthread_mutex_lock(&o->lock);
-    atomic_store(&o->stop, true);
-    pthread_cond_broadcast(&o->changed);
     while (o->running > 0) {
         if (pthread_cond_timedwait(&o->changed, &o->lock, &ts) == ETIMEDOUT) break;
     }
+}
+
+int projector_stop(projector *o, double grace) {
+    if (!o) return 0;
+    pthread_mutex_lock(&o->lock);
+    atomic_store(&o->stop, true);
+    pthread_cond_broadcast(&o->changed);
+    wait_running(o, grace);
     if (o->running > 0) {
         log_line l;
         if (log_begin(&l, LOG_WARN, "projections did not stop in time; interrupting them")) {
@@ -1071,8 +1128,26 @@ void projector_stop(projector *o, double grace) {
             log_end(&l);
         }
         atomic_store(&o->force, true);
+        /* Interrupted Lua stops at once; one still running after this is in
+         * C, where the hook cannot reach it. */
+        wait_running(o, STUCK_AFTER * 2);
+    }
+    int stuck = o->running;
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->p[i].ended) continue;
+        log_line l;
+        if (log_begin(&l, LOG_ERROR, "projection stuck in C at shutdown; leaving it")) {
+            log_str(&l, "projection", o->p[i].name);
+            log_end(&l);
+        }
     }
     pthread_mutex_unlock(&o->lock);
+    if (stuck > 0) {
+        /* Its thread still uses the set: both are left to the process
+         * exit (the ones that ended are released). */
+        for (size_t i = 0; i < o->n; i++) pthread_detach(o->p[i].thread);
+        return stuck;
+    }
     for (size_t i = 0; i < o->n; i++) {
         pthread_join(o->p[i].thread, NULL);
         free(o->p[i].name);
@@ -1081,4 +1156,5 @@ void projector_stop(projector *o, double grace) {
     pthread_mutex_destroy(&o->lock);
     free(o->p);
     free(o);
+    return 0;
 }

@@ -149,7 +149,9 @@ int projector_running(projector *p);
 
 /* Asks every runner to stop (aeon.host.stopping() turns true) and waits up
  * to `grace` seconds for them to commit and return; after that, their Lua
- * code is interrupted. Joins and frees. Safe on NULL. */
-void projector_stop(projector *p, double grace);
+ * code is interrupted, and a runner still not back a second later is stuck
+ * in C: it is logged and left to the process exit. Returns how many were
+ * left (0: all joined and freed). Safe on NULL. */
+int projector_stop(projector *p, double grace);
 
 #endif

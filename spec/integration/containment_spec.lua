@@ -407,4 +407,95 @@ describe("containment #http", function()
       assert.same(0, s:stop())
     end)
   end)
+
+  describe("shutdown", function()
+    -- Backtracks in C for far longer than any spec runs: no hook reaches it.
+    local STUCK = 'string.find(("a"):rep(26) .. "b", ("a*"):rep(26) .. "c")'
+    -- Lua that makes the file `marker`, then sticks in C.
+    local function stick(marker)
+      return ('assert(io.open(%q, "w")):close() %s'):format(marker, STUCK)
+    end
+    -- An app file in a fresh directory: its source is `make(dir)`.
+    local function app_in_dir(make)
+      local dir = helpers.tmpdir()
+      server.spit(dir .. "/app.lua", make(dir))
+      return dir .. "/app.lua", dir
+    end
+
+    -- The exit status within `seconds`, or nil after killing the server
+    -- (a hung server must not outlive its spec).
+    local function exit_within(s, seconds)
+      local code = s:wait(seconds)
+      if not code then os.execute("kill -KILL " .. s.pid .. " 2>/dev/null") end
+      return code
+    end
+
+    it("regression: SIGTERM with a handler stuck in C waited for it for ever (a lost wake-up)", function()
+      -- --max-time 60: the handler is still within its budget when the
+      -- signal comes, so only shutdown's own deadline gives up on it.
+      local s = server.start(FIXTURE, { "--workers", "1", "--max-time", "60", "--drain", "1" })
+      local stuck = s:spawn("POST", "/commands/pattern", { json = {} })
+      assert.truthy(eventually(30, function()
+        local _, body = s:json("GET", "/health")
+        return type(body) == "table" and body.in_flight == 2 -- the stuck one and this
+      end))
+      s:signal("TERM")
+      assert.same(0, exit_within(s, 30))
+      local status, body = stuck:wait()
+      assert.same(503, status)
+      assert.matches("shutting down", body)
+      assert.truthy(s:log_where({ msg = "worker stuck at shutdown; leaving it" })[1])
+    end)
+
+    it("regression: SIGTERM while a replacement worker's load was stuck in C waited for it for ever", function()
+      -- Loads normally until `stick` exists; from then on a load writes
+      -- `stuck` and hangs in C.
+      local file, dir = app_in_dir(function(dir) return ([[
+        local aeon = require "aeon"
+        local f = io.open(%q)
+        if f then
+          f:close()
+          %s
+        end
+        local app = aeon.app "stuck-load"
+        app:command("echo", function(_, args) return args end)
+        app:command("pattern", function() return { found = %s } end)
+        return app
+      ]]):format(dir .. "/stick", stick(dir .. "/stuck"), STUCK) end)
+      local s = server.start(file, { "--workers", "1", "--max-time", "1", "--drain", "1" })
+      server.spit(dir .. "/stick", "")
+      -- The worker is taken out of its stuck handler; its replacement's
+      -- load then sticks.
+      assert.same(503, (s:json("POST", "/commands/pattern", { json = {}, max_time = 30 })))
+      assert.truthy(eventually(30, function() return server.slurp(dir .. "/stuck") end))
+      s:signal("TERM")
+      assert.same(0, exit_within(s, 30))
+      assert.truthy(s:log_where({ msg = "worker stuck loading the app at shutdown; leaving it" })[1])
+    end)
+
+    it("regression: SIGTERM with a projection stuck in C joined it for ever; now exit 4 and a log line", function()
+      local file, dir = app_in_dir(function(dir) return ([[
+        local aeon = require "aeon"
+        local app = aeon.app "stuck-projection"
+        app:command("note", function(ctx)
+          local r, err = ctx.store:append("note/1", { { type = "noted", data = {} } })
+          if not r then return aeon.store_failure(err) end
+          return r
+        end)
+        app:projection("sticky", { view = "sticky", key = { "note/*" } }, function()
+          %s
+        end)
+        return app
+      ]]):format(stick(dir .. "/stuck")) end)
+      local s = server.start(file, { "--workers", "1", "--drain", "1" })
+      assert.same(200, (s:json("POST", "/commands/note", { json = {} })))
+      assert.truthy(eventually(30, function() return server.slurp(dir .. "/stuck") end))
+      s:signal("TERM")
+      assert.same(4, exit_within(s, 30))
+      local left = s:log_where({ msg = "projection stuck in C at shutdown; leaving it" })[1]
+      assert.truthy(left)
+      assert.same("sticky", left.projection)
+      assert.matches("leaving 1 projection stuck in C", s:stderr())
+    end)
+  end)
 end)

@@ -415,21 +415,26 @@ describe("aeon-host serve #http", function()
 
   describe("shutdown", function()
     it("on SIGTERM stops accepting, finishes the requests in flight and exits 0", function()
-      local s = server.start(FIXTURE, { "--workers", "2" })
+      -- The three requests run until the spec opens their gate, so they
+      -- are in flight at the signal however slow the machine; --drain 60
+      -- leaves them all the time they need.
+      local gate = helpers.tmpdir() .. "/gate"
+      local s = server.start(FIXTURE, { "--workers", "2", "--drain", "60" })
       local pending = {}
-      for i = 1, 3 do pending[i] = s:spawn("POST", "/commands/slow", { json = { seconds = 1.5 } }) end
-      assert.truthy(eventually(3, function()
-        return s:metric("aeon_http_requests_in_flight") == 4 -- three slow ones and this
+      for i = 1, 3 do pending[i] = s:spawn("POST", "/commands/gated", { json = { gate = gate } }) end
+      assert.truthy(eventually(30, function()
+        return s:metric("aeon_http_requests_in_flight") == 4 -- three gated ones and this
       end))
       s:signal("TERM")
-      assert.truthy(eventually(3, function() return s:log_where({ msg = "shutting down" })[1] end))
+      assert.truthy(eventually(30, function() return s:log_where({ msg = "shutting down" })[1] end))
       assert.same(0, (s:request("GET", "/health"))) -- no longer accepting
+      server.spit(gate, "")
       for i = 1, 3 do
         local status, body = pending[i]:wait()
         assert.same(200, status)
-        assert.matches('"slept":1.5', body)
+        assert.matches('"opened":true', body)
       end
-      assert.same(0, s:wait(10))
+      assert.same(0, s:wait(30))
       local down = s:log_where({ msg = "shutting down" })[1]
       assert.same("SIGTERM", down.signal)
       assert.same(3, down.in_flight)
