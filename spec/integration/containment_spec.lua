@@ -11,6 +11,14 @@ local server = require "support.http_server"
 local eventually = server.eventually
 local FIXTURE = "spec/fixtures/hostile-app.lua"
 
+-- The exit status within `seconds`, or nil after killing the server (a
+-- hung server must not outlive its spec).
+local function exit_within(s, seconds)
+  local code = s:wait(seconds)
+  if not code then os.execute("kill -KILL " .. s.pid .. " 2>/dev/null") end
+  return code
+end
+
 -- Sends `text` as is and reads until the server closes the connection or
 -- `wait` seconds pass without a byte. Returns everything read. `from`: the
 -- local address to send from (another loopback address is another client).
@@ -320,6 +328,28 @@ describe("containment #http", function()
       assert.matches("shutting down", s:log_where({ msg = "reload failed; still serving the previous version" })[1].error)
     end)
 
+    it("regression: serve's own first load of the app had no budget; a top-level endless loop hung it", function()
+      local dir = helpers.tmpdir()
+      for i, top in ipairs { "while true do end", "while true do pcall(function() while true do end end) end",
+                             "debug.sethook() while true do end" } do
+        local file = ("%s/app%d.lua"):format(dir, i)
+        server.spit(file, app_source(1, top))
+        local s = server.start(file, { "--max-time", "1", "--max-instructions", "0" })
+        assert.same(4, exit_within(s, 30), top)
+        assert.is_nil(s.url, top)
+        if i < 3 then
+          assert.matches("loading .*app" .. i .. "%.lua was stopped: it ran longer than 1 seconds %(%-%-max%-time%)", s:stderr())
+        else
+          assert.matches("debug%.sethook is not available", s:stderr())
+        end
+      end
+      -- The instruction budget holds it too.
+      server.spit(dir .. "/count.lua", app_source(1, "while true do end"))
+      local s = server.start(dir .. "/count.lua", { "--max-instructions", "1000000" })
+      assert.same(4, exit_within(s, 30))
+      assert.matches("ran more than 1000000 instructions %(%-%-max%-instructions%)", s:stderr())
+    end)
+
     it("refuses os.exit at start-up too (exit 4, not the app's status)", function()
       local dir = helpers.tmpdir()
       server.spit(dir .. "/app.lua", app_source(1, "os.exit(7)"))
@@ -420,14 +450,6 @@ describe("containment #http", function()
       local dir = helpers.tmpdir()
       server.spit(dir .. "/app.lua", make(dir))
       return dir .. "/app.lua", dir
-    end
-
-    -- The exit status within `seconds`, or nil after killing the server
-    -- (a hung server must not outlive its spec).
-    local function exit_within(s, seconds)
-      local code = s:wait(seconds)
-      if not code then os.execute("kill -KILL " .. s.pid .. " 2>/dev/null") end
-      return code
     end
 
     it("regression: SIGTERM with a handler stuck in C waited for it for ever (a lost wake-up)", function()

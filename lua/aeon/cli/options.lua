@@ -12,6 +12,7 @@ local appmod = require "aeon.app"
 local io, os, type, tostring, tonumber, error, setmetatable, getmetatable =
   io, os, type, tostring, tonumber, error, setmetatable, getmetatable
 local loadfile, xpcall, unpack, traceback = loadfile, xpcall, table.unpack, debug.traceback
+local debug, monotonic = debug, require("aeon.core").monotonic
 local tointeger, huge = math.tointeger, math.huge
 
 local M = {}
@@ -171,10 +172,49 @@ function M.parse(words, first, spec, what, stop)
   return flags, positional, i
 end
 
+-- How many VM instructions a load's budget hook lets pass between looks.
+local LOAD_HOOK_EVERY = 10000
+
+-- A count hook holding a load to `budget` ({ instructions = N, seconds = S },
+-- 0: no limit), and a function that retires it. Past the budget it raises,
+-- and from then on at every instruction, so code that catches the error
+-- cannot run on. Coroutines the file makes inherit it.
+local function load_budget(path, budget)
+  local used, deadline, why, over = 0, monotonic() + budget.seconds, nil, false
+  local sethook = debug.sethook
+  local function hook()
+    if over then return end
+    if not why then
+      used = used + LOAD_HOOK_EVERY
+      if budget.instructions > 0 and used > budget.instructions then
+        why = ("loading %s was stopped: it ran more than %d instructions (--max-instructions)")
+          :format(path, budget.instructions)
+      elseif budget.seconds > 0 and monotonic() > deadline then
+        why = ("loading %s was stopped: it ran longer than %g seconds (--max-time)")
+          :format(path, budget.seconds)
+      else
+        return
+      end
+    end
+    sethook(hook, "", 1)
+    error(why, 0)
+  end
+  sethook(hook, "", LOAD_HOOK_EVERY)
+  -- The file may not take the hook away while it loads.
+  debug.sethook = function() error("debug.sethook is not available to an app being loaded", 2) end
+  return function()
+    over = true
+    debug.sethook = sethook
+    sethook()
+  end
+end
+
 --- Loads and runs a Lua file with `args` (also the global `arg`), the way
--- `aeon-host FILE.lua` and `serve FILE.lua` do. Returns true and what the
+-- `aeon-host FILE.lua` and `serve FILE.lua` do. With `budget` (`serve`:
+-- { instructions = N, seconds = S }, 0 for no limit) the file's top level
+-- runs under it, as the server's own loads do. Returns true and what the
 -- chunk returned, or false and an exit status after saying why.
-function M.load_file(path, args)
+function M.load_file(path, args, budget)
   local chunk, err = loadfile(path)
   if not chunk then
     local f = io.open(path, "r")
@@ -188,10 +228,12 @@ function M.load_file(path, args)
   local dir = path:match("^(.*)/[^/]*$") or "."
   package.path = dir .. "/?.lua;" .. package.path
   local tb
+  local retire = budget and load_budget(path, budget)
   local ok, result = xpcall(chunk, function(e)
     tb = traceback(tostring(e), 2)
     return e
   end, unpack(args))
+  if retire then retire() end
   if not ok then
     M.say("%s", tostring(result))
     if os.getenv("AEON_DEBUG") and tb then io.stderr:write(tb, "\n") end

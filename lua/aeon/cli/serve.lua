@@ -201,10 +201,12 @@ function M.main(opts, words)
   if not path then usage("serve needs an app FILE.lua (see serve --help)") end
   if pos[2] then usage("serve takes one FILE.lua and options, not also '%s'", pos[2]) end
   -- The app may not end the process while it loads (the server's own
-  -- states take os.exit away for good).
+  -- states take os.exit away for good), nor run past a request's budget.
+  flags = settings(flags)
   local exit = os.exit
   os.exit = function() error("os.exit is not available to an app being served", 2) end
-  local ok, app = options.load_file(path, {})
+  local ok, app = options.load_file(path, {},
+    { instructions = flags["max-instructions"], seconds = flags["max-time"] })
   os.exit = exit
   if not ok then return app end
   if not appmod.is_app(app) then usage("%s does not return an app", path) end
