@@ -149,7 +149,7 @@ describe("containment #http", function()
       status, _, _, text = s:json("POST", "/commands/raise_table", { json = {} })
       assert.same(500, status)
       assert.not_matches("table: 0x", text)
-      local logged = eventually(5, function() return s:log_where({ msg = "script error", command = "raise_table" })[1] end)
+      local logged = eventually(30, function() return s:log_where({ msg = "script error", command = "raise_table" })[1] end)
       assert.same("raised as a table", logged.error)
     end)
 
@@ -170,7 +170,7 @@ describe("containment #http", function()
       end
       holder:rollback()
       holder:close()
-      assert.same(2, #eventually(5, function()
+      assert.same(2, #eventually(30, function()
         local l = s:log_where({ msg = "store failure" })
         return #l >= 2 and l
       end))
@@ -292,7 +292,7 @@ describe("containment #http", function()
       end
       assert.same(1, version())
       local function failed(n)
-        return eventually(10, function()
+        return eventually(30, function()
           local l = s:log_where({ msg = "reload failed; still serving the previous version" })
           return #l >= n and l[n]
         end)
@@ -310,7 +310,7 @@ describe("containment #http", function()
       assert.matches("stuck past its time budget", failed(4).error)
       assert.same(1, version())
       server.spit(file, app_source(6))
-      assert.same(6, eventually(10, function() return version() == 6 and 6 end))
+      assert.same(6, eventually(30, function() return version() == 6 and 6 end))
       assert.same(0, s:stop())
     end)
 
@@ -321,10 +321,12 @@ describe("containment #http", function()
       -- No instruction budget either: the loop runs until the signal.
       local s = server.start(file, { "--watch", "--workers", "1", "--max-time", "60", "--drain", "1",
         "--max-instructions", "0" })
-      server.spit(file, app_source(2, "while true do end"))
-      server.sleep(1.5) -- the reload has begun
+      -- The reload's load says it has begun, then loops.
+      server.spit(file, app_source(2, ('assert(io.open(%q, "w")):close() while true do end')
+        :format(dir .. "/begun")))
+      assert.truthy(eventually(30, function() return server.slurp(dir .. "/begun") end))
       s:signal("TERM")
-      assert.same(0, s:wait(10))
+      assert.same(0, exit_within(s, 30))
       assert.matches("shutting down", s:log_where({ msg = "reload failed; still serving the previous version" })[1].error)
     end)
 
