@@ -7,6 +7,7 @@
 #   make loadtest     good commands under hostile traffic (about 40 s)
 #   make bench        the benchmark table (bench/run.lua), from an -O2 build in
 #                     build/bench; not part of `make test`
+#   make lint         no C function over 100 lines outside spec/ and bench/
 #   make deps         install the Debian packages the build and tests need
 
 PREFIX   ?= /usr/local
@@ -148,13 +149,18 @@ install-rock: all
 	install -m 644 lua/aeon/cli/*.lua $(LUADIR)/aeon/cli/
 	install -m 755 $(B)/aeon-host $(BINDIR)/aeon-host
 
+# The rule of docs/ARCHITECTURE.md that a long function is cut into named
+# stages: scripts/long-functions.sh lists any over 100 lines and fails.
+lint:
+	sh scripts/long-functions.sh 100
+
 deps:
 	sh scripts/setup.sh
 
 clean:
 	rm -rf $(B)
 
-.PHONY: all ctest test bench loadtest sanitize valgrind install install-rock deps clean lambda
+.PHONY: all ctest test bench loadtest sanitize valgrind install install-rock deps clean lambda lint
 
 # libFuzzer harnesses (spec/fuzz/*_fuzz.c) under ASan and UBSan:
 #   make fuzz                      build them into build/fuzz/
