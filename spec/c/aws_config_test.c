@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-static char *err;
-
 /* ------------------------------------------------------------------ */
 /* A fake environment                                                  */
 
@@ -38,14 +36,12 @@ static void set(fake_env *e, const char *name, const char *value)
     e->values[e->n++] = value;
 }
 
-static char dir[64];
-
 static const char *write_file(const char *name, const char *text)
 {
     static char path[2][160];
     static int which;
     char *p = path[which++ % 2];
-    snprintf(p, 160, "%s/%s", dir, name);
+    snprintf(p, 160, "%s/%s", test_dir, name);
     FILE *f = fopen(p, "w");
     fputs(text, f);
     fclose(f);
@@ -178,7 +174,7 @@ static void test_nothing_found(void)
 {
     aws_settings s;
     fake_env e = {0};
-    set(&e, "HOME", dir);
+    set(&e, "HOME", test_dir);
     CHECK(load(&e, NULL, NULL, &s) == STORE_INVALID);
     CHECK(err != NULL && strstr(err, "no AWS region") != NULL);
     CHECK(err != NULL && strstr(err, "AWS_REGION") != NULL);
@@ -201,7 +197,7 @@ static void test_files(void)
 {
     aws_settings s;
     char aws[96];
-    snprintf(aws, sizeof aws, "%s/.aws", dir);
+    snprintf(aws, sizeof aws, "%s/.aws", test_dir);
     CHECK(mkdir(aws, 0700) == 0);
     write_file(".aws/credentials",
                "[default]\n"
@@ -232,7 +228,7 @@ static void test_files(void)
                "region = ignored-without-profile-prefix\n");
 
     fake_env e = {0};
-    set(&e, "HOME", dir);
+    set(&e, "HOME", test_dir);
     CHECK(load(&e, NULL, NULL, &s) == STORE_OK);
     CHECK_STR(s.access_key, "AKIDDEFAULT");
     CHECK_STR(s.secret_key, "secretdefault");
@@ -244,7 +240,7 @@ static void test_files(void)
     aws_settings_free(&s);
 
     fake_env dev = {0};
-    set(&dev, "HOME", dir);
+    set(&dev, "HOME", test_dir);
     set(&dev, "AWS_PROFILE", "dev");
     CHECK(load(&dev, NULL, NULL, &s) == STORE_OK);
     CHECK_STR(s.profile, "dev");
@@ -265,7 +261,7 @@ static void test_files(void)
 
     /* AWS_DEFAULT_PROFILE when AWS_PROFILE is unset; keys in the config file. */
     fake_env cfg = {0};
-    set(&cfg, "HOME", dir);
+    set(&cfg, "HOME", test_dir);
     set(&cfg, "AWS_DEFAULT_PROFILE", "cfgonly");
     CHECK(load(&cfg, NULL, NULL, &s) == STORE_OK);
     CHECK_STR(s.access_key, "AKIDCFG");
@@ -275,14 +271,14 @@ static void test_files(void)
     aws_settings_free(&s);
 
     fake_env half = {0};
-    set(&half, "HOME", dir);
+    set(&half, "HOME", test_dir);
     set(&half, "AWS_PROFILE", "half");
     set(&half, "AWS_REGION", "eu-west-1");
     CHECK(load(&half, NULL, NULL, &s) == STORE_INVALID);
     CHECK(err != NULL && strstr(err, "has aws_access_key_id but no aws_secret_access_key") != NULL);
 
     fake_env role = {0};
-    set(&role, "HOME", dir);
+    set(&role, "HOME", test_dir);
     set(&role, "AWS_PROFILE", "role");
     set(&role, "AWS_REGION", "eu-west-1");
     CHECK(load(&role, NULL, NULL, &s) == STORE_INVALID);
@@ -290,14 +286,14 @@ static void test_files(void)
     CHECK(err != NULL && strstr(err, "export-credentials --profile role") != NULL);
 
     fake_env missing = {0};
-    set(&missing, "HOME", dir);
+    set(&missing, "HOME", test_dir);
     set(&missing, "AWS_PROFILE", "nope");
     CHECK(load(&missing, NULL, NULL, &s) == STORE_INVALID);
     CHECK(err != NULL && strstr(err, "profile 'nope' (from AWS_PROFILE) is in neither") != NULL);
 
     /* A profile only in the credentials file: no region from the files. */
     fake_env noregion = {0};
-    set(&noregion, "HOME", dir);
+    set(&noregion, "HOME", test_dir);
     set(&noregion, "AWS_PROFILE", "half");
     CHECK(load(&noregion, NULL, NULL, &s) == STORE_INVALID);
     CHECK(err != NULL && strstr(err, "no AWS region") != NULL);
@@ -308,7 +304,7 @@ static void test_files(void)
                                                     "aws_secret_access_key = secretother\n");
     const char *g = write_file("other-config", "[profile default]\nregion = me-south-1\n");
     fake_env moved = {0};
-    set(&moved, "HOME", dir);
+    set(&moved, "HOME", test_dir);
     set(&moved, "AWS_SHARED_CREDENTIALS_FILE", c);
     set(&moved, "AWS_CONFIG_FILE", g);
     CHECK(load(&moved, NULL, NULL, &s) == STORE_OK);
@@ -319,24 +315,10 @@ static void test_files(void)
     /* A file that exists but cannot be read is an error, not "no file"
      * (a directory opens, then reads as EISDIR, even for root). */
     fake_env locked = {0};
-    set(&locked, "HOME", dir);
-    set(&locked, "AWS_CONFIG_FILE", dir);
+    set(&locked, "HOME", test_dir);
+    set(&locked, "AWS_CONFIG_FILE", test_dir);
     CHECK(load(&locked, NULL, NULL, &s) == STORE_IO);
     CHECK(err != NULL && strstr(err, "cannot read") != NULL);
 }
 
-int main(void)
-{
-    if (!test_tmpdir(dir, sizeof dir, "awscfg"))
-        return 1;
-    test_ini();
-    test_environment();
-    test_nothing_found();
-    test_files();
-    free(err);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return test_report();
-}
+TEST_MAIN("awscfg", test_ini, test_environment, test_nothing_found, test_files)

@@ -15,8 +15,6 @@
 #include <stdlib.h>
 
 
-static char *err;
-
 /* Only placeholders, the fixed function names and operators may appear in
  * an expression: nothing a filter's author wrote. */
 static bool only_placeholders(const char *text)
@@ -377,14 +375,5 @@ static void test_limits(void)
     ddb_filter_free(&d);
 }
 
-int main(void)
-{
-    test_operators();
-    test_folding();
-    test_known_key();
-    test_out_of_range_floats();
-    test_injection();
-    test_limits();
-    free(err);
-    return test_report();
-}
+TEST_MAIN(NULL, test_operators, test_folding, test_known_key, test_out_of_range_floats,
+          test_injection, test_limits)

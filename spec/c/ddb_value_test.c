@@ -378,16 +378,6 @@ static void test_locale(void)
     setlocale(LC_NUMERIC, "C");
 }
 
-int main(void)
-{
-    test_round_trips();
-    test_shapes();
-    test_shortest();
-    test_integral_floats_written_as_digits_for_aeon();
-    test_reading_normalised();
-    test_limits();
-    test_scalars();
-    test_sizes();
-    test_locale();
-    return test_report();
-}
+TEST_MAIN(NULL, test_round_trips, test_shapes, test_shortest,
+          test_integral_floats_written_as_digits_for_aeon, test_reading_normalised, test_limits,
+          test_scalars, test_sizes, test_locale)

@@ -230,12 +230,5 @@ static void test_uses_data_copy_check(void)
     CHECK(filter_check(&nodes[20]) == NULL);
 }
 
-int main(void)
-{
-    test_top_level();
-    test_numbers();
-    test_types_and_absence();
-    test_paths_and_logic();
-    test_uses_data_copy_check();
-    return test_report();
-}
+TEST_MAIN(NULL, test_top_level, test_numbers, test_types_and_absence, test_paths_and_logic,
+          test_uses_data_copy_check)

@@ -26,17 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static char dir[64];
-
-static char *path_in_dir(const char *name)
-{
-    static char buf[8][128];
-    static int i;
-    char *p = buf[i++ % 8];
-    snprintf(p, 128, "%s/%s", dir, name);
-    return p;
-}
-
 static store *open_store(const char *path)
 {
     store *s = NULL;
@@ -162,7 +151,7 @@ static int by_revision(const void *a, const void *b)
  * the first): every head was granted to exactly one append. */
 static void test_race(void)
 {
-    const char *path = path_in_dir("race.db");
+    const char *path = test_path("race.db");
     static racer racers[THREADS];
     store *main_s = open_store(path);
     for (int t = 0; t < THREADS; t++) {
@@ -307,7 +296,7 @@ static store_status append_one(store *s, const char *key, store_append_result *r
  * other appends of the group, which commit together. */
 static void test_conflicts_in_a_group(void)
 {
-    const char *path = path_in_dir("group.db");
+    const char *path = test_path("group.db");
     store *s = open_store(path);
     store_append_result b;
     CHECK(append_one(s, "b", &b) == STORE_OK && b.outcome == STORE_APPENDED);
@@ -364,7 +353,7 @@ static void test_conflicts_in_a_group(void)
  * both, and an older snapshot still loses to a newer one. */
 static void test_snapshots_in_a_group(void)
 {
-    const char *path = path_in_dir("snaps.db");
+    const char *path = test_path("snaps.db");
     store *s = open_store(path);
     store_append_result a, b;
     CHECK(append_one(s, "k", &a) == STORE_OK && append_one(s, "k", &b) == STORE_OK);
@@ -411,7 +400,7 @@ static void test_snapshots_in_a_group(void)
  * to run out of revisions: after ...X come only ...Y and ...Z. */
 static void test_failure_in_a_group(void)
 {
-    const char *path = path_in_dir("full.db");
+    const char *path = test_path("full.db");
     store *s = open_store(path);
     sqlite3 *raw = NULL;
     CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
@@ -485,7 +474,7 @@ static void *write_events(void *arg)
  * after reopening, each key gapless. */
 static void test_kill9_threads(void)
 {
-    const char *path = path_in_dir("crash.db");
+    const char *path = test_path("crash.db");
     int fds[2];
     CHECK(pipe(fds) == 0);
     pid_t pid = fork();
@@ -545,15 +534,5 @@ static void test_kill9_threads(void)
 
 /* ------------------------------------------------------------------ */
 
-int main(void)
-{
-    if (!test_tmpdir(dir, sizeof dir, "aeon-group-"))
-        return 2;
-    test_race();
-    test_conflicts_in_a_group();
-    test_snapshots_in_a_group();
-    test_failure_in_a_group();
-    test_kill9_threads();
-    test_remove_dir(dir);
-    return test_report();
-}
+TEST_MAIN("aeon-group-", test_race, test_conflicts_in_a_group, test_snapshots_in_a_group,
+          test_failure_in_a_group, test_kill9_threads)

@@ -105,12 +105,4 @@ static void test_pathological(void)
     CHECK(secs < 2.0);
 }
 
-int main(void)
-{
-    test_exact();
-    test_star();
-    test_literal_bytes();
-    test_any();
-    test_pathological();
-    return test_report();
-}
+TEST_MAIN(NULL, test_exact, test_star, test_literal_bytes, test_any, test_pathological)

@@ -160,12 +160,4 @@ static void test_timestamp(void)
     CHECK_STR(out, "9999-12-31T23:59:59.999Z");
 }
 
-int main(void)
-{
-    test_make();
-    test_valid();
-    test_next_prev();
-    test_after();
-    test_timestamp();
-    return test_report();
-}
+TEST_MAIN(NULL, test_make, test_valid, test_next_prev, test_after, test_timestamp)

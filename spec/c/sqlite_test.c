@@ -43,34 +43,6 @@ static void fake_random(void *ctx, uint8_t *out, size_t len)
         out[i] = f->next++;
 }
 
-static char *err; /* the last call's message */
-static char dir[64];
-
-#define CALL(call) (free(err), err = NULL, (call))
-#define OK(call)                                                               \
-    do {                                                                       \
-        store_status st_ = CALL(call);                                         \
-        if (st_ != STORE_OK)                                                   \
-            fprintf(stderr, "%s:%d: %s: status %d: %s\n", __FILE__, __LINE__,  \
-                    #call, (int)st_, err ? err : "(no message)");              \
-        CHECK(st_ == STORE_OK);                                                \
-    } while (0)
-#define FAILS(call, status)                                                    \
-    do {                                                                       \
-        store_status st_ = CALL(call);                                         \
-        CHECK(st_ == (status));                                                \
-        CHECK(err != NULL && *err != '\0');                                    \
-    } while (0)
-
-static char *path_in_dir(const char *name)
-{
-    static char buf[8][128];
-    static int i;
-    char *p = buf[i++ % 8];
-    snprintf(p, 128, "%s/%s", dir, name);
-    return p;
-}
-
 static store *open_env(const char *uri, const store_env *env)
 {
     store *s = NULL;
@@ -203,13 +175,13 @@ static void test_open_and_text(void)
     CHECK(s == NULL);
 
     struct stat st;
-    s = open_env(path_in_dir("plain.db"), NULL);
-    CHECK(s != NULL && stat(path_in_dir("plain.db"), &st) == 0);
+    s = open_env(test_path("plain.db"), NULL);
+    CHECK(s != NULL && stat(test_path("plain.db"), &st) == 0);
     store_close(s);
     char uri[160];
-    snprintf(uri, sizeof uri, "sqlite:%s", path_in_dir("named"));
+    snprintf(uri, sizeof uri, "sqlite:%s", test_path("named"));
     s = open_env(uri, NULL);
-    CHECK(s != NULL && stat(path_in_dir("named"), &st) == 0);
+    CHECK(s != NULL && stat(test_path("named"), &st) == 0);
     store_close(s);
 
     CHECK(store_check_text("counter/1", false) == NULL);
@@ -461,7 +433,7 @@ static void test_conflicts_and_validation(void)
 static void test_idempotency(void)
 {
     fake f = {1700000000000, 0};
-    const char *path = path_in_dir("idem.db");
+    const char *path = test_path("idem.db");
     store *s = open_fake(path, &f);
     store_append_result r;
 
@@ -608,7 +580,7 @@ static void test_snapshots(void)
 static void test_admin(void)
 {
     fake f = {1700000000000, 0};
-    store *s = open_fake(path_in_dir("admin.db"), &f);
+    store *s = open_fake(test_path("admin.db"), &f);
     char *out = NULL;
     append_i(s, "a", 1, NULL, NULL);
     append_i(s, "a", 2, NULL, NULL);
@@ -693,7 +665,7 @@ static void test_interleave_one_handle(void)
 /* Two handles on one file, as two processes would have. */
 static void test_two_handles(void)
 {
-    const char *path = path_in_dir("shared.db");
+    const char *path = test_path("shared.db");
     store *a = open_env(path, NULL), *b = open_env(path, NULL);
     for (int i = 0; i < 300; i += 60)
         append_range(a, "k", i, i + 60);
@@ -730,7 +702,7 @@ static void test_two_handles(void)
  * each writer's events come back in the order it committed them. */
 static void test_processes(void)
 {
-    const char *path = path_in_dir("procs.db");
+    const char *path = test_path("procs.db");
     enum { WRITERS = 2, EACH = 100 };
     pid_t pids[WRITERS];
     for (int w = 0; w < WRITERS; w++) {
@@ -786,7 +758,7 @@ static void test_processes(void)
 /* Every append acknowledged before a kill -9 is there after reopening. */
 static void test_kill9(void)
 {
-    const char *path = path_in_dir("crash.db");
+    const char *path = test_path("crash.db");
     int fds[2];
     CHECK(pipe(fds) == 0);
     pid_t pid = fork();
@@ -887,7 +859,7 @@ static void test_large_stream(void)
     const char *env = getenv("AEON_TEST_EVENTS");
     int total = env != NULL ? atoi(env) : 100000;
     enum { BATCH = 1000, DATA = 500 };
-    store *s = open_env(path_in_dir("large.db"), NULL);
+    store *s = open_env(test_path("large.db"), NULL);
     store_pending *evs = malloc(BATCH * sizeof *evs);
     char *data = malloc((size_t)BATCH * (DATA + 1));
     double t0 = seconds();
@@ -931,25 +903,7 @@ static void test_large_stream(void)
     store_close(s);
 }
 
-int main(void)
-{
-    if (!test_tmpdir(dir, sizeof dir, "aeon-sqlite-"))
-        return 2;
-    test_open_and_text();
-    test_append_and_read();
-    test_read_options();
-    test_conflicts_and_validation();
-    test_idempotency();
-    test_append_many();
-    test_snapshots();
-    test_admin();
-    test_interleave_one_handle();
-    test_two_handles();
-    test_processes();
-    test_kill9();
-    test_big_events();
-    test_large_stream();
-    free(err);
-    test_remove_dir(dir);
-    return test_report();
-}
+TEST_MAIN("aeon-sqlite-", test_open_and_text, test_append_and_read, test_read_options,
+          test_conflicts_and_validation, test_idempotency, test_append_many, test_snapshots,
+          test_admin, test_interleave_one_handle, test_two_handles, test_processes, test_kill9,
+          test_big_events, test_large_stream)

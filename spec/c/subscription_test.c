@@ -19,34 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *err; /* the last call's message */
-static char dir[64];
-
-#define CALL(call) (free(err), err = NULL, (call))
-#define OK(call)                                                               \
-    do {                                                                       \
-        store_status st_ = CALL(call);                                         \
-        if (st_ != STORE_OK)                                                   \
-            fprintf(stderr, "%s:%d: %s: status %d: %s\n", __FILE__, __LINE__,  \
-                    #call, (int)st_, err ? err : "(no message)");              \
-        CHECK(st_ == STORE_OK);                                                \
-    } while (0)
-#define FAILS(call, status)                                                    \
-    do {                                                                       \
-        store_status st_ = CALL(call);                                         \
-        CHECK(st_ == (status));                                                \
-        CHECK(err != NULL && *err != '\0');                                    \
-    } while (0)
-
-static char *path_in_dir(const char *name)
-{
-    static char buf[4][128];
-    static int i;
-    char *p = buf[i++ % 4];
-    snprintf(p, 128, "%s/%s", dir, name);
-    return p;
-}
-
 static store *open_store(const char *uri)
 {
     store *s = NULL;
@@ -120,7 +92,7 @@ static int64_t mono_ms(void)
 
 static void test_patterns_and_order(void)
 {
-    store *s = open_store(path_in_dir("patterns.db"));
+    store *s = open_store(test_path("patterns.db"));
     char last[STORE_REVISION_SIZE], pos[STORE_REVISION_SIZE];
     append(s, "counter/a", "incremented", 1, NULL);
     append(s, "truck/1", "restocked", 2, NULL);
@@ -184,7 +156,7 @@ static void test_patterns_and_order(void)
 
 static void test_batches(void)
 {
-    store *s = open_store(path_in_dir("batches.db"));
+    store *s = open_store(test_path("batches.db"));
     for (int i = 1; i <= 10; i++)
         append(s, i % 2 ? "odd" : "even", "numbered", i, NULL);
     store_sub *sub = NULL;
@@ -203,7 +175,7 @@ static void test_batches(void)
 
 static void test_resume_after_restart(void)
 {
-    const char *path = path_in_dir("resume.db");
+    const char *path = test_path("resume.db");
     store *s = open_store(path);
     char rev[6][STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
     for (int i = 0; i < 6; i++)
@@ -244,7 +216,7 @@ static void test_resume_after_restart(void)
  * writes nothing and starts again after the winner's checkpoint. */
 static void test_fenced_acks(void)
 {
-    const char *path = path_in_dir("fence.db");
+    const char *path = test_path("fence.db");
     store *a = open_store(path), *b = open_store(path);
     char rev[5][STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
     for (int i = 0; i < 5; i++)
@@ -278,7 +250,7 @@ static void test_fenced_acks(void)
 
 static void test_start_and_reset(void)
 {
-    store *s = open_store(path_in_dir("start.db"));
+    store *s = open_store(test_path("start.db"));
     char rev[4][STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
     append(s, "k", "numbered", 1, rev[0]);
     append(s, "k", "numbered", 2, rev[1]);
@@ -326,7 +298,7 @@ static void test_start_and_reset(void)
 
 static void test_views(void)
 {
-    store *s = open_store(path_in_dir("views.db"));
+    store *s = open_store(test_path("views.db"));
     char r[3][STORE_REVISION_SIZE], rev[STORE_REVISION_SIZE];
     for (int i = 0; i < 3; i++)
         append(s, "k", "numbered", i, r[i]);
@@ -391,7 +363,7 @@ static void test_views(void)
  * or vanish together; nobody else sees them before the commit. */
 static void test_transactions(void)
 {
-    const char *path = path_in_dir("txn.db");
+    const char *path = test_path("txn.db");
     store *s = open_store(path), *other = open_store(path);
     char r1[STORE_REVISION_SIZE], r2[STORE_REVISION_SIZE], rev[STORE_REVISION_SIZE];
     char cp[STORE_REVISION_SIZE], pos[STORE_REVISION_SIZE];
@@ -565,7 +537,7 @@ static int64_t wake_other_process(const char *path)
 
 static void test_wake(void)
 {
-    const char *path = path_in_dir("wake.db");
+    const char *path = test_path("wake.db");
     int64_t same = 1000000, other = 1000000;
     for (int i = 0; i < TRIALS; i++) {
         int64_t a = wake_same_process(path), b = wake_other_process(path);
@@ -583,7 +555,7 @@ static void test_wake(void)
  * covering events_by_key of version 3. */
 static void test_upgrade_from_version_1(void)
 {
-    const char *path = path_in_dir("v1.db");
+    const char *path = test_path("v1.db");
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
     CHECK(sqlite3_exec(db,
@@ -631,20 +603,6 @@ static void test_upgrade_from_version_1(void)
     sqlite3_close(db);
 }
 
-int main(void)
-{
-    if (!test_tmpdir(dir, sizeof dir, "aeon-sub-"))
-        return 2;
-    test_patterns_and_order();
-    test_batches();
-    test_resume_after_restart();
-    test_fenced_acks();
-    test_start_and_reset();
-    test_views();
-    test_transactions();
-    test_wake();
-    test_upgrade_from_version_1();
-    free(err);
-    test_remove_dir(dir);
-    return test_report();
-}
+TEST_MAIN("aeon-sub-", test_patterns_and_order, test_batches, test_resume_after_restart,
+          test_fenced_acks, test_start_and_reset, test_views, test_transactions, test_wake,
+          test_upgrade_from_version_1)

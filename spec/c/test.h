@@ -1,10 +1,15 @@
 /*
  * test.h - the one harness of the C unit tests: check macros that count
- * passes and failures, the closing "N passed, M failed" line, and reading
- * fixture files. Header-only, so each spec/c/X_test.c still builds alone.
+ * passes and failures, the store calls' error message and the macros that
+ * check their status, the test program's temporary directory, the main
+ * that runs a table of test functions and prints the closing "N passed,
+ * M failed" line, and reading fixture files.
+ * Header-only, so each spec/c/X_test.c still builds alone.
  */
 #ifndef AEON_TEST_H
 #define AEON_TEST_H
+
+#include "store.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -42,6 +47,31 @@ static int test_passed, test_failed;
 /* The same, naming the expression. */
 #define CHECK_STR(got, want) CHECK_STR_AS(got, want, #got)
 
+/* The last store call's message (the store hands it over, the test frees
+ * it before the next call). Unused by the tests that check no store. */
+static char *err __attribute__((unused));
+
+/* A store call: the previous message freed, then the call. */
+#define CALL(call) (free(err), err = NULL, (call))
+
+/* A store call that must succeed; its message is printed when it does not. */
+#define OK(call)                                                               \
+    do {                                                                       \
+        store_status st_ = CALL(call);                                         \
+        if (st_ != STORE_OK)                                                   \
+            fprintf(stderr, "%s:%d: %s: status %d: %s\n", __FILE__, __LINE__,  \
+                    #call, (int)st_, err ? err : "(no message)");              \
+        CHECK(st_ == STORE_OK);                                                \
+    } while (0)
+
+/* A store call that must fail with `status` and say why. */
+#define FAILS(call, status)                                                    \
+    do {                                                                       \
+        store_status st_ = CALL(call);                                         \
+        CHECK(st_ == (status));                                                \
+        CHECK(err != NULL && *err != '\0');                                    \
+    } while (0)
+
 /* The closing line the CI reads, and the exit status. */
 static inline int test_report(void)
 {
@@ -62,7 +92,7 @@ static inline int test_tmpdir(char *dir, size_t size, const char *name)
     return 1;
 }
 
-/* Removes a directory test_tmpdir made and the files in it. */
+/* Removes a directory test_tmpdir made and all in it. */
 static inline void test_remove_dir(const char *path)
 {
     DIR *d = opendir(path);
@@ -71,12 +101,71 @@ static inline void test_remove_dir(const char *path)
     while (d != NULL && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
-        unlink(file);
+        if (snprintf(file, sizeof file, "%s/%s", path, e->d_name) >= (int)sizeof file)
+            continue;
+        if (e->d_type == DT_DIR)
+            test_remove_dir(file);
+        else
+            unlink(file);
     }
     if (d != NULL)
         closedir(d);
     rmdir(path);
+}
+
+/* The test program's own temporary directory, made by test_main. */
+static char test_dir[64];
+
+/* The path of `name` in test_dir; the last eight stay valid. */
+static inline char *test_path(const char *name)
+{
+    static char buf[8][160];
+    static int i;
+    char *p = buf[i++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", test_dir, name);
+    return p;
+}
+
+/* One test function: checks, counted by the macros above. */
+typedef void test_fn(void);
+
+/* A test program's main: makes test_dir ("$TMPDIR/<name>XXXXXX") unless
+ * name is NULL, runs the tests in order, removes the directory and
+ * reports. Exit status 2 when the directory cannot be made. */
+static inline int test_main(const char *name, test_fn *const *tests, size_t n)
+{
+    if (name != NULL && !test_tmpdir(test_dir, sizeof test_dir, name))
+        return 2;
+    for (size_t i = 0; i < n; i++)
+        tests[i]();
+    free(err);
+    err = NULL;
+    if (name != NULL)
+        test_remove_dir(test_dir);
+    return test_report();
+}
+
+/* int main(void) running the test functions named, in a directory
+ * test_main makes (none for NULL):
+ *     TEST_MAIN("aeon-sqlite-", test_open, test_append) */
+#define TEST_MAIN(name, ...)                                                   \
+    int main(void)                                                             \
+    {                                                                          \
+        static test_fn *const tests_[] = {__VA_ARGS__};                        \
+        return test_main(name, tests_, sizeof tests_ / sizeof tests_[0]);      \
+    }
+
+/* The DynamoDB Local that spec/run.sh started: AWS_ENDPOINT_URL when it is
+ * a loopback URL, so the live checks never reach another host; else NULL,
+ * having said that they are skipped. */
+static inline const char *test_local_endpoint(void)
+{
+    const char *ep = getenv("AWS_ENDPOINT_URL");
+    if (ep != NULL && (strncmp(ep, "http://127.", 11) == 0 ||
+                       strncmp(ep, "http://localhost", 16) == 0))
+        return ep;
+    printf("live DynamoDB Local checks skipped (AWS_ENDPOINT_URL is not a loopback URL)\n");
+    return NULL;
 }
 
 /* Where fixtures live: $AEON_FIXTURES, else spec/fixtures (make runs the
