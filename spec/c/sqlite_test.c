@@ -117,26 +117,12 @@ static int read_i(store *s, const char *key, const store_read_opts *o, int *out,
     return n;
 }
 
-static bool seq_is(const int *got, int n, const int *want, int m)
-{
-    if (n != m) {
-        fprintf(stderr, "  got %d events, want %d\n", n, m);
-        return false;
-    }
-    for (int i = 0; i < n; i++)
-        if (got[i] != want[i]) {
-            fprintf(stderr, "  event %d is %d, want %d\n", i, got[i], want[i]);
-            return false;
-        }
-    return true;
-}
-
 #define READS(s, key, opts, ...)                                               \
     do {                                                                       \
         int got_[64];                                                          \
         int want_[] = {__VA_ARGS__};                                           \
         int n_ = read_i((s), (key), (opts), got_, 64);                         \
-        CHECK(seq_is(got_, n_, want_ + 1, (int)(sizeof want_ / sizeof *want_) - 1)); \
+        CHECK(test_ints_are(got_, n_, want_ + 1, (int)(sizeof want_ / sizeof *want_) - 1)); \
     } while (0)
 /* READS(s, key, opts, -1, expected...): the leading -1 lets the list be empty. */
 
@@ -750,7 +736,7 @@ static void test_processes(void)
         snprintf(own, sizeof own, "w/%d", w);
         for (int i = 0; i < EACH; i++)
             want[i] = i;
-        CHECK(seq_is(got, read_i(s, own, NULL, got, EACH), want, EACH));
+        CHECK(test_ints_are(got, read_i(s, own, NULL, got, EACH), want, EACH));
     }
     store_close(s);
 }

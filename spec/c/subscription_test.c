@@ -67,20 +67,6 @@ static int poll_i(store *s, store_sub *sub, size_t max, int *out, char *position
     return (int)n;
 }
 
-static bool ints_are(const int *got, int n, const int *want, int m)
-{
-    if (n != m) {
-        fprintf(stderr, "  got %d values, want %d\n", n, m);
-        return false;
-    }
-    for (int k = 0; k < n; k++)
-        if (got[k] != want[k]) {
-            fprintf(stderr, "  value %d is %d, want %d\n", k, got[k], want[k]);
-            return false;
-        }
-    return true;
-}
-
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -109,7 +95,7 @@ static void test_patterns_and_order(void)
     int got[16];
     OK(s->ops->subscribe(s, NULL, &o, &sub, &err));
     int n = poll_i(s, sub, 100, got, pos);
-    CHECK(ints_are(got, n, (int[]){1, 3, 6}, 3));
+    CHECK(test_ints_are(got, n, (int[]){1, 3, 6}, 3));
     /* The scan went past the last, non-matching, event. */
     CHECK_STR(pos, last);
     CHECK(poll_i(s, sub, 100, got, pos) == 0);
@@ -121,7 +107,7 @@ static void test_patterns_and_order(void)
     store_sub_opts o2 = {two, 2, NULL, 0, NULL, NULL};
     OK(s->ops->subscribe(s, NULL, &o2, &sub, &err));
     n = poll_i(s, sub, 100, got, NULL);
-    CHECK(ints_are(got, n, (int[]){2, 5, 7}, 3));
+    CHECK(test_ints_are(got, n, (int[]){2, 5, 7}, 3));
     s->ops->sub_close(sub);
 
     /* A filter narrows the patterns further: data.i > 3. */
@@ -133,7 +119,7 @@ static void test_patterns_and_order(void)
     store_sub_opts o3 = {keys, 1, NULL, 0, &data, NULL};
     OK(s->ops->subscribe(s, NULL, &o3, &sub, &err));
     n = poll_i(s, sub, 100, got, NULL);
-    CHECK(ints_are(got, n, (int[]){4, 6}, 2));
+    CHECK(test_ints_are(got, n, (int[]){4, 6}, 2));
     s->ops->sub_close(sub);
 
     /* Bad arguments are the caller's mistake. */
@@ -162,13 +148,13 @@ static void test_batches(void)
     store_sub *sub = NULL;
     int got[16];
     OK(s->ops->subscribe(s, NULL, NULL, &sub, &err));
-    CHECK(ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){1, 2, 3}, 3));
-    CHECK(ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){4, 5, 6}, 3));
-    CHECK(ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){7, 8, 9}, 3));
-    CHECK(ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){10}, 1));
+    CHECK(test_ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){1, 2, 3}, 3));
+    CHECK(test_ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){4, 5, 6}, 3));
+    CHECK(test_ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){7, 8, 9}, 3));
+    CHECK(test_ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){10}, 1));
     CHECK(poll_i(s, sub, 3, got, NULL) == 0);
     append(s, "odd", "numbered", 11, NULL);
-    CHECK(ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){11}, 1));
+    CHECK(test_ints_are(got, poll_i(s, sub, 3, got, NULL), (int[]){11}, 1));
     s->ops->sub_close(sub);
     store_close(s);
 }
@@ -186,7 +172,7 @@ static void test_resume_after_restart(void)
     OK(s->ops->subscribe(s, "resume", NULL, &sub, &err));
     OK(s->ops->checkpoint(sub, cp, &err));
     CHECK_STR(cp, STORE_START);
-    CHECK(ints_are(got, poll_i(s, sub, 4, got, NULL), (int[]){1, 2, 3, 4}, 4));
+    CHECK(test_ints_are(got, poll_i(s, sub, 4, got, NULL), (int[]){1, 2, 3, 4}, 4));
     OK(s->ops->ack(sub, rev[2], &acked, &err));
     CHECK(acked);
     /* Acking an older revision moves nothing. */
@@ -203,11 +189,11 @@ static void test_resume_after_restart(void)
     OK(s->ops->subscribe(s, "resume", NULL, &sub, &err));
     OK(s->ops->checkpoint(sub, cp, &err));
     CHECK_STR(cp, rev[2]);
-    CHECK(ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){4, 5, 6}, 3));
+    CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){4, 5, 6}, 3));
     s->ops->sub_close(sub);
     /* Another name starts from the beginning. */
     OK(s->ops->subscribe(s, "other", NULL, &sub, &err));
-    CHECK(ints_are(got, poll_i(s, sub, 2, got, NULL), (int[]){1, 2}, 2));
+    CHECK(test_ints_are(got, poll_i(s, sub, 2, got, NULL), (int[]){1, 2}, 2));
     s->ops->sub_close(sub);
     store_close(s);
 }
@@ -234,7 +220,7 @@ static void test_fenced_acks(void)
     CHECK(!acked);
     OK(b->ops->checkpoint(sb, cp, &err));
     CHECK_STR(cp, rev[2]);
-    CHECK(ints_are(got, poll_i(b, sb, 10, got, NULL), (int[]){4, 5}, 2));
+    CHECK(test_ints_are(got, poll_i(b, sb, 10, got, NULL), (int[]){4, 5}, 2));
     OK(b->ops->ack(sb, rev[4], &acked, &err));
     CHECK(acked);
     /* Now a is the one behind. */
@@ -265,13 +251,13 @@ static void test_start_and_reset(void)
     OK(s->ops->checkpoint(sub, cp, &err));
     CHECK_STR(cp, rev[1]);
     append(s, "k", "numbered", 3, rev[2]);
-    CHECK(ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){3}, 1));
+    CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){3}, 1));
     s->ops->sub_close(sub);
 
     /* After a revision. */
     store_sub_opts after = {NULL, 0, NULL, 0, NULL, rev[0]};
     OK(s->ops->subscribe(s, "after", &after, &sub, &err));
-    CHECK(ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){2, 3}, 2));
+    CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){2, 3}, 2));
     OK(s->ops->ack(sub, rev[2], &acked, &err));
     CHECK(acked);
 
@@ -282,13 +268,13 @@ static void test_start_and_reset(void)
     OK(s->ops->subscribe(s, "after", &after, &again, &err));
     OK(s->ops->checkpoint(again, cp, &err));
     CHECK_STR(cp, STORE_START);
-    CHECK(ints_are(got, poll_i(s, again, 10, got, NULL), (int[]){2, 3}, 2));
+    CHECK(test_ints_are(got, poll_i(s, again, 10, got, NULL), (int[]){2, 3}, 2));
     s->ops->sub_close(again);
     append(s, "k", "numbered", 4, rev[3]);
-    CHECK(ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){4}, 1));
+    CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){4}, 1));
     OK(s->ops->ack(sub, rev[3], &acked, &err));
     CHECK(!acked);
-    CHECK(ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){2, 3, 4}, 3));
+    CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){2, 3, 4}, 3));
     OK(s->ops->ack(sub, rev[3], &acked, &err));
     CHECK(acked);
     s->ops->sub_close(sub);
@@ -431,7 +417,7 @@ static void test_transactions(void)
     OK(other->ops->subscribe(other, "txn", NULL, &seen, &err));
     OK(other->ops->checkpoint(seen, cp, &err));
     CHECK_STR(cp, r1);
-    CHECK(ints_are(got, poll_i(other, seen, 10, got, NULL), (int[]){2}, 1));
+    CHECK(test_ints_are(got, poll_i(other, seen, 10, got, NULL), (int[]){2}, 1));
     other->ops->sub_close(seen);
     s->ops->sub_close(sub);
     store_close(s);
@@ -580,7 +566,7 @@ static void test_upgrade_from_version_1(void)
     store_sub *sub = NULL;
     int got[4];
     OK(s->ops->subscribe(s, "old", NULL, &sub, &err));
-    CHECK(ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){7}, 1));
+    CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){7}, 1));
     s->ops->sub_close(sub);
     store_close(s);
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);

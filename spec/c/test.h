@@ -79,6 +79,21 @@ static inline int test_report(void)
     return test_failed ? 1 : 0;
 }
 
+/* Whether got[0..n) is want[0..m); says how not on stderr. */
+static inline int test_ints_are(const int *got, int n, const int *want, int m)
+{
+    if (n != m) {
+        fprintf(stderr, "  got %d values, want %d\n", n, m);
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (got[i] != want[i]) {
+            fprintf(stderr, "  value %d is %d, want %d\n", i, got[i], want[i]);
+            return 0;
+        }
+    return 1;
+}
+
 /* Makes a new directory "$TMPDIR/<name>XXXXXX" (TMPDIR or /tmp) into dir;
  * false, having said why, when it cannot. */
 static inline int test_tmpdir(char *dir, size_t size, const char *name)
