@@ -611,17 +611,18 @@ static const luaL_Reg batch_methods[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg batch_meta[] = {
+    {"__gc", batch_gc},
+    {NULL, NULL},
+};
+
+static const luaL_Reg copy_functions[] = {
+    {"batch", l_new},
+    {"sha256", l_sha256},
+    {NULL, NULL},
+};
+
 void bind_copy_open(lua_State *L) {
-    luaL_newmetatable(L, BATCH_MT);
-    luaL_newlib(L, batch_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, batch_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, batch_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_new);
-    lua_setfield(L, -2, "batch");
-    lua_pushcfunction(L, l_sha256);
-    lua_setfield(L, -2, "sha256");
+    bind_class(L, BATCH_MT, batch_methods, batch_meta);
+    luaL_setfuncs(L, copy_functions, 0);
 }

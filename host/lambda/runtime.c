@@ -26,7 +26,7 @@
  * handler unwinds as from any error, and yields out of a handler that
  * caught that error and ran on (aeon.cli.serve runs handlers in a
  * coroutine, which it then abandons). Coroutines made inside f inherit the
- * hook. Uses libcurl, buf.h, host.h and Lua.
+ * hook. Uses libcurl, bind.h (bind_class), buf.h, host.h and Lua.
  */
 #include "runtime.h"
 
@@ -41,6 +41,7 @@
 #include <curl/curl.h>
 #include <lauxlib.h>
 
+#include "bind.h"
 #include "buf.h"
 #include "host.h"
 
@@ -399,15 +400,13 @@ static const luaL_Reg functions[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg client_meta[] = {
+    {"__gc", l_close},
+    {NULL, NULL},
+};
+
 int luaopen_aeon_lambda(lua_State *L) {
-    luaL_newmetatable(L, CLIENT_MT);
-    luaL_newlib(L, client_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pop(L, 1);
+    bind_class(L, CLIENT_MT, client_methods, client_meta);
     luaL_newlib(L, functions);
     lambda_stream_open(L);
     return 1;
