@@ -50,27 +50,26 @@ static bool only_placeholders(const char *text)
     return true;
 }
 
-/* DynamoDB refuses names and values the expression does not use. */
-static bool all_used(const ddb_filter *d)
+/* Whether the expression uses every placeholder (key) of `placeholders`. */
+static bool each_used(const char *expression, const json_t *placeholders)
 {
     const char *ph;
     json_t *v;
-    json_object_foreach(d->names, ph, v) {
-        const char *at = strstr(d->expression, ph);
+    json_object_foreach((json_t *)placeholders, ph, v) {
+        const char *at = strstr(expression, ph);
         /* "#f1" must not be matched by "#f10" */
         while (at != NULL && at[strlen(ph)] >= '0' && at[strlen(ph)] <= '9')
             at = strstr(at + 1, ph);
         if (at == NULL)
             return false;
     }
-    json_object_foreach(d->values, ph, v) {
-        const char *at = strstr(d->expression, ph);
-        while (at != NULL && at[strlen(ph)] >= '0' && at[strlen(ph)] <= '9')
-            at = strstr(at + 1, ph);
-        if (at == NULL)
-            return false;
-    }
     return true;
+}
+
+/* DynamoDB refuses names and values the expression does not use. */
+static bool all_used(const ddb_filter *d)
+{
+    return each_used(d->expression, d->names) && each_used(d->expression, d->values);
 }
 
 /* Compiles and checks the expression text (NULL: none expected) plus the
