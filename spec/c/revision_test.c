@@ -77,28 +77,25 @@ static void test_valid(void)
 
 static void test_next_prev(void)
 {
+    /* Neighbours: next of the first is the second, prev of the second the
+     * first. */
+    static const char *const neighbours[][2] = {
+        {"01ARYZ6S410000000000000000", "01ARYZ6S410000000000000001"},
+        {"01ARYZ6S41000000000000000Z", "01ARYZ6S410000000000000010"},
+        /* Carry out of the random part into the time. */
+        {"0000000000ZZZZZZZZZZZZZZZZ", "00000000010000000000000000"},
+        {"6ZZZZZZZZZZZZZZZZZZZZZZZZZ", "70000000000000000000000000"},
+    };
     char out[STORE_REVISION_SIZE];
-    CHECK(revision_next("01ARYZ6S410000000000000000", out));
-    CHECK_STR(out, "01ARYZ6S410000000000000001");
-    CHECK(revision_next("01ARYZ6S41000000000000000Z", out));
-    CHECK_STR(out, "01ARYZ6S410000000000000010");
-    /* Carry out of the random part into the time. */
-    CHECK(revision_next("0000000000ZZZZZZZZZZZZZZZZ", out));
-    CHECK_STR(out, "00000000010000000000000000");
-    CHECK(revision_next("6ZZZZZZZZZZZZZZZZZZZZZZZZZ", out));
-    CHECK_STR(out, "70000000000000000000000000");
+    for (size_t i = 0; i < sizeof neighbours / sizeof neighbours[0]; i++) {
+        CHECK(revision_next(neighbours[i][0], out));
+        CHECK_STR(out, neighbours[i][1]);
+        CHECK(revision_prev(neighbours[i][1], out));
+        CHECK_STR(out, neighbours[i][0]);
+    }
     strcpy(out, "unchanged");
     CHECK(!revision_next("7ZZZZZZZZZZZZZZZZZZZZZZZZZ", out));
     CHECK_STR(out, "unchanged");
-
-    CHECK(revision_prev("01ARYZ6S410000000000000001", out));
-    CHECK_STR(out, "01ARYZ6S410000000000000000");
-    CHECK(revision_prev("01ARYZ6S410000000000000010", out));
-    CHECK_STR(out, "01ARYZ6S41000000000000000Z");
-    CHECK(revision_prev("00000000010000000000000000", out));
-    CHECK_STR(out, "0000000000ZZZZZZZZZZZZZZZZ");
-    CHECK(revision_prev("70000000000000000000000000", out));
-    CHECK_STR(out, "6ZZZZZZZZZZZZZZZZZZZZZZZZZ");
     CHECK(!revision_prev("00000000000000000000000000", out));
 
     /* next and prev undo each other, and order as strings. */
