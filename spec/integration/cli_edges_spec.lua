@@ -31,10 +31,7 @@ end
 
 describe("aeon-host at its edges #cli", function()
   local uri, env
-  before_each(function()
-    uri = helpers.fresh_uri("sqlite")
-    env = { AEON_STORE = uri }
-  end)
+  before_each(function() uri, env = helpers.fresh_env("sqlite") end)
 
   describe("a parameter given twice, or too many positional words", function()
     it("is a usage error naming the conflict, not a positional that replaces name=", function()
@@ -238,15 +235,11 @@ describe("aeon-host at its edges #cli", function()
     end)
 
     it("a handler's answer JSON cannot hold is a script error (4) naming the handler", function()
-      local dir = helpers.tmpdir()
-      local path = dir .. "/fn.lua"
-      local f = assert(io.open(path, "w"))
-      f:write([[
+      local path = helpers.temp_file("fn.lua", [[
         local app = require("aeon").app "fn"
         app:query("give", function() return { f = function() end } end)
         return app
       ]])
-      f:close()
       local code, out, err = run({ path, "give" }, { env = env })
       assert.same(4, code)
       assert.same("", out)
@@ -259,15 +252,11 @@ describe("aeon-host at its edges #cli", function()
       assert.same(2, (run({ COUNTER, "nope" }, { env = env })))
       assert.same(2, (run({ "events", "read", "k", "--limit", "-1" }, { env = env })))
       assert.same(3, (run({ "--store", "sqlite:/nonexistent/dir/x.db", COUNTER, "increment", "a" })))
-      local dir = helpers.tmpdir()
-      local path = dir .. "/boom.lua"
-      local f = assert(io.open(path, "w"))
-      f:write([[
+      local path = helpers.temp_file("boom.lua", [[
         local app = require("aeon").app "boom"
         app:command("go", function() error("boom") end)
         return app
       ]])
-      f:close()
       local code, _, err = run({ path, "go" }, { env = env })
       assert.same(4, code)
       assert.matches("boom%.lua:2: boom", err)

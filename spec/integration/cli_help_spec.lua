@@ -17,10 +17,7 @@ end
 
 describe("help and declared parameters #cli", function()
   local uri, env
-  before_each(function()
-    uri = helpers.fresh_uri("sqlite")
-    env = { AEON_STORE = uri }
-  end)
+  before_each(function() uri, env = helpers.fresh_env("sqlite") end)
 
   it("APP.lua --help lists commands, queries and projections with parameters and descriptions", function()
     local code, out, err = run({ "apps/counter.lua", "--help" }, { env = env })

@@ -6,10 +6,7 @@ local run = helpers.run_host
 
 describe("aeon-host #cli", function()
   local uri, env
-  before_each(function()
-    uri = helpers.fresh_uri("sqlite")
-    env = { AEON_STORE = uri }
-  end)
+  before_each(function() uri, env = helpers.fresh_env("sqlite") end)
 
   it("prints help and version", function()
     local code, out = run({ "--help" })
@@ -64,16 +61,12 @@ describe("aeon-host #cli", function()
   end)
 
   it("runs a plain script with arg set and aeon available", function()
-    local dir = helpers.tmpdir()
-    local path = dir .. "/script.lua"
-    local f = assert(io.open(path, "w"))
-    f:write([[
+    local path = helpers.temp_file("script.lua", [[
       local aeon = require "aeon"
       local store = assert(aeon.open(os.getenv("AEON_STORE")))
       store:append(arg[1], { { type = "hello", data = { n = tonumber(arg[2]) } } })
       print(arg[0] ~= nil, store:head(arg[1]) ~= aeon.START)
     ]])
-    f:close()
     local code, out = run({ path, "greetings", "7" }, { env = env })
     assert.same(0, code)
     assert.same("true\ttrue\n", out)
@@ -83,18 +76,12 @@ describe("aeon-host #cli", function()
   end)
 
   it("exits 4 with one clear line on a script error", function()
-    local dir = helpers.tmpdir()
-    local path = dir .. "/broken.lua"
-    local f = assert(io.open(path, "w"))
-    f:write("local x = nil\nreturn x.field\n")
-    f:close()
+    local path = helpers.temp_file("broken.lua", "local x = nil\nreturn x.field\n")
     local code, _, err = run({ path }, { env = env })
     assert.same(4, code)
     assert.matches("broken%.lua:2:", err)
     assert.same(1, select(2, err:gsub("\n", "")))
-    f = assert(io.open(path, "w"))
-    f:write("this is not lua\n")
-    f:close()
+    helpers.spit(path, "this is not lua\n")
     code, _, err = run({ path }, { env = env })
     assert.same(4, code)
     assert.matches("broken%.lua:1:", err)

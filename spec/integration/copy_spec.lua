@@ -17,18 +17,8 @@ local SEED = '{"revision":"' .. SEED_REVISION .. '","key":"shape/1","type":"shap
   .. '"committed_at":"2025-11-02T03:04:05.678Z","correlation_id":"seed-1",'
   .. '"data":{"empty_array":[],"empty_object":{},"nested":[[],[{}],{"a":[]}]}}\n'
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local write = helpers.spit
+local function slurp(path) return assert(helpers.slurp(path)) end
 
 local function lines(path)
   local out = {}

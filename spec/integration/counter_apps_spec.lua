@@ -49,25 +49,11 @@ end
 for _, backend in helpers.each_backend() do
   describe("counter apps #cli #" .. backend, function()
     local uri, env
+    before_each(function() uri, env = helpers.fresh_env(backend) end)
 
-    before_each(function()
-      local store
-      store, uri = helpers.fresh_store(backend)
-      store:close()
-      env = { AEON_STORE = uri }
-    end)
+    local function host(app, ...) return helpers.run_app(app, env, ...) end
 
-    local function host(app, ...)
-      local code, out, err = helpers.run_host({ app, ... }, { env = env })
-      return code, out ~= "" and aeon.json.decode(out) or nil, err
-    end
-
-    local function with_store(f)
-      local store = assert(aeon.open(uri))
-      local ok, err = pcall(f, store)
-      store:close()
-      if not ok then error(err, 0) end
-    end
+    local function with_store(f) helpers.with_store(uri, f) end
 
     for _, app in ipairs { "apps/counter.lua", "apps/counter-optimistic-concurrency.lua",
       "apps/counter-snapshot.lua" } do

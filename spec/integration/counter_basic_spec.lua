@@ -3,16 +3,10 @@ local aeon = require "aeon"
 local helpers = require "helpers"
 
 describe("apps/counter-basic.lua #cli", function()
-  local env, uri
-  before_each(function()
-    uri = helpers.fresh_uri("sqlite")
-    env = { AEON_STORE = uri }
-  end)
+  local uri, env
+  before_each(function() uri, env = helpers.fresh_env("sqlite") end)
 
-  local function host(...)
-    local code, out, err = helpers.run_host({ "apps/counter-basic.lua", ... }, { env = env })
-    return code, out ~= "" and aeon.json.decode(out) or nil, err
-  end
+  local function host(...) return helpers.run_app("apps/counter-basic.lua", env, ...) end
 
   it("counts increments and decrements", function()
     assert.same(0, (host("increment", "name=a")))

@@ -25,13 +25,7 @@ local function start_proxy(mode, drops, script)
       log_file, dir, dir))
   local pid = assert(tonumber(p:read("l")))
   p:close()
-  local function slurp(path)
-    local f = io.open(path)
-    if not f then return nil end
-    local text = f:read("a")
-    f:close()
-    return text
-  end
+  local slurp = helpers.slurp
   local port
   for _ = 1, 200 do
     port = (slurp(port_file) or ""):match("%d+")

@@ -14,28 +14,7 @@ local collect, pluck = helpers.collect, helpers.pluck
 local endpoint = os.getenv("AEON_TEST_DYNAMODB_ENDPOINT")
 if not endpoint then return end
 
-local CLI = io.open("/usr/bin/aws") and "/usr/bin/aws" or "aws"
-
---- Runs `aws dynamodb WORDS... --endpoint-url E --output json`; returns the
--- decoded answer (nil for an empty one), or raises with the CLI's words.
-local function aws(words)
-  local dir = helpers.tmpdir()
-  local cmd = { CLI, "dynamodb" }
-  for _, w in ipairs(words) do cmd[#cmd + 1] = helpers.shell_quote(w) end
-  cmd[#cmd + 1] = "--endpoint-url " .. helpers.shell_quote(endpoint) .. " --output json"
-  local line = table.concat(cmd, " ") .. " >" .. dir .. "/out 2>" .. dir .. "/err"
-  local ok = os.execute(line)
-  local out = assert(io.open(dir .. "/out")):read("a")
-  local err = assert(io.open(dir .. "/err")):read("a")
-  os.execute("rm -rf " .. dir)
-  if not ok then error("aws dynamodb " .. words[1] .. ": " .. err, 2) end
-  if out:match("^%s*$") then return nil end
-  return assert(json.decode(out))
-end
-
-local function has_cli()
-  return os.execute(CLI .. " --version >/dev/null 2>&1")
-end
+local aws, has_cli = helpers.aws, helpers.has_aws_cli
 
 local function names_of(item)
   local names = {}
@@ -49,10 +28,7 @@ local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 describe("dynamodb backend #dynamodb", function()
   local store, uri, name
 
-  before_each(function()
-    store, uri = helpers.fresh_store("dynamodb")
-    name = uri:match("^dynamodb:(.*)$")
-  end)
+  before_each(function() store, uri, name = helpers.fresh_store("dynamodb") end)
   after_each(function() store:close() end)
 
   describe("Aeon's layout", function()

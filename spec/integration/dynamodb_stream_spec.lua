@@ -11,18 +11,7 @@ local json = aeon.json
 local endpoint = os.getenv("AEON_TEST_DYNAMODB_ENDPOINT")
 if not endpoint then return end
 
-local CLI = io.open("/usr/bin/aws") and "/usr/bin/aws" or "aws"
-
-local function aws(words)
-  local dir = helpers.tmpdir()
-  local cmd = { CLI, "dynamodb" }
-  for _, w in ipairs(words) do cmd[#cmd + 1] = helpers.shell_quote(w) end
-  cmd[#cmd + 1] = "--endpoint-url " .. helpers.shell_quote(endpoint) .. " --output json"
-  local ok = os.execute(table.concat(cmd, " ") .. " >" .. dir .. "/out 2>" .. dir .. "/err")
-  local err = assert(io.open(dir .. "/err")):read("a")
-  os.execute("rm -rf " .. dir)
-  if not ok then error("aws dynamodb " .. words[1] .. ": " .. err, 2) end
-end
+local aws = helpers.aws
 
 --- Commits one event to `key` at `revision` as Aeon's client does: the
 -- event, the key's head (conditional) and the slice marker in one
@@ -52,16 +41,13 @@ local function ns_of(events)
 end
 
 describe("dynamodb subscriptions #dynamodb", function()
-  if not os.execute(CLI .. " --version >/dev/null 2>&1") then
+  if not helpers.has_aws_cli() then
     pending("the aws CLI is not installed")
     return
   end
 
   local store, uri, name
-  before_each(function()
-    store, uri = helpers.fresh_store("dynamodb")
-    name = uri:match("^dynamodb:(.*)$")
-  end)
+  before_each(function() store, uri, name = helpers.fresh_store("dynamodb") end)
   after_each(function() store:close() end)
 
   it("deliver an event that commits late, below a revision already delivered", function()

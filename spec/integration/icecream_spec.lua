@@ -7,18 +7,9 @@ local pluck = helpers.pluck
 for _, backend in helpers.each_backend() do
   describe("apps/icecream.lua #cli #" .. backend, function()
     local uri, env
+    before_each(function() uri, env = helpers.fresh_env(backend) end)
 
-    before_each(function()
-      local store
-      store, uri = helpers.fresh_store(backend)
-      store:close()
-      env = { AEON_STORE = uri }
-    end)
-
-    local function host(...)
-      local code, out, err = helpers.run_host({ "apps/icecream.lua", ... }, { env = env })
-      return code, out ~= "" and aeon.json.decode(out) or nil, err
-    end
+    local function host(...) return helpers.run_app("apps/icecream.lua", env, ...) end
 
     local function ok(...)
       local code, answer, err = host(...)
@@ -26,12 +17,7 @@ for _, backend in helpers.each_backend() do
       return answer
     end
 
-    local function with_store(f)
-      local store = assert(aeon.open(uri))
-      local ok_, err = pcall(f, store)
-      store:close()
-      if not ok_ then error(err, 0) end
-    end
+    local function with_store(f) helpers.with_store(uri, f) end
 
     it("restock 2 Vanilla, sell three times: sold, sold and out of stock, not in stock", function()
       local r = ok("restock", "truck/1", "Vanilla", "2")

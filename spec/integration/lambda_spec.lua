@@ -276,9 +276,8 @@ describe("aeon-host lambda #lambda", function()
     end
 
     it("feeds the app's projections, which a query then reads; a retried batch is harmless", function()
-      local store, suri = helpers.fresh_store("dynamodb")
+      local store, suri, name = helpers.fresh_store("dynamodb")
       store:close()
-      local name = suri:match("^dynamodb:(.*)$")
       local api, proc = start_runtime(suri, "apps/counter-cqrs.lua")
       local last
       for _, who in ipairs { "a", "b", "a" } do
@@ -312,9 +311,8 @@ describe("aeon-host lambda #lambda", function()
     end)
 
     it("names the first failed record of each key; other keys go on; exact numbers", function()
-      local store, suri = helpers.fresh_store("dynamodb")
+      local store, suri, name = helpers.fresh_store("dynamodb")
       store:close()
-      local name = suri:match("^dynamodb:(.*)$")
       local api, proc = start_runtime(suri, "spec/fixtures/lambda-app.lua")
       local notes = {
         { key = "note/a", n = 1 }, { key = "note/b", n = 0.1 },

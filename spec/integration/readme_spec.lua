@@ -32,11 +32,7 @@ local function read(path)
   return text
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = helpers.spit
 
 --- The runnable blocks of a Markdown text: { lang, mode, line, lines }.
 local function runnable_blocks(text)

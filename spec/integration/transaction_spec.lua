@@ -169,10 +169,7 @@ describe("a handler that leaves a transaction open #sqlite", function()
 
   describe("from the command line", function()
     local uri, env
-    before_each(function()
-      uri = helpers.fresh_uri("sqlite")
-      env = { AEON_STORE = uri }
-    end)
+    before_each(function() uri, env = helpers.fresh_env("sqlite") end)
 
     it("is a script error, not a success, and what it wrote is not stored", function()
       for _, leak in ipairs { "leak_return", "leak_raise", "leak_query" } do

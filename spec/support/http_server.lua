@@ -22,21 +22,8 @@ local M = {}
 -- being sanitized anyway.
 M.CURL = "env -u LD_PRELOAD curl"
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-M.slurp = slurp
-
-local function spit(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-M.spit = spit
+local slurp, spit = helpers.slurp, helpers.spit
+M.slurp, M.spit = slurp, spit
 
 function M.sleep(seconds) os.execute("sleep " .. tostring(seconds)) end
 
@@ -70,22 +57,19 @@ function M.start(app, words, opts)
   opts = opts or {}
   local dir = helpers.tmpdir()
   local store = opts.store or ("sqlite:" .. dir .. "/store.db")
-  local cmd = {}
-  for k, v in pairs(opts.env or {}) do cmd[#cmd + 1] = k .. "=" .. q(v) end
-  cmd[#cmd + 1] = q(helpers.HOST)
-  for _, w in ipairs { "--store", store, "serve", app } do cmd[#cmd + 1] = q(w) end
+  local all = { "--store", store, "serve", app }
   if opts.listen ~= false then
-    cmd[#cmd + 1] = "--listen"
-    cmd[#cmd + 1] = q(opts.listen or "127.0.0.1:0")
+    all[#all + 1] = "--listen"
+    all[#all + 1] = opts.listen or "127.0.0.1:0"
   end
-  for _, w in ipairs(words or {}) do cmd[#cmd + 1] = q(w) end
+  for _, w in ipairs(words or {}) do all[#all + 1] = w end
   -- The pid and the exit status are written to a .tmp file and renamed, so
   -- that neither is ever read half written (a status read between the
   -- shell creating the file and writing it made a server that had exited
   -- look hung).
   os.execute(("(%s >%s/out 2>%s/err & echo $! >%s/pid.tmp; mv %s/pid.tmp %s/pid; wait $!; " ..
     "echo $? >%s/rc.tmp; mv %s/rc.tmp %s/rc) >/dev/null 2>&1 &")
-    :format(table.concat(cmd, " "), dir, dir, dir, dir, dir, dir, dir, dir))
+    :format(helpers.host_command(all, opts.env), dir, dir, dir, dir, dir, dir, dir, dir))
   local s = setmetatable({ dir = dir, store = store, app = app }, Server)
   M.eventually(10, function()
     s.url = (slurp(dir .. "/out") or ""):match("(http://[%d%.]+:%d+)")

@@ -14,13 +14,7 @@ local M = {}
 local Process = {}
 Process.__index = Process
 
-local function slurp(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = helpers.slurp
 
 --- Waits until fn() returns a true value, checking every `step` seconds
 -- (default 0.05) for at most `timeout` seconds; returns that value or nil.
@@ -40,13 +34,9 @@ M.sleep = core.sleep
 function M.start(words, opts)
   opts = opts or {}
   local dir = helpers.tmpdir()
-  local cmd = {}
-  for k, v in pairs(opts.env or {}) do cmd[#cmd + 1] = k .. "=" .. helpers.shell_quote(v) end
-  cmd[#cmd + 1] = helpers.shell_quote(helpers.HOST)
-  for _, w in ipairs(words) do cmd[#cmd + 1] = helpers.shell_quote(w) end
   local line = ("{ %s >%s/out 2>%s/err </dev/null & echo $! >%s/pid.tmp; mv %s/pid.tmp %s/pid;"
     .. " wait $!; echo $? >%s/status.tmp; mv %s/status.tmp %s/status; } >/dev/null 2>&1 &"):format(
-    table.concat(cmd, " "), dir, dir, dir, dir, dir, dir, dir, dir)
+    helpers.host_command(words, opts.env), dir, dir, dir, dir, dir, dir, dir, dir)
   assert(os.execute(line))
   local pid = M.wait_until(function()
     local s = slurp(dir .. "/pid")
