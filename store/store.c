@@ -1,8 +1,8 @@
 /*
  * store.c - the ground every backend stands on: the default clock and
  * random source, closing a store and error messages. Provides
- * store_env_default, store_close, store_fail and store_view_docs_free
- * from store.h. Uses libc
+ * store_env_default, store_close, store_fail, store_format and
+ * store_view_docs_free from store.h. Uses libc
  * (clock_gettime, getrandom). The checks every backend makes are in
  * check.c, the table of backends in open.c.
  */
@@ -86,19 +86,34 @@ void store_view_docs_free(store_view_doc *docs, size_t n)
 
 /* When even the message cannot be allocated *err is left NULL: callers
  * must accept a NULL message next to STORE_NOMEM (or any status). */
+static char *vformat(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s != NULL)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
 store_status store_fail(char **err, store_status status, const char *fmt, ...)
 {
     if (err == NULL)
         return status;
-    va_list ap, ap2;
+    va_list ap;
     va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    *err = vformat(fmt, ap);
     va_end(ap);
-    char *msg = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (msg != NULL)
-        vsnprintf(msg, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
-    *err = msg;
     return status;
+}
+
+char *store_format(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = vformat(fmt, ap);
+    va_end(ap);
+    return s;
 }

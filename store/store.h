@@ -512,6 +512,9 @@ void store_close(store *s);
 store_status store_fail(char **err, store_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* printf into a new malloc'd string; NULL when out of memory. */
+char *store_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- The checks every backend makes (check.c) ------------------------
  * Each returns STORE_OK, or STORE_INVALID (STORE_LIMIT for a limit) with
  * what is wrong; a backend adds only what its service limits further. */

@@ -11,7 +11,6 @@
 #include "ddb_filter.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,22 +54,6 @@ static const part p_true = {V_TRUE, NULL};
 static store_status nomem(compiler *c)
 {
     return store_fail(c->err, STORE_NOMEM, "dynamodb filter: out of memory");
-}
-
-/* printf into a new string, or NULL. */
-static char *fmt(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *format, ...)
-{
-    va_list ap, ap2;
-    va_start(ap, format);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, format, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s != NULL)
-        vsnprintf(s, (size_t)n + 1, format, ap2);
-    va_end(ap2);
-    return s;
 }
 
 static store_status expr(compiler *c, part *out, char *text)
@@ -188,12 +171,12 @@ static store_status compare(compiler *c, const store_filter *f, json_t *av,
     char *text;
     c->operators++;
     if (f->kind == FILTER_PREFIX)
-        text = fmt("begins_with(%s, %s)", p, v);
+        text = store_format("begins_with(%s, %s)", p, v);
     else if (f->kind == FILTER_NE && guard != NULL) {
         c->operators += 2;
-        text = fmt("(%s AND %s <> %s)", guard, p, v);
+        text = store_format("(%s AND %s <> %s)", guard, p, v);
     } else
-        text = fmt("%s %s %s", p, op_text(f->kind), v);
+        text = store_format("%s %s %s", p, op_text(f->kind), v);
     free(p);
     return expr(c, out, text);
 }
@@ -207,10 +190,10 @@ static char *presence(compiler *c, const char *type)
     c->operators++;
     char *text;
     if (type == NULL)
-        text = fmt("attribute_exists(%s)", p);
+        text = store_format("attribute_exists(%s)", p);
     else {
         const char *t = type_ph(c, type);
-        text = t != NULL ? fmt("attribute_type(%s, %s)", p, t) : NULL;
+        text = t != NULL ? store_format("attribute_type(%s, %s)", p, t) : NULL;
     }
     free(p);
     return text;
@@ -360,7 +343,7 @@ static store_status join(compiler *c, const store_filter *f, part *out)
         if (acc == NULL) {
             acc = kid.text;
         } else {
-            char *both = fmt("%s %s %s", acc, all ? "AND" : "OR", kid.text);
+            char *both = store_format("%s %s %s", acc, all ? "AND" : "OR", kid.text);
             free(acc);
             part_free(&kid);
             if (both == NULL)
@@ -374,7 +357,7 @@ static store_status join(compiler *c, const store_filter *f, part *out)
         return STORE_OK;
     if (n == 1)
         return expr(c, out, acc);
-    char *text = fmt("(%s)", acc);
+    char *text = store_format("(%s)", acc);
     free(acc);
     return expr(c, out, text);
 }
