@@ -8,15 +8,70 @@
 /* ------------------------------------------------------------------ */
 /* Snapshots                                                           */
 
+/* Puts `item` - its keys and `revision`, and the JSON text `value` as its
+ * attribute `vp->field` - into `vp->table` unless the item there has a newer
+ * revision: an equal one overwrites, so replaying a batch or resending a put
+ * is harmless. `name` names the item when it is over DynamoDB's limit.
+ * Takes item; *stored says whether it was put. */
+typedef struct versioned_put {
+    const char *table;  /* the table it goes into */
+    const char *field;  /* the attribute holding the value: "state", "doc" */
+    const char *floats; /* the one holding its floats: "stateFloats", "docFloats" */
+    const char *what;   /* the value in messages: "snapshot state" */
+} versioned_put;
+
+static store_status put_newer(ddb_store *s, const versioned_put *vp, json_t *item,
+                              const char *value, size_t value_len, const char *revision,
+                              const char *name, bool *stored, char **err)
+{
+    store_status status;
+    json_t *av = NULL, *floats = NULL;
+    http_response r = {0};
+    char *why = NULL;
+    *stored = false;
+    if (item == NULL || name == NULL) {
+        status = ddb_nomem(err);
+        goto done;
+    }
+    if ((status = ddb_value_from_json(value, value_len, &av, &floats, &why)) != STORE_OK) {
+        status = store_fail(err, status, "dynamodb: %s %s", vp->what, why ? why : "");
+        goto done;
+    }
+    if (json_object_set_new(item, vp->field, av) != 0 ||
+        (floats != NULL && json_object_set(item, vp->floats, floats) != 0)) {
+        status = ddb_nomem(err);
+        goto done;
+    }
+    size_t size = ddb_item_size(item);
+    if (size > DDB_ITEM_MAX) {
+        status = store_fail(err, STORE_LIMIT, "dynamodb: %s is %zu bytes as a DynamoDB item, "
+                            "over DynamoDB's limit of %d bytes (400 KB)", name, size,
+                            DDB_ITEM_MAX);
+        goto done;
+    }
+    json_t *body = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:{s:s}}}", "TableName", vp->table,
+                             "Item", item, "ConditionExpression",
+                             "attribute_not_exists(#revision) OR #revision <= :revision",
+                             "ExpressionAttributeNames", "#revision", "revision",
+                             "ExpressionAttributeValues", ":revision", "S", revision);
+    status = ddb_call(s, "PutItem", body, true,
+                      (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
+    if (status == STORE_OK)
+        *stored = r.error == NULL;
+done:
+    free(why);
+    json_decref(floats);
+    json_decref(item);
+    http_response_free(&r);
+    return status;
+}
+
 store_status ddb_save_snapshot(store *st, const char *key, const char *revision,
                                const char *state, size_t state_len, bool *saved,
                                char **err)
 {
     ddb_store *s = (ddb_store *)st;
     store_status status;
-    json_t *av = NULL, *floats = NULL, *item = NULL;
-    http_response r = {0};
-    char *why = NULL;
     *saved = false;
     if ((status = ddb_check_key(key, err)) != STORE_OK)
         return status;
@@ -24,40 +79,12 @@ store_status ddb_save_snapshot(store *st, const char *key, const char *revision,
         return status;
     if ((status = store_check_document("snapshot state", state, state_len, err)) != STORE_OK)
         return status;
-    if ((status = ddb_value_from_json(state, state_len, &av, &floats, &why)) != STORE_OK) {
-        status = store_fail(err, status, "dynamodb: snapshot state %s", why ? why : "");
-        free(why);
-        return status;
-    }
-    item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "pk", "S", key, "sk", "S", "snapshot",
-                     "revision", "S", revision, "state", av);
-    av = NULL;
-    if (item == NULL || (floats != NULL && json_object_set(item, "stateFloats", floats) != 0)) {
-        status = ddb_nomem(err);
-        goto done;
-    }
-    size_t size = ddb_item_size(item);
-    if (size > DDB_ITEM_MAX) {
-        status = store_fail(err, STORE_LIMIT, "dynamodb: the snapshot of key \"%s\" is %zu "
-                            "bytes as a DynamoDB item, over DynamoDB's limit of %d bytes "
-                            "(400 KB)", key, size, DDB_ITEM_MAX);
-        goto done;
-    }
-    json_t *body = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:{s:s}}}", "TableName", s->metadata,
-                             "Item", item,
-                             "ConditionExpression",
-                             "attribute_not_exists(#revision) OR #revision <= :revision",
-                             "ExpressionAttributeNames", "#revision", "revision",
-                             "ExpressionAttributeValues", ":revision", "S", revision);
-    status = ddb_call(s, "PutItem", body, true,
-                      (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
-    if (status == STORE_OK)
-        *saved = r.error == NULL;
-done:
-    json_decref(av);
-    json_decref(floats);
-    json_decref(item);
-    http_response_free(&r);
+    const versioned_put vp = {s->metadata, "state", "stateFloats", "snapshot state"};
+    json_t *item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "pk", "S", key, "sk", "S",
+                             "snapshot", "revision", "S", revision);
+    char *name = store_format("the snapshot of key \"%s\"", key);
+    status = put_newer(s, &vp, item, state, state_len, revision, name, saved, err);
+    free(name);
     return status;
 }
 
@@ -165,17 +192,12 @@ store_status ddb_view_get(store *st, const char *view, const char *id, char **do
     return status;
 }
 
-/* The condition keeps a newer document; an equal revision overwrites, so
- * replaying a batch (or resending a put) is harmless. */
 store_status ddb_view_put(store *st, const char *view, const char *id, const char *doc,
                           size_t doc_len, const char *revision, bool *stored,
                           char **err)
 {
     ddb_store *s = (ddb_store *)st;
-    http_response r = {0};
     store_status status;
-    json_t *av = NULL, *floats = NULL, *item = NULL;
-    char *sk = NULL, *why = NULL;
     *stored = false;
     if ((status = check_view(s, view, id, err)) != STORE_OK)
         return status;
@@ -183,43 +205,16 @@ store_status ddb_view_put(store *st, const char *view, const char *id, const cha
         return status;
     if ((status = store_check_document("view document", doc, doc_len, err)) != STORE_OK)
         return status;
-    if ((status = ddb_value_from_json(doc, doc_len, &av, &floats, &why)) != STORE_OK) {
-        status = store_fail(err, status, "dynamodb: view document %s", why ? why : "");
-        free(why);
-        return status;
-    }
-    if ((sk = doc_sk(id)) == NULL)
-        goto nomem;
-    item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "pk", "S", view, "sk", "S",
-                     sk, "id", "S", id, "revision", "S", revision, "doc", av);
-    av = NULL;
-    if (item == NULL || (floats != NULL && json_object_set(item, "docFloats", floats) != 0))
-        goto nomem;
-    size_t size = ddb_item_size(item);
-    if (size > DDB_ITEM_MAX) {
-        status = store_fail(err, STORE_LIMIT, "dynamodb: document \"%s\" of view \"%s\" is "
-                            "%zu bytes as a DynamoDB item, over DynamoDB's limit of %d bytes "
-                            "(400 KB)", id, view, size, DDB_ITEM_MAX);
-        goto done;
-    }
-    json_t *body = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:{s:s}}}", "TableName", s->views,
-                             "Item", item, "ConditionExpression",
-                             "attribute_not_exists(#revision) OR #revision <= :revision",
-                             "ExpressionAttributeNames", "#revision", "revision",
-                             "ExpressionAttributeValues", ":revision", "S", revision);
-    status = ddb_call(s, "PutItem", body, true,
-                      (const char *const[]){"ConditionalCheckFailedException", NULL}, &r, err);
-    if (status == STORE_OK)
-        *stored = r.error == NULL;
-    goto done;
-nomem:
-    status = ddb_nomem(err);
-done:
+    char *sk = doc_sk(id);
+    if (sk == NULL)
+        return ddb_nomem(err);
+    const versioned_put vp = {s->views, "doc", "docFloats", "view document"};
+    json_t *item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "pk", "S", view, "sk",
+                             "S", sk, "id", "S", id, "revision", "S", revision);
+    char *name = store_format("document \"%s\" of view \"%s\"", id, view);
+    status = put_newer(s, &vp, item, doc, doc_len, revision, name, stored, err);
+    free(name);
     free(sk);
-    json_decref(av);
-    json_decref(floats);
-    json_decref(item);
-    http_response_free(&r);
     return status;
 }
 
