@@ -356,6 +356,11 @@ int sqlite_max_revision(sqlite_store *s, const char *key, char out[STORE_REVISIO
     sqlite3_stmt *q = s->q[key != NULL ? Q_HEAD : Q_LAST];
     if (key != NULL)
         sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    return sqlite_step_revision(q, out);
+}
+
+int sqlite_step_revision(sqlite3_stmt *q, char out[STORE_REVISION_SIZE])
+{
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         sqlite_copy_revision(out, sqlite3_column_text(q, 0));

@@ -231,6 +231,11 @@ void sqlite_copy_revision(char out[STORE_REVISION_SIZE], const unsigned char *te
 /* The key's head, or the store's last revision when key is NULL. */
 int sqlite_max_revision(sqlite_store *s, const char *key, char out[STORE_REVISION_SIZE]);
 
+/* Steps q, a bound statement of one revision column, and resets it: the
+ * revision into out when there is a row (out is left alone when there is
+ * none); SQLITE_DONE, or SQLite's error code. */
+int sqlite_step_revision(sqlite3_stmt *q, char out[STORE_REVISION_SIZE]);
+
 /* ---- sqlite_append.c -------------------------------------------------- */
 
 /* Runs a write through the file's group: it leads a commit when none is

@@ -35,13 +35,7 @@ static int stored_checkpoint(sqlite_store *s, const char *name, char out[STORE_R
     sqlite3_stmt *q = s->q[Q_SUB_GET];
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     sqlite_copy_revision(out, NULL);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        sqlite_copy_revision(out, sqlite3_column_text(q, 0));
-        rc = SQLITE_DONE;
-    }
-    sqlite3_reset(q);
-    return rc;
+    return sqlite_step_revision(q, out);
 }
 
 /* Puts the subscription where a consumer of its name starts now: after the

@@ -179,12 +179,7 @@ store_status sqlite_view_revision(store *st, const char *view,
         return status;
     sqlite3_stmt *q = s->q[Q_VIEW_SEEN];
     sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-        sqlite_copy_revision(out, sqlite3_column_text(q, 0));
-        rc = SQLITE_DONE;
-    }
-    sqlite3_reset(q);
+    int rc = sqlite_step_revision(q, out);
     if (rc != SQLITE_DONE)
         return sqlite_db_fail(s, rc, err, "reading a view's revision");
     return STORE_OK;
