@@ -132,6 +132,10 @@ store_status ddb_answer_fail(ddb_store *s, const http_response *r, const char *o
 store_status ddb_call(ddb_store *s, const char *op, json_t *body, bool retry_safe,
                       const char *const *expected, http_response *r, char **err);
 
+/* Whether an answer is one ddb_call takes: a 2xx with JSON, or an error
+ * named in `expected` (NULL-terminated, or NULL). */
+bool ddb_answered(const http_response *r, const char *const *expected);
+
 /* ---- ddb_append.c ----------------------------------------------------- */
 
 /* Reads a cancelled transaction (see ddb_append.c). */

@@ -559,12 +559,7 @@ static store_status stream_call(ddb_store *s, const char *op, json_t *body,
     json_decref(body);
     if (status != STORE_OK)
         return status;
-    if (r->status >= 200 && r->status < 300 && r->json != NULL)
-        return STORE_OK;
-    for (int i = 0; expected != NULL && expected[i] != NULL; i++)
-        if (r->error != NULL && strcmp(r->error, expected[i]) == 0)
-            return STORE_OK;
-    return http_fail(r, op, err);
+    return ddb_answered(r, expected) ? STORE_OK : http_fail(r, op, err);
 }
 
 /* The ARN of the events table's stream, malloc'd, or NULL when it has no

@@ -108,12 +108,17 @@ store_status ddb_call(ddb_store *s, const char *op, json_t *body, bool retry_saf
     json_decref(body);
     if (status != STORE_OK)
         return status;
+    return ddb_answered(r, expected) ? STORE_OK : ddb_answer_fail(s, r, op, err);
+}
+
+bool ddb_answered(const http_response *r, const char *const *expected)
+{
     if (r->status >= 200 && r->status < 300 && r->json != NULL)
-        return STORE_OK;
+        return true;
     for (int i = 0; expected != NULL && expected[i] != NULL; i++)
         if (r->error != NULL && strcmp(r->error, expected[i]) == 0)
-            return STORE_OK;
-    return ddb_answer_fail(s, r, op, err);
+            return true;
+    return false;
 }
 
 /* ------------------------------------------------------------------ */
