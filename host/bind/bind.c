@@ -1,6 +1,6 @@
 /*
  * bind.c - the helpers every binding unit of aeon.core uses: metatables
- * (bind_class), the two error channels, argument checks, JSON in and out,
+ * (bind_class, bind_scratch), the two error channels, argument checks, JSON in and out,
  * pushing events, and which features a backend fills. Provides the
  * functions of bind.h not marked as another unit's. Uses store.h and
  * json.h.
@@ -35,6 +35,17 @@ void bind_class(lua_State *L, const char *name, const luaL_Reg *methods, const l
         }
     }
     lua_pop(L, 1);
+}
+
+void *bind_scratch(lua_State *L, size_t size, const char *name, lua_CFunction gc) {
+    void *p = lua_newuserdatauv(L, size, 0);
+    memset(p, 0, size);
+    if (luaL_newmetatable(L, name)) {
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return p;
 }
 
 void bind_store_methods(lua_State *L, const luaL_Reg *methods) {
@@ -127,16 +138,22 @@ void bind_decode(lua_State *L, const char *text, size_t len) {
     if (json_decode(L, text, len, msg, sizeof msg)) luaL_error(L, "stored JSON is corrupt: %s", msg);
 }
 
-/* Pushes a committed event as a Lua table. */
 void bind_push_event(lua_State *L, const store_event *ev) {
-    lua_createtable(L, 0, 6);
+    bind_push_event_as(L, ev, NULL);
+}
+
+void bind_push_event_as(lua_State *L, const store_event *ev, const char *data_text) {
+    lua_createtable(L, 0, 7);
     lua_pushstring(L, ev->key);
     lua_setfield(L, -2, "key");
     lua_pushstring(L, ev->revision);
     lua_setfield(L, -2, "revision");
     lua_pushstring(L, ev->type);
     lua_setfield(L, -2, "type");
-    bind_decode(L, ev->data, ev->data_len);
+    if (data_text != NULL)
+        lua_pushstring(L, data_text);
+    else
+        bind_decode(L, ev->data, ev->data_len);
     lua_setfield(L, -2, "data");
     if (ev->correlation_id) {
         lua_pushstring(L, ev->correlation_id);

@@ -34,6 +34,11 @@ struct bind_child {
  * "__close". */
 void bind_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
 
+/* Pushes a zeroed userdata of `size` bytes whose metatable `name` (made on
+ * first use) frees it with `gc` when collected: scratch memory a raise
+ * cannot leak. */
+void *bind_scratch(lua_State *L, size_t size, const char *name, lua_CFunction gc);
+
 /* Adds methods to the store handles' __index (bind_sub.c, bind_view.c). */
 void bind_store_methods(lua_State *L, const luaL_Reg *methods);
 
@@ -101,6 +106,9 @@ void bind_decode(lua_State *L, const char *text, size_t len);
 /* Pushes a committed event as { key, revision, type, data, correlation_id,
  * committed_at }. */
 void bind_push_event(lua_State *L, const store_event *ev);
+
+/* The same with `data_text` (when not NULL) as the data, a string. */
+void bind_push_event_as(lua_State *L, const store_event *ev, const char *data_text);
 
 /* Pushing many events fast (a cursor, a subscription's batch): the C closure
  * that pushes them keeps, as BIND_EVENT_UPVALUES upvalues from `first` on,

@@ -542,22 +542,8 @@ static int l_event(lua_State *L) {
     char *canon = data ? json_dumps(data, DUMP_FLAGS | JSON_SORT_KEYS) : NULL;
     json_decref(data);
     if (!canon) return luaL_error(L, "event %s: stored data is not JSON: %s", e->revision, je.text);
-    lua_createtable(L, 0, 7);
-    lua_pushstring(L, e->key);
-    lua_setfield(L, -2, "key");
-    lua_pushstring(L, e->revision);
-    lua_setfield(L, -2, "revision");
-    lua_pushstring(L, e->type);
-    lua_setfield(L, -2, "type");
-    lua_pushstring(L, canon);
-    lua_setfield(L, -2, "data");
+    bind_push_event_as(L, e, canon);
     free(canon);
-    if (e->correlation_id) {
-        lua_pushstring(L, e->correlation_id);
-        lua_setfield(L, -2, "correlation_id");
-    }
-    lua_pushstring(L, e->committed_at);
-    lua_setfield(L, -2, "committed_at");
     lua_pushinteger(L, (lua_Integer)e->more);
     lua_setfield(L, -2, "more");
     return 1;

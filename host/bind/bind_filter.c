@@ -160,13 +160,7 @@ static store_filter *build_filter(lua_State *L, filter_arena *a, int idx, int de
 /* Builds the filter at idx (nil: none). Leaves the arena userdata on the
  * stack; it frees the nodes when collected. */
 const store_filter *bind_check_filter(lua_State *L, int idx) {
-    filter_arena *a = lua_newuserdatauv(L, sizeof *a, 0);
-    memset(a, 0, sizeof *a);
-    if (luaL_newmetatable(L, "aeon.filter_arena")) {
-        lua_pushcfunction(L, arena_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
+    filter_arena *a = bind_scratch(L, sizeof *a, "aeon.filter_arena", arena_gc);
     if (lua_isnoneornil(L, idx)) return NULL;
     store_filter *f = build_filter(L, a, idx, 0);
     const char *why = filter_check(f);

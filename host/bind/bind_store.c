@@ -202,13 +202,7 @@ static int pending_gc(lua_State *L) {
 static pending_set *check_events(lua_State *L, int idx) {
     static const char *const fields[] = {"type", "data", "correlation_id", NULL};
     luaL_checktype(L, idx, LUA_TTABLE);
-    pending_set *p = lua_newuserdatauv(L, sizeof *p, 0);
-    memset(p, 0, sizeof *p);
-    if (luaL_newmetatable(L, "aeon.pending")) {
-        lua_pushcfunction(L, pending_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_setmetatable(L, -2);
+    pending_set *p = bind_scratch(L, sizeof *p, "aeon.pending", pending_gc);
     size_t n = lua_rawlen(L, idx);
     p->events = calloc(n ? n : 1, sizeof *p->events);
     p->offsets = calloc(n ? n : 1, sizeof *p->offsets);
