@@ -1,5 +1,6 @@
 /*
- * host.c - the protected entry into Lua (see host.h).
+ * host.c - the protected entry into Lua, and the one way a count hook
+ * stops a handler that runs on after being stopped (see host.h).
  */
 #include "host.h"
 
@@ -45,4 +46,12 @@ int host_report(lua_State *L, const char *prefix) {
         fprintf(stderr, "%s: %s\n", prefix, msg);
     lua_pushinteger(L, HOST_EXIT_SCRIPT);
     return 1;
+}
+
+void host_stop_again(lua_State *L) {
+    if (lua_isyieldable(L)) {
+        lua_yield(L, 0);
+        return;
+    }
+    luaL_error(L, "stopped");
 }

@@ -4,7 +4,8 @@
  * Every call from C into app code (the CLI, the HTTP workers, projection
  * runners) goes through host_call, as lua.c's docall does: errors are caught
  * with a traceback attached, so the caller can report one clear line and log
- * the rest.
+ * the rest. The budget hooks of the workers and of the Lambda runtime stop
+ * a handler that runs on after being stopped the same way (host_stop_again).
  */
 #ifndef AEON_HOST_H
 #define AEON_HOST_H
@@ -32,5 +33,11 @@ const char *host_traceback(const char *msg);
  * line; the traceback follows only when AEON_DEBUG is set) and returns a
  * Lua-callable result: pushes HOST_EXIT_SCRIPT and returns 1. */
 int host_report(lua_State *L, const char *prefix);
+
+/* For a count hook that already stopped a handler once (its error raised)
+ * and finds it running on, because the handler caught that error: yields
+ * out of the handler's coroutine where it can (the caller abandons it),
+ * else raises again. The hook returns at once after it. */
+void host_stop_again(lua_State *L);
 
 #endif

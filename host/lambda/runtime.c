@@ -353,11 +353,8 @@ static void deadline_hook(lua_State *L, lua_Debug *ar) {
     budget *b = current;
     if (!b) return;
     if (b->stopped) {
-        if (lua_isyieldable(L)) {
-            lua_yield(L, 0);
-            return;
-        }
-        luaL_error(L, "stopped");
+        host_stop_again(L);
+        return;
     }
     if (now_ms() >= b->deadline_ms) {
         b->stopped = true;

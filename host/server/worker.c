@@ -389,11 +389,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     if (!w || !w->active) return;
     w->used += HOOK_EVERY;
     if (w->stopped != STOP_NONE) {
-        if (lua_isyieldable(L)) {
-            lua_yield(L, 0);
-            return;
-        }
-        luaL_error(L, "stopped");
+        host_stop_again(L);
+        return;
     }
     if (atomic_load(&w->pool->force)) {
         w->stopped = STOP_SHUTDOWN;
