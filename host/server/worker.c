@@ -469,20 +469,11 @@ static void recover(worker *w, bool trim) {
     if (trim) malloc_trim(0);
 }
 
-static void run(worker *w, const worker_job *job, answer *out) {
-    lua_State *L = w->L;
-    int top = lua_gettop(L);
-    /* The job may be answered by the watchdog while this runs; nothing of
-     * it is read once the handler starts. */
-    char id[64];
-    snprintf(id, sizeof id, "%s", job->request_id);
-    *out = (answer){0};
-
-    if (!lua_checkstack(L, 8)) {
-        set_answer(out, 500, "internal error", id);
-        return;
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, w->handle);
+/* Pushes the handler and its five arguments: kind, name, body, params and
+ * the request id. False when the stack cannot grow. */
+static bool push_job(lua_State *L, int handle, const worker_job *job, const char *id) {
+    if (!lua_checkstack(L, 8)) return false;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, handle);
     lua_pushstring(L, job->kind == WORKER_COMMAND ? "command" : "query");
     lua_pushstring(L, job->name);
     if (job->body) lua_pushlstring(L, job->body, job->body_len);
@@ -493,55 +484,56 @@ static void run(worker *w, const worker_job *job, answer *out) {
         lua_setfield(L, -2, job->params[i].name);
     }
     lua_pushstring(L, id);
+    return true;
+}
 
-    w->used = 0;
-    w->stopped = STOP_NONE;
-    w->heap.exceeded = false;
-    w->deadline = now_seconds() + w->pool->opt.max_seconds;
-    w->active = true;
-    int st = host_call(L, 5, 3);
-    w->active = false;
-    bool memory = w->heap.exceeded;
-    /* A transaction the handler left open (one stopped or abandoned never
-     * reached its own end) must not carry into the next request. */
-    int left_open = bind_end_transactions(L);
-
-    if (st == LUA_OK) {
-        size_t len = 0;
-        const char *body = lua_tolstring(L, top + 2, &len);
-        out->status = (int)lua_tointeger(L, top + 1);
-        out->retry_after = (int)lua_tointeger(L, top + 3);
-        if (out->status < 100 || out->status > 599 || !body) {
-            set_answer(out, 500, "internal error", id);
-        } else if ((out->body = malloc(len + 1))) {
-            memcpy(out->body, body, len + 1);
-            out->len = len;
-        } else {
-            out->status = 503;
-        }
-    } else {
+/* The answer from what the call left above `top`: status, body and
+ * retry_after when it returned (st is LUA_OK), else an internal error. */
+static void take_answer(lua_State *L, int top, int st, const char *id, answer *out) {
+    if (st != LUA_OK) {
         /* An error outside the app's handler (aeon.cli.worker itself, or the hook
          * firing again after a handler swallowed its error). */
         char *text = error_text(L);
         log_failure(LOG_ERROR, "request failed", text, "request_id", id);
         free(text);
         set_answer(out, 500, "internal error", id);
+        return;
     }
+    size_t len = 0;
+    const char *body = lua_tolstring(L, top + 2, &len);
+    out->status = (int)lua_tointeger(L, top + 1);
+    out->retry_after = (int)lua_tointeger(L, top + 3);
+    if (out->status < 100 || out->status > 599 || !body) {
+        set_answer(out, 500, "internal error", id);
+    } else if ((out->body = malloc(len + 1))) {
+        memcpy(out->body, body, len + 1);
+        out->len = len;
+    } else {
+        out->status = 503;
+    }
+}
 
+/* A transaction the handler left open was rolled back: logged, and the
+ * answer, unless the handler was stopped (that answer says more). */
+static void answer_left_open(const worker *w, const char *id, answer *out) {
+    log_line l;
+    if (log_begin(&l, LOG_ERROR, "script error")) {
+        log_str(&l, "request_id", id);
+        log_str(&l, "error", "the handler left a transaction open: it was rolled back");
+        log_end(&l);
+    }
+    if (w->stopped == STOP_NONE)
+        set_answer(out, 500, "internal error: the handler left a transaction open: it was "
+                             "rolled back, and nothing written in it is stored", id);
+}
+
+/* The answer of a handler the hook stopped (its budget, the shutdown), or
+ * that went over the memory budget. */
+static void answer_stopped(const worker *w, bool memory, bool left_open, const char *id,
+                           answer *out) {
     const char *rolled_back = left_open ? "; the transaction it left open was rolled back, and "
                                           "nothing written in it is stored"
                                         : "";
-    if (left_open) {
-        log_line l;
-        if (log_begin(&l, LOG_ERROR, "script error")) {
-            log_str(&l, "request_id", id);
-            log_str(&l, "error", "the handler left a transaction open: it was rolled back");
-            log_end(&l);
-        }
-        if (w->stopped == STOP_NONE)
-            set_answer(out, 500, "internal error: the handler left a transaction open: it was "
-                                 "rolled back, and nothing written in it is stored", id);
-    }
     char msg[320];
     switch (w->stopped) {
     case STOP_INSTRUCTIONS:
@@ -571,6 +563,39 @@ static void run(worker *w, const worker_job *job, answer *out) {
         }
         break;
     }
+}
+
+/* Runs one job on the worker's state, under the request's budgets: push
+ * it, call the handler, take its answer, then say what the budgets or a
+ * transaction left open changed of it. */
+static void run(worker *w, const worker_job *job, answer *out) {
+    lua_State *L = w->L;
+    int top = lua_gettop(L);
+    /* The job may be answered by the watchdog while this runs; nothing of
+     * it is read once the handler starts. */
+    char id[64];
+    snprintf(id, sizeof id, "%s", job->request_id);
+    *out = (answer){0};
+    if (!push_job(L, w->handle, job, id)) {
+        set_answer(out, 500, "internal error", id);
+        return;
+    }
+
+    w->used = 0;
+    w->stopped = STOP_NONE;
+    w->heap.exceeded = false;
+    w->deadline = now_seconds() + w->pool->opt.max_seconds;
+    w->active = true;
+    int st = host_call(L, 5, 3);
+    w->active = false;
+    bool memory = w->heap.exceeded;
+    /* A transaction the handler left open (one stopped or abandoned never
+     * reached its own end) must not carry into the next request. */
+    int left_open = bind_end_transactions(L);
+
+    take_answer(L, top, st, id, out);
+    if (left_open) answer_left_open(w, id, out);
+    answer_stopped(w, memory, left_open, id, out);
     if (out->status == 500) metrics_script_error();
     lua_settop(L, top);
     w->heap.exceeded = false;
