@@ -1148,6 +1148,74 @@ static void drain(server *s, const sigset_t *signals, int sig) {
     log_msg(LOG_INFO, "stopped");
 }
 
+/* Starts the HTTP daemon on the bound socket *listen_fd, which is the
+ * daemon's from then on (*listen_fd becomes -1; MHD_stop_daemon closes it,
+ * and should the start fail it is left open rather than risk closing it
+ * twice). *max_connections: the limit it runs with. */
+static server_status start_daemon(server *s, int family, int *listen_fd,
+                                  unsigned *max_connections, char **err) {
+    const server_config *cfg = s->cfg;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (family == AF_INET6) flags |= MHD_USE_IPv6;
+    *max_connections = connection_limit(cfg->max_connections);
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                                 MHD_OPTION_LISTEN_SOCKET, *listen_fd,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
+                                 MHD_OPTION_CONNECTION_LIMIT, *max_connections,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_client_connections,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, s,
+                                 MHD_OPTION_END);
+    *listen_fd = -1;
+    if (s->daemon) return SERVER_OK;
+    pthread_mutex_lock(&s->error_lock);
+    *err = dup_printf("cannot listen on %s%s%s", cfg->listen, *s->last_error ? ": " : "",
+                      s->last_error);
+    pthread_mutex_unlock(&s->error_lock);
+    return SERVER_IO;
+}
+
+/* The "listening" line, and the embedder's on_listening. */
+static void announce(const server *s, const char *url, unsigned max_connections) {
+    const server_config *cfg = s->cfg;
+    log_line l;
+    if (log_begin(&l, LOG_INFO, "listening")) {
+        log_str(&l, "url", url);
+        log_str(&l, "app", s->app.name);
+        log_int(&l, "workers", cfg->worker.workers);
+        log_int(&l, "projections", (long long)s->app.nprojections);
+        log_bool(&l, "auth", cfg->token != NULL);
+        log_bool(&l, "watch", cfg->watch);
+        log_int(&l, "max_connections", max_connections);
+        log_int(&l, "max_client_connections", cfg->max_client_connections);
+        log_end(&l);
+    }
+    if (cfg->on_listening) cfg->on_listening(cfg->ctx, url);
+}
+
+/* Serves until SIGINT or SIGTERM, which it returns: cuts slow headers
+ * short and, with --watch, reloads the app once its files have settled. */
+static int serve_until_signal(server *s, const sigset_t *signals) {
+    int sig = 0;
+    double settle_from = 0;
+    while (!sig) {
+        sig = wait_signal(signals, WATCH_TICK);
+        cut_slow_headers(s);
+        if (sig || !s->cfg->watch) continue;
+        if (watch_changed(s)) settle_from = now_seconds();
+        else if (settle_from && now_seconds() - settle_from >= WATCH_SETTLE) {
+            settle_from = 0;
+            reload(s);
+        }
+    }
+    return sig;
+}
+
+/* The pipeline: parse and bind --listen, probe the app, start the workers
+ * and projections, the daemon, announce, serve, drain; one cleanup. */
 server_status server_run(const server_config *cfg, char **err) {
     server_status status = SERVER_NOMEM;
     server s = {.cfg = cfg};
@@ -1189,62 +1257,16 @@ server_status server_run(const server_config *cfg, char **err) {
         goto done;
     }
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-    unsigned max_connections = connection_limit(cfg->max_connections);
-    s.daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &s,
-                                MHD_OPTION_LISTEN_SOCKET, listen_fd,
-                                MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
-                                MHD_OPTION_CONNECTION_LIMIT, max_connections,
-                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_client_connections,
-                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, &s,
-                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
-                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, &s,
-                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, &s,
-                                MHD_OPTION_END);
-    /* The socket is the daemon's now (MHD_stop_daemon closes it); should
-     * the start fail, it is left open rather than risk closing it twice. */
+    unsigned max_connections = 0;
     bound = listen_fd;
-    listen_fd = -1;
-    if (!s.daemon) {
-        pthread_mutex_lock(&s.error_lock);
-        *err = dup_printf("cannot listen on %s%s%s", cfg->listen, *s.last_error ? ": " : "",
-                          s.last_error);
-        pthread_mutex_unlock(&s.error_lock);
-        status = SERVER_IO;
+    if ((status = start_daemon(&s, addr.ss_family, &listen_fd, &max_connections, err)) !=
+        SERVER_OK)
         goto done;
-    }
     char url[128];
     url_of(&addr, bound_port(bound), url, sizeof url);
     metrics_start();
-
-    log_line l;
-    if (log_begin(&l, LOG_INFO, "listening")) {
-        log_str(&l, "url", url);
-        log_str(&l, "app", s.app.name);
-        log_int(&l, "workers", cfg->worker.workers);
-        log_int(&l, "projections", (long long)s.app.nprojections);
-        log_bool(&l, "auth", cfg->token != NULL);
-        log_bool(&l, "watch", cfg->watch);
-        log_int(&l, "max_connections", max_connections);
-        log_int(&l, "max_client_connections", cfg->max_client_connections);
-        log_end(&l);
-    }
-    if (cfg->on_listening) cfg->on_listening(cfg->ctx, url);
-
-    int sig = 0;
-    double settle_from = 0;
-    while (!sig) {
-        sig = wait_signal(&signals, WATCH_TICK);
-        cut_slow_headers(&s);
-        if (sig || !cfg->watch) continue;
-        if (watch_changed(&s)) settle_from = now_seconds();
-        else if (settle_from && now_seconds() - settle_from >= WATCH_SETTLE) {
-            settle_from = 0;
-            reload(&s);
-        }
-    }
+    announce(&s, url, max_connections);
+    int sig = serve_until_signal(&s, &signals);
     drain(&s, &signals, sig);
     status = SERVER_OK;
     if (s.stuck_projections > 0) {
