@@ -470,43 +470,43 @@ static void *write_events(void *arg)
     return NULL;
 }
 
+/* The crashing process: WRITERS threads appending through their own
+ * handles, so their appends commit in groups, until it is killed. */
+static void crash_writers(int fd, void *path)
+{
+    static writer w[WRITERS];
+    for (int i = 0; i < WRITERS; i++) {
+        char *err = NULL;
+        w[i] = (writer){.index = i, .fd = fd};
+        if (store_open(path, NULL, &w[i].s, &err) != STORE_OK)
+            _exit(2);
+    }
+    for (int i = 0; i < WRITERS; i++)
+        pthread_create(&w[i].thread, NULL, write_events, &w[i]);
+    pthread_join(w[0].thread, NULL);
+    _exit(4);
+}
+
+static int acked[WRITERS], total; /* each writer's last acknowledged i; how many */
+
+static bool note_ack(const void *ack, void *ctx)
+{
+    (void)ctx;
+    int a[2];
+    memcpy(a, ack, sizeof a);
+    acked[a[0]] = a[1];
+    return ++total < 400;
+}
+
 /* Every append a grouped writer acknowledged before a kill -9 is there
  * after reopening, each key gapless. */
 static void test_kill9_threads(void)
 {
-    const char *path = test_path("crash.db");
-    int fds[2];
-    CHECK(pipe(fds) == 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        static writer w[WRITERS];
-        for (int i = 0; i < WRITERS; i++) {
-            char *err = NULL;
-            w[i] = (writer){.index = i, .fd = fds[1]};
-            if (store_open(path, NULL, &w[i].s, &err) != STORE_OK)
-                _exit(2);
-        }
-        for (int i = 0; i < WRITERS; i++)
-            pthread_create(&w[i].thread, NULL, write_events, &w[i]);
-        pthread_join(w[0].thread, NULL);
-        _exit(4);
-    }
-    close(fds[1]);
-    int acked[WRITERS], ack[2], total = 0;
+    char *path = test_path("crash.db");
     for (int i = 0; i < WRITERS; i++)
         acked[i] = -1;
-    while (total < 400 && read(fds[0], ack, sizeof ack) == (ssize_t)sizeof ack) {
-        acked[ack[0]] = ack[1];
-        total++;
-    }
-    kill(pid, SIGKILL);
-    while (read(fds[0], ack, sizeof ack) == (ssize_t)sizeof ack)
-        acked[ack[0]] = ack[1];
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    CHECK(WIFSIGNALED(status));
+    total = 0;
+    test_kill9(crash_writers, 2 * sizeof(int), note_ack, path);
 
     store *s = open_store(path);
     for (int i = 0; i < WRITERS; i++) {

@@ -12,9 +12,12 @@
 #include "store.h"
 
 #include <dirent.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int test_passed, test_failed;
@@ -169,6 +172,38 @@ static inline int test_main(const char *name, test_fn *const *tests, size_t n)
         static test_fn *const tests_[] = {__VA_ARGS__};                        \
         return test_main(name, tests_, sizeof tests_ / sizeof tests_[0]);      \
     }
+
+/* The kill -9 tests: a child appends and writes an acknowledgement of
+ * `size` bytes to a pipe after each append; the parent reads them, handing
+ * each to on_ack, until on_ack says it has enough (returns false), kills
+ * the child with SIGKILL, reads those still in the pipe, and checks that
+ * the child died of the signal. child(fd, ctx) runs in the child, writing
+ * to fd, and must _exit. */
+typedef void test_child(int fd, void *ctx);
+typedef bool test_ack(const void *ack, void *ctx);
+
+static inline void test_kill9(test_child *child, size_t size, test_ack *on_ack, void *ctx)
+{
+    int fds[2];
+    char ack[64];
+    CHECK(pipe(fds) == 0 && size <= sizeof ack);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        child(fds[1], ctx);
+        _exit(4);
+    }
+    close(fds[1]);
+    while (read(fds[0], ack, size) == (ssize_t)size && on_ack(ack, ctx))
+        ;
+    kill(pid, SIGKILL);
+    while (read(fds[0], ack, size) == (ssize_t)size)
+        on_ack(ack, ctx);
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status));
+}
 
 /* The DynamoDB Local that spec/run.sh started: AWS_ENDPOINT_URL when it is
  * a loopback URL, so the live checks never reach another host; else NULL,
