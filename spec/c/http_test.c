@@ -220,6 +220,24 @@ static http_client *client_for(int port, fake *f, store_env *env, int attempts, 
     return c;
 }
 
+/* Starts a fake DynamoDB answering `script` and a client of it. */
+static http_client *begin(server *s, const canned *script, int n, fake *f, store_env *env,
+                          int attempts, long budget)
+{
+    server_start(s, script, n);
+    return client_for(s->port, f, env, attempts, budget, HTTP_DYNAMODB);
+}
+
+/* Ends what begin started: the last answer, the client, the fake and what
+ * it saw. */
+static void finish(server *s, http_client *c, http_response *r)
+{
+    http_response_free(r);
+    http_close(c);
+    server_stop(s);
+    server_free(s);
+}
+
 /* The value of a header in a raw request (static buffer). */
 static const char *header_of(const char *req, const char *name)
 {
@@ -254,8 +272,7 @@ static void test_request_shape(void)
     store_env env;
     canned script[] = { { 200, "{\"TableNames\":[\"a\"]}", NULL },
                         { 200, "{\"Count\":0}", NULL } };
-    server_start(&s, script, 2);
-    http_client *c = client_for(s.port, &f, &env, 3, 10000, HTTP_DYNAMODB);
+    http_client *c = begin(&s, script, 2, &f, &env, 3, 10000);
     http_response r = { 0 };
     char *err = NULL;
     const char *body = "{\"Limit\":1,\"s\":\"caf\xc3\xa9\"}";
@@ -354,8 +371,7 @@ static void test_retries(void)
         { 200, "{\"ok\":1}", "12345" }, /* damaged */
         { 200, "{\"ok\":2}", NULL },
     };
-    server_start(&s, script, 5);
-    http_client *c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
+    http_client *c = begin(&s, script, 5, &f, &env, 10, 60000);
     http_response r = { 0 };
     char *err = NULL;
     const char *body = "{\"ClientRequestToken\":\"t\"}";
@@ -388,8 +404,7 @@ static void test_retries(void)
      * itself resends once on a fresh connection (the keep-alive race). */
     f = (fake){ .now = 1000000, .byte = 0xff };
     canned race[] = { { 200, "{}", NULL }, { 0, NULL, NULL }, { 200, "{\"n\":3}", NULL } };
-    server_start(&s, race, 3);
-    c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
+    c = begin(&s, race, 3, &f, &env, 10, 60000);
     err = NULL;
     CHECK_MSG(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK, "race: first call");
     CHECK_MSG(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK && r.attempts == 1 &&
@@ -406,16 +421,12 @@ static void test_retries(void)
     f = (fake){ .now = 1000000, .byte = 0 };
     canned twice[] = { { 400, "{\"__type\":\"x#ThrottlingException\"}", NULL },
                        { 200, "{}", NULL } };
-    server_start(&s, twice, 2);
-    c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
+    c = begin(&s, twice, 2, &f, &env, 10, 60000);
     err = NULL;
     CHECK_MSG(http_call(c, "GetItem", "{}", 2, false, &r, &err) == STORE_OK,
           "throttling is retried even when not retry-safe");
     CHECK_MSG(f.nslept == 1 && f.slept[0] == 0, "zero jitter, zero wait");
-    http_response_free(&r);
-    http_close(c);
-    server_stop(&s);
-    server_free(&s);
+    finish(&s, c, &r);
     free(err);
 }
 
@@ -429,16 +440,12 @@ static void test_not_retried(void)
 
     /* A 5xx on a call that is not safe to repeat: reported, not retried. */
     canned five[] = { { 503, "{\"__type\":\"x#ServiceUnavailable\"}", NULL } };
-    server_start(&s, five, 1);
-    http_client *c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
+    http_client *c = begin(&s, five, 1, &f, &env, 10, 60000);
     CHECK_MSG(http_call(c, "PutItem", "{}", 2, false, &r, &err) == STORE_IO && r.attempts == 1 &&
               r.status == 503 && err && strstr(err, "may have been applied") &&
               strstr(err, "ServiceUnavailable"),
           "503 not retried when unsafe: %s", err ? err : "");
-    http_response_free(&r);
-    http_close(c);
-    server_stop(&s);
-    server_free(&s);
+    finish(&s, c, &r);
     free(err);
     err = NULL;
 
@@ -453,8 +460,7 @@ static void test_not_retried(void)
         { 400, "{\"__type\":\"com.amazon.coral.validate#ValidationException\","
                "\"Message\":\"Item size has exceeded the maximum allowed size\"}", NULL },
     };
-    server_start(&s, final, 3);
-    c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
+    c = begin(&s, final, 3, &f, &env, 10, 60000);
     CHECK_MSG(http_call(c, "PutItem", "{}", 2, true, &r, &err) == STORE_OK && r.attempts == 1 &&
               r.status == 400 && r.error && !strcmp(r.error, "ConditionalCheckFailedException") &&
               r.message && !strcmp(r.message, "The conditional request failed"),
@@ -476,10 +482,7 @@ static void test_not_retried(void)
           "size limit maps to STORE_LIMIT: %s", err ? err : "");
     free(err);
     err = NULL;
-    http_response_free(&r);
-    http_close(c);
-    server_stop(&s);
-    server_free(&s);
+    finish(&s, c, &r);
 
     /* A cancelled transaction that only met contention is retried. */
     canned conflict[] = {
@@ -488,15 +491,11 @@ static void test_not_retried(void)
         { 400, "{\"__type\":\"x#TransactionConflictException\"}", NULL },
         { 200, "{}", NULL },
     };
-    server_start(&s, conflict, 3);
-    c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
+    c = begin(&s, conflict, 3, &f, &env, 10, 60000);
     CHECK_MSG(http_call(c, "TransactWriteItems", "{}", 2, false, &r, &err) == STORE_OK &&
               r.attempts == 3 && r.status == 200,
           "conflicts retried: attempts %d", r.attempts);
-    http_response_free(&r);
-    http_close(c);
-    server_stop(&s);
-    server_free(&s);
+    finish(&s, c, &r);
     free(err);
 }
 
@@ -511,18 +510,14 @@ static void test_cut_short(void)
     http_response r = { 0 };
     char *err = NULL;
     canned script[] = { { 200, "", "none" }, { 200, "{\"ok\":1}", NULL }, { 200, "{\"x", NULL } };
-    server_start(&s, script, 3);
-    http_client *c = client_for(s.port, &f, &env, 10, 60000, HTTP_DYNAMODB);
+    http_client *c = begin(&s, script, 3, &f, &env, 10, 60000);
     CHECK_MSG(http_call(c, "TransactWriteItems", "{}", 2, true, &r, &err) == STORE_OK &&
               r.attempts == 2 && json_integer_value(json_object_get(r.json, "ok")) == 1,
           "empty 200 retried when safe: %s", err ? err : "");
     CHECK_MSG(http_call(c, "PutItem", "{}", 2, false, &r, &err) == STORE_IO && r.attempts == 1 &&
               err && strstr(err, "cut short") && strstr(err, "may have been applied"),
           "truncated 200 not retried when unsafe: %s", err ? err : "");
-    http_response_free(&r);
-    http_close(c);
-    server_stop(&s);
-    server_free(&s);
+    finish(&s, c, &r);
     free(err);
 }
 
@@ -540,8 +535,7 @@ static void test_bounds(void)
         script[i] = throttled;
 
     /* Bounded in attempts. */
-    server_start(&s, script, MAX_STEPS);
-    http_client *c = client_for(s.port, &f, &env, 3, 60000, HTTP_DYNAMODB);
+    http_client *c = begin(&s, script, MAX_STEPS, &f, &env, 3, 60000);
     CHECK_MSG(http_call(c, "Query", "{}", 2, true, &r, &err) == STORE_IO && r.attempts == 3 &&
               err && strstr(err, "ThrottlingException: Rate exceeded") &&
               strstr(err, "after 3 attempts"),
@@ -549,25 +543,18 @@ static void test_bounds(void)
     CHECK_MSG(r.status == 400 && r.error, "last answer kept after giving up");
     free(err);
     err = NULL;
-    http_response_free(&r);
-    http_close(c);
-    server_stop(&s);
-    server_free(&s);
+    finish(&s, c, &r);
 
     /* Bounded in time: waits of ~100, 200, 400 ms fit 1 s, 800 does not. */
     f = (fake){ .now = 1000000, .byte = 0xff };
-    server_start(&s, script, MAX_STEPS);
-    c = client_for(s.port, &f, &env, 10, 1000, HTTP_DYNAMODB);
+    c = begin(&s, script, MAX_STEPS, &f, &env, 10, 1000);
     CHECK_MSG(http_call(c, "Query", "{}", 2, true, &r, &err) == STORE_IO && r.attempts == 4 &&
               f.nslept == 3,
           "gives up within the budget: attempts %d, waits %d: %s", r.attempts, f.nslept,
           err ? err : "");
     free(err);
     err = NULL;
-    http_response_free(&r);
-    http_close(c);
-    server_stop(&s);
-    server_free(&s);
+    finish(&s, c, &r);
 
     /* Nobody listening: retried (nothing was sent), then reported. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
