@@ -127,30 +127,32 @@ static int l_reset_subscription(lua_State *L) {
     return 1;
 }
 
-/* Runs one poll for sub:poll and sub:poll_notification; returns 0 with
- * the batch, or pushes nil, message and returns 2. */
-static int do_poll(lua_State *L, lsub *ls, const store_event **evs, size_t *n,
-                   char position[STORE_REVISION_SIZE]) {
+/* How a poll's batch is handed to Lua: pushes it and returns how many
+ * values it pushed. */
+typedef int push_batch(lua_State *L, const store_event *evs, size_t n, const char *position);
+
+/* One poll for sub:poll and sub:poll_notification: the timeout and max
+ * arguments, the poll, then the batch as `push` hands it over; nil and a
+ * message when the poll fails. */
+static int poll_with(lua_State *L, push_batch *push) {
+    lsub *ls = check_sub(L, 1);
     lua_Number timeout = luaL_optnumber(L, 2, 0);
     luaL_argcheck(L, timeout >= 0 && timeout <= MAX_TIMEOUT, 2,
                   "timeout must be between 0 and 86400 seconds");
     lua_Integer max = luaL_optinteger(L, 3, DEFAULT_MAX);
     luaL_argcheck(L, max >= 1, 3, "max must be at least 1");
-    char *err = NULL;
-    store_status st = ls->s->ops->poll(ls->sub, (int64_t)(timeout * 1000 + 0.5), (size_t)max,
-                                       evs, n, position, &err);
-    if (st != STORE_OK) return bind_fail(L, st, err);
-    return 0;
-}
-
-/* sub:poll([timeout_seconds [, max]]) -> events, position */
-static int l_poll(lua_State *L) {
-    lsub *ls = check_sub(L, 1);
     const store_event *evs = NULL;
     size_t n = 0;
     char position[STORE_REVISION_SIZE];
-    int failed = do_poll(L, ls, &evs, &n, position);
-    if (failed) return failed;
+    char *err = NULL;
+    store_status st = ls->s->ops->poll(ls->sub, (int64_t)(timeout * 1000 + 0.5), (size_t)max,
+                                       &evs, &n, position, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    return push(L, evs, n, position);
+}
+
+/* events, position */
+static int push_events(lua_State *L, const store_event *evs, size_t n, const char *position) {
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
         bind_push_event(L, &evs[i]);
@@ -160,17 +162,9 @@ static int l_poll(lua_State *L) {
     return 2;
 }
 
-/* sub:poll_notification([timeout_seconds [, max]]) -> { revision, events =
- * { { key, type }, ... } }, Aeon's notification: what happened, without the
- * data, for apps that read the events themselves. `revision` is the
- * position: reading up to it and acking it covers the batch. */
-static int l_poll_notification(lua_State *L) {
-    lsub *ls = check_sub(L, 1);
-    const store_event *evs = NULL;
-    size_t n = 0;
-    char position[STORE_REVISION_SIZE];
-    int failed = do_poll(L, ls, &evs, &n, position);
-    if (failed) return failed;
+/* { revision = position, events = { { key, type }, ... } } */
+static int push_notification(lua_State *L, const store_event *evs, size_t n,
+                             const char *position) {
     lua_createtable(L, 0, 2);
     lua_pushstring(L, position);
     lua_setfield(L, -2, "revision");
@@ -185,6 +179,19 @@ static int l_poll_notification(lua_State *L) {
     }
     lua_setfield(L, -2, "events");
     return 1;
+}
+
+/* sub:poll([timeout_seconds [, max]]) -> events, position */
+static int l_poll(lua_State *L) {
+    return poll_with(L, push_events);
+}
+
+/* sub:poll_notification([timeout_seconds [, max]]) -> { revision, events =
+ * { { key, type }, ... } }, Aeon's notification: what happened, without the
+ * data, for apps that read the events themselves. `revision` is the
+ * position: reading up to it and acking it covers the batch. */
+static int l_poll_notification(lua_State *L) {
+    return poll_with(L, push_notification);
 }
 
 /* sub:ack(revision) -> true, or false when another consumer of the same
