@@ -57,18 +57,34 @@ const char *store_check_text(const char *s, bool allow_empty)
     return NULL;
 }
 
+/* A bound of a read or a subscription's start: NULL, STORE_START,
+ * STORE_END or a revision. */
+static store_status check_bound(const char *what, const char *bound, char **err)
+{
+    if (bound != NULL && !revision_bound_valid(bound))
+        return store_fail(err, STORE_INVALID, "%s \"%s\" is not a revision, START or END",
+                          what, bound);
+    return STORE_OK;
+}
+
+static store_status check_filter(const store_filter *filter, char **err)
+{
+    const char *why;
+    if (filter != NULL && (why = filter_check(filter)) != NULL)
+        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
+    return STORE_OK;
+}
+
 store_status store_check_subscription(const char *name, const store_sub_opts *opts,
                                       char **err)
 {
     const char *why;
     if (name != NULL && (why = store_check_text(name, false)) != NULL)
         return store_fail(err, STORE_INVALID, "subscription name %s", why);
-    if (opts->start != NULL && !revision_bound_valid(opts->start))
-        return store_fail(err, STORE_INVALID, "subscription start \"%s\" is not a revision, "
-                          "START or END", opts->start);
-    if (opts->filter != NULL && (why = filter_check(opts->filter)) != NULL)
-        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
-    return STORE_OK;
+    store_status status = check_bound("subscription start", opts->start, err);
+    if (status == STORE_OK)
+        status = check_filter(opts->filter, err);
+    return status;
 }
 
 static int cmp_keys(const void *a, const void *b)
@@ -163,20 +179,20 @@ store_status store_check_revision(const char *what, const char *revision, bool s
 
 store_status store_check_read(const store_read_opts *opts, char **err)
 {
-    const char *why;
-    if (opts->from != NULL && !revision_bound_valid(opts->from))
-        return store_fail(err, STORE_INVALID, "read bound \"%s\" is not a revision, "
-                          "START or END", opts->from);
-    if (opts->to != NULL && !revision_bound_valid(opts->to))
-        return store_fail(err, STORE_INVALID, "read bound \"%s\" is not a revision, "
-                          "START or END", opts->to);
-    if (opts->filter != NULL && (why = filter_check(opts->filter)) != NULL)
-        return store_fail(err, STORE_INVALID, "bad filter: %s", why);
-    return STORE_OK;
+    store_status status = check_bound("read bound", opts->from, err);
+    if (status == STORE_OK)
+        status = check_bound("read bound", opts->to, err);
+    if (status == STORE_OK)
+        status = check_filter(opts->filter, err);
+    return status;
 }
 
-store_status store_check_document(const char *what, const char *doc, size_t len, char **err)
+store_status store_check_document(const char *rev_what, const char *revision, const char *what,
+                                  const char *doc, size_t len, char **err)
 {
+    store_status status = store_check_revision(rev_what, revision, true, err);
+    if (status != STORE_OK)
+        return status;
     if (doc == NULL || len == 0)
         return store_fail(err, STORE_INVALID, "%s is empty", what);
     return STORE_OK;

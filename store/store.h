@@ -549,8 +549,11 @@ store_status store_check_revision(const char *what, const char *revision, bool s
  * filter. */
 store_status store_check_read(const store_read_opts *opts, char **err);
 
-/* Checks that a snapshot's state or a view's document is not empty. */
-store_status store_check_document(const char *what, const char *doc, size_t len, char **err);
+/* Checks a document written as of a revision (a snapshot's state, a view's
+ * document): the revision (named `rev_what`) is a revision or STORE_START,
+ * and the document (named `what`) is not empty. */
+store_status store_check_document(const char *rev_what, const char *revision, const char *what,
+                                  const char *doc, size_t len, char **err);
 
 /* Checks a view's name and, unless NULL, a document id. */
 store_status store_check_view(const char *view, const char *id, char **err);

@@ -75,9 +75,8 @@ store_status ddb_save_snapshot(store *st, const char *key, const char *revision,
     *saved = false;
     if ((status = ddb_check_key(key, err)) != STORE_OK)
         return status;
-    if ((status = store_check_revision("snapshot revision", revision, true, err)) != STORE_OK)
-        return status;
-    if ((status = store_check_document("snapshot state", state, state_len, err)) != STORE_OK)
+    if ((status = store_check_document("snapshot revision", revision, "snapshot state", state,
+                                       state_len, err)) != STORE_OK)
         return status;
     const versioned_put vp = {s->metadata, "state", "stateFloats", "snapshot state"};
     json_t *item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "pk", "S", key, "sk", "S",
@@ -201,9 +200,8 @@ store_status ddb_view_put(store *st, const char *view, const char *id, const cha
     *stored = false;
     if ((status = check_view(s, view, id, err)) != STORE_OK)
         return status;
-    if ((status = store_check_revision("view revision", revision, true, err)) != STORE_OK)
-        return status;
-    if ((status = store_check_document("view document", doc, doc_len, err)) != STORE_OK)
+    if ((status = store_check_document("view revision", revision, "view document", doc, doc_len,
+                                       err)) != STORE_OK)
         return status;
     char *sk = doc_sk(id);
     if (sk == NULL)

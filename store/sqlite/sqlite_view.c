@@ -21,9 +21,8 @@ store_status sqlite_save_snapshot(store *st, const char *key, const char *revisi
     *saved = false;
     if ((why = store_check_text(key, false)) != NULL)
         return store_fail(err, STORE_INVALID, "key %s", why);
-    if ((status = store_check_revision("snapshot revision", revision, true, err)) != STORE_OK)
-        return status;
-    if ((status = store_check_document("snapshot state", state, state_len, err)) != STORE_OK)
+    if ((status = store_check_document("snapshot revision", revision, "snapshot state", state,
+                                       state_len, err)) != STORE_OK)
         return status;
     if (state_len > INT_MAX)
         return store_fail(err, STORE_LIMIT, "snapshot state is over 2 GB");
@@ -143,9 +142,8 @@ store_status sqlite_view_put(store *st, const char *view, const char *id,
         return store_fail(err, STORE_INVALID, "view document id is missing");
     if ((status = store_check_view(view, id, err)) != STORE_OK)
         return status;
-    if ((status = store_check_revision("view revision", revision, true, err)) != STORE_OK)
-        return status;
-    if ((status = store_check_document("view document", doc, doc_len, err)) != STORE_OK)
+    if ((status = store_check_document("view revision", revision, "view document", doc, doc_len,
+                                       err)) != STORE_OK)
         return status;
     if (doc_len > INT_MAX)
         return store_fail(err, STORE_LIMIT, "view document is over 2 GB");
