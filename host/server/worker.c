@@ -64,6 +64,16 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The time `seconds` from now on the monotonic clock, for a timed wait
+ * on a condition variable made by cond_init_monotonic. */
+static struct timespec monotonic_after(double seconds) {
+    double at = now_seconds() + seconds;
+    struct timespec ts;
+    ts.tv_sec = (time_t)at;
+    ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+    return ts;
+}
+
 static char *dup_string(const char *s) {
     size_t n = strlen(s) + 1;
     char *p = malloc(n);
@@ -460,6 +470,16 @@ static void set_answer(answer *a, int status, const char *message, const char *r
     a->body = worker_error_body(message, request_id, &a->len);
 }
 
+/* A condition variable whose timed waits run on the monotonic clock, so
+ * a change of the wall clock neither cuts nor stretches them. */
+static void cond_init_monotonic(pthread_cond_t *c) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 /* Gives the state back its memory after a job that failed: a full
  * collection closes what the handler left open, and malloc_trim hands the
  * freed pages to the system, so a request that built a huge string does
@@ -804,11 +824,7 @@ static void *watchdog_main(void *arg) {
     worker_pool *p = arg;
     pthread_mutex_lock(&p->lock);
     while (!p->watch_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + WATCH_EVERY;
-        ts.tv_sec = (time_t)at;
-        ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+        struct timespec ts = monotonic_after(WATCH_EVERY);
         pthread_cond_timedwait(&p->tick, &p->lock, &ts);
         double now = now_seconds();
         bool force = atomic_load(&p->force) && now > p->force_at + STUCK_AFTER;
@@ -843,11 +859,7 @@ int worker_pool_start(const worker_options *opt, worker_pool **out, char **err) 
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->ended, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->tick, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&p->tick);
     for (int i = 0; i < opt->workers; i++) {
         worker *w = calloc(1, sizeof *w);
         if (!w) {
@@ -1007,11 +1019,7 @@ static void projection_hook(lua_State *L, lua_Debug *ar) {
 
 /* Sleeps up to `seconds`, waking early when the projector is stopped. */
 static void pause_unless_stopped(projector *o, double seconds) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + seconds;
-    ts.tv_sec = (time_t)end;
-    ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+    struct timespec ts = monotonic_after(seconds);
     pthread_mutex_lock(&o->lock);
     while (!atomic_load(&o->stop)) {
         if (pthread_cond_timedwait(&o->changed, &o->lock, &ts) == ETIMEDOUT) break;
@@ -1085,11 +1093,7 @@ int projector_start(const worker_options *opt, char *const *names, size_t n, pro
     }
     o->opt = opt;
     pthread_mutex_init(&o->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&o->changed, &attr);
-    pthread_condattr_destroy(&attr);
+    cond_init_monotonic(&o->changed);
     for (size_t i = 0; i < n; i++) {
         projection *pr = &o->p[i];
         pr->owner = o;
@@ -1127,11 +1131,7 @@ int projector_running(projector *o) {
 /* Waits on `o->changed` (its lock held) until no thread runs or `seconds`
  * pass. */
 static void wait_running(projector *o, double seconds) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double end = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + seconds;
-    ts.tv_sec = (time_t)end;
-    ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+    struct timespec ts = monotonic_after(seconds);
     while (o->running > 0) {
         if (pthread_cond_timedwait(&o->changed, &o->lock, &ts) == ETIMEDOUT) break;
     }
