@@ -708,13 +708,9 @@ static void setup_state(lua_State *L)
     lua_getfield(L, -1, "path");
     lua_pushfstring(L, "%s%s", LUA_PATHS, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
-    lua_pop(L, 1);
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_aeon_core);
-    lua_setfield(L, -2, "aeon.core");
-    lua_pushcfunction(L, luaopen_bench);
-    lua_setfield(L, -2, "bench");
     lua_pop(L, 2);
+    bind_preload(L, "aeon.core", luaopen_aeon_core);
+    bind_preload(L, "bench", luaopen_bench);
 }
 
 /* ------------------------------------------------------------------ */

@@ -256,13 +256,8 @@ static const luaL_Reg functions[] = {
 };
 
 void host_preload(lua_State *L) {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_aeon_core);
-    lua_setfield(L, -2, "aeon.core");
-    lua_pushcfunction(L, luaopen_aeon_host);
-    lua_setfield(L, -2, "aeon.host");
-    lua_pop(L, 2);
+    bind_preload(L, "aeon.core", luaopen_aeon_core);
+    bind_preload(L, "aeon.host", luaopen_aeon_host);
 }
 
 int luaopen_aeon_host(lua_State *L) {

@@ -43,15 +43,12 @@ static void set_paths(lua_State *L, const char *argv0) {
                        "%s/../share/lua/5.4/?/init.lua;%s",
                     env ? env : "", env ? ";" : "", dir, dir, dir, dir, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
-    lua_pop(L, 1);
+    lua_pop(L, 2);
 
     /* aeon.core is linked in; require finds it without a .so. aeon.host
      * (the HTTP server) and aeon.lambda (the Lambda runtime) exist only
      * inside aeon-host. */
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_aeon_lambda);
-    lua_setfield(L, -2, "aeon.lambda");
-    lua_pop(L, 2);
+    bind_preload(L, "aeon.lambda", luaopen_aeon_lambda);
     host_preload(L);
 }
 

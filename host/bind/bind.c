@@ -48,6 +48,14 @@ void *bind_scratch(lua_State *L, size_t size, const char *name, lua_CFunction gc
     return p;
 }
 
+void bind_preload(lua_State *L, const char *name, lua_CFunction open) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, open);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
+}
+
 void bind_store_methods(lua_State *L, const luaL_Reg *methods) {
     luaL_getmetatable(L, BIND_STORE_MT);
     lua_getfield(L, -1, "__index");

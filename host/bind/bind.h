@@ -39,6 +39,9 @@ void bind_class(lua_State *L, const char *name, const luaL_Reg *methods, const l
  * cannot leak. */
 void *bind_scratch(lua_State *L, size_t size, const char *name, lua_CFunction gc);
 
+/* package.preload[name] = open, so require(name) opens the module. */
+void bind_preload(lua_State *L, const char *name, lua_CFunction open);
+
 /* Adds methods to the store handles' __index (bind_sub.c, bind_view.c). */
 void bind_store_methods(lua_State *L, const luaL_Reg *methods);
 
