@@ -17,22 +17,21 @@
 #include "json.h"
 #include "store.h"
 
-/* A "__gc" in meta serves as "__close" too: a handle closes the same way
- * whether collected or leaving a to-be-closed variable's scope. */
-void bind_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
+/* gc serves as "__close" too: a handle closes the same way whether
+ * collected or leaving a to-be-closed variable's scope. */
+void bind_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                lua_CFunction tostring) {
     luaL_newmetatable(L, name);
     if (methods) {
         lua_newtable(L);
         luaL_setfuncs(L, methods, 0);
         lua_setfield(L, -2, "__index");
     }
-    for (; meta && meta->name; meta++) {
-        lua_pushcfunction(L, meta->func);
-        lua_setfield(L, -2, meta->name);
-        if (strcmp(meta->name, "__gc") == 0) {
-            lua_pushcfunction(L, meta->func);
-            lua_setfield(L, -2, "__close");
-        }
+    const luaL_Reg meta[] = {{"__gc", gc}, {"__close", gc}, {"__tostring", tostring}};
+    for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++) {
+        if (meta[i].func == NULL) continue;
+        lua_pushcfunction(L, meta[i].func);
+        lua_setfield(L, -2, meta[i].name);
     }
     lua_pop(L, 1);
 }

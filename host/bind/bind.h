@@ -29,10 +29,11 @@ struct bind_child {
     void *owner;                    /* the store's userdata; NULL once released */
 };
 
-/* Makes the metatable `name`: `methods` (or NULL) as its __index, and the
- * metamethods in `meta` (or NULL); a "__gc" there also serves as
- * "__close". */
-void bind_class(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta);
+/* Makes the metatable `name`: `methods` (or NULL) as its __index, `gc`
+ * (or NULL) as its __gc and __close, `tostring` (or NULL) as its
+ * __tostring - the only metamethods the handles have. */
+void bind_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                lua_CFunction tostring);
 
 /* Pushes a zeroed userdata of `size` bytes whose metatable `name` (made on
  * first use) frees it with `gc` when collected: scratch memory a raise

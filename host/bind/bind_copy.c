@@ -597,11 +597,6 @@ static const luaL_Reg batch_methods[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg batch_meta[] = {
-    {"__gc", batch_gc},
-    {NULL, NULL},
-};
-
 static const luaL_Reg copy_functions[] = {
     {"batch", l_new},
     {"sha256", l_sha256},
@@ -609,6 +604,6 @@ static const luaL_Reg copy_functions[] = {
 };
 
 void bind_copy_open(lua_State *L) {
-    bind_class(L, BATCH_MT, batch_methods, batch_meta);
+    bind_class(L, BATCH_MT, batch_methods, batch_gc, NULL);
     luaL_setfuncs(L, copy_functions, 0);
 }

@@ -194,7 +194,7 @@ static int filter_op(lua_State *L) {
 }
 
 void bind_filter_open(lua_State *L) {
-    bind_class(L, FILTER_MT, NULL, NULL);
+    bind_class(L, FILTER_MT, NULL, NULL, NULL);
     static const char *const ops[] = {"prefix", "eq", "ne", "gt", "gte", "lt", "lte",
                                       "exists", "all_of", "any_of", NULL};
     lua_createtable(L, 0, 10);

@@ -560,20 +560,9 @@ static const luaL_Reg core_functions[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg store_meta[] = {
-    {"__gc", l_close},
-    {"__tostring", l_tostring},
-    {NULL, NULL},
-};
-
-static const luaL_Reg cursor_meta[] = {
-    {"__gc", cursor_gc},
-    {NULL, NULL},
-};
-
 void bind_store_open(lua_State *L) {
-    bind_class(L, STORE_MT, store_methods, store_meta);
-    bind_class(L, CURSOR_MT, NULL, cursor_meta);
+    bind_class(L, STORE_MT, store_methods, l_close, l_tostring);
+    bind_class(L, CURSOR_MT, NULL, cursor_gc, NULL);
     luaL_setfuncs(L, core_functions, 0);
     lua_pushliteral(L, STORE_START);
     lua_setfield(L, -2, "START");

@@ -258,12 +258,6 @@ static const luaL_Reg sub_methods[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg sub_meta[] = {
-    {"__gc", sub_gc},
-    {"__tostring", sub_tostring},
-    {NULL, NULL},
-};
-
 static const luaL_Reg core_functions[] = {
     {"monotonic", l_monotonic},
     {NULL, NULL},
@@ -271,6 +265,6 @@ static const luaL_Reg core_functions[] = {
 
 void bind_sub_open(lua_State *L) {
     bind_store_methods(L, store_methods);
-    bind_class(L, SUB_MT, sub_methods, sub_meta);
+    bind_class(L, SUB_MT, sub_methods, sub_gc, sub_tostring);
     luaL_setfuncs(L, core_functions, 0);
 }

@@ -239,12 +239,7 @@ static const luaL_Reg view_methods[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg view_meta[] = {
-    {"__tostring", view_tostring},
-    {NULL, NULL},
-};
-
 void bind_view_open(lua_State *L) {
     bind_store_methods(L, store_methods);
-    bind_class(L, VIEW_MT, view_methods, view_meta);
+    bind_class(L, VIEW_MT, view_methods, NULL, view_tostring);
 }

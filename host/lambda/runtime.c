@@ -397,13 +397,8 @@ static const luaL_Reg functions[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg client_meta[] = {
-    {"__gc", l_close},
-    {NULL, NULL},
-};
-
 int luaopen_aeon_lambda(lua_State *L) {
-    bind_class(L, CLIENT_MT, client_methods, client_meta);
+    bind_class(L, CLIENT_MT, client_methods, l_close, NULL);
     luaL_newlib(L, functions);
     lambda_stream_open(L);
     return 1;
