@@ -74,12 +74,7 @@ end
 
 describe("containment #http", function()
   describe("strict HTTP", function()
-    local s
-    lazy_setup(function()
-      s = server.start(FIXTURE, { "--workers", "2" })
-      assert.truthy(s.url, s:stderr())
-    end)
-    lazy_teardown(function() assert.same(0, s:stop()) end)
+    local s = server.per_block(FIXTURE, { "--workers", "2" })
 
     -- The second request hides in the first one's body.
     local smuggled = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -130,12 +125,7 @@ describe("containment #http", function()
   end)
 
   describe("honest answers", function()
-    local s
-    lazy_setup(function()
-      s = server.start(FIXTURE, { "--workers", "2" })
-      assert.truthy(s.url, s:stderr())
-    end)
-    lazy_teardown(function() assert.same(0, s:stop()) end)
+    local s = server.per_block(FIXTURE, { "--workers", "2" })
 
     it("regression: a handler returning nil, {message = ...} sent `table: 0x...`", function()
       local status, body, _, text = s:json("POST", "/commands/table_error", { json = {} })

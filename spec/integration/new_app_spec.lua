@@ -39,9 +39,8 @@ describe("aeon-host new and test #cli", function()
 
   it("exits 1 and counts a failing spec in its last line", function()
     assert.same(0, (host { "new", dir }))
-    local f = assert(io.open(dir .. "/spec/broken_spec.lua", "w"))
-    f:write('describe("x", function() it("fails", function() assert.same(1, 2) end) end)\n')
-    f:close()
+    helpers.spit(dir .. "/spec/broken_spec.lua",
+      'describe("x", function() it("fails", function() assert.same(1, 2) end) end)\n')
     local code, out = host { "test", dir }
     assert.same(1, code, out)
     assert.matches("\n%d+ passed, 1 failed\n$", out)
@@ -49,9 +48,7 @@ describe("aeon-host new and test #cli", function()
 
   it("writes nothing over an existing app", function()
     assert.same(0, (host { "new", dir }))
-    local f = assert(io.open(dir .. "/app.lua", "w"))
-    f:write("-- mine\n")
-    f:close()
+    helpers.spit(dir .. "/app.lua", "-- mine\n")
     local code, out = host { "new", dir }
     assert.same(2, code)
     assert.matches("app%.lua exists; nothing written", out)

@@ -18,13 +18,8 @@ end
 
 describe("aeon-host serve #http", function()
   describe("statuses", function()
-    local s
-    lazy_setup(function()
-      s = server.start(FIXTURE, { "--workers", "2", "--max-body", "1000", "--timeout", "1",
-        "--max-instructions", "2000000" })
-      assert.truthy(s.url, s:stderr())
-    end)
-    lazy_teardown(function() assert.same(0, s:stop()) end)
+    local s = server.per_block(FIXTURE, { "--workers", "2", "--max-body", "1000", "--timeout",
+      "1", "--max-instructions", "2000000" })
 
     it("prints the URL and a curl example to try, and answers /health", function()
       assert.matches("serving http%-app at http://127%.0%.0%.1:%d+", s:stdout())

@@ -119,6 +119,20 @@ function Server:wait(seconds)
   return tonumber(rc)
 end
 
+--- One server for the specs of a describe block: started before the first
+-- (lazy_setup; its URL asserted), stopped after the last, which asserts
+-- that it exits 0. Returns the server, a table filled in once it starts.
+function M.per_block(app, words, opts)
+  local busted = require "busted" -- lazy_setup and luassert live in the spec's environment
+  local s = setmetatable({}, Server)
+  busted.lazy_setup(function()
+    for k, v in pairs(M.start(app, words, opts)) do s[k] = v end
+    busted.assert.truthy(s.url, s:stderr())
+  end)
+  busted.lazy_teardown(function() busted.assert.same(0, s:stop()) end)
+  return s
+end
+
 --- SIGTERM, then the exit status.
 function Server:stop()
   if self.stopped then return self.code end
