@@ -29,7 +29,7 @@
 
 /* A revision looked at above the mark, and the poll that looked. */
 typedef struct seen_rev {
-    char rev[STORE_REVISION_SIZE]; /* the event's revision */
+    char rev[STORE_REVISION_SIZE]; /* the event's revision (first: rev_search) */
     uint64_t poll;                 /* poll number; 0: loaded with a checkpoint */
 } seen_rev;
 
@@ -188,24 +188,34 @@ void ddb_sub_close(store_sub *sub)
     free(sub);
 }
 
-/* Index of rev in sub->seen, or where it would go (*found false). */
-static size_t seen_find(const store_sub *sub, const char *rev, bool *found)
+/* Binary search of n entries of `size` bytes at base, ascending by the
+ * revision each begins with (a seen_rev, a rev_set entry): whether rev is
+ * there, and *at its index or where it would go. */
+static bool rev_search(const void *base, size_t n, size_t size, const char *rev, size_t *at)
 {
-    size_t lo = 0, hi = sub->nseen;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(sub->seen[mid].rev, rev);
+        int c = strcmp((const char *)base + mid * size, rev);
         if (c == 0) {
-            *found = true;
-            return mid;
+            *at = mid;
+            return true;
         }
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    *found = false;
-    return lo;
+    *at = lo;
+    return false;
+}
+
+/* Index of rev in sub->seen, or where it would go (*found false). */
+static size_t seen_find(const store_sub *sub, const char *rev, bool *found)
+{
+    size_t at;
+    *found = rev_search(sub->seen, sub->nseen, sizeof *sub->seen, rev, &at);
+    return at;
 }
 
 static bool seen_add(store_sub *sub, const char *rev, uint64_t poll)
@@ -472,21 +482,7 @@ static void settle(store_sub *sub, const char *last, uint64_t now, uint64_t poll
 
 static bool set_has(const rev_set *set, const char *rev, size_t *at)
 {
-    size_t lo = 0, hi = set->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(set->v[mid], rev);
-        if (c == 0) {
-            *at = mid;
-            return true;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *at = lo;
-    return false;
+    return rev_search(set->v, set->n, sizeof *set->v, rev, at);
 }
 
 static bool set_add(rev_set *set, const char *rev)
