@@ -347,6 +347,17 @@ typedef struct store_ops {
 
     /* -- Copying ------------------------------------------------------- */
 
+    /* Lists the store's snapshots, each as a store_view_doc (id: the key,
+     * doc: the state, revision: the last event folded into it), in an order
+     * of the backend's that stays put while the store is not written
+     * (SQLite: by key; DynamoDB: a Scan's), from the one after key `after`
+     * (NULL: from the first), at most `limit` (1 to 100000) of them: *docs
+     * is a malloc'd array of *n the caller frees with store_view_docs_free.
+     * Fewer than `limit` means there are no more. Reads no events, so a
+     * copy can bring over snapshots saved for keys that got no new ones. */
+    store_status (*snapshot_list)(store *s, const char *after, size_t limit,
+                                  store_view_doc **docs, size_t *n, char **err);
+
     /* Writes events copied from another store as they are: key, revision,
      * type, data, correlation id and committed_at kept, nothing numbered
      * anew. `events` is in increasing revision order and made of whole

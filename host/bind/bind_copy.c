@@ -7,13 +7,15 @@
  *   aeon.core.batch()                     -> an empty batch
  *   batch:read(store, after, to, max)     -> count | nil, message
  *   batch:read_ndjson(file, line, max)    -> count, next line | nil, message
- *   batch:write_ndjson(file)              -> true | nil, message
+ *   batch:write_ndjson(file [, only])     -> true | nil, message
  *   batch:import(store)                   -> { imported, present, writes, split }
  *                                            | nil, message
  *   batch:count(), batch:last()           -> events held; the last revision
  *   batch:event(i)                        -> { key, revision, type, data, ... }
  *   batch:keys()                          -> the distinct keys, in first order
- *   batch:snapshots(store, keys), batch:save_snapshots(store)
+ *   batch:snapshots(store, keys), batch:list_snapshots(store, after, max,
+ *     upto), batch:save_snapshots(store [, only]), batch:snapshot_count(),
+ *     batch:snapshot(i)                   -> { key, revision, state }
  *   batch:tail_ndjson(path), batch:find(rev), batch:drop_through(rev)
  *   aeon.core.sha256(text)                -> 64 hex digits
  *
@@ -75,14 +77,18 @@ static void free_event(store_event *e) {
     free((char *)e->correlation_id);
 }
 
-static void clear(batch *b) {
-    for (size_t i = 0; i < b->n; i++) free_event(&b->ev[i]);
-    b->n = 0;
+static void clear_snaps(batch *b) {
     for (size_t i = 0; i < b->nsnaps; i++) {
         free(b->snaps[i].key);
         free(b->snaps[i].state);
     }
     b->nsnaps = 0;
+}
+
+static void clear(batch *b) {
+    for (size_t i = 0; i < b->n; i++) free_event(&b->ev[i]);
+    b->n = 0;
+    clear_snaps(b);
 }
 
 /* Takes over key and state (freed when out of memory). */
@@ -124,6 +130,17 @@ static char *copy_text(const char *s, size_t len) {
         p[len] = 0;
     }
     return p;
+}
+
+/* JSON text in a canonical form (keys sorted, floats with every bit), so
+ * the same value read from two backends is the same string: malloc'd, or
+ * NULL with je set. */
+static char *canonical(const char *text, size_t len, json_error_t *je) {
+    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, je);
+    char *canon = v ? json_dumps(v, DUMP_FLAGS | JSON_SORT_KEYS) : NULL;
+    if (v && !canon) snprintf(je->text, sizeof je->text, "out of memory");
+    json_decref(v);
+    return canon;
 }
 
 /* Appends a copy of ev; the data, when `data` is not NULL, is taken over
@@ -215,17 +232,13 @@ static int l_import(lua_State *L) {
     return 1;
 }
 
-/* batch:snapshots(store, keys): adds the snapshots the store holds for
- * those keys (a list), replacing those the batch had. Returns how many. */
+/* batch:snapshots(store, keys): the snapshots the store holds for those
+ * keys (a list), in place of those the batch had. Returns how many. */
 static int l_snapshots(lua_State *L) {
     batch *b = check_batch(L, 1);
     store *s = bind_check_store(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
-    for (size_t i = 0; i < b->nsnaps; i++) {
-        free(b->snaps[i].key);
-        free(b->snaps[i].state);
-    }
-    b->nsnaps = 0;
+    clear_snaps(b);
     lua_Integer n = luaL_len(L, 3);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 3, i);
@@ -243,18 +256,85 @@ static int l_snapshots(lua_State *L) {
     return 1;
 }
 
-/* batch:save_snapshots(store): saves the batch's snapshots; returns how
- * many were saved (an older one than the store holds is not). */
+/* batch:list_snapshots(store, after, max, upto): a page of the store's
+ * snapshots (store_ops.snapshot_list: after key `after`, nil for the
+ * first; at most max), in place of those the batch had, keeping those at
+ * or below revision `upto` (what a copy has of the events). Returns how
+ * many were listed, kept or not (fewer than max: the last page), and the
+ * last key listed. */
+static int l_list_snapshots(lua_State *L) {
+    batch *b = check_batch(L, 1);
+    store *s = bind_check_store(L, 2);
+    const char *after = luaL_optstring(L, 3, NULL);
+    lua_Integer max = luaL_checkinteger(L, 4);
+    const char *upto = luaL_checkstring(L, 5);
+    luaL_argcheck(L, max >= 1 && max <= 100000, 4, "must be 1 to 100000");
+    if (!s->ops->snapshot_list) return bind_unsupported(L, s, "listing snapshots");
+    clear_snaps(b);
+    store_view_doc *docs = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    store_status st = s->ops->snapshot_list(s, after, (size_t)max, &docs, &n, &err);
+    if (st != STORE_OK) return bind_fail(L, st, err);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        if (strcmp(docs[i].revision, upto) > 0) continue;
+        ok = add_snap(b, docs[i].id, docs[i].revision, docs[i].doc, docs[i].doc_len);
+        docs[i].id = docs[i].doc = NULL; /* taken over, or freed */
+    }
+    lua_pushinteger(L, (lua_Integer)n);
+    if (n > 0 && ok) lua_pushstring(L, docs[n - 1].id ? docs[n - 1].id : b->snaps[b->nsnaps - 1].key);
+    store_view_docs_free(docs, n);
+    if (!ok) return luaL_error(L, "out of memory");
+    return n > 0 ? 2 : 1;
+}
+
+/* Whether the store holds sn as it is (the same revision and state). */
+static store_status holds(store *s, const snap *sn, bool *same, char **err) {
+    store_snapshot cur;
+    bool found = false;
+    *same = false;
+    store_status st = s->ops->snapshot(s, sn->key, &cur, &found, err);
+    if (st != STORE_OK || !found) return st;
+    if (strcmp(cur.revision, sn->revision) == 0) {
+        json_error_t je;
+        char *a = canonical(cur.state, cur.state_len, &je);
+        char *b = a ? canonical(sn->state, sn->state_len, &je) : NULL;
+        *same = a && b && strcmp(a, b) == 0;
+        free(a);
+        free(b);
+    }
+    free(cur.state);
+    return STORE_OK;
+}
+
+/* Whether snapshot i (0-based) is among those `only` (at idx, a table of
+ * 1-based indices, or none: all) names. */
+static bool wanted(lua_State *L, int idx, size_t i) {
+    if (lua_isnoneornil(L, idx)) return true;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    bool yes = lua_rawgeti(L, idx, (lua_Integer)i + 1) != LUA_TNIL;
+    lua_pop(L, 1);
+    return yes;
+}
+
+/* batch:save_snapshots(store [, only]): saves the batch's snapshots (those
+ * whose indices are true in `only`, when given) the store does not hold
+ * as they are (so a repeated copy writes nothing); returns how many were
+ * saved (an older one than the store holds is not). */
 static int l_save_snapshots(lua_State *L) {
     batch *b = check_batch(L, 1);
     store *s = bind_check_store(L, 2);
     lua_Integer saved = 0;
     for (size_t i = 0; i < b->nsnaps; i++) {
         const snap *sn = &b->snaps[i];
-        bool ok = false;
+        bool ok = false, same = false;
+        if (!wanted(L, 3, i)) continue;
         char *err = NULL;
-        store_status st = s->ops->save_snapshot(s, sn->key, sn->revision, sn->state,
-                                                sn->state_len, &ok, &err);
+        store_status st = holds(s, sn, &same, &err);
+        if (st == STORE_OK && !same)
+            st = s->ops->save_snapshot(s, sn->key, sn->revision, sn->state, sn->state_len, &ok,
+                                       &err);
         if (st != STORE_OK) return bind_fail(L, st, err);
         saved += ok;
     }
@@ -286,30 +366,30 @@ static int put_line(json_buf *o, const store_event *e) {
            json_buf_put(o, "}\n", 2);
 }
 
+/* batch:write_ndjson(file [, only]): the batch's event lines, then its
+ * snapshot lines (those whose indices are true in `only`, when given), so
+ * a snapshot follows the events it folds in. */
 static int l_write_ndjson(lua_State *L) {
     batch *b = check_batch(L, 1);
     luaL_Stream *f = luaL_checkudata(L, 2, LUA_FILEHANDLE);
     luaL_argcheck(L, f->closef != NULL, 2, "file is closed");
     json_buf o = {0};
-    /* Snapshots first: a copy killed after the batch's last event line
-     * has written its snapshots too. */
-    for (size_t i = 0; i < b->nsnaps; i++) {
+    bool bad = false;
+    for (size_t i = 0; i < b->n && !bad; i++) bad = put_line(&o, &b->ev[i]);
+    for (size_t i = 0; i < b->nsnaps && !bad; i++) {
         const snap *sn = &b->snaps[i];
-        if (json_buf_put(&o, "{\"snapshot\":", 12) ||
-            json_buf_string(&o, sn->key, strlen(sn->key)) ||
-            json_buf_put(&o, ",\"revision\":", 12) ||
-            json_buf_string(&o, sn->revision, strlen(sn->revision)) ||
-            json_buf_put(&o, ",\"state\":", 9) || json_buf_put(&o, sn->state, sn->state_len) ||
-            json_buf_put(&o, "}\n", 2)) {
-            json_buf_free(&o);
-            return luaL_error(L, "out of memory");
-        }
+        if (!wanted(L, 3, i)) continue;
+        bad = json_buf_put(&o, "{\"snapshot\":", 12) ||
+              json_buf_string(&o, sn->key, strlen(sn->key)) ||
+              json_buf_put(&o, ",\"revision\":", 12) ||
+              json_buf_string(&o, sn->revision, strlen(sn->revision)) ||
+              json_buf_put(&o, ",\"state\":", 9) || json_buf_put(&o, sn->state, sn->state_len) ||
+              json_buf_put(&o, "}\n", 2);
     }
-    for (size_t i = 0; i < b->n; i++)
-        if (put_line(&o, &b->ev[i])) {
-            json_buf_free(&o);
-            return luaL_error(L, "out of memory");
-        }
+    if (bad) {
+        json_buf_free(&o);
+        return luaL_error(L, "out of memory");
+    }
     size_t wrote = o.len ? fwrite(o.data, 1, o.len, f->f) : 0;
     size_t len = o.len;
     json_buf_free(&o);
@@ -530,22 +610,45 @@ static int l_last(lua_State *L) {
 }
 
 /* batch:event(i): event i (1-based) as a table; data is canonical JSON
- * text (keys sorted, floats with every bit), so the same data read from
- * two backends is the same string. */
+ * text. */
 static int l_event(lua_State *L) {
     batch *b = check_batch(L, 1);
     lua_Integer i = luaL_checkinteger(L, 2);
     luaL_argcheck(L, i >= 1 && (size_t)i <= b->n, 2, "no such event");
     const store_event *e = &b->ev[i - 1];
     json_error_t je;
-    json_t *data = json_loadb(e->data, e->data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-    char *canon = data ? json_dumps(data, DUMP_FLAGS | JSON_SORT_KEYS) : NULL;
-    json_decref(data);
+    char *canon = canonical(e->data, e->data_len, &je);
     if (!canon) return luaL_error(L, "event %s: stored data is not JSON: %s", e->revision, je.text);
     bind_push_event_as(L, e, canon);
     free(canon);
     lua_pushinteger(L, (lua_Integer)e->more);
     lua_setfield(L, -2, "more");
+    return 1;
+}
+
+static int l_snapshot_count(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)check_batch(L, 1)->nsnaps);
+    return 1;
+}
+
+/* batch:snapshot(i): snapshot i (1-based) as { key, revision, state },
+ * the state canonical JSON text. */
+static int l_snapshot(lua_State *L) {
+    batch *b = check_batch(L, 1);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, i >= 1 && (size_t)i <= b->nsnaps, 2, "no such snapshot");
+    const snap *sn = &b->snaps[i - 1];
+    json_error_t je;
+    char *canon = canonical(sn->state, sn->state_len, &je);
+    if (!canon) return luaL_error(L, "the snapshot of %s: state is not JSON: %s", sn->key, je.text);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, sn->key);
+    lua_setfield(L, -2, "key");
+    lua_pushstring(L, sn->revision);
+    lua_setfield(L, -2, "revision");
+    lua_pushstring(L, canon);
+    lua_setfield(L, -2, "state");
+    free(canon);
     return 1;
 }
 
@@ -594,6 +697,8 @@ static const luaL_Reg batch_methods[] = {
     {"event", l_event},         {"keys", l_keys},     {"snapshots", l_snapshots},
     {"save_snapshots", l_save_snapshots}, {"tail_ndjson", l_tail_ndjson},
     {"find", l_find},           {"drop_through", l_drop_through},
+    {"list_snapshots", l_list_snapshots}, {"snapshot_count", l_snapshot_count},
+    {"snapshot", l_snapshot},
     {NULL, NULL},
 };
 

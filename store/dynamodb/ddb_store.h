@@ -177,6 +177,8 @@ store_status ddb_save_snapshot(store *st, const char *key, const char *revision,
                                char **err);
 store_status ddb_snapshot(store *st, const char *key, store_snapshot *snap,
                           bool *found, char **err);
+store_status ddb_snapshot_list(store *st, const char *after, size_t limit,
+                               store_view_doc **docs, size_t *n, char **err);
 store_status ddb_view_get(store *st, const char *view, const char *id, char **doc,
                           size_t *doc_len, char revision[STORE_REVISION_SIZE],
                           bool *found, char **err);

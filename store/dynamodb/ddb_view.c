@@ -1,7 +1,8 @@
 /*
  * ddb_view.c - snapshots and views of the DynamoDB backend: a key's
- * snapshot beside its head in the metadata table, and read-model documents
- * with each view's revision in the views table.
+ * snapshot beside its head in the metadata table (and the list of them, by
+ * a Scan), and read-model documents with each view's revision in the
+ * views table.
  */
 #include "ddb_store.h"
 
@@ -87,6 +88,38 @@ store_status ddb_save_snapshot(store *st, const char *key, const char *revision,
     return status;
 }
 
+/* One page of a Query or Scan (body, taken over), resumed at *resume when
+ * set; *resume then says where the next page starts (NULL after the last). */
+static store_status next_page(ddb_store *s, const char *op, json_t *body, json_t **resume,
+                              http_response *r, char **err)
+{
+    if (body != NULL && *resume != NULL)
+        json_object_set(body, "ExclusiveStartKey", *resume);
+    store_status status = ddb_call(s, op, body, true, NULL, r, err);
+    if (status == STORE_OK) {
+        json_decref(*resume);
+        *resume = json_incref(json_object_get(r->json, "LastEvaluatedKey"));
+    }
+    return status;
+}
+
+/* A snapshot item's revision and state (malloc'd JSON text). */
+static store_status snapshot_of(ddb_store *s, const char *key, const json_t *item,
+                                char revision[STORE_REVISION_SIZE], char **state,
+                                size_t *state_len, char **err)
+{
+    const char *rev = ddb_item_s(item, "revision");
+    const json_t *value = json_object_get(item, "state");
+    if (rev == NULL || value == NULL || (strcmp(rev, STORE_START) != 0 && !revision_valid(rev)))
+        return store_fail(err, STORE_IO, "dynamodb: the snapshot item of key \"%s\" in %s is "
+                          "malformed", key, s->metadata);
+    store_status status = ddb_value_to_json(value, json_object_get(item, "stateFloats"), state,
+                                            state_len, err);
+    if (status == STORE_OK)
+        ddb_copy_rev(revision, rev);
+    return status;
+}
+
 store_status ddb_snapshot(store *st, const char *key, store_snapshot *snap,
                           bool *found, char **err)
 {
@@ -97,21 +130,78 @@ store_status ddb_snapshot(store *st, const char *key, store_snapshot *snap,
     memset(snap, 0, sizeof *snap);
     store_status status = ddb_check_key(key, err);
     if (status == STORE_OK && (status = ddb_get_meta(s, key, "snapshot", &r, &item, err)) ==
-                                  STORE_OK && item != NULL) {
-        const char *rev = ddb_item_s(item, "revision");
-        const json_t *state = json_object_get(item, "state");
-        if (rev == NULL || state == NULL || (strcmp(rev, STORE_START) != 0 &&
-                                             !revision_valid(rev))) {
-            status = store_fail(err, STORE_IO, "dynamodb: the snapshot item of key \"%s\" in "
-                                "%s is malformed", key, s->metadata);
-        } else if ((status = ddb_value_to_json(state, json_object_get(item, "stateFloats"),
-                                               &snap->state, &snap->state_len, err)) ==
-                   STORE_OK) {
-            ddb_copy_rev(snap->revision, rev);
-            *found = true;
-        }
-    }
+                                  STORE_OK && item != NULL &&
+        (status = snapshot_of(s, key, item, snap->revision, &snap->state, &snap->state_len,
+                              err)) == STORE_OK)
+        *found = true;
     http_response_free(&r);
+    return status;
+}
+
+/* The snapshot items of the metadata table, found by a Scan (they share
+ * it with heads, slice markers and checkpoints, under the keys' own
+ * partition keys), resumed after key `after`'s snapshot item; each page
+ * looks at up to 1000 items, so memory stays flat however many keys. */
+store_status ddb_snapshot_list(store *st, const char *after, size_t limit,
+                               store_view_doc **docs, size_t *n, char **err)
+{
+    ddb_store *s = (ddb_store *)st;
+    http_response r = {0};
+    store_status status;
+    json_t *resume = NULL;
+    store_view_doc *out = NULL;
+    size_t count = 0;
+    *docs = NULL;
+    *n = 0;
+    if (after != NULL && (status = ddb_check_key(after, err)) != STORE_OK)
+        return status;
+    if (limit < 1 || limit > 100000)
+        return store_fail(err, STORE_INVALID, "snapshot list limit must be 1 to 100000");
+    if ((out = calloc(limit, sizeof *out)) == NULL ||
+        (after != NULL && (resume = json_pack("{s:{s:s}, s:{s:s}}", "pk", "S", after, "sk", "S",
+                                              "snapshot")) == NULL)) {
+        status = ddb_nomem(err);
+        goto done;
+    }
+    do {
+        json_t *body = json_pack("{s:s, s:s, s:{s:s}, s:{s:{s:s}}, s:i, s:b}", "TableName",
+                                 s->metadata, "FilterExpression", "#sk = :sk",
+                                 "ExpressionAttributeNames", "#sk", "sk",
+                                 "ExpressionAttributeValues", ":sk", "S", "snapshot", "Limit",
+                                 1000, "ConsistentRead", 1);
+        if ((status = next_page(s, "Scan", body, &resume, &r, err)) != STORE_OK)
+            goto done;
+        json_t *items = json_object_get(r.json, "Items");
+        /* Stopping inside a page is fine: the next call resumes after the
+         * last item handed out. */
+        for (size_t i = 0; i < json_array_size(items) && count < limit; i++) {
+            const json_t *item = json_array_get(items, i);
+            const char *key = ddb_item_s(item, "pk");
+            if (key == NULL) {
+                status = store_fail(err, STORE_IO, "dynamodb: a snapshot item in %s has no "
+                                    "key", s->metadata);
+                goto done;
+            }
+            store_view_doc *d = &out[count++];
+            if ((d->id = strdup(key)) == NULL) {
+                status = ddb_nomem(err);
+                goto done;
+            }
+            if ((status = snapshot_of(s, key, item, d->revision, &d->doc, &d->doc_len, err)) !=
+                STORE_OK)
+                goto done;
+        }
+        http_response_free(&r);
+    } while (resume != NULL && count < limit);
+    status = STORE_OK;
+    *docs = out;
+    *n = count;
+    out = NULL;
+
+done:
+    json_decref(resume);
+    http_response_free(&r);
+    store_view_docs_free(out, count);
     return status;
 }
 
@@ -368,12 +458,8 @@ store_status ddb_view_list(store *st, const char *view, const char *after, size_
                                  "ExpressionAttributeValues", ":pk", "S", view, ":lo", "S", lo,
                                  ":hi", "S", "doc$", "Limit", (int)(want > 1000 ? 1000 : want),
                                  "ConsistentRead", 1);
-        if (body != NULL && resume != NULL)
-            json_object_set(body, "ExclusiveStartKey", resume);
-        if ((status = ddb_call(s, "Query", body, true, NULL, &r, err)) != STORE_OK)
+        if ((status = next_page(s, "Query", body, &resume, &r, err)) != STORE_OK)
             goto done;
-        json_decref(resume);
-        resume = json_incref(json_object_get(r.json, "LastEvaluatedKey"));
         json_t *items = json_object_get(r.json, "Items");
         for (size_t i = 0; i < json_array_size(items) && count < limit; i++) {
             const json_t *item = json_array_get(items, i);

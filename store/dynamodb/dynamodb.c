@@ -315,6 +315,7 @@ const store_ops store_dynamodb_ops = {
     .cursor_close = ddb_cursor_close,
     .save_snapshot = ddb_save_snapshot,
     .snapshot = ddb_snapshot,
+    .snapshot_list = ddb_snapshot_list,
     .admin = ddb_admin,
     .import = ddb_import,
     .supports = ddb_supports,

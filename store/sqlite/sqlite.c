@@ -187,6 +187,9 @@ static const char *const sql[Q_COUNT] = {
     /* Every id is non-empty, so "" as ?2 lists from the first. */
     [Q_VIEW_LIST] = "SELECT id, revision, doc FROM views WHERE view = ?1 AND id > ?2"
                     " ORDER BY id LIMIT ?3",
+    /* Every key is non-empty too. */
+    [Q_SNAP_LIST] = "SELECT key, revision, state FROM snapshots WHERE key > ?1"
+                    " ORDER BY key LIMIT ?2",
 };
 
 /* Maps a SQLite result code to a status, with SQLite's own message. Call
@@ -891,6 +894,7 @@ const store_ops store_sqlite_ops = {
     .cursor_close = sqlite_cursor_close,
     .save_snapshot = sqlite_save_snapshot,
     .snapshot = sqlite_snapshot,
+    .snapshot_list = sqlite_snapshot_list,
     .admin = sqlite_admin,
     .import = sqlite_import,
     .subscribe = sqlite_subscribe,

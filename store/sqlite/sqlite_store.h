@@ -73,6 +73,7 @@ enum {
     Q_VIEW_CLEAR_DOCS,
     Q_VIEW_CLEAR_SEEN,
     Q_VIEW_LIST,
+    Q_SNAP_LIST,
     Q_COUNT
 };
 
@@ -302,6 +303,8 @@ store_status sqlite_view_advance(store *st, const char *view, const char *revisi
 store_status sqlite_view_clear(store *st, const char *view, char **err);
 store_status sqlite_view_list(store *st, const char *view, const char *after, size_t limit,
                               store_view_doc **docs, size_t *n, char **err);
+store_status sqlite_snapshot_list(store *st, const char *after, size_t limit,
+                                  store_view_doc **docs, size_t *n, char **err);
 store_status sqlite_begin(store *st, char **err);
 store_status sqlite_commit(store *st, char **err);
 void sqlite_rollback(store *st);

@@ -1,8 +1,8 @@
 /*
  * sqlite_view.c - snapshots, views and the caller's transactions on the
- * embedded store: a key's snapshot (saved through the commit group),
- * read-model documents with each view's revision, and begin/commit/
- * rollback, inside which every write is a savepoint.
+ * embedded store: a key's snapshot (saved through the commit group) and
+ * the list of them, read-model documents with each view's revision, and
+ * begin/commit/rollback, inside which every write is a savepoint.
  */
 #include "sqlite_store.h"
 
@@ -230,42 +230,32 @@ store_status sqlite_view_clear(store *st, const char *view, char **err)
 
 /* One indexed range query (the primary key is view, id): documents after
  * `after` in id order, at most `limit`. */
-store_status sqlite_view_list(store *st, const char *view, const char *after, size_t limit,
+/* Steps q (bound) for up to `limit` rows of (name, revision, text) into a
+ * malloc'd array of documents: a view's, or the snapshots as documents. */
+static store_status list_rows(sqlite_store *s, sqlite3_stmt *q, size_t limit, const char *what,
                               store_view_doc **docs, size_t *n, char **err)
 {
-    if (st->damaged)
-        return sqlite_damaged((sqlite_store *)st, err);
-    sqlite_store *s = (sqlite_store *)st;
     store_status status;
-    store_view_doc *out = NULL;
+    store_view_doc *out = calloc(limit, sizeof *out);
     size_t count = 0;
-    *docs = NULL;
-    *n = 0;
-    if ((status = store_check_view(view, after, err)) != STORE_OK)
-        return status;
-    if (limit < 1 || limit > 100000)
-        return store_fail(err, STORE_INVALID, "view list limit must be 1 to 100000");
-    if ((out = calloc(limit, sizeof *out)) == NULL)
-        return store_fail(err, STORE_NOMEM, "sqlite: out of memory listing a view");
-
-    sqlite3_stmt *q = s->q[Q_VIEW_LIST];
-    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, after != NULL ? after : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+    if (out == NULL) {
+        sqlite3_reset(q);
+        return store_fail(err, STORE_NOMEM, "sqlite: out of memory %s", what);
+    }
     int rc = SQLITE_DONE;
     while (count < limit && (rc = sqlite3_step(q)) == SQLITE_ROW) {
         size_t idlen, len;
         const char *id = sqlite_column(q, 0, &idlen), *text = sqlite_column(q, 2, &len);
         store_view_doc *d = &out[count++];
         if ((d->id = strndup(id, idlen)) == NULL || (d->doc = strndup(text, len)) == NULL) {
-            status = store_fail(err, STORE_NOMEM, "sqlite: out of memory listing a view");
+            status = store_fail(err, STORE_NOMEM, "sqlite: out of memory %s", what);
             goto fail;
         }
         d->doc_len = len;
         sqlite_copy_revision(d->revision, sqlite3_column_text(q, 1));
     }
     if (count < limit && rc != SQLITE_DONE) {
-        status = sqlite_db_fail(s, rc, err, "listing a view");
+        status = sqlite_db_fail(s, rc, err, what);
         goto fail;
     }
     sqlite3_reset(q);
@@ -277,6 +267,46 @@ fail:
     sqlite3_reset(q);
     store_view_docs_free(out, count);
     return status;
+}
+
+store_status sqlite_view_list(store *st, const char *view, const char *after, size_t limit,
+                              store_view_doc **docs, size_t *n, char **err)
+{
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
+    sqlite_store *s = (sqlite_store *)st;
+    store_status status;
+    *docs = NULL;
+    *n = 0;
+    if ((status = store_check_view(view, after, err)) != STORE_OK)
+        return status;
+    if (limit < 1 || limit > 100000)
+        return store_fail(err, STORE_INVALID, "view list limit must be 1 to 100000");
+    sqlite3_stmt *q = s->q[Q_VIEW_LIST];
+    sqlite3_bind_text(q, 1, view, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, after != NULL ? after : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)limit);
+    return list_rows(s, q, limit, "listing a view", docs, n, err);
+}
+
+/* Snapshots as documents, by key (the table's primary key). */
+store_status sqlite_snapshot_list(store *st, const char *after, size_t limit,
+                                  store_view_doc **docs, size_t *n, char **err)
+{
+    if (st->damaged)
+        return sqlite_damaged((sqlite_store *)st, err);
+    sqlite_store *s = (sqlite_store *)st;
+    const char *why;
+    *docs = NULL;
+    *n = 0;
+    if (after != NULL && (why = store_check_text(after, false)) != NULL)
+        return store_fail(err, STORE_INVALID, "key %s", why);
+    if (limit < 1 || limit > 100000)
+        return store_fail(err, STORE_INVALID, "snapshot list limit must be 1 to 100000");
+    sqlite3_stmt *q = s->q[Q_SNAP_LIST];
+    sqlite3_bind_text(q, 1, after != NULL ? after : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)limit);
+    return list_rows(s, q, limit, "listing snapshots", docs, n, err);
 }
 
 /* ------------------------------------------------------------------ */

@@ -7,6 +7,10 @@
 -- is copied exactly. A copy goes on after the target's last revision
 -- (revisions are global and increase in commit order, so that is where the
 -- last run stopped), after checking that the source holds that event too.
+-- Snapshots are not events and carry no such mark: after the events, every
+-- snapshot of the source is listed (a store's list reads no events) and
+-- those the target does not hold as they are are written, so a key whose
+-- snapshot was saved after the last run gets it even without new events.
 local aeon = require "aeon"
 local core = require "aeon.core"
 local options = require "aeon.cli.options"
@@ -24,14 +28,16 @@ usage: aeon-host store copy SOURCE TARGET [--force] [--batch N]
        aeon-host store verify SOURCE TARGET
   SOURCE, TARGET   store URIs (sqlite:PATH, PATH.db, dynamodb:NAME, an Aeon config)
                    or ndjson:PATH, an export file (one JSON object a line)
-  copy             every event TARGET lacks, exactly, with heads and snapshots; goes on
-                   after TARGET's last revision, so a second run copies only what is new
+  copy             every event TARGET lacks, exactly, with heads, and every key's newest
+                   snapshot; goes on after TARGET's last revision, so a second run copies
+                   only what is new
   --force          copy even though TARGET holds events SOURCE does not have
   --batch N        events a write takes, rounded up to whole appends (1000)
-  verify           compare every event and a digest per key; exit 0 only when the same]]
+  verify           compare every event, a digest per key and each key's newest snapshot;
+                   exit 0 only when the same]]
 
 local BATCH = 1000 -- events read and written at a time (whole appends)
-local SNAPSHOT_KEYS = 100000 -- keys whose snapshot a run remembers having copied
+local SNAPSHOT_PAGE = 1000 -- snapshots listed at a time
 
 local function clock()
   local ok, host = pcall(require, "aeon.host")
@@ -102,9 +108,10 @@ local function reader(e, to)
       if not n then return nil, e.path .. ": " .. next_line end
       line = next_line
       if n == 0 then return 0 end
-      -- Resuming: what the target has already is skipped.
+      -- Resuming: what the target has already is skipped (not the
+      -- snapshots, which the target may lack all the same).
       b:drop_through(after)
-      if b:count() > 0 then return b:count() end
+      if b:count() > 0 or b:snapshot_count() > 0 then return b:count() end
     end
   end
 end
@@ -136,6 +143,99 @@ end
 
 local function on_terminal()
   return os.execute("test -t 2") == true
+end
+
+-- Notes the batch's snapshots in map (key -> { revision, digest }), the
+-- newest of each key (an export file may hold older ones before it).
+local function note_snapshots(map, b)
+  for i = 1, b:snapshot_count() do
+    local sn = b:snapshot(i)
+    local cur = map[sn.key]
+    if not cur or cur.revision <= sn.revision then
+      map[sn.key] = { revision = sn.revision, digest = core.sha256(sn.state) }
+    end
+  end
+end
+
+-- Every snapshot of a store, page by page, into map; reads no events.
+local function store_snapshots(e, map)
+  local b, after = core.batch(), nil
+  repeat
+    local n, last = b:list_snapshots(e.store, after, SNAPSHOT_PAGE, aeon.END)
+    if not n then return nil, last end
+    note_snapshots(map, b)
+    after = last
+  until n < SNAPSHOT_PAGE
+  return map
+end
+
+-- The snapshots an export file holds (none when there is no file).
+local function file_snapshots(path)
+  local map = {}
+  local f = io.open(path, "rb")
+  if not f then return map end
+  local b, line = core.batch(), 0
+  while true do
+    local n, next_line = b:read_ndjson(f, line, BATCH)
+    if not n then f:close(); return nil, next_line end
+    line = next_line
+    note_snapshots(map, b)
+    if n == 0 then break end
+  end
+  f:close()
+  return map
+end
+
+-- Which of the batch's snapshots to write, as save_snapshots' and
+-- write_ndjson's `only`, and how many: with `newest` (an export file
+-- source's, which may hold older snapshots of a key before its newest),
+-- only those; with `have` (an export file target's, noted as written),
+-- only those it lacks. One older than the file's is not written, as a
+-- store would not save it.
+local function chosen(b, newest, have)
+  local only, n = {}, 0
+  for i = 1, b:snapshot_count() do
+    local sn = b:snapshot(i)
+    local digest = core.sha256(sn.state)
+    local top, cur = newest and newest[sn.key], have and have[sn.key]
+    if (not newest or (top and top.revision == sn.revision and top.digest == digest))
+      and (not cur or cur.revision < sn.revision
+        or (cur.revision == sn.revision and cur.digest ~= digest)) then
+      only[i], n = true, n + 1
+      if have then have[sn.key] = { revision = sn.revision, digest = digest } end
+    end
+  end
+  return only, n
+end
+
+-- Writes a batch to the target: its events, then the snapshots chosen.
+-- Returns true, or nil and a message.
+local function put(b, dst, newest, have, report)
+  local only, n = chosen(b, newest, have)
+  if dst.kind == "store" then
+    if b:count() > 0 then
+      local r, err = b:import(dst.store)
+      if not r then return nil, err end
+      report.copied = report.copied + r.imported
+      report.present = report.present + r.present
+      report.writes = report.writes + r.writes
+      report.split = report.split + r.split
+    end
+    if n > 0 then
+      local saved, err = b:save_snapshots(dst.store, only)
+      if not saved then return nil, err end
+      report.snapshots = report.snapshots + saved
+    end
+    return true
+  end
+  if b:count() + n == 0 then return true end
+  local ok, err = b:write_ndjson(dst.file, only)
+  if ok then ok, err = dst.file:flush() end
+  if not ok then return nil, err end
+  report.copied = report.copied + b:count()
+  report.snapshots = report.snapshots + n
+  report.writes = report.writes + 1
+  return true
 end
 
 -- Where a copy starts: after the target's last event, which the source
@@ -203,26 +303,19 @@ function M.run_copy(src, dst, flags)
   if not after then return refused end
   local next_batch, rerr = reader(src, to)
   if not next_batch then say("source %s: %s", src.name, rerr); return EXIT.io end
+  -- Which snapshots an export file source has last of each key, and
+  -- which an export file target has (it is only appended to).
+  local have, newest, herr
+  if src.kind == "ndjson" then
+    newest, herr = file_snapshots(src.path)
+    if not newest then say("source %s: %s", src.name, herr); return EXIT.io end
+  end
   if dst.kind == "ndjson" then
+    have, herr = file_snapshots(dst.path)
+    if not have then say("target %s: %s", dst.name, herr); return EXIT.io end
     local f, err = io.open(dst.path, "ab")
     if not f then say("target %s: %s", dst.name, err); return EXIT.io end
     dst.file = f
-  end
-
-  -- Each key's snapshot is looked up once a run, with the batch that
-  -- first has the key's events (and written before them, so a copy killed
-  -- after a batch has its snapshots too); past SNAPSHOT_KEYS keys it is
-  -- looked up with every batch, so memory stays bounded.
-  local looked, nlooked = {}, 0
-  local function snapshot_keys(keys)
-    local fresh = {}
-    for _, k in ipairs(keys) do
-      if not looked[k] then
-        fresh[#fresh + 1] = k
-        if nlooked < SNAPSHOT_KEYS then looked[k], nlooked = true, nlooked + 1 end
-      end
-    end
-    return fresh
   end
 
   local b = core.batch()
@@ -235,40 +328,34 @@ function M.run_copy(src, dst, flags)
   while true do
     local n, err = next_batch(b, reached)
     if not n then say("source %s: %s", src.name, err); return EXIT.io end
-    if n == 0 then break end
-    first = first or b:event(1).revision
-    span_from = span_from or first
-    if src.kind == "store" then
-      local fresh = snapshot_keys(b:keys())
-      if #fresh > 0 then
-        local _, serr = b:snapshots(src.store, fresh)
-        if serr then say("source %s: %s", src.name, serr); return EXIT.io end
-      end
+    -- An export file's batch may hold snapshots only.
+    if n == 0 and b:snapshot_count() == 0 then break end
+    if n > 0 then
+      first = first or b:event(1).revision
+      span_from = span_from or first
     end
-    if dst.kind == "store" then
-      local saved, serr = b:save_snapshots(dst.store)
-      if not saved then say("target %s: %s", dst.name, serr); return EXIT.io end
-      report.snapshots = report.snapshots + saved
-      local r, ierr = b:import(dst.store)
-      if not r then say("target %s: %s", dst.name, ierr); return EXIT.io end
-      report.copied = report.copied + r.imported
-      report.present = report.present + r.present
-      report.writes = report.writes + r.writes
-      report.split = report.split + r.split
-    else
-      local ok, werr = b:write_ndjson(dst.file)
-      if ok then ok, werr = dst.file:flush() end
-      if not ok then say("target %s: %s", dst.name, werr); return EXIT.io end
-      report.copied = report.copied + n
-      report.writes = report.writes + 1
-    end
-    reached = b:last()
+    local ok, werr = put(b, dst, newest, have, report)
+    if not ok then say("target %s: %s", dst.name, werr); return EXIT.io end
+    reached = b:last() or reached
     local t = now()
     if tty and t - last_shown >= 0.5 then
       last_shown = t
       local rate = report.copied / math.max(t - started, 1e-3)
       progress_line(report.copied, rate, M.eta(span_from, reached, to, t - started))
     end
+  end
+  -- A store's snapshots, up to the events copied (a snapshot saved while
+  -- copying may be of events past them: the next run brings it).
+  if src.kind == "store" then
+    local after_key
+    b = core.batch()
+    repeat
+      local n, last = b:list_snapshots(src.store, after_key, SNAPSHOT_PAGE, to)
+      if not n then say("source %s: %s", src.name, last); return EXIT.io end
+      local ok, werr = put(b, dst, newest, have, report)
+      if not ok then say("target %s: %s", dst.name, werr); return EXIT.io end
+      after_key = last
+    until n < SNAPSHOT_PAGE
   end
   if tty then io.stderr:write("\n") end
   local seconds = now() - started
@@ -301,21 +388,48 @@ function M.eta(from, at, to, elapsed)
   return elapsed * (all - done) / done
 end
 
--- A reader of every event of an end, one at a time (canonical fields).
-local function events_of(e)
+-- A reader of every event of an end, one at a time (canonical fields);
+-- an export file's snapshots go into `snapshots` on the way.
+local function events_of(e, snapshots)
   local b, i, n = core.batch(), 0, 0
   local next_batch, err = reader(e, aeon.END)
   if not next_batch then return nil, err end
   local after = aeon.START
   return function()
-    if i == n then
+    while i == n do
       local got, rerr = next_batch(b, after)
       if not got then error(rerr, 0) end
-      if got == 0 then return nil end
-      n, i, after = got, 0, b:last()
+      note_snapshots(snapshots, b)
+      if got == 0 and b:snapshot_count() == 0 then return nil end
+      n, i, after = got, 0, b:last() or after
     end
     i = i + 1
     return b:event(i)
+  end
+end
+
+-- Compares the newest snapshot of each key (maps of note_snapshots), in
+-- key order, noting each difference.
+local function compare_snapshots(a, b, note)
+  local keys = {}
+  for key in pairs(a) do keys[#keys + 1] = key end
+  for key in pairs(b) do if not a[key] then keys[#keys + 1] = key end end
+  table.sort(keys)
+  for _, key in ipairs(keys) do
+    local x, y = a[key], b[key]
+    if not y then
+      note("snapshots_missing", ("the snapshot of key %s (at %s) is in the source, not in the "
+        .. "target"):format(key, x.revision))
+    elseif not x then
+      note("snapshots_extra", ("the snapshot of key %s (at %s) is in the target, not in the "
+        .. "source"):format(key, y.revision))
+    elseif x.revision ~= y.revision then
+      note("snapshots_changed", ("the snapshot of key %s is at %s in the source, at %s in the "
+        .. "target"):format(key, x.revision, y.revision))
+    elseif x.digest ~= y.digest then
+      note("snapshots_changed", ("the snapshot of key %s at %s has another state in the "
+        .. "target"):format(key, x.revision))
+    end
   end
 end
 
@@ -326,13 +440,15 @@ end
 
 --- store verify: exit 0 only when both hold the same events.
 function M.run_verify(src, dst)
-  local a, aerr = events_of(src)
+  local snaps = { {}, {} }
+  local a, aerr = events_of(src, snaps[1])
   if not a then say("source %s: %s", src.name, aerr); return EXIT.io end
-  local b, berr = events_of(dst)
+  local b, berr = events_of(dst, snaps[2])
   if not b then say("target %s: %s", dst.name, berr); return EXIT.io end
   local digests = { {}, {} }
   local counts = { 0, 0 }
-  local report = { same = true, missing = 0, extra = 0, changed = 0 }
+  local report = { same = true, missing = 0, extra = 0, changed = 0, snapshots_missing = 0,
+    snapshots_extra = 0, snapshots_changed = 0 }
   local function note(kind, text)
     report[kind] = report[kind] + 1
     if report.same then report.same, report.first_difference = false, text end
@@ -360,6 +476,20 @@ function M.run_verify(src, dst)
       x, y = a(), b()
     end
   end
+  -- Snapshots after the events: an event's difference is named first.
+  for side, e in ipairs { src, dst } do
+    if e.kind == "store" then
+      local ok, serr = store_snapshots(e, snaps[side])
+      if not ok then
+        say("%s %s: %s", side == 1 and "source" or "target", e.name, serr)
+        return EXIT.io
+      end
+    end
+  end
+  local nsnaps = 0
+  for _ in pairs(snaps[1]) do nsnaps = nsnaps + 1 end
+  compare_snapshots(snaps[1], snaps[2], note)
+  report.snapshots = nsnaps
   local keys, differing = 0, 0
   for key, d in pairs(digests[1]) do
     keys = keys + 1
