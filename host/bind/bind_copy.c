@@ -6,7 +6,8 @@
  *
  *   aeon.core.batch()                     -> an empty batch
  *   batch:read(store, after, to, max)     -> count | nil, message
- *   batch:read_ndjson(file, line, max)    -> count, next line | nil, message
+ *   batch:read_ndjson(file, line, max [, snapshots])
+ *                                         -> count, next line | nil, message
  *   batch:write_ndjson(file [, only])     -> true | nil, message
  *   batch:import(store)                   -> { imported, present, writes, split }
  *                                            | nil, message
@@ -483,17 +484,20 @@ static const char *parse_line(batch *b, const char *text, size_t len, char *msg,
     return res;
 }
 
-/* batch:read_ndjson(file, line, max): lines of an export file from the
- * file's position, `line` being the number of the next one (for messages),
- * as read: at least max events and on to the end of an append, or to the
- * end of the file. Blank lines are skipped. Returns the count and the
- * number of the next line. */
+/* batch:read_ndjson(file, line, max [, snapshots]): lines of an export
+ * file from the file's position, `line` being the number of the next one
+ * (for messages), as read: at least max events and on to the end of an
+ * append, or to the end of the file. Blank lines are skipped. Returns the
+ * count and the number of the next line. With `snapshots` true, only the
+ * snapshot lines, at most max, and their count: a line not naming
+ * "snapshot" is not even parsed, so a pass for them is quick. */
 static int l_read_ndjson(lua_State *L) {
     batch *b = check_batch(L, 1);
     luaL_Stream *f = luaL_checkudata(L, 2, LUA_FILEHANDLE);
     luaL_argcheck(L, f->closef != NULL, 2, "file is closed");
     lua_Integer line = luaL_checkinteger(L, 3), max = luaL_checkinteger(L, 4);
     luaL_argcheck(L, max > 0, 4, "must be positive");
+    bool snaps_only = lua_toboolean(L, 5);
     clear(b);
     char *text = NULL, msg[256];
     size_t cap = 0;
@@ -503,8 +507,18 @@ static int l_read_ndjson(lua_State *L) {
         line++;
         while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--;
         if (len == 0) continue;
+        if (snaps_only) {
+            text[len] = 0;
+            if (!strstr(text, "\"snapshot\"")) continue;
+        }
         if ((bad = parse_line(b, text, (size_t)len, msg, sizeof msg))) break;
-        if ((lua_Integer)b->n >= max && b->ev[b->n - 1].more == 0) break;
+        if (snaps_only) {
+            for (size_t i = 0; i < b->n; i++) free_event(&b->ev[i]);
+            b->n = 0;
+            if ((lua_Integer)b->nsnaps >= max) break;
+        } else if ((lua_Integer)b->n >= max && b->ev[b->n - 1].more == 0) {
+            break;
+        }
     }
     free(text);
     if (!bad && ferror(f->f)) bad = "cannot read the export file";
@@ -514,7 +528,7 @@ static int l_read_ndjson(lua_State *L) {
         lua_pushfstring(L, "line %I: %s", line, bad);
         return 2;
     }
-    lua_pushinteger(L, (lua_Integer)b->n);
+    lua_pushinteger(L, (lua_Integer)(snaps_only ? b->nsnaps : b->n));
     lua_pushinteger(L, line);
     return 2;
 }

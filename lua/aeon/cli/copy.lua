@@ -169,14 +169,15 @@ local function store_snapshots(e, map)
   return map
 end
 
--- The snapshots an export file holds (none when there is no file).
+-- The snapshots an export file holds (none when there is no file), in a
+-- pass that parses only its snapshot lines.
 local function file_snapshots(path)
   local map = {}
   local f = io.open(path, "rb")
   if not f then return map end
   local b, line = core.batch(), 0
   while true do
-    local n, next_line = b:read_ndjson(f, line, BATCH)
+    local n, next_line = b:read_ndjson(f, line, SNAPSHOT_PAGE, true)
     if not n then f:close(); return nil, next_line end
     line = next_line
     note_snapshots(map, b)
