@@ -13,9 +13,8 @@
  *                                            | nil, message
  *   batch:count(), batch:last()           -> events held; the last revision
  *   batch:event(i)                        -> { key, revision, type, data, ... }
- *   batch:keys()                          -> the distinct keys, in first order
- *   batch:snapshots(store, keys), batch:list_snapshots(store, after, max,
- *     upto), batch:save_snapshots(store [, only]), batch:snapshot_count(),
+ *   batch:list_snapshots(store, after, max, upto),
+ *     batch:save_snapshots(store [, only]), batch:snapshot_count(),
  *     batch:snapshot(i)                   -> { key, revision, state }
  *   batch:tail_ndjson(path), batch:find(rev), batch:drop_through(rev)
  *   aeon.core.sha256(text)                -> 64 hex digits
@@ -230,30 +229,6 @@ static int l_import(lua_State *L) {
     lua_setfield(L, -2, "writes");
     lua_pushinteger(L, (lua_Integer)r.split);
     lua_setfield(L, -2, "split");
-    return 1;
-}
-
-/* batch:snapshots(store, keys): the snapshots the store holds for those
- * keys (a list), in place of those the batch had. Returns how many. */
-static int l_snapshots(lua_State *L) {
-    batch *b = check_batch(L, 1);
-    store *s = bind_check_store(L, 2);
-    luaL_checktype(L, 3, LUA_TTABLE);
-    clear_snaps(b);
-    lua_Integer n = luaL_len(L, 3);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 3, i);
-        const char *key = bind_check_text(L, -1, "key", 0);
-        store_snapshot sn;
-        bool found = false;
-        char *err = NULL;
-        store_status st = s->ops->snapshot(s, key, &sn, &found, &err);
-        if (st != STORE_OK) return bind_fail(L, st, err);
-        if (found && !add_snap(b, copy_text(key, strlen(key)), sn.revision, sn.state, sn.state_len))
-            return luaL_error(L, "out of memory");
-        lua_pop(L, 1);
-    }
-    lua_pushinteger(L, (lua_Integer)b->nsnaps);
     return 1;
 }
 
@@ -666,27 +641,6 @@ static int l_snapshot(lua_State *L) {
     return 1;
 }
 
-/* batch:keys(): each key once, in the order first seen. */
-static int l_keys(lua_State *L) {
-    batch *b = check_batch(L, 1);
-    lua_createtable(L, 0, 0);
-    lua_createtable(L, 0, 0); /* seen */
-    lua_Integer n = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        lua_pushstring(L, b->ev[i].key);
-        if (lua_rawget(L, -2) == LUA_TNIL) {
-            lua_pushstring(L, b->ev[i].key);
-            lua_pushboolean(L, 1);
-            lua_rawset(L, -4);
-            lua_pushstring(L, b->ev[i].key);
-            lua_rawseti(L, -4, ++n);
-        }
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return 1;
-}
-
 static int l_new(lua_State *L) {
     batch *b = lua_newuserdatauv(L, sizeof *b, 0);
     memset(b, 0, sizeof *b);
@@ -708,7 +662,7 @@ static int l_sha256(lua_State *L) {
 static const luaL_Reg batch_methods[] = {
     {"read", l_read},           {"import", l_import}, {"read_ndjson", l_read_ndjson},
     {"write_ndjson", l_write_ndjson}, {"count", l_count},   {"last", l_last},
-    {"event", l_event},         {"keys", l_keys},     {"snapshots", l_snapshots},
+    {"event", l_event},
     {"save_snapshots", l_save_snapshots}, {"tail_ndjson", l_tail_ndjson},
     {"find", l_find},           {"drop_through", l_drop_through},
     {"list_snapshots", l_list_snapshots}, {"snapshot_count", l_snapshot_count},
