@@ -48,6 +48,7 @@ typedef enum store_status {
     STORE_IO,      /* the backend failed: I/O, network, throttled after retries */
     STORE_DAMAGED, /* the stored data is damaged (a corrupt file): this call and
                       every later one on the handle fail, saying so */
+    STORE_BUSY,    /* refused: another consumer holds the subscription name */
 } store_status;
 
 /* What a damaged store's calls say first, on every backend that can tell. */
@@ -238,6 +239,11 @@ typedef struct store_sub_opts {
                                    has no checkpoint: NULL or STORE_START the
                                    first event, STORE_END after the last one
                                    committed at subscribe, a revision after it */
+    int64_t lease_ms;           /* a named subscription's lease (lease.h): how
+                                   long its holder may go without renewing
+                                   before a standby takes over; 0: 10 s */
+    bool nowait;                /* refuse (STORE_BUSY) rather than stand by
+                                   when another consumer holds the name */
 } store_sub_opts;
 
 /* ------------------------------------------------------------------ */
@@ -381,9 +387,14 @@ typedef struct store_ops {
     /* Opens subscription `name` (NULL: an ephemeral one, whose checkpoint
      * lives in memory only) with the patterns and filter of opts, copied.
      * Delivery resumes after the stored checkpoint, else at opts->start.
-     * Several handles may open the same name at once: acks are fenced, so
-     * a batch is acknowledged once however many consumers race for it.
-     * The subscription uses the handle: close it before the store. */
+     * One consumer per name at a time: a named subscription holds the
+     * name's lease (lease.h) to be handed events. When another consumer
+     * holds it, this one is a standby: its polls hand out nothing until
+     * the holder closes or stops renewing for opts->lease_ms, then it
+     * takes over from the stored checkpoint. With opts->nowait it is
+     * refused instead (STORE_BUSY) while the holder renews. Acks are
+     * fenced by the lease: only the holder's write. The subscription uses
+     * the handle: close it before the store. */
     store_status (*subscribe)(store *s, const char *name, const store_sub_opts *opts,
                               store_sub **out, char **err);
 
@@ -402,8 +413,11 @@ typedef struct store_ops {
      * below any revision that may still commit (a low watermark), so it may
      * trail the batch. It never moves back (STORE_START before anything).
      * Appends wake a waiting poll at once in the same process and within
-     * 100 ms from other processes. STORE_INVALID when asked to wait inside
-     * a transaction. */
+     * 100 ms from other processes. A standby's poll hands out nothing and
+     * waits as asked, taking the lease over when it can; the holder's
+     * renews the lease when a third of it has gone, so a batch leaves it
+     * two thirds of the lease to handle and ack. STORE_INVALID when asked
+     * to wait inside a transaction. */
     store_status (*poll)(store_sub *sub, int64_t timeout_ms, size_t max,
                          const store_event **events, size_t *count,
                          char position[STORE_REVISION_SIZE], char **err);
@@ -414,11 +428,13 @@ typedef struct store_ops {
      * handed out before are processed, and a new subscription of the same
      * name starts after them. Never moves the checkpoint backwards (a
      * backend that tracks more than a revision, such as stream positions,
-     * stores those with it). Fenced: when
+     * stores those with it). Fenced: when this subscription does not hold
+     * the name's lease (a standby, or one that lost it to a takeover), or
      * another consumer moved the stored checkpoint since this subscription
      * last read or wrote it, nothing is written, *acked is false and this
      * subscription rewinds to the stored checkpoint (its next poll starts
-     * there). Inside a transaction it commits or rolls back with it. */
+     * there, once it holds the lease). Inside a transaction it commits or
+     * rolls back with it. */
     store_status (*ack)(store_sub *sub, const char *revision, bool *acked,
                         char **err);
 
@@ -427,8 +443,13 @@ typedef struct store_ops {
     store_status (*checkpoint)(store_sub *sub, char out[STORE_REVISION_SIZE],
                                char **err);
 
-    /* Releases a subscription; its checkpoint stays. Safe on NULL. */
+    /* Releases a subscription, and its name's lease so a standby takes
+     * over at once; its checkpoint stays. Safe on NULL. */
     void (*sub_close)(store_sub *sub);
+
+    /* Whether the subscription holds its name's lease (is handed events)
+     * as of its last poll, subscribe or ack; true when ephemeral. */
+    bool (*sub_active)(store_sub *sub);
 
     /* Forgets subscription `name`'s checkpoint, so it starts over from its
      * start (a rebuild). Open subscriptions of that name rewind at their

@@ -21,6 +21,7 @@
 #include <lua.h>
 
 #include "bind.h"
+#include "lease.h"
 #include "revision.h"
 #include "store.h"
 
@@ -78,9 +79,11 @@ static const char *const *opt_patterns(lua_State *L, int idx, const char *name, 
 }
 
 /* store:subscribe(name, { key = patterns, type = patterns, filter = f,
- * start = aeon.START | aeon.END | revision }); name nil: ephemeral. */
+ * start = aeon.START | aeon.END | revision, lease = seconds, wait = bool });
+ * name nil: ephemeral. */
 static int l_subscribe(lua_State *L) {
-    static const char *const known[] = {"key", "type", "filter", "start", NULL};
+    static const char *const known[] = {"key", "type", "filter", "start", "lease", "wait",
+                                        NULL};
     store *s = bind_check_store(L, 1);
     const char *name = NULL;
     if (!lua_isnoneornil(L, 2)) name = bind_check_text(L, 2, "subscription name", 0);
@@ -94,6 +97,23 @@ static int l_subscribe(lua_State *L) {
             if (lua_type(L, -1) != LUA_TSTRING || !revision_bound_valid(lua_tostring(L, -1)))
                 luaL_error(L, "subscribe: option 'start' must be a revision, aeon.START or aeon.END");
             o.start = lua_tostring(L, -1); /* anchored by the options table */
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 3, "lease");
+        if (!lua_isnil(L, -1)) {
+            if (!lua_isnumber(L, -1))
+                luaL_error(L, "subscribe: option 'lease' must be a number of seconds");
+            lua_Number sec = lua_tonumber(L, -1);
+            if (!(sec * 1000 >= LEASE_MIN_MS && sec * 1000 <= LEASE_MAX_MS))
+                luaL_error(L, "subscribe: option 'lease' must be between %f and %d seconds",
+                           LEASE_MIN_MS / 1000.0, LEASE_MAX_MS / 1000);
+            o.lease_ms = (int64_t)(sec * 1000 + 0.5);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 3, "wait");
+        if (!lua_isnil(L, -1)) {
+            if (!lua_isboolean(L, -1)) luaL_error(L, "subscribe: option 'wait' must be a boolean");
+            o.nowait = !lua_toboolean(L, -1);
         }
         lua_pop(L, 1);
         lua_getfield(L, 3, "filter");
@@ -194,8 +214,9 @@ static int l_poll_notification(lua_State *L) {
     return poll_with(L, push_notification);
 }
 
-/* sub:ack(revision) -> true, or false when another consumer of the same
- * name moved the checkpoint first (this one then starts again after it). */
+/* sub:ack(revision) -> true, or false when this consumer does not hold the
+ * name's lease or another one moved the checkpoint first (this one then
+ * starts again after it). */
 static int l_ack(lua_State *L) {
     lsub *ls = check_sub(L, 1);
     const char *rev = luaL_checkstring(L, 2);
@@ -215,6 +236,14 @@ static int l_checkpoint(lua_State *L) {
     store_status st = ls->s->ops->checkpoint(ls->sub, rev, &err);
     if (st != STORE_OK) return bind_fail(L, st, err);
     lua_pushstring(L, rev);
+    return 1;
+}
+
+/* sub:active() -> whether this consumer holds its name's lease (is handed
+ * events) rather than standing by; an ephemeral one always does. */
+static int l_active(lua_State *L) {
+    lsub *ls = check_sub(L, 1);
+    lua_pushboolean(L, ls->s->ops->sub_active == NULL || ls->s->ops->sub_active(ls->sub));
     return 1;
 }
 
@@ -254,6 +283,7 @@ static const luaL_Reg sub_methods[] = {
     {"poll_notification", l_poll_notification},
     {"ack", l_ack},
     {"checkpoint", l_checkpoint},
+    {"active", l_active},
     {"close", sub_gc},
     {NULL, NULL},
 };

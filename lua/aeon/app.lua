@@ -87,6 +87,7 @@ function App:query(name, spec, handler) register(self, "query", name, spec, hand
 
 local PROJECTION_FIELDS = {
   view = true, key = true, type = true, filter = true, batch = true, description = true,
+  lease = true,
 }
 
 --- Declares a projection. `spec`:
@@ -94,7 +95,11 @@ local PROJECTION_FIELDS = {
 --   key     a key pattern or a list of them ('*' is a wildcard), default all;
 --   type    an event type pattern or a list of them, default all;
 --   filter  an aeon.filter table events must also match;
---   batch   events handled per transaction, default 100.
+--   batch   events handled per transaction, default 100;
+--   lease   seconds of the subscription's lease (API.md section 4), default
+--           10: a projector that stops renewing (killed) is taken over by
+--           another after this long; a batch must be handled within two
+--           thirds of it.
 -- handler(view, event, ctx) gets the view handle, the committed event and
 -- `ctx` (`ctx.store`, `ctx.app`, `ctx.projection`). It should be
 -- idempotent per document (skip an event whose revision is not above the
@@ -120,8 +125,12 @@ function App:projection(name, spec, handler)
   if math.type(batch) ~= "integer" or batch < 1 then
     error(what .. "batch must be a positive integer", 2)
   end
+  if spec.lease ~= nil and (type(spec.lease) ~= "number" or spec.lease < 0.1 or spec.lease > 3600) then
+    error(what .. "lease must be a number of seconds between 0.1 and 3600", 2)
+  end
   self.projections[name] = {
     name = name,
+    lease = spec.lease,
     view = spec.view,
     key = spec.key and names_list(spec.key, what .. "key", 2),
     type = spec.type and names_list(spec.type, what .. "type", 2),

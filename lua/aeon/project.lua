@@ -9,8 +9,12 @@
 -- transaction, so a runner killed mid-batch neither loses nor
 -- double-applies an event; elsewhere (DynamoDB) view writes are
 -- conditional on revision, so replaying a batch is harmless. Several
--- runners of the same projection may run at once: acks are fenced, so each
--- batch is applied once.
+-- runners of the same projection may run at once (several `serve` or
+-- `project` processes of one app): one holds the subscription's lease and
+-- applies the batches, the others stand by and take over from the
+-- checkpoint when it stops (API.md section 4, subscriptions). With
+-- `once`, a standby waits until the holder has reached every event
+-- committed when the run began, or takes over if the holder is gone.
 --
 -- A handler that raises stops its projection only: the events before the
 -- failing one are committed, the checkpoint stays just before it, one line
@@ -62,6 +66,7 @@ local M = {}
 
 local DEFAULTS = { interval = 0.5, attempts = 3, backoff = { first = 0.1, max = 30 } }
 local BUSY_POLL = 0.05 -- seconds each poll waits when several projections share the loop
+local STANDBY_POLL = 0.1 -- ... and at least, with `once`, while another runner holds one
 
 local function default_log(line)
   io.stderr:write("aeon-host: ", line, "\n")
@@ -79,9 +84,23 @@ local function slice(list, from, to)
 end
 
 -- One projection being run: its subscription, view and progress.
+-- The store's last revision, what a run with `once` must reach.
+local function last_revision(store)
+  local iter, s, c, closer = store:read_all { direction = "backward", limit = 1 }
+  if not iter then return nil, s end
+  for e in iter, s, c, closer do return e.revision end
+  return aeon.START
+end
+
 local function open_runner(store, app, p, opts)
+  local target
+  if opts.once then
+    local lerr
+    target, lerr = last_revision(store)
+    if not target then return nil, lerr end
+  end
   local sub, err = store:subscribe(p.subscription,
-    { key = p.key, type = p.type, filter = p.filter })
+    { key = p.key, type = p.type, filter = p.filter, lease = p.lease })
   if not sub then return nil, err end
   local view, verr = store:view(p.view)
   if not view then
@@ -102,6 +121,8 @@ local function open_runner(store, app, p, opts)
     ctx = { store = app:store(store), app = app, projection = p.name },
     app = app,
     position = position,       -- recorded (acked) up to here
+    target = target,           -- once: the store's last revision at the start
+    standby = false,           -- another runner holds the subscription
     pending = nil,             -- a batch polled but not yet committed
     pending_position = nil,    -- ... and the position it reaches
     events = 0,                -- events committed by this run
@@ -188,11 +209,14 @@ end
 
 -- One step of a projection: poll a batch (waiting up to `wait` seconds)
 -- unless one is pending, apply it, deal with the outcome. Returns
--- "progress", "idle" or "failed"; or nil, message when the store failed.
+-- "progress", "idle", "standby" (another runner holds the subscription)
+-- or "failed"; or nil, message when the store failed.
 local function step(r, opts, wait)
   if not r.pending then
     local events, position = r.sub:poll(wait, r.p.batch)
     if not events then return nil, position end
+    r.standby = not r.sub:active()
+    if r.standby then return "standby" end
     if #events == 0 then
       -- Nothing for us, but the scan may have passed other events: record
       -- that, so restarts and view:revision() move on too.
@@ -308,6 +332,8 @@ function M.run(store, app, names, opts)
       if not opts.once then
         wait = #ready == 1 and opts.interval or BUSY_POLL
         if next_retry then wait = min(wait, max(0, next_retry - now())) end
+      elseif r.standby then
+        wait = STANDBY_POLL
       end
       local outcome, err = step(r, opts, wait)
       if outcome == nil then
@@ -318,6 +344,17 @@ function M.run(store, app, names, opts)
         schedule_retry(r, opts, "store failed: " .. first_line(err))
       elseif outcome == "idle" and opts.once then
         r.finished = true
+      elseif outcome == "standby" and opts.once then
+        -- The holder's checkpoint says how far the view is.
+        local checkpoint, cerr = r.sub:checkpoint()
+        if not checkpoint then
+          close_all(runners)
+          return nil, ("projection %s: %s"):format(r.p.name, tostring(cerr))
+        end
+        if checkpoint >= r.target then
+          r.finished = true
+          if checkpoint > r.position then r.position = checkpoint end
+        end
       end
       if stop() then
         close_all(runners)

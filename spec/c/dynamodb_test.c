@@ -358,7 +358,7 @@ static void test_settling_index(const char *uri)
     char pos[STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
     if (s == NULL)
         return;
-    store_sub_opts o = {(const char *const[]){"settle/*"}, 1, NULL, 0, NULL, NULL};
+    store_sub_opts o = {(const char *const[]){"settle/*"}, 1, NULL, 0, NULL, NULL, 0, false};
     reset_err();
     CHECK(s->ops->subscribe(s, "settling", &o, &sub, &err) == STORE_OK);
     if (sub == NULL)

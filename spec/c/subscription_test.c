@@ -90,7 +90,7 @@ static void test_patterns_and_order(void)
 
     const char *keys[] = {"counter/*"};
     const char *types[] = {"incremented"};
-    store_sub_opts o = {keys, 1, types, 1, NULL, NULL};
+    store_sub_opts o = {keys, 1, types, 1, NULL, NULL, 0, false};
     store_sub *sub = NULL;
     int got[16];
     OK(s->ops->subscribe(s, NULL, &o, &sub, &err));
@@ -104,7 +104,7 @@ static void test_patterns_and_order(void)
 
     /* Two key patterns, any type; an exact key matches only itself. */
     const char *two[] = {"truck/*", "counter"};
-    store_sub_opts o2 = {two, 2, NULL, 0, NULL, NULL};
+    store_sub_opts o2 = {two, 2, NULL, 0, NULL, NULL, 0, false};
     OK(s->ops->subscribe(s, NULL, &o2, &sub, &err));
     n = poll_i(s, sub, 100, got, NULL);
     CHECK(test_ints_are(got, n, (int[]){2, 5, 7}, 3));
@@ -116,7 +116,7 @@ static void test_patterns_and_order(void)
     store_filter i_field = {.kind = FILTER_FIELD, .name = "i", .children = &gtp, .nchildren = 1};
     store_filter *ip = &i_field;
     store_filter data = {.kind = FILTER_FIELD, .name = "data", .children = &ip, .nchildren = 1};
-    store_sub_opts o3 = {keys, 1, NULL, 0, &data, NULL};
+    store_sub_opts o3 = {keys, 1, NULL, 0, &data, NULL, 0, false};
     OK(s->ops->subscribe(s, NULL, &o3, &sub, &err));
     n = poll_i(s, sub, 100, got, NULL);
     CHECK(test_ints_are(got, n, (int[]){4, 6}, 2));
@@ -124,11 +124,11 @@ static void test_patterns_and_order(void)
 
     /* Bad arguments are the caller's mistake. */
     const char *empty[] = {""};
-    store_sub_opts bad = {empty, 1, NULL, 0, NULL, NULL};
+    store_sub_opts bad = {empty, 1, NULL, 0, NULL, NULL, 0, false};
     FAILS(s->ops->subscribe(s, NULL, &bad, &sub, &err), STORE_INVALID);
     CHECK(sub == NULL);
     FAILS(s->ops->subscribe(s, "", NULL, &sub, &err), STORE_INVALID);
-    store_sub_opts badstart = {NULL, 0, NULL, 0, NULL, "yesterday"};
+    store_sub_opts badstart = {NULL, 0, NULL, 0, NULL, "yesterday", 0, false};
     FAILS(s->ops->subscribe(s, NULL, &badstart, &sub, &err), STORE_INVALID);
     OK(s->ops->subscribe(s, NULL, NULL, &sub, &err));
     const store_event *evs;
@@ -198,36 +198,62 @@ static void test_resume_after_restart(void)
     store_close(s);
 }
 
-/* Two consumers of one name on two handles: the first ack wins; the loser
- * writes nothing and starts again after the winner's checkpoint. */
-static void test_fenced_acks(void)
+/* Two consumers of one name on two handles: the first holds the name's
+ * lease, the second stands by (handed nothing, acking nothing) and takes
+ * over from the checkpoint when the first closes. */
+static void test_one_consumer(void)
 {
     const char *path = test_path("fence.db");
     store *a = open_store(path), *b = open_store(path);
-    char rev[5][STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
+    char rev[6][STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
     for (int i = 0; i < 5; i++)
         append(a, "k", "numbered", i + 1, rev[i]);
     store_sub *sa = NULL, *sb = NULL;
     int got[16];
-    bool acked = false;
+    bool acked = true;
     OK(a->ops->subscribe(a, "shared", NULL, &sa, &err));
     OK(b->ops->subscribe(b, "shared", NULL, &sb, &err));
+    CHECK(a->ops->sub_active(sa));
+    CHECK(!b->ops->sub_active(sb));
     CHECK(poll_i(a, sa, 3, got, NULL) == 3);
-    CHECK(poll_i(b, sb, 2, got, NULL) == 2);
-    OK(a->ops->ack(sa, rev[2], &acked, &err));
-    CHECK(acked);
+    CHECK(poll_i(b, sb, 2, got, NULL) == 0);
     OK(b->ops->ack(sb, rev[1], &acked, &err));
     CHECK(!acked);
+    OK(a->ops->ack(sa, rev[2], &acked, &err));
+    CHECK(acked);
     OK(b->ops->checkpoint(sb, cp, &err));
     CHECK_STR(cp, rev[2]);
+    /* The holder goes: the standby goes on after its checkpoint. */
+    a->ops->sub_close(sa);
     CHECK(test_ints_are(got, poll_i(b, sb, 10, got, NULL), (int[]){4, 5}, 2));
+    CHECK(b->ops->sub_active(sb));
     OK(b->ops->ack(sb, rev[4], &acked, &err));
     CHECK(acked);
-    /* Now a is the one behind. */
-    CHECK(poll_i(a, sa, 10, got, NULL) == 2);
-    OK(a->ops->ack(sa, rev[4], &acked, &err));
+    b->ops->sub_close(sb);
+
+    /* A holder that stops renewing (as if killed) loses the name once its
+     * lease has run out; its late ack then writes nothing. */
+    store_sub_opts quick = {NULL, 0, NULL, 0, NULL, NULL, 200, false};
+    OK(a->ops->subscribe(a, "shared", &quick, &sa, &err));
+    OK(b->ops->subscribe(b, "shared", &quick, &sb, &err));
+    CHECK(a->ops->sub_active(sa) && !b->ops->sub_active(sb));
+    append(a, "k", "numbered", 6, rev[5]);
+    CHECK(test_ints_are(got, poll_i(a, sa, 10, got, NULL), (int[]){6}, 1));
+    const store_event *evs;
+    size_t n = 0;
+    char pos[STORE_REVISION_SIZE];
+    OK(b->ops->poll(sb, 5000, 10, &evs, &n, pos, &err));
+    CHECK(n == 1 && strcmp(evs[0].revision, rev[5]) == 0);
+    CHECK(b->ops->sub_active(sb));
+    OK(a->ops->ack(sa, rev[5], &acked, &err));
     CHECK(!acked);
-    CHECK(poll_i(a, sa, 10, got, NULL) == 0);
+    CHECK(!a->ops->sub_active(sa) || poll_i(a, sa, 10, got, NULL) == 0);
+    CHECK(!a->ops->sub_active(sa));
+    OK(b->ops->ack(sb, pos, &acked, &err));
+    CHECK(acked);
+    store_sub_opts bad = {NULL, 0, NULL, 0, NULL, NULL, 5, false};
+    store_sub *none = NULL;
+    FAILS(a->ops->subscribe(a, "shared", &bad, &none, &err), STORE_INVALID);
     a->ops->sub_close(sa);
     b->ops->sub_close(sb);
     store_close(a);
@@ -245,7 +271,7 @@ static void test_start_and_reset(void)
     bool acked;
 
     /* At the end: only what commits afterwards. */
-    store_sub_opts at_end = {NULL, 0, NULL, 0, NULL, STORE_END};
+    store_sub_opts at_end = {NULL, 0, NULL, 0, NULL, STORE_END, 0, false};
     OK(s->ops->subscribe(s, NULL, &at_end, &sub, &err));
     CHECK(poll_i(s, sub, 10, got, NULL) == 0);
     OK(s->ops->checkpoint(sub, cp, &err));
@@ -255,21 +281,17 @@ static void test_start_and_reset(void)
     s->ops->sub_close(sub);
 
     /* After a revision. */
-    store_sub_opts after = {NULL, 0, NULL, 0, NULL, rev[0]};
+    store_sub_opts after = {NULL, 0, NULL, 0, NULL, rev[0], 0, false};
     OK(s->ops->subscribe(s, "after", &after, &sub, &err));
     CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){2, 3}, 2));
     OK(s->ops->ack(sub, rev[2], &acked, &err));
     CHECK(acked);
 
-    /* A reset forgets the checkpoint: a new subscription starts over at its
-     * start, and the open one finds out at its next ack. */
+    /* A reset forgets the checkpoint, not the lease: the open subscription
+     * goes on holding the name and finds out at its next ack. */
     OK(s->ops->sub_reset(s, "after", &err));
-    store_sub *again = NULL;
-    OK(s->ops->subscribe(s, "after", &after, &again, &err));
-    OK(s->ops->checkpoint(again, cp, &err));
+    OK(s->ops->checkpoint(sub, cp, &err));
     CHECK_STR(cp, STORE_START);
-    CHECK(test_ints_are(got, poll_i(s, again, 10, got, NULL), (int[]){2, 3}, 2));
-    s->ops->sub_close(again);
     append(s, "k", "numbered", 4, rev[3]);
     CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){4}, 1));
     OK(s->ops->ack(sub, rev[3], &acked, &err));
@@ -277,6 +299,11 @@ static void test_start_and_reset(void)
     CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){2, 3, 4}, 3));
     OK(s->ops->ack(sub, rev[3], &acked, &err));
     CHECK(acked);
+    s->ops->sub_close(sub);
+    /* A new subscription after a reset starts over at its start. */
+    OK(s->ops->sub_reset(s, "after", &err));
+    OK(s->ops->subscribe(s, "after", &after, &sub, &err));
+    CHECK(test_ints_are(got, poll_i(s, sub, 10, got, NULL), (int[]){2, 3, 4}, 3));
     s->ops->sub_close(sub);
     FAILS(s->ops->sub_reset(s, "", &err), STORE_INVALID);
     store_close(s);
@@ -413,6 +440,8 @@ static void test_transactions(void)
     free(doc);
     OK(other->ops->view_revision(other, "v", rev, &err));
     CHECK_STR(rev, r1);
+    s->ops->sub_close(sub); /* so that `other` holds the name */
+    sub = NULL;
     store_sub *seen = NULL;
     OK(other->ops->subscribe(other, "txn", NULL, &seen, &err));
     OK(other->ops->checkpoint(seen, cp, &err));
@@ -474,7 +503,7 @@ static int64_t wake_same_process(const char *path)
 {
     store *s = open_store(path);
     store_sub *sub = NULL;
-    OK(s->ops->subscribe(s, NULL, &(store_sub_opts){NULL, 0, NULL, 0, NULL, STORE_END},
+    OK(s->ops->subscribe(s, NULL, &(store_sub_opts){NULL, 0, NULL, 0, NULL, STORE_END, 0, false},
                          &sub, &err));
     later l = {path, 200, 0};
     pthread_t t;
@@ -493,7 +522,7 @@ static int64_t wake_other_process(const char *path)
 {
     store *s = open_store(path);
     store_sub *sub = NULL;
-    OK(s->ops->subscribe(s, NULL, &(store_sub_opts){NULL, 0, NULL, 0, NULL, STORE_END},
+    OK(s->ops->subscribe(s, NULL, &(store_sub_opts){NULL, 0, NULL, 0, NULL, STORE_END, 0, false},
                          &sub, &err));
     int fds[2];
     if (pipe(fds) != 0) {
@@ -572,7 +601,7 @@ static void test_upgrade_from_version_1(void)
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
     sqlite3_stmt *q = NULL;
     sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL);
-    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 4);
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 5);
     sqlite3_finalize(q);
     /* Version 4 added the append grouping: an old event reads as an append
      * of one. */
@@ -589,6 +618,52 @@ static void test_upgrade_from_version_1(void)
     sqlite3_close(db);
 }
 
-TEST_MAIN("aeon-sub-", test_patterns_and_order, test_batches, test_resume_after_restart,
-          test_fenced_acks, test_start_and_reset, test_views, test_transactions, test_wake,
-          test_upgrade_from_version_1)
+/* A version 4 store (the append grouping, no leases) gains the leases
+ * table, so named subscriptions work on it. */
+static void test_upgrade_from_version_4(void)
+{
+    const char *path = test_path("v4.db");
+    store *s = open_store(path);
+    store_close(s);
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "DROP TABLE leases; PRAGMA user_version = 4;", NULL, NULL,
+                       NULL) == SQLITE_OK);
+    sqlite3_close(db);
+
+    s = open_store(path);
+    store_sub *sub = NULL;
+    OK(s->ops->subscribe(s, "after-4", NULL, &sub, &err));
+    int got[4];
+    CHECK(poll_i(s, sub, 10, got, NULL) == 0);
+    s->ops->sub_close(sub);
+    store_close(s);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL);
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 5);
+    sqlite3_finalize(q);
+    sqlite3_prepare_v2(db, "SELECT holder FROM leases WHERE name = 'after-4'", -1, &q, NULL);
+    CHECK(sqlite3_step(q) == SQLITE_ROW);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+int main(void)
+{
+    if (!test_tmpdir(dir, sizeof dir, "aeon-sub-"))
+        return 2;
+    test_patterns_and_order();
+    test_batches();
+    test_resume_after_restart();
+    test_one_consumer();
+    test_start_and_reset();
+    test_views();
+    test_transactions();
+    test_wake();
+    test_upgrade_from_version_1();
+    test_upgrade_from_version_4();
+    free(err);
+    test_remove_dir(dir);
+    return test_report();
+}

@@ -1,5 +1,6 @@
 -- Subscriptions (API.md section 4), on every backend that has them:
--- patterns, commit order, batches, durable and fenced checkpoints,
+-- patterns, commit order, batches, durable and fenced checkpoints, one
+-- consumer per name (the lease; lease_spec.lua has the processes racing),
 -- catching up after a restart, waiting, notifications, ephemeral
 -- subscriptions and resets. A backend without them gets pending specs.
 local aeon = require "aeon"
@@ -79,18 +80,43 @@ for _, backend in helpers.each_backend() do
       assert.same(revs[3], again:checkpoint())
     end)
 
-    it("fences acks: of two consumers of one name, the one behind acks nothing and starts again", function()
+    it("hands a name to one consumer at a time: a second stands by, then takes over from the checkpoint", function()
       for i = 1, 5 do store:append("k", { { type = "n", data = { i = i } } }) end
       local other = assert(aeon.open(uri))
       local a = assert(store:subscribe("shared"))
       local b = assert(other:subscribe("shared"))
-      local ea, eb = a:poll(0, 3), b:poll(0, 2)
+      assert.is_true(a:active())
+      assert.is_false(b:active())
+      local ea = a:poll(0, 3)
+      assert.same({}, b:poll(0, 2))
+      assert.is_false(b:ack(ea[3].revision)) -- a standby acks nothing
       assert.is_true(a:ack(ea[3].revision))
-      assert.is_false(b:ack(eb[2].revision))
       assert.same(ea[3].revision, b:checkpoint())
+      a:close() -- gives the lease up: the standby takes over at once
       local rest = b:poll(0)
+      assert.is_true(b:active())
       assert.same({ 4, 5 }, { rest[1].data.i, rest[2].data.i })
       other:close()
+    end)
+
+    it("refuses a name in use with wait = false, and checks the lease option", function()
+      local holder = process.start({ "spec/support/lease_consumer.lua", uri, "busy", "1", "10" })
+      assert(process.wait_until(function() return holder:stdout():find("ready\n", 1, true) end, 30),
+        holder:stderr())
+      local sub, err = store:subscribe("busy", { wait = false, lease = 1 })
+      holder:kill("TERM")
+      holder:wait(10)
+      holder:cleanup()
+      assert.is_nil(sub)
+      assert.matches('subscription "busy" is in use by another consumer', err)
+      assert.has_error(function() store:subscribe("x", { lease = 0.01 }) end,
+        "subscribe: option 'lease' must be between 0.1 and 3600 seconds")
+      assert.has_error(function() store:subscribe("x", { wait = "no" }) end,
+        "subscribe: option 'wait' must be a boolean")
+      -- Free again once the holder has gone.
+      local again = assert(store:subscribe("busy", { wait = false }))
+      assert.is_true(again:active())
+      again:close()
     end)
 
     it("waits for events, and wakes for an append by another process", function()

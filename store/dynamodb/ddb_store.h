@@ -206,6 +206,7 @@ store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, char **e
 store_status ddb_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE], char **err);
 void ddb_sub_close(store_sub *sub);
 store_status ddb_sub_reset(store *st, const char *name, char **err);
+bool ddb_sub_active(store_sub *sub);
 
 /* ---- ddb_admin.c ------------------------------------------------------ */
 

@@ -4,6 +4,7 @@
  * checkpoints and fencing in the metadata table.
  */
 #include "ddb_store.h"
+#include "lease.h"
 
 /* ------------------------------------------------------------------ */
 /* Subscriptions                                                       */
@@ -21,7 +22,8 @@
  * The checkpoint item {pk=NAME, sk="subscription"} holds the revision acked
  * (what checkpoint() says), the settled mark and seen revisions that go
  * with it, a version number for fencing and, once following, the stream's
- * ARN and shard positions. */
+ * ARN and shard positions; beside them, the name's lease (lease.h:
+ * holder, beat, lease_ms), which an ack carries over and a reset keeps. */
 
 #define SUB_WAIT_MS 100          /* a waiting poll looks again this often */
 #define WAKE_STEP_MS 10          /* ... and for appends in this process this often */
@@ -107,6 +109,7 @@ struct store_sub {
     record_mark *marks;                /* per batch event: where it was read */
     size_t marks_cap;                  /* entries allocated */
     rev_set caught;                    /* what the catch-up looked at, recent */
+    lease lease;                       /* its side of the name's lease */
 };
 
 /* Appends in this process wake its waiting polls at once. */
@@ -174,6 +177,8 @@ void ddb_sub_close(store_sub *sub)
 {
     if (sub == NULL)
         return;
+    if (sub->name != NULL && sub->lease.io != NULL)
+        lease_release(&sub->lease);
     free_batch(sub);
     stop_following(sub);
     free(sub->caught.v);
@@ -301,6 +306,11 @@ static store_status rewind_sub(store_sub *sub, char **err)
             goto done;
         item = json_object_get(r.json, "Item");
     }
+    /* An item with the lease only (before the first ack, after a reset)
+     * holds no checkpoint. */
+    if (item != NULL && json_object_get(item, "revision") == NULL &&
+        json_object_get(item, "version") == NULL)
+        item = NULL;
     if (item != NULL) {
         const char *rev = ddb_item_s(item, "revision"), *mark = ddb_item_s(item, "mark");
         const char *version = json_string_value(json_object_get(json_object_get(item,
@@ -339,17 +349,130 @@ done:
     return status;
 }
 
+/* lease.h's steps: conditional updates of the lease attributes of the
+ * checkpoint item, leaving the checkpoint alone. DynamoDB refuses names
+ * and values an expression does not use, so each step passes its own. */
+static store_status lease_update(store_sub *sub, const char *update, const char *condition,
+                                 json_t *names, json_t *values, bool *done, char **err)
+{
+    ddb_store *s = sub->s;
+    http_response r = {0};
+    json_t *body = json_pack("{s:s, s:o, s:s, s:s, s:o, s:o}", "TableName", s->metadata,
+                             "Key", sub_key(sub->name), "UpdateExpression", update,
+                             "ConditionExpression", condition, "ExpressionAttributeNames",
+                             names, "ExpressionAttributeValues", values);
+    /* Not resent blindly, as an ack: a resend would find its own write. */
+    store_status status = ddb_call(s, "UpdateItem", body, false,
+                                   (const char *const[]){"ConditionalCheckFailedException",
+                                                         NULL},
+                                   &r, err);
+    *done = status == STORE_OK && r.error == NULL;
+    http_response_free(&r);
+    return status;
+}
+
+static json_t *av_n(int64_t n)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%" PRId64, n);
+    return json_pack("{s:s}", "N", text);
+}
+
+static store_status lease_get(void *ctx, lease_record *out, char **err)
+{
+    store_sub *sub = ctx;
+    http_response r = {0};
+    const json_t *item;
+    memset(out, 0, sizeof *out);
+    store_status status = ddb_get_meta(sub->s, sub->name, "subscription", &r, &item, err);
+    const char *beat = json_string_value(json_object_get(json_object_get(item, "beat"), "N"));
+    if (status == STORE_OK && beat != NULL) {
+        const char *holder = ddb_item_s(item, "holder");
+        const char *ms = json_string_value(json_object_get(json_object_get(item, "lease_ms"),
+                                                           "N"));
+        out->found = true;
+        snprintf(out->holder, sizeof out->holder, "%s", holder != NULL ? holder : "");
+        out->beat = strtoll(beat, NULL, 10);
+        out->lease_ms = ms != NULL ? strtoll(ms, NULL, 10) : 0;
+    }
+    http_response_free(&r);
+    return status;
+}
+
+static store_status lease_take(void *ctx, const lease_record *seen, const char *holder,
+                               int64_t lease_ms, bool *won, char **err)
+{
+    json_t *names = json_pack("{s:s, s:s, s:s}", "#h", "holder", "#b", "beat", "#l",
+                              "lease_ms");
+    json_t *values = json_pack("{s:o, s:o, s:o}", ":h", ddb_av_s(holder), ":zero", av_n(0),
+                               ":l", av_n(lease_ms));
+    const char *condition = "attribute_not_exists(#b)";
+    if (seen->found) {
+        json_object_set_new(values, ":beat", av_n(seen->beat));
+        condition = "#b = :beat AND attribute_not_exists(#h)";
+        if (seen->holder[0] != '\0') {
+            json_object_set_new(values, ":was", ddb_av_s(seen->holder));
+            condition = "#b = :beat AND #h = :was";
+        }
+    }
+    return lease_update(ctx, "SET #h = :h, #b = :zero, #l = :l", condition, names, values,
+                        won, err);
+}
+
+static store_status lease_renew(void *ctx, const char *holder, int64_t lease_ms, bool *held,
+                                char **err)
+{
+    json_t *names = json_pack("{s:s, s:s, s:s}", "#h", "holder", "#b", "beat", "#l",
+                              "lease_ms");
+    json_t *values = json_pack("{s:o, s:o, s:o}", ":h", ddb_av_s(holder), ":one", av_n(1),
+                               ":l", av_n(lease_ms));
+    return lease_update(ctx, "SET #b = #b + :one, #l = :l", "#h = :h", names, values, held,
+                        err);
+}
+
+static store_status lease_free(void *ctx, const char *holder, char **err)
+{
+    bool done;
+    json_t *names = json_pack("{s:s, s:s}", "#h", "holder", "#b", "beat");
+    json_t *values = json_pack("{s:o, s:o}", ":h", ddb_av_s(holder), ":one", av_n(1));
+    return lease_update(ctx, "REMOVE #h SET #b = #b + :one", "#h = :h", names, values, &done,
+                        err);
+}
+
+static const lease_io ddb_lease_io = {lease_get, lease_take, lease_renew, lease_free};
+
+/* As sqlite_sub.c's: whether the subscription may be handed events now;
+ * one that has just taken the lease over starts from the stored
+ * checkpoint. */
+static store_status hold(store_sub *sub, bool *held, char **err)
+{
+    bool taken = false;
+    *held = true;
+    if (sub->name == NULL)
+        return STORE_OK;
+    store_status status = lease_hold(&sub->lease, held, &taken, err);
+    if (status == STORE_OK && taken)
+        status = rewind_sub(sub, err);
+    return status;
+}
+
+bool ddb_sub_active(store_sub *sub)
+{
+    return sub->name == NULL || sub->lease.mine[0] != '\0';
+}
+
 store_status ddb_subscribe(store *st, const char *name, const store_sub_opts *opts,
                            store_sub **out, char **err)
 {
-    static const store_sub_opts defaults = {NULL, 0, NULL, 0, NULL, NULL};
+    static const store_sub_opts defaults = {0};
     ddb_store *s = (ddb_store *)st;
     store_status status = STORE_NOMEM;
     store_sub *sub = NULL;
     *out = NULL;
     if (opts == NULL)
         opts = &defaults;
-    if ((status = store_check_subscription(name, opts, err)) != STORE_OK)
+    if ((status = store_check_subscription(name, opts, err)) != STORE_OK ||
+        (status = lease_check(opts->lease_ms, err)) != STORE_OK)
         return status;
     if (name != NULL && strlen(name) > KEY_BYTES)
         return store_fail(err, STORE_LIMIT, "dynamodb: subscription name is over %d bytes",
@@ -359,11 +482,17 @@ store_status ddb_subscribe(store *st, const char *name, const store_sub_opts *op
         filter_copy(opts->filter, &sub->filter) != STORE_OK)
         goto nomem;
     sub->s = s;
+    lease_init(&sub->lease, &ddb_lease_io, sub, &s->base.env, opts->lease_ms);
     ddb_copy_rev(sub->start, opts->start != NULL ? opts->start : STORE_START);
+    bool held = false;
     if ((status = pattern_copy(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
                                 err)) != STORE_OK ||
         (status = pattern_copy(opts->types, opts->ntypes, "type", &sub->types, &sub->ntypes,
                                 err)) != STORE_OK ||
+        /* The lease first, so the checkpoint read after it is the last one
+         * a former holder could write. */
+        (name != NULL && (status = opts->nowait ? lease_claim(&sub->lease, name, err)
+                                                : hold(sub, &held, err)) != STORE_OK) ||
         (status = rewind_sub(sub, err)) != STORE_OK)
         goto fail;
     /* An ephemeral subscription's checkpoint is where it starts. */
@@ -978,8 +1107,18 @@ store_status ddb_poll(store_sub *sub, int64_t timeout_ms, size_t max,
     int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         uint64_t gen = wake_now();
-        bool end = false;
+        bool end = false, held;
         free_batch(sub);
+        if ((status = hold(sub, &held, err)) != STORE_OK)
+            return status;
+        if (!held) {
+            /* A standby: nothing to hand out; wait for its chance. */
+            int64_t now = mono_ms(), until = now + lease_wait_ms(&sub->lease);
+            if (now >= deadline)
+                break;
+            ddb_nap((uint64_t)((until < deadline ? until : deadline) - now));
+            continue;
+        }
         if (!sub->following) {
             if ((status = scan(sub, max, &end, err)) != STORE_OK)
                 return status;
@@ -989,6 +1128,14 @@ store_status ddb_poll(store_sub *sub, int64_t timeout_ms, size_t max,
         /* A batch comes from one source, so an ack maps to one of them. */
         if (sub->following && sub->nevents == 0 && (status = follow(sub, max, err)) != STORE_OK)
             return status;
+        /* The reads may have taken a while: hand the batch out only while
+         * the lease still holds (renewed if a third of it has gone). */
+        if (sub->nevents > 0 && (status = hold(sub, &held, err)) != STORE_OK)
+            return status;
+        if (!held) {
+            free_batch(sub);
+            continue;
+        }
         if (sub->nevents > 0 || mono_ms() >= deadline)
             break;
         /* Wait for an append here (checked often) or the next look. */
@@ -1110,15 +1257,18 @@ store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, char **e
         *acked = true;
         return STORE_OK;
     }
+    if (sub->lease.mine[0] == '\0')
+        return STORE_OK; /* a standby acks nothing */
     /* The mark and seen revisions are the catch-up's, for a restart that
      * has to catch up again; positions are the stream's. */
     if (processed(sub, revision, mark, &seen) != STORE_OK)
         goto nomem;
     char version[24];
     snprintf(version, sizeof version, "%" PRId64, sub->version + 1);
-    item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "pk", "S", sub->name,
-                     "sk", "S", "subscription", "revision", "S", stored, "mark", "S", mark,
-                     "version", "N", version);
+    item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o, s:o, s:o}", "pk", "S",
+                     sub->name, "sk", "S", "subscription", "revision", "S", stored, "mark",
+                     "S", mark, "version", "N", version, "holder", ddb_av_s(sub->lease.mine),
+                     "beat", av_n(sub->lease.beat), "lease_ms", av_n(sub->lease.lease_ms));
     if (item == NULL || (json_array_size(seen) > 0 &&
                          json_object_set_new(item, "seen", json_pack("{s:O}", "L", seen)) != 0) ||
         (streamed && ((pos = calloc(sub->nshards + 1, sizeof *pos)) == NULL ||
@@ -1126,16 +1276,21 @@ store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, char **e
         goto nomem;
     json_t *body;
     if (sub->version == 0) {
-        body = json_pack("{s:s, s:O, s:s, s:{s:s}}", "TableName", s->metadata, "Item", item,
-                         "ConditionExpression", "attribute_not_exists(#version)",
-                         "ExpressionAttributeNames", "#version", "version");
+        body = json_pack("{s:s, s:O, s:s, s:{s:s, s:s}, s:{s:o}}", "TableName", s->metadata,
+                         "Item", item, "ConditionExpression",
+                         "attribute_not_exists(#version) AND #holder = :holder",
+                         "ExpressionAttributeNames", "#version", "version", "#holder",
+                         "holder", "ExpressionAttributeValues", ":holder",
+                         ddb_av_s(sub->lease.mine));
     } else {
         char current[24];
         snprintf(current, sizeof current, "%" PRId64, sub->version);
-        body = json_pack("{s:s, s:O, s:s, s:{s:s}, s:{s:{s:s}}}", "TableName", s->metadata,
-                         "Item", item, "ConditionExpression", "#version = :version",
-                         "ExpressionAttributeNames", "#version", "version",
-                         "ExpressionAttributeValues", ":version", "N", current);
+        body = json_pack("{s:s, s:O, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:o}}", "TableName",
+                         s->metadata, "Item", item, "ConditionExpression",
+                         "#version = :version AND #holder = :holder",
+                         "ExpressionAttributeNames", "#version", "version", "#holder",
+                         "holder", "ExpressionAttributeValues", ":version", "N", current,
+                         ":holder", ddb_av_s(sub->lease.mine));
     }
     /* Not resent blindly: a resend after a lost answer would find its own
      * write and take it for another consumer's. */
@@ -1144,7 +1299,10 @@ store_status ddb_ack(store_sub *sub, const char *revision, bool *acked, char **e
     if (status != STORE_OK)
         goto done;
     if (r.error != NULL) {
-        /* Another consumer moved it: start again from where it left things. */
+        /* Another consumer took the lease or moved the checkpoint: start
+         * again from where it left things, and ask about the lease at the
+         * next poll. */
+        lease_doubt(&sub->lease);
         status = rewind_sub(sub, err);
         goto done;
     }
@@ -1190,9 +1348,14 @@ store_status ddb_sub_reset(store *st, const char *name, char **err)
     const char *why = store_check_text(name, false);
     if (why != NULL)
         return store_fail(err, STORE_INVALID, "subscription name %s", why);
-    store_status status = ddb_call(s, "DeleteItem", json_pack("{s:s, s:o}", "TableName",
-                                                              s->metadata, "Key", sub_key(name)),
-                               true, NULL, &r, err);
+    /* The checkpoint goes, the lease stays: a consumer holding the name
+     * goes on holding it, and starts over at its next ack. */
+    json_t *body = json_pack("{s:s, s:o, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
+                             "TableName", s->metadata, "Key", sub_key(name),
+                             "UpdateExpression", "REMOVE #r, #m, #s, #v, #st, #sh",
+                             "ExpressionAttributeNames", "#r", "revision", "#m", "mark", "#s",
+                             "seen", "#v", "version", "#st", "stream", "#sh", "shards");
+    store_status status = ddb_call(s, "UpdateItem", body, true, NULL, &r, err);
     http_response_free(&r);
     return status;
 }

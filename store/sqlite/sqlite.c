@@ -67,12 +67,15 @@
  *   idempotency(token PK, expires_ms), indexed by expiry for pruning.
  *   snapshots(key PK, revision, state).
  *   subscriptions(name PK, checkpoint): durable checkpoints.
+ *   leases(name PK, holder, beat, lease_ms): who consumes each name now
+ *     (lease.h); apart from the checkpoints, so a reset keeps it.
  *   views(view, id, revision, doc), PK (view, id): read-model documents;
  *   view_revisions(view PK, revision): the revision each view has seen.
  * A key's head and the store's last revision are derived (MAX(revision)),
  * never stored twice. Version 1 stores (no subscriptions or views) gain the
  * new tables when first opened; version 3 made events_by_key covering;
- * version 4 added `more` (older events read as appends of one).
+ * version 4 added `more` (older events read as appends of one); version 5
+ * added leases.
  *
  * Subscriptions: since revisions increase in commit order across the
  * store, a subscription's position is one revision, and "after it" is
@@ -114,6 +117,12 @@ static const char schema_sql[] =
     " name TEXT NOT NULL PRIMARY KEY,"
     " checkpoint TEXT NOT NULL"
     ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS leases ("
+    " name TEXT NOT NULL PRIMARY KEY,"
+    " holder TEXT NOT NULL,"
+    " beat INTEGER NOT NULL,"
+    " lease_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS views ("
     " view TEXT NOT NULL,"
     " id TEXT NOT NULL,"
@@ -125,7 +134,7 @@ static const char schema_sql[] =
     " view TEXT NOT NULL PRIMARY KEY,"
     " revision TEXT NOT NULL"
     ") WITHOUT ROWID;"
-    "PRAGMA user_version = 4;";
+    "PRAGMA user_version = 5;";
 
 /* Versions 1 and 2 indexed events by (key, revision) only: the index goes
  * before the schema above makes it anew, covering. */
@@ -166,14 +175,29 @@ static const char *const sql[Q_COUNT] = {
     [Q_ROLLBACK_TO] = "ROLLBACK TO aeon_write",
     [Q_DATA_VERSION] = "PRAGMA data_version",
     [Q_SUB_GET] = "SELECT checkpoint FROM subscriptions WHERE name = ?1",
-    /* The fenced ack: the first checkpoint is inserted only if there is
-     * none, a later one replaces only the one the subscription knew, so a
-     * consumer that fell behind another changes nothing (no row changes). */
-    [Q_SUB_INSERT] = "INSERT INTO subscriptions (name, checkpoint) VALUES (?1, ?2)"
+    /* The fenced ack: only while the acker holds the name's lease; the
+     * first checkpoint is inserted only if there is none, a later one
+     * replaces only the one the subscription knew, so a consumer that
+     * lost the lease or fell behind changes nothing (no row changes). */
+    [Q_SUB_INSERT] = "INSERT INTO subscriptions (name, checkpoint) SELECT ?1, ?2 WHERE"
+                     " EXISTS (SELECT 1 FROM leases WHERE name = ?1 AND holder = ?3)"
                      " ON CONFLICT (name) DO NOTHING",
     [Q_SUB_UPDATE] = "UPDATE subscriptions SET checkpoint = ?2 WHERE name = ?1 AND"
-                     " checkpoint = ?3",
+                     " checkpoint = ?3 AND EXISTS (SELECT 1 FROM leases WHERE name = ?1"
+                     " AND holder = ?4)",
     [Q_SUB_RESET] = "DELETE FROM subscriptions WHERE name = ?1",
+    /* The lease steps of lease.h, each one atomic statement. A take binds
+     * the holder and beat it saw (NULL holder: no record), so it loses to
+     * anyone who moved the record since. */
+    [Q_LEASE_GET] = "SELECT holder, beat, lease_ms FROM leases WHERE name = ?1",
+    [Q_LEASE_TAKE] = "INSERT INTO leases (name, holder, beat, lease_ms) VALUES (?1, ?2, 0, ?3)"
+                     " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, beat = 0,"
+                     " lease_ms = excluded.lease_ms WHERE leases.holder = ?4 AND"
+                     " leases.beat = ?5",
+    [Q_LEASE_RENEW] = "UPDATE leases SET beat = beat + 1, lease_ms = ?3 WHERE name = ?1 AND"
+                      " holder = ?2",
+    [Q_LEASE_RELEASE] = "UPDATE leases SET holder = '', beat = beat + 1 WHERE name = ?1 AND"
+                        " holder = ?2",
     [Q_VIEW_GET] = "SELECT revision, doc FROM views WHERE view = ?1 AND id = ?2",
     [Q_VIEW_PUT] = "INSERT INTO views (view, id, revision, doc) VALUES (?1, ?2, ?3, ?4)"
                    " ON CONFLICT (view, id) DO UPDATE SET revision = excluded.revision,"
@@ -903,6 +927,7 @@ const store_ops store_sqlite_ops = {
     .checkpoint = sqlite_checkpoint,
     .sub_close = sqlite_sub_close,
     .sub_reset = sqlite_sub_reset,
+    .sub_active = sqlite_sub_active,
     .view_get = sqlite_view_get,
     .view_put = sqlite_view_put,
     .view_revision = sqlite_view_revision,

@@ -13,6 +13,7 @@
 #define AEON_SQLITE_STORE_H
 
 #include "filter.h"
+#include "lease.h"
 #include "pattern.h"
 #include "revision.h"
 #include "store.h"
@@ -30,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define BUSY_TIMEOUT_MS 10000
 #define PAGE_ROWS 256              /* rows a cursor reads per page at most */
 #define PAGE_BYTES (1u << 20)      /* ... and text it buffers, past one row */
@@ -66,6 +67,10 @@ enum {
     Q_SUB_INSERT,
     Q_SUB_UPDATE,
     Q_SUB_RESET,
+    Q_LEASE_GET,
+    Q_LEASE_TAKE,
+    Q_LEASE_RENEW,
+    Q_LEASE_RELEASE,
     Q_VIEW_GET,
     Q_VIEW_PUT,
     Q_VIEW_SEEN,
@@ -184,6 +189,7 @@ struct store_sub {
     char committed[STORE_REVISION_SIZE]; /* known, as of the last commit: what a
                                             rollback goes back to */
     char at[STORE_REVISION_SIZE];        /* delivered or passed over up to here */
+    lease lease;                         /* its side of the name's lease */
     store_sub *next;                     /* sibling in s->subs */
     row *rows;                           /* the last batch */
     size_t nrows;                        /* rows in it */
@@ -282,6 +288,7 @@ store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE],
                                char **err);
 void sqlite_sub_close(store_sub *sub);
 store_status sqlite_sub_reset(store *st, const char *name, char **err);
+bool sqlite_sub_active(store_sub *sub);
 
 /* ---- sqlite_view.c ---------------------------------------------------- */
 

@@ -12,6 +12,8 @@ void sqlite_sub_close(store_sub *sub)
 {
     if (sub == NULL)
         return;
+    if (sub->name != NULL && sub->lease.io != NULL)
+        lease_release(&sub->lease);
     if (sub->s != NULL) {
         store_sub **pp = &sub->s->subs;
         while (*pp != NULL && *pp != sub)
@@ -59,6 +61,106 @@ static store_status rewind_sub(store_sub *sub, char **err)
     return STORE_OK;
 }
 
+/* lease.h's steps on the leases table, each one autocommit statement. */
+static store_status lease_get(void *ctx, lease_record *out, char **err)
+{
+    store_sub *sub = ctx;
+    sqlite3_stmt *q = sub->s->q[Q_LEASE_GET];
+    memset(out, 0, sizeof *out);
+    sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *h = sqlite3_column_text(q, 0);
+        out->found = true;
+        snprintf(out->holder, sizeof out->holder, "%s", h != NULL ? (const char *)h : "");
+        out->beat = sqlite3_column_int64(q, 1);
+        out->lease_ms = sqlite3_column_int64(q, 2);
+        rc = SQLITE_DONE;
+    }
+    if (rc != SQLITE_DONE) {
+        store_status status = sqlite_db_fail(sub->s, rc, err, "reading a lease");
+        sqlite3_reset(q);
+        return status;
+    }
+    sqlite3_reset(q);
+    return STORE_OK;
+}
+
+/* Runs a lease write bound by the caller; *changed tells whether a row did. */
+static store_status lease_write(store_sub *sub, sqlite3_stmt *q, bool *changed, char **err)
+{
+    int rc = sqlite_run(q);
+    if (rc != SQLITE_DONE)
+        return sqlite_db_fail(sub->s, rc, err, "writing a lease");
+    *changed = sqlite3_changes(sub->s->db) > 0;
+    return STORE_OK;
+}
+
+static store_status lease_take(void *ctx, const lease_record *seen, const char *holder,
+                               int64_t lease_ms, bool *won, char **err)
+{
+    store_sub *sub = ctx;
+    sqlite3_stmt *q = sub->s->q[Q_LEASE_TAKE];
+    sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, holder, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, lease_ms);
+    if (seen->found)
+        sqlite3_bind_text(q, 4, seen->holder, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 4);
+    sqlite3_bind_int64(q, 5, seen->beat);
+    return lease_write(sub, q, won, err);
+}
+
+static store_status lease_renew(void *ctx, const char *holder, int64_t lease_ms, bool *held,
+                                char **err)
+{
+    store_sub *sub = ctx;
+    sqlite3_stmt *q = sub->s->q[Q_LEASE_RENEW];
+    sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, holder, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, lease_ms);
+    return lease_write(sub, q, held, err);
+}
+
+static store_status lease_free(void *ctx, const char *holder, char **err)
+{
+    store_sub *sub = ctx;
+    bool changed;
+    sqlite3_stmt *q = sub->s->q[Q_LEASE_RELEASE];
+    sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, holder, -1, SQLITE_STATIC);
+    return lease_write(sub, q, &changed, err);
+}
+
+static const lease_io sqlite_lease_io = {lease_get, lease_take, lease_renew, lease_free};
+
+/* Whether a named subscription may be handed events now (lease_hold); one
+ * that has just taken the lease over starts from the stored checkpoint.
+ * Inside the caller's transaction the lease is left as it is: a write
+ * there would commit or roll back with the caller's. */
+static store_status hold(store_sub *sub, bool *held, char **err)
+{
+    bool taken = false;
+    store_status status = STORE_OK;
+    *held = true;
+    if (sub->name == NULL)
+        return STORE_OK;
+    if (sub->s->txn) {
+        *held = sub->lease.mine[0] != '\0';
+        return STORE_OK;
+    }
+    status = lease_hold(&sub->lease, held, &taken, err);
+    if (status == STORE_OK && taken)
+        status = rewind_sub(sub, err);
+    return status;
+}
+
+bool sqlite_sub_active(store_sub *sub)
+{
+    return sub->name == NULL || sub->lease.mine[0] != '\0';
+}
+
 /* A commit makes the checkpoints acked inside the transaction the known
  * ones; a rollback forgets them, so the fence compares against what is
  * really stored. */
@@ -77,14 +179,15 @@ store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts 
 {
     if (st->damaged)
         return sqlite_damaged((sqlite_store *)st, err);
-    static const store_sub_opts defaults = {NULL, 0, NULL, 0, NULL, NULL};
+    static const store_sub_opts defaults = {0};
     sqlite_store *s = (sqlite_store *)st;
     store_status status = STORE_NOMEM;
     store_sub *sub = NULL;
     *out = NULL;
     if (opts == NULL)
         opts = &defaults;
-    if ((status = store_check_subscription(name, opts, err)) != STORE_OK)
+    if ((status = store_check_subscription(name, opts, err)) != STORE_OK ||
+        (status = lease_check(opts->lease_ms, err)) != STORE_OK)
         return status;
 
     if ((sub = calloc(1, sizeof *sub)) == NULL ||
@@ -94,14 +197,23 @@ store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts 
     sub->s = s;
     sub->next = s->subs; /* linked first, so sqlite_sub_close can unlink it */
     s->subs = sub;
+    lease_init(&sub->lease, &sqlite_lease_io, sub, &s->base.env, opts->lease_ms);
     sqlite_copy_revision(sub->start, (const unsigned char *)(opts->start != NULL ? opts->start
                                                                         : STORE_START));
     sqlite_copy_revision(sub->known, NULL);
     if ((status = pattern_copy(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
                                 err)) != STORE_OK ||
         (status = pattern_copy(opts->types, opts->ntypes, "type", &sub->types,
-                                &sub->ntypes, err)) != STORE_OK ||
-        (status = rewind_sub(sub, err)) != STORE_OK)
+                                &sub->ntypes, err)) != STORE_OK)
+        goto fail_reported;
+    /* The lease first, so the checkpoint read after it is the last one a
+     * former holder could write. */
+    bool held = false;
+    if (sub->name != NULL && !s->txn &&
+        (status = opts->nowait ? lease_claim(&sub->lease, sub->name, err)
+                               : hold(sub, &held, err)) != STORE_OK)
+        goto fail_reported;
+    if ((status = rewind_sub(sub, err)) != STORE_OK)
         goto fail_reported;
     /* An ephemeral subscription's checkpoint is where it starts. */
     if (sub->name == NULL) {
@@ -220,16 +332,29 @@ store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max,
          * while it runs still ends the wait that follows. */
         uint64_t seen = sqlite_wake_generation();
         int64_t version = 0, now_version = 0;
+        bool held;
         if ((rc = data_version(s, &version)) != SQLITE_DONE)
             return sqlite_db_fail(s, rc, err, "polling a subscription");
-        if ((status = scan(sub, max, err)) != STORE_OK)
+        if ((status = hold(sub, &held, err)) != STORE_OK)
             return status;
-        if (sub->nrows > 0)
+        if (held && (status = scan(sub, max, err)) != STORE_OK)
+            return status;
+        /* The scan may have taken a while: hand the batch out only while
+         * the lease still holds (renewed if a third of it has gone). */
+        if (held && sub->nrows > 0 && (status = hold(sub, &held, err)) != STORE_OK)
+            return status;
+        if (held && sub->nrows > 0)
             break;
+        sub->nrows = 0;
+        /* Back to the lease at least this often: a holder renews, a
+         * standby looks for its chance. */
+        int64_t look = sqlite_mono_ms() + lease_wait_ms(&sub->lease);
         for (;;) {
-            int64_t left = deadline - sqlite_mono_ms();
+            int64_t now = sqlite_mono_ms(), left = deadline - now;
             if (left <= 0)
                 goto done;
+            if (now >= look)
+                break;
             if (sqlite_wake_wait(seen, left < WAKE_CHECK_MS ? left : WAKE_CHECK_MS))
                 break;
             if ((rc = data_version(s, &now_version)) != SQLITE_DONE)
@@ -263,18 +388,24 @@ store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char 
     if (sub->name != NULL) {
         if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
             return status;
+        if (sub->lease.mine[0] == '\0')
+            return STORE_OK; /* a standby acks nothing */
         bool first = strcmp(sub->known, STORE_START) == 0;
         sqlite3_stmt *q = s->q[first ? Q_SUB_INSERT : Q_SUB_UPDATE];
         sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, revision, -1, SQLITE_STATIC);
         if (!first)
             sqlite3_bind_text(q, 3, sub->known, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, first ? 3 : 4, sub->lease.mine, -1, SQLITE_STATIC);
         int rc = sqlite_run(q);
         if (rc != SQLITE_DONE)
             return sqlite_db_fail(s, rc, err, "storing a checkpoint");
         if (sqlite3_changes(s->db) == 0) {
-            /* Another consumer moved it: start again from where it left
-             * things, rather than apply what it has applied. */
+            /* Another consumer took the lease or moved the checkpoint:
+             * start again from where it left things, rather than apply
+             * what it has applied, and ask the store about the lease at
+             * the next poll. */
+            lease_doubt(&sub->lease);
             return rewind_sub(sub, err);
         }
     }
