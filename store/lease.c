@@ -80,9 +80,9 @@ static store_status keep(lease *l, int64_t now, bool *held, char **err)
     if (*held) {
         l->renewed = now;
         l->beat++;
-    }
-    else
+    } else {
         l->mine[0] = '\0';
+    }
     return STORE_OK;
 }
 
