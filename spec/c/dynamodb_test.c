@@ -353,7 +353,7 @@ static void test_settling_index(const char *uri)
     store *s = open_with(uri, &f);
     unsetenv("AEON_DYNAMODB_INDEX_SETTLE_MS");
     store_append_result r[4];
-    store_sub *sub = NULL, *again = NULL;
+    store_sub *sub = NULL;
     const store_event *ev;
     char pos[STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
     if (s == NULL)
@@ -384,34 +384,32 @@ static void test_settling_index(const char *uri)
     CHECK(s->ops->ack(sub, r[1].revision, &acked, &err) == STORE_OK && acked);
     CHECK(s->ops->checkpoint(sub, cp, &err) == STORE_OK);
     CHECK_STR(cp, r[1].revision);
+    /* A restart from that checkpoint: the first consumer goes first, since
+     * while it holds the name's lease a second one only stands by. */
+    s->ops->sub_close(sub);
+    sub = NULL;
     reset_err();
-    CHECK(s->ops->subscribe(s, "settling", &o, &again, &err) == STORE_OK);
-    if (again != NULL)
-        CHECK(poll0(s, again, 10, pos, &ev) == 1 && strcmp(ev[0].revision, r[2].revision) == 0);
+    CHECK(s->ops->subscribe(s, "settling", &o, &sub, &err) == STORE_OK);
+    if (sub == NULL)
+        goto done;
+    CHECK(poll0(s, sub, 10, pos, &ev) == 1 && strcmp(ev[0].revision, r[2].revision) == 0);
 
     /* later, the reads settle and the position moves up to the last one */
     f.frozen_ms += 450;
-    if (again != NULL) {
-        /* Nor does the restarted one, once it follows the stream, hand out
-         * the events its checkpoint listed as handled (it gave the first
-         * two again). */
-        CHECK(poll0(s, again, 10, pos, &ev) == 0);
-        CHECK_STR(pos, r[2].revision);
-        s->ops->sub_close(again);
-        again = NULL;
-    }
+    /* Nor does the restarted one, once it follows the stream, hand out the
+     * events its checkpoint listed as handled (it gave the first two again). */
     CHECK(poll0(s, sub, 10, pos, &ev) == 0);
     CHECK_STR(pos, r[2].revision);
     reset_err();
     CHECK(s->ops->ack(sub, pos, &acked, &err) == STORE_OK && acked);
     append1(s, "settle/b", "e", NULL, NULL, &r[3]);
     CHECK(poll0(s, sub, 10, pos, &ev) == 1 && strcmp(ev[0].revision, r[3].revision) == 0);
+    s->ops->sub_close(sub);
+    sub = NULL;
     reset_err();
-    CHECK(s->ops->subscribe(s, "settling", &o, &again, &err) == STORE_OK);
-    if (again != NULL) {
-        CHECK(poll0(s, again, 10, pos, &ev) == 1 && strcmp(ev[0].revision, r[3].revision) == 0);
-        s->ops->sub_close(again);
-    }
+    CHECK(s->ops->subscribe(s, "settling", &o, &sub, &err) == STORE_OK);
+    if (sub != NULL)
+        CHECK(poll0(s, sub, 10, pos, &ev) == 1 && strcmp(ev[0].revision, r[3].revision) == 0);
 done:
     if (sub != NULL)
         s->ops->sub_close(sub);
