@@ -129,6 +129,14 @@ store_status lease_hold(lease *l, bool *held, bool *taken, char **err)
     return watch(l, now, held, taken, err);
 }
 
+store_status lease_keep(lease *l, bool *held, char **err)
+{
+    *held = false;
+    if (l->mine[0] == '\0')
+        return STORE_OK;
+    return keep(l, lease_now_ms(), held, err);
+}
+
 static void nap(int64_t ms)
 {
     struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};

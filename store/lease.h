@@ -15,6 +15,9 @@
  *    never have to agree;
  *  - the holder token is the fencing token: the backend's ack writes only
  *    while the stored holder is the acker's token.
+ *  - a holder that handles a batch for long renews as it goes (lease_keep,
+ *    the store's renew), not only in its polls, so a batch that outlasts
+ *    the lease does not lose it to a standby while it is handled.
  * Uses store.h (the env's randomness for tokens).
  */
 #ifndef AEON_LEASE_H
@@ -77,6 +80,13 @@ store_status lease_check(int64_t lease_ms, char **err);
  * (the caller then starts again from the stored checkpoint). A standby
  * reads the record at each call. */
 store_status lease_hold(lease *l, bool *held, bool *taken, char **err);
+
+/* The holder's renewal outside a poll, while it handles a batch: renews
+ * when a third of the lease has gone since the last renewal (else only
+ * looks at the clock); never takes the lease. *held tells whether the
+ * subscription still holds it: false for a standby, and once another
+ * consumer took it over (the batch is then that one's to handle). */
+store_status lease_keep(lease *l, bool *held, char **err);
 
 /* Takes the lease for a consumer that will not stand by: STORE_BUSY when
  * its holder renews it, else once it is free or its holder has stopped

@@ -451,6 +451,15 @@ typedef struct store_ops {
      * as of its last poll, subscribe or ack; true when ephemeral. */
     bool (*sub_active)(store_sub *sub);
 
+    /* The holder's renewal while it handles a batch, between polls: renews
+     * the name's lease when a third of it has gone since the last renewal
+     * (else only looks at the clock), so a batch that takes longer than
+     * the lease keeps it. *held is false for a standby and once another
+     * consumer has taken the lease over: the batch is then that one's,
+     * and this one's ack will store nothing. Inside a transaction the
+     * renewal commits or rolls back with it. Ephemeral: always held. */
+    store_status (*sub_renew)(store_sub *sub, bool *held, char **err);
+
     /* Forgets subscription `name`'s checkpoint, so it starts over from its
      * start (a rebuild). Open subscriptions of that name rewind at their
      * next ack. */

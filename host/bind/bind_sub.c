@@ -247,6 +247,22 @@ static int l_active(lua_State *L) {
     return 1;
 }
 
+/* sub:renew() -> true while this consumer holds its name's lease (renewed
+ * when a third of it has gone), false once another has taken it over or
+ * for a standby; nil, message when the store failed. A consumer whose
+ * batch takes long calls it as it goes, and stops handling on false. */
+static int l_renew(lua_State *L) {
+    lsub *ls = check_sub(L, 1);
+    bool held = true;
+    char *err = NULL;
+    if (ls->s->ops->sub_renew != NULL) {
+        store_status st = ls->s->ops->sub_renew(ls->sub, &held, &err);
+        if (st != STORE_OK) return bind_fail(L, st, err);
+    }
+    lua_pushboolean(L, held);
+    return 1;
+}
+
 static int sub_gc(lua_State *L) {
     lsub *ls = luaL_checkudata(L, 1, SUB_MT);
     bind_release(&ls->link);
@@ -284,6 +300,7 @@ static const luaL_Reg sub_methods[] = {
     {"ack", l_ack},
     {"checkpoint", l_checkpoint},
     {"active", l_active},
+    {"renew", l_renew},
     {"close", sub_gc},
     {NULL, NULL},
 };

@@ -12,8 +12,11 @@
 -- runners of the same projection may run at once (several `serve` or
 -- `project` processes of one app): one holds the subscription's lease and
 -- applies the batches, the others stand by and take over from the
--- checkpoint when it stops (API.md section 4, subscriptions). With
--- `once`, a standby waits until the holder has reached every event
+-- checkpoint when it stops (API.md section 4, subscriptions). The holder
+-- renews the lease between the events of a batch too, so one that handles
+-- a batch for longer than the lease keeps it (else a standby would take
+-- over and handle that batch again), and stops handling at once if it
+-- ever finds the lease gone. With `once`, a standby waits until the holder has reached every event
 -- committed when the run began, or takes over if the holder is gone.
 --
 -- A handler that raises stops its projection only: the events before the
@@ -158,8 +161,11 @@ end
 
 -- Hands events to the handler and records `position`, in one transaction
 -- where the store has them. Returns "done", "stale" (another runner got
--- there first; nothing was recorded), "failed", index, message (the
--- handler raised on events[index]), or nil, message (the store failed).
+-- there first, or took the subscription's lease over; nothing was
+-- recorded), "failed", index, message (the handler raised on
+-- events[index]), or nil, message (the store failed). Before each event
+-- the lease is renewed when a third of it has gone, so a batch that takes
+-- longer than the lease keeps it; once lost, no further event is handled.
 local function apply(r, events, position)
   local p = r.p
   local tb
@@ -169,6 +175,9 @@ local function apply(r, events, position)
   end
   return atomically(r.store, r.txn, "done", function()
     for i, event in ipairs(events) do
+      local held, herr = r.sub:renew()
+      if held == nil then return nil, herr end
+      if not held then return "stale" end
       -- The handler gets the event upcast (aeon.app, App:upcast); an
       -- upcaster that raises fails the event as its handler would.
       local ok, e = xpcall(function()

@@ -649,21 +649,6 @@ static void test_upgrade_from_version_4(void)
     sqlite3_close(db);
 }
 
-int main(void)
-{
-    if (!test_tmpdir(dir, sizeof dir, "aeon-sub-"))
-        return 2;
-    test_patterns_and_order();
-    test_batches();
-    test_resume_after_restart();
-    test_one_consumer();
-    test_start_and_reset();
-    test_views();
-    test_transactions();
-    test_wake();
-    test_upgrade_from_version_1();
-    test_upgrade_from_version_4();
-    free(err);
-    test_remove_dir(dir);
-    return test_report();
-}
+TEST_MAIN("aeon-sub-", test_patterns_and_order, test_batches, test_resume_after_restart,
+          test_one_consumer, test_start_and_reset, test_views, test_transactions, test_wake,
+          test_upgrade_from_version_1, test_upgrade_from_version_4)

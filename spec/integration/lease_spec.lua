@@ -3,7 +3,8 @@
 -- subscriptions: two consumers of one name never both handle an event,
 -- the second waits as a standby and takes over from the checkpoint when
 -- the first is killed -9 and its lease runs out; what it handles again is
--- exactly what the dead one had handled past its last ack.
+-- exactly what the dead one had handled past its last ack; a projection
+-- runner whose batch takes longer than its lease keeps the lease.
 local aeon = require "aeon"
 local helpers = require "helpers"
 local process = require "support.process"
@@ -53,6 +54,19 @@ local function consumers(uri, name, lease, n, pause)
   for _, p in ipairs(ps) do
     assert(process.wait_until(function() return p:stdout():find("ready\n", 1, true) end, 30),
       "a consumer did not start: " .. p:stderr())
+  end
+  return ps
+end
+
+local function projectors(uri, lease, batch, pause, n)
+  local ps = {}
+  for i = 1, n do
+    ps[i] = process.start({ "spec/support/slow_projector.lua", uri, tostring(lease),
+      tostring(batch), tostring(pause) })
+  end
+  for _, p in ipairs(ps) do
+    assert(process.wait_until(function() return p:stdout():find("ready\n", 1, true) end, 30),
+      "a projector did not start: " .. p:stderr())
   end
   return ps
 end
@@ -146,6 +160,41 @@ for _, backend in helpers.each_backend() do
         assert.is_nil(seen[rev])
         seen[rev] = true
       end
+    end)
+
+    it("regression: a projector whose batch outlasted its lease lost it mid-batch to the standby,"
+      .. " which handled the batch again", function()
+      -- Each batch sleeps for twice the lease or more: the runner renewed
+      -- only in its polls, so the standby saw the beat stand still for a
+      -- whole lease and took over in the middle of every batch. Renewed
+      -- between events, the lease holds as long as one event takes less
+      -- than two thirds of it (here a tenth of a second or two, against
+      -- 0.67 s and 2 s).
+      local slow = backend == "dynamodb" and { lease = 3, pause = 0.2 }
+        or { lease = 1, pause = 0.1 }
+      local events, batch = 90, 30
+      local ps = projectors(uri, slow.lease, batch, slow.pause, 2)
+      for i = 1, events do
+        assert(store:append("slow/" .. (i % 3), { { type = "n", data = { i = i } } }))
+      end
+      local all = process.wait_until(function()
+        local a, b = lines_of(ps[1]), lines_of(ps[2])
+        local _, distinct = tally({ a, b })
+        return distinct >= events and { a, b }
+      end, 120)
+      local handled = { lines_of(ps[1]), lines_of(ps[2]) }
+      stop(ps)
+      local _, distinct, twice, total = tally(handled)
+      print(("\n  %s: 2 projectors, %d events in batches of %d taking %.1f s or more, lease %g s:"
+        .. " %d handled by the first, %d by the second, %d twice")
+        :format(backend, events, batch, batch * slow.pause, slow.lease, #handled[1], #handled[2],
+          twice))
+      assert.truthy(all, ("the projectors did not handle every event (%d of %d)")
+        :format(distinct, events))
+      assert.same(0, twice)
+      assert.same(events, total)
+      -- The holder kept the lease throughout: the standby handled nothing.
+      assert.same(0, math.min(#handled[1], #handled[2]))
     end)
   end)
 end

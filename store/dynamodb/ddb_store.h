@@ -207,6 +207,7 @@ store_status ddb_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE], char 
 void ddb_sub_close(store_sub *sub);
 store_status ddb_sub_reset(store *st, const char *name, char **err);
 bool ddb_sub_active(store_sub *sub);
+store_status ddb_sub_renew(store_sub *sub, bool *held, char **err);
 
 /* ---- ddb_admin.c ------------------------------------------------------ */
 

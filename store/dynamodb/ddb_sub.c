@@ -461,6 +461,12 @@ bool ddb_sub_active(store_sub *sub)
     return sub->name == NULL || sub->lease.mine[0] != '\0';
 }
 
+store_status ddb_sub_renew(store_sub *sub, bool *held, char **err)
+{
+    *held = true;
+    return sub->name == NULL ? STORE_OK : lease_keep(&sub->lease, held, err);
+}
+
 store_status ddb_subscribe(store *st, const char *name, const store_sub_opts *opts,
                            store_sub **out, char **err)
 {

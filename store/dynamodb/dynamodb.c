@@ -326,6 +326,7 @@ const store_ops store_dynamodb_ops = {
     .sub_close = ddb_sub_close,
     .sub_reset = ddb_sub_reset,
     .sub_active = ddb_sub_active,
+    .sub_renew = ddb_sub_renew,
     .view_get = ddb_view_get,
     .view_put = ddb_view_put,
     .view_revision = ddb_view_revision,

@@ -928,6 +928,7 @@ const store_ops store_sqlite_ops = {
     .sub_close = sqlite_sub_close,
     .sub_reset = sqlite_sub_reset,
     .sub_active = sqlite_sub_active,
+    .sub_renew = sqlite_sub_renew,
     .view_get = sqlite_view_get,
     .view_put = sqlite_view_put,
     .view_revision = sqlite_view_revision,

@@ -289,6 +289,7 @@ store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE],
 void sqlite_sub_close(store_sub *sub);
 store_status sqlite_sub_reset(store *st, const char *name, char **err);
 bool sqlite_sub_active(store_sub *sub);
+store_status sqlite_sub_renew(store_sub *sub, bool *held, char **err);
 
 /* ---- sqlite_view.c ---------------------------------------------------- */
 

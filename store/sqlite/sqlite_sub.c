@@ -161,16 +161,37 @@ bool sqlite_sub_active(store_sub *sub)
     return sub->name == NULL || sub->lease.mine[0] != '\0';
 }
 
+/* Unlike a poll's, this renewal is written inside the caller's
+ * transaction too (a projection's batch runs in one): a standby cannot
+ * take the lease before that commits anyway, since the transaction holds
+ * the write lock, and at the commit it sees the new beat. */
+store_status sqlite_sub_renew(store_sub *sub, bool *held, char **err)
+{
+    store_status status;
+    *held = true;
+    if (sub->s->base.damaged)
+        return sqlite_damaged(sub->s, err);
+    if (sub->name == NULL)
+        return STORE_OK;
+    if ((status = sqlite_txn_alive(sub->s, err)) != STORE_OK)
+        return status;
+    return lease_keep(&sub->lease, held, err);
+}
+
 /* A commit makes the checkpoints acked inside the transaction the known
  * ones; a rollback forgets them, so the fence compares against what is
- * really stored. */
+ * really stored, and leaves the holders unsure of their leases, since a
+ * renewal may have gone with it (their next poll asks the store). */
 void sqlite_settle_subs(sqlite_store *s, bool committed)
 {
     for (store_sub *sub = s->subs; sub != NULL; sub = sub->next) {
-        if (committed)
+        if (committed) {
             memcpy(sub->committed, sub->known, sizeof sub->committed);
-        else
+        } else {
             memcpy(sub->known, sub->committed, sizeof sub->known);
+            if (sub->name != NULL)
+                lease_doubt(&sub->lease);
+        }
     }
 }
 
