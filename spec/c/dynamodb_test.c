@@ -9,7 +9,11 @@
  * head still append above it (with and without an expected revision), a
  * tie of clock and randomness, the token staying the same across those
  * re-numbered attempts, idempotency keys scoped to their store, and a
- * subscription over an index that may lag the table (as AWS's does).
+ * subscription over an index that may lag the table (as AWS's does), and
+ * the requests each operation takes: reads in pages as large as DynamoDB
+ * makes them, every event once and in order across many small pages
+ * (AEON_DYNAMODB_PAGE_ITEMS), the next page fetched ahead and none past a
+ * limit.
  */
 #include "test.h"
 #include "store.h"
@@ -19,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dynamodb.h"
 #include "revision.h"
 
 /* A clock shifted by `offset_ms` from the real one, and a random source
@@ -431,6 +436,138 @@ static void admin(const char *uri, store_admin action)
     store_close(s);
 }
 
+
+/* Requests of op the handle sent since the last call for that op. */
+static uint64_t sent(store *s, const char *op, uint64_t *last)
+{
+    uint64_t now = ddb_requests(s, op), d = now - *last;
+    *last = now;
+    return d;
+}
+
+/* Appends n events {"i": first..} to key in one transaction. */
+static void append_n(store *s, const char *key, int first, int n)
+{
+    store_pending ev[50];
+    char data[50][32];
+    store_append_result r;
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(data[i], sizeof data[i], "{\"i\":%d}", first + i);
+        ev[i] = (store_pending){"paged", data[i], (size_t)len, NULL};
+    }
+    reset_err();
+    if (s->ops->append(s, key, ev, (size_t)n, NULL, &r, &err) != STORE_OK) {
+        test_failed++;
+        fprintf(stderr, "append %s: %s\n", key, err ? err : "?");
+    }
+}
+
+/* Reads key (every key when NULL) and checks what came: `want` events, in
+ * revision order (newest first when backward), and, for one key, data
+ * {"i": 0, 1, ...} in that order, so none is missing or repeated. Stops
+ * after `stop` events (-1: never) and closes the cursor there. */
+static void check_read(store *s, const char *key, bool backward, int64_t limit, int stop,
+                       int want)
+{
+    store_read_opts o = {NULL, false, NULL, false, limit, backward, NULL};
+    store_cursor *c = NULL;
+    const store_event *ev;
+    char last[STORE_REVISION_SIZE] = "";
+    int n = 0, ordered = 1, in_sequence = 1;
+    reset_err();
+    if (s->ops->read(s, key, &o, &c, &err) != STORE_OK) {
+        test_failed++;
+        fprintf(stderr, "read: %s\n", err ? err : "?");
+        return;
+    }
+    while (n != stop && s->ops->next(c, &ev, &err) == STORE_OK && ev != NULL) {
+        int cmp = strcmp(ev->revision, last);
+        if (n > 0 && (backward ? cmp >= 0 : cmp <= 0))
+            ordered = 0;
+        memcpy(last, ev->revision, sizeof last);
+        char expect[32];
+        snprintf(expect, sizeof expect, "{\"i\":%d}", backward ? want - 1 - n : n);
+        if (key != NULL && (ev->data_len != strlen(expect) || memcmp(ev->data, expect,
+                                                                     ev->data_len) != 0))
+            in_sequence = 0;
+        n++;
+    }
+    s->ops->cursor_close(c);
+    CHECK_MSG(n == want, "read %s: %d events, want %d", key ? key : "(all)", n, want);
+    CHECK_MSG(ordered && in_sequence, "read %s: out of order or not each once",
+              key ? key : "(all)");
+}
+
+static void test_requests(const char *uri)
+{
+    /* A frozen clock: every revision in one slice, so read_all's requests
+     * do not depend on when the test runs. */
+    fake f = {0}, g = {0};
+    f.frozen_ms = g.frozen_ms = store_env_default.now_ms(NULL);
+    store *s = open_with(uri, &f);
+    setenv("AEON_DYNAMODB_PAGE_ITEMS", "7", 1);
+    store *small = open_with(uri, &g);
+    unsetenv("AEON_DYNAMODB_PAGE_ITEMS");
+    uint64_t q = 0, qs = 0, w = 0, get = 0, put = 0;
+    char rev[STORE_REVISION_SIZE];
+    if (s == NULL || small == NULL)
+        goto done;
+
+    /* 300 events on pages/a and 100 on pages/b, interleaved: one
+     * TransactWriteItems an append. */
+    const char *order = "aabaabaa";
+    int next[2] = {0, 0};
+    for (const char *k = order; *k != '\0'; k++) {
+        int i = *k - 'a';
+        append_n(s, i == 0 ? "pages/a" : "pages/b", next[i], 50);
+        next[i] += 50;
+    }
+    CHECK(sent(s, "TransactWriteItems", &w) == 8);
+    CHECK(ddb_requests(s, NULL) == 8);
+
+    head(s, "pages/a", rev);
+    CHECK(sent(s, "GetItem", &get) == 1);
+    bool saved = false, found = false;
+    store_snapshot snap;
+    reset_err();
+    CHECK(s->ops->save_snapshot(s, "pages/a", rev, "{}", 2, &saved, &err) == STORE_OK);
+    CHECK(sent(s, "PutItem", &put) == 1);
+    CHECK(s->ops->snapshot(s, "pages/a", &snap, &found, &err) == STORE_OK && found);
+    if (found)
+        free(snap.state);
+    CHECK(sent(s, "GetItem", &get) == 1);
+
+    /* Pages as large as DynamoDB makes them: one Query for a key's 300
+     * events, two for read_all (the slices, then the one slice). */
+    check_read(s, "pages/a", false, -1, -1, 300);
+    CHECK(sent(s, "Query", &q) == 1);
+    check_read(s, NULL, false, -1, -1, 400);
+    CHECK(sent(s, "Query", &q) == 2);
+
+    /* Pages of 7: 43 for 300 events (the last one short, so DynamoDB says
+     * there is no more), forward and backward, each fetched once; read_all
+     * lists the slice, then 58 pages. */
+    check_read(small, "pages/a", false, -1, -1, 300);
+    CHECK(sent(small, "Query", &qs) == 43);
+    check_read(small, "pages/a", true, -1, -1, 300);
+    CHECK(sent(small, "Query", &qs) == 43);
+    check_read(small, NULL, false, -1, -1, 400);
+    CHECK(sent(small, "Query", &qs) == 59);
+    check_read(small, "pages/b", false, -1, -1, 100);
+    CHECK(sent(small, "Query", &qs) == 15);
+    /* A limit of 10 asks for 7, then 3, and nothing ahead past them. */
+    check_read(small, "pages/a", false, 10, -1, 10);
+    CHECK(sent(small, "Query", &qs) == 2);
+    /* Closed after 10 events: page 3 was being fetched ahead; closing
+     * waits for it, and nothing after it is asked for. */
+    check_read(small, "pages/a", false, -1, 10, 10);
+    CHECK(sent(small, "Query", &qs) == 3);
+    CHECK(ddb_requests(small, NULL) == 43 + 43 + 59 + 15 + 2 + 3);
+done:
+    store_close(s);
+    store_close(small);
+}
+
 static void test_live(void)
 {
     char uri[64], other[64];
@@ -442,6 +579,11 @@ static void test_live(void)
     test_ties(uri);
     test_tokens(uri, other);
     test_settling_index(uri);
+    char paged[64];
+    snprintf(paged, sizeof paged, "dynamodb:ctest-pages-%ld", (long)getpid());
+    admin(paged, STORE_DEPLOY);
+    test_requests(paged);
+    admin(paged, STORE_DESTROY);
     admin(uri, STORE_DESTROY);
     admin(other, STORE_DESTROY);
 }

@@ -88,10 +88,14 @@ static bool inclusive_bounds(const store_read_opts *o, char lo[STORE_REVISION_SI
     return strcmp(lo, hi) <= 0;
 }
 
+static store_status join_ahead(store_cursor *c, bool keep, char **err);
+
 void ddb_cursor_close(store_cursor *c)
 {
     if (c == NULL)
         return;
+    if (c->ahead != NULL)
+        join_ahead(c, false, NULL);
     free(c->key);
     filter_free(c->local);
     json_decref(c->query);
@@ -237,35 +241,150 @@ static store_status next_slice(store_cursor *c, char **err)
     }
 }
 
-/* Fetches the next page of the current key or slice. */
-static store_status fetch(store_cursor *c, char **err)
+/* The next page, fetched on the handle's second connection by a thread of
+ * its own while the caller folds the current one: a read of many pages
+ * waits for DynamoDB once, not once a page. One cursor of a handle at a
+ * time fetches ahead (ahead_busy); the others fetch when they need a page.
+ * The thread touches only its own request, answer and the second client;
+ * the cursor joins it before using the page, or when it closes. */
+typedef struct ahead_fetch {
+    pthread_t thread;      /* the fetching thread */
+    ddb_store *s;          /* the handle, whose `ahead` client it uses */
+    char *body;            /* the Query, serialised before it started */
+    http_response r;       /* the answer */
+    store_status status;   /* how the call went */
+    char *err;             /* what went wrong, malloc'd, or NULL */
+} ahead_fetch;
+
+/* The Limit of the next Query: 0 for none, so DynamoDB fills a page (1 MB);
+ * -1 when there is nothing left to ask for. Without a filter every item
+ * read is handed out, so it asks for no more than are left to hand out
+ * past the `queued` items of the current page. */
+static int64_t page_limit(const store_cursor *c, size_t queued)
 {
-    ddb_store *s = c->s;
-    http_response r = {0};
-    int64_t limit = PAGE_ITEMS;
-    /* Without a filter every item read is handed out: ask for no more. */
-    if (!c->pushed && c->local == NULL && c->remaining >= 0 && c->remaining < limit)
-        limit = c->remaining;
+    int64_t limit = c->s->page_items;
+    if (!c->pushed && c->local == NULL && c->remaining >= 0) {
+        int64_t left = c->remaining - (int64_t)queued;
+        if (left <= 0)
+            return -1;
+        if (limit == 0 || left < limit)
+            limit = left;
+    }
+    return limit;
+}
+
+/* The Query for the page after c->resume of the current key or slice. */
+static json_t *page_query(store_cursor *c, int64_t limit)
+{
     if (c->key != NULL &&
         json_object_set_new(json_object_get(c->query, "ExpressionAttributeValues"), ":pk",
                             ddb_av_s(c->key)) != 0)
-        return ddb_nomem(err);
+        return NULL;
     json_t *body = json_copy(c->query);
-    if (body == NULL || json_object_set_new(body, "Limit", json_integer(limit)) != 0 ||
+    if (body == NULL || (limit > 0 && json_object_set_new(body, "Limit",
+                                                          json_integer(limit)) != 0) ||
         (c->resume != NULL && json_object_set(body, "ExclusiveStartKey", c->resume) != 0)) {
         json_decref(body);
-        return ddb_nomem(err);
+        return NULL;
     }
-    store_status status = ddb_call(s, "Query", body, true, NULL, &r, err);
-    if (status == STORE_OK) {
-        json_decref(c->page);
-        json_decref(c->resume);
-        c->page = json_incref(r.json);
-        c->resume = json_incref(json_object_get(r.json, "LastEvaluatedKey"));
-        c->pos = 0;
-        c->partition_done = c->resume == NULL;
+    return body;
+}
+
+/* Makes an answer the current page. */
+static void take_page(store_cursor *c, const http_response *r)
+{
+    json_decref(c->page);
+    json_decref(c->resume);
+    c->page = json_incref(r->json);
+    c->resume = json_incref(json_object_get(r->json, "LastEvaluatedKey"));
+    c->pos = 0;
+    c->partition_done = c->resume == NULL;
+}
+
+static void *fetch_ahead(void *arg)
+{
+    ahead_fetch *a = arg;
+    a->status = http_call(a->s->ahead, "Query", a->body, strlen(a->body), true, &a->r,
+                          &a->err);
+    if (a->status == STORE_OK)
+        a->status = ddb_answer_check(a->s, "Query", NULL, &a->r, &a->err);
+    return NULL;
+}
+
+/* Starts fetching the page after the current one when there is one to
+ * fetch and the second connection is free. Anything that stops it (no
+ * memory, no thread) only means the page is fetched when it is needed. */
+static void start_ahead(store_cursor *c)
+{
+    ddb_store *s = c->s;
+    size_t queued = json_array_size(json_object_get(c->page, "Items")) - c->pos;
+    int64_t limit = page_limit(c, queued);
+    if (c->partition_done || c->ahead != NULL || s->ahead_busy || limit < 0)
+        return;
+    char *ignored = NULL;
+    if (s->ahead == NULL && ddb_open_client(s, &s->ahead, &ignored) != STORE_OK) {
+        free(ignored);
+        return;
     }
-    http_response_free(&r);
+    ahead_fetch *a = calloc(1, sizeof *a);
+    json_t *body = page_query(c, limit);
+    if (a == NULL || body == NULL || (a->body = json_dumps(body, JSON_COMPACT)) == NULL) {
+        json_decref(body);
+        free(a);
+        return;
+    }
+    json_decref(body);
+    a->s = s;
+    if (pthread_create(&a->thread, NULL, fetch_ahead, a) != 0) {
+        free(a->body);
+        free(a);
+        return;
+    }
+    s->ahead_busy = true;
+    c->ahead = a;
+}
+
+/* Waits for the page being fetched ahead; makes it the current one when
+ * keep is true and it came. */
+static store_status join_ahead(store_cursor *c, bool keep, char **err)
+{
+    ahead_fetch *a = c->ahead;
+    pthread_join(a->thread, NULL);
+    c->s->ahead_busy = false;
+    c->ahead = NULL;
+    store_status status = a->status;
+    if (keep && status == STORE_OK)
+        take_page(c, &a->r);
+    if (keep && status != STORE_OK && err != NULL) {
+        *err = a->err;
+        a->err = NULL;
+    }
+    free(a->err);
+    free(a->body);
+    http_response_free(&a->r);
+    free(a);
+    return status;
+}
+
+/* Fetches the next page of the current key or slice (or takes the one
+ * fetched ahead), then starts on the one after it. */
+static store_status fetch(store_cursor *c, char **err)
+{
+    store_status status;
+    if (c->ahead != NULL) {
+        status = join_ahead(c, true, err);
+    } else {
+        http_response r = {0};
+        json_t *body = page_query(c, page_limit(c, 0));
+        if (body == NULL)
+            return ddb_nomem(err);
+        status = ddb_call(c->s, "Query", body, true, NULL, &r, err);
+        if (status == STORE_OK)
+            take_page(c, &r);
+        http_response_free(&r);
+    }
+    if (status == STORE_OK)
+        start_ahead(c);
     return status;
 }
 

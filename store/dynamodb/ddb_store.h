@@ -31,7 +31,6 @@
 #define TRANSACT_ITEMS 100           /* items in one TransactWriteItems */
 #define TRANSACT_BYTES (4u << 20)    /* their aggregate size */
 #define KEY_BYTES 2048               /* a partition key value, at most */
-#define PAGE_ITEMS 256               /* Query Limit per page (read before filtering) */
 #define SLICE_PAGE 100               /* slice markers listed per Query */
 #define SKEW_TRIES 8                 /* appends re-numbered above a head the clock
                                         was behind, before giving up */
@@ -47,6 +46,12 @@ typedef struct ddb_store {
     store base;                       /* ops and env; first, so a store * is one */
     http_client *http;                /* the kept-alive connection */
     http_client *streams;             /* the Streams API's, opened on first use */
+    http_client *ahead;               /* a second connection, opened on first use:
+                                         a read fetches its next page on it while
+                                         the caller works through the current one */
+    bool ahead_busy;                  /* a cursor's page is being fetched on it */
+    int64_t page_items;               /* Query Limit per page; 0: none, so a
+                                         page is DynamoDB's most (1 MB) */
     aws_settings aws;                 /* region, endpoint, credentials in use */
     char *name;                       /* the store's name (Aeon's `name`) */
     char *events;                     /* events table */
@@ -97,6 +102,7 @@ struct store_cursor {
     size_t slice_pos;                  /* next slice in it */
     json_t *slices_resume;             /* its LastEvaluatedKey, or NULL */
     bool slices_started;               /* the listing began */
+    struct ahead_fetch *ahead;         /* the next page, being fetched, or NULL */
     store_event ev;                    /* the event last handed out */
     char *data;                        /* its data, malloc'd */
 };
@@ -135,6 +141,13 @@ store_status ddb_call(ddb_store *s, const char *op, json_t *body, bool retry_saf
 /* Whether an answer is one ddb_call takes: a 2xx with JSON, or an error
  * named in `expected` (NULL-terminated, or NULL). */
 bool ddb_answered(const http_response *r, const char *const *expected);
+
+/* ddb_call's verdict on an answer already received. */
+store_status ddb_answer_check(ddb_store *s, const char *op, const char *const *expected,
+                              const http_response *r, char **err);
+
+/* A client of the handle's endpoint, region and credentials, with its clock. */
+store_status ddb_open_client(ddb_store *s, http_client **out, char **err);
 
 /* ---- ddb_append.c ----------------------------------------------------- */
 

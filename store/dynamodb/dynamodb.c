@@ -108,6 +108,12 @@ store_status ddb_call(ddb_store *s, const char *op, json_t *body, bool retry_saf
     json_decref(body);
     if (status != STORE_OK)
         return status;
+    return ddb_answer_check(s, op, expected, r, err);
+}
+
+store_status ddb_answer_check(ddb_store *s, const char *op, const char *const *expected,
+                              const http_response *r, char **err)
+{
     return ddb_answered(r, expected) ? STORE_OK : ddb_answer_fail(s, r, op, err);
 }
 
@@ -119,6 +125,28 @@ bool ddb_answered(const http_response *r, const char *const *expected)
         if (r->error != NULL && strcmp(r->error, expected[i]) == 0)
             return true;
     return false;
+}
+
+/* A client of the handle's endpoint, region and credentials, with its clock. */
+store_status ddb_open_client(ddb_store *s, http_client **out, char **err)
+{
+    http_config cfg = {
+        .endpoint = s->aws.endpoint,
+        .api = HTTP_DYNAMODB,
+        .region = s->aws.region,
+        .creds = {s->aws.access_key, s->aws.secret_key, s->aws.session_token},
+        .env = &s->base.env,
+    };
+    return http_open(&cfg, out, err);
+}
+
+uint64_t ddb_requests(const store *st, const char *op)
+{
+    const ddb_store *s = (const ddb_store *)st;
+    if (st == NULL || st->ops != &store_dynamodb_ops)
+        return 0;
+    return http_requests(s->http, op) + http_requests(s->ahead, op) +
+           http_requests(s->streams, op);
 }
 
 /* ------------------------------------------------------------------ */
@@ -143,6 +171,7 @@ static void ddb_close(store *st)
     if (s == NULL)
         return;
     http_close(s->http);
+    http_close(s->ahead);
     http_close(s->streams);
     aws_settings_free(&s->aws);
     free(s->name);
@@ -234,14 +263,7 @@ static store_status ddb_open(const char *uri, const store_options *opts, store *
                                     opts != NULL ? opts->endpoint : NULL, NULL, NULL,
                                     &s->aws, err)) != STORE_OK)
         goto fail;
-    http_config cfg = {
-        .endpoint = s->aws.endpoint,
-        .api = HTTP_DYNAMODB,
-        .region = s->aws.region,
-        .creds = {s->aws.access_key, s->aws.secret_key, s->aws.session_token},
-        .env = &s->base.env,
-    };
-    if ((status = http_open(&cfg, &s->http, err)) != STORE_OK)
+    if ((status = ddb_open_client(s, &s->http, err)) != STORE_OK)
         goto fail;
     /* AEON_DYNAMODB_INDEX_SETTLE_MS overrides the guess (tests, or an
      * emulator behind another address). */
@@ -259,6 +281,20 @@ static store_status ddb_open(const char *uri, const store_options *opts, store *
             goto fail;
         }
         s->settle_ms = ms;
+    }
+    /* AEON_DYNAMODB_PAGE_ITEMS caps the items of a Query page, so specs
+     * can cross many pages with few events; unset, a page is as large as
+     * DynamoDB makes one (1 MB), the fewest round trips. */
+    const char *page = getenv("AEON_DYNAMODB_PAGE_ITEMS");
+    if (page != NULL && *page != '\0') {
+        char *end = NULL;
+        unsigned long n = strtoul(page, &end, 10);
+        if (*end != '\0' || n < 1 || n > 1000000) {
+            status = store_fail(err, STORE_INVALID, "AEON_DYNAMODB_PAGE_ITEMS must be a "
+                                "number of items from 1 to 1000000, not \"%s\"", page);
+            goto fail;
+        }
+        s->page_items = (int64_t)n;
     }
     *out = &s->base;
     return STORE_OK;

@@ -55,6 +55,7 @@ struct http_client {
     bool too_big;                     /* the answer passed BODY_MAX */
     bool has_crc;                     /* the answer carried x-amz-crc32 */
     uint32_t crc;                     /* its value */
+    http_count counts[HTTP_COUNTED_OPS]; /* requests sent, per operation */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -535,6 +536,29 @@ static uint64_t backoff(http_client *c, int n)
     return (cap * r) >> 32;
 }
 
+/* One more request of op; operations past the table's size go uncounted. */
+static void count_request(http_client *c, const char *op)
+{
+    for (int i = 0; i < HTTP_COUNTED_OPS; i++) {
+        http_count *k = &c->counts[i];
+        if (k->op[0] == '\0')
+            snprintf(k->op, sizeof k->op, "%s", op);
+        if (strcmp(k->op, op) == 0) {
+            k->requests++;
+            return;
+        }
+    }
+}
+
+uint64_t http_requests(const http_client *c, const char *op)
+{
+    uint64_t n = 0;
+    for (int i = 0; c != NULL && i < HTTP_COUNTED_OPS && c->counts[i].op[0] != '\0'; i++)
+        if (op == NULL || strcmp(c->counts[i].op, op) == 0)
+            n += c->counts[i].requests;
+    return n;
+}
+
 store_status http_call(http_client *c, const char *op, const char *body, size_t len,
                        bool retry_safe, http_response *r, char **err)
 {
@@ -553,6 +577,7 @@ store_status http_call(http_client *c, const char *op, const char *body, size_t 
         long timeout = c->request_timeout_ms < left ? c->request_timeout_ms : left;
         CURLcode cc = CURLE_OK;
         bool sent = false;
+        count_request(c, op);
         store_status st = attempt(c, target, body, len, timeout, r, &cc, &sent, err);
         r->attempts = n;
         if (st != STORE_OK)

@@ -94,6 +94,15 @@ store_status http_call(http_client *c, const char *op, const char *body, size_t 
 store_status http_call_json(http_client *c, const char *op, const json_t *body,
                             bool retry_safe, http_response *r, char **err);
 
+/* Requests a client sent of one operation (each attempt is one), for
+ * measuring round trips; op NULL: of every operation. */
+#define HTTP_COUNTED_OPS 16
+typedef struct http_count {
+    char op[65];         /* "Query"; "" for an unused slot */
+    uint64_t requests;   /* attempts sent */
+} http_count;
+uint64_t http_requests(const http_client *c, const char *op);
+
 /* Frees what a call left in *r and zeroes it. */
 void http_response_free(http_response *r);
 
