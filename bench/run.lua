@@ -272,9 +272,9 @@ end
 -- Requests per second and p99 in ms of one bench/http.sh run.
 local function http_run(workers, connections)
   local db = path("http.db")
-  local out = sh(("AEON_LUA_PATH='lua/?.lua' AEON_HOST=%s AEON_BENCH_SECONDS=%d "
+  local out = sh(("%sAEON_HOST=%s AEON_BENCH_SECONDS=%d "
     .. "AEON_BENCH_WORKERS=%d AEON_BENCH_CONNECTIONS=%d AEON_BENCH_STORE=%s sh bench/http.sh")
-    :format(quote(build .. "/aeon-host"), HTTP_SECONDS, workers, connections, quote("sqlite:" .. db)))
+    :format(HOST_ENV, quote(build .. "/aeon-host"), HTTP_SECONDS, workers, connections, quote("sqlite:" .. db)))
   for _, suffix in ipairs({ "", "-wal", "-shm" }) do os.remove(db .. suffix) end
   local rate, p99 = out:match("requests/s: ([%d.]+)"), out:match("p99 ([%d.]+) ms")
   local failed = tonumber(out:match("non%-2xx or failed: (%d+)") or "0")
