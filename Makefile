@@ -79,7 +79,8 @@ $(B)/aeon-bench: bench/bench.c $(B)/obj/host/host.o $(BIND_OBJ) $(B)/libaeonstor
 # alone whatever they were built with.
 BENCH_B := build/bench
 bench:
-	@$(MAKE) -s B=$(BENCH_B) CFLAGS="-O2 -g" $(BENCH_B)/aeon-host $(BENCH_B)/aeon-bench
+	@$(MAKE) -s B=$(BENCH_B) CFLAGS="-O2 -g" $(BENCH_B)/aeon-host $(BENCH_B)/aeon-bench \
+	    $(BENCH_B)/support/faultproxy
 	@lua5.4 bench/run.lua $(BENCH_B)
 
 # make lambda [APP=apps/counter-cqrs.lua]: the zip to upload to AWS Lambda

@@ -32,7 +32,15 @@ local APPENDS, PER = 100, 100
 -- DynamoDB Local answers in milliseconds, not microseconds.
 local DDB_PINGS, DDB_HEADS, DDB_COMMANDS = 100, 100, 50
 local DDB_APPENDS, DDB_PER = 10, 50 -- a transaction holds 100 items
-local DDB_EVENTS = 5000             -- replayed: 20 pages of 256
+local DDB_EVENTS = 5000             -- replayed: one page (DynamoDB's 1 MB)
+-- Through a loopback proxy that holds every request DDB_RTT_MS (the
+-- network's round trip; spec/support/faultproxy.c): the commands and
+-- appends of these sizes, and a replay and a read_all of DDB_BIG events
+-- (one key, in a store of their own), beside the same without the proxy.
+local DDB_RTT_MS = 5
+local DDB_BIG = env_int("BENCH_DDB_EVENTS", 50000)
+local DDB_OCC, DDB_RUNNER = 30, 30
+local DDB_PROXY_APPENDS, DDB_PROXY_PER = 10, 25
 -- store copy: the events of the rate rows (on 1,000 keys; DynamoDB Local's
 -- on 10), the rows a SQLite transaction and an export write take (the
 -- copy's batch), and DynamoDB's items a transaction.
@@ -73,6 +81,10 @@ local function scenario(...)
   local out = sh(table.concat(words, " "))
   local lines = {}
   for name, v in out:gmatch("(%w[%w_]*) ([%d.e+-]+)\n") do lines[name] = tonumber(v) end
+  lines.counts = {}
+  for what, op, n in out:gmatch("count (%S+) (%S+) (%d+)\n") do
+    table.insert(lines.counts, { what = what, op = op, n = tonumber(n) })
+  end
   if not lines.result then error("no result from " .. table.concat(words, " ") .. ":\n" .. out, 0) end
   return lines.result, lines
 end
@@ -218,8 +230,50 @@ local function ddb_start()
   return true
 end
 
+-- Starts the delaying proxy in front of the emulator; sets ddb.proxy_env,
+-- the environment that sends the backend through it.
+local function proxy_start()
+  local port = env_prefix:match("AWS_ENDPOINT_URL='http://127%.0%.0%.1:(%d+)'")
+  if not port then error("no DynamoDB Local port in: " .. env_prefix, 0) end
+  local out = path("proxy.out")
+  ddb.proxy_pid = sh(("%s/support/faultproxy 0 %s 0 1 %d >%s 2>&1 & echo $!"):format(build, port,
+    DDB_RTT_MS, quote(out))):match("%d+")
+  local listening
+  for _ = 1, 200 do
+    local f = io.open(out)
+    listening = f and f:read("a"):match("listening (%d+)")
+    if f then f:close() end
+    if listening then break end
+    os.execute("sleep 0.05")
+  end
+  if not listening then error("the delaying proxy did not start", 0) end
+  local url = quote("http://127.0.0.1:" .. listening)
+  ddb.proxy_env = env_prefix:gsub("(AWS_ENDPOINT_URL[%w_]*)='[^']*'", "%1=" .. url:gsub("%%", "%%%%"))
+end
+
 local function ddb_stop()
+  if ddb.proxy_pid then os.execute("kill " .. ddb.proxy_pid .. " 2>/dev/null") end
   sh(("AEON_DDB_STATE=%s sh scripts/dynamodb-local.sh stop"):format(quote(path("ddb.run"))))
+end
+
+-- A scenario through the delaying proxy.
+local function proxied(...)
+  local saved = env_prefix
+  env_prefix = ddb.proxy_env
+  local ok, res, lines = pcall(scenario, ...)
+  env_prefix = saved
+  if not ok then error(res, 0) end
+  return res, lines
+end
+
+-- Requests of one kind, in all, of a scenario's answer (per operation x
+-- operations).
+local function total(lines, ops)
+  local n = 0
+  for op, v in pairs(lines) do
+    if op:match("^%u") then n = n + v * ops end
+  end
+  return n
 end
 
 -- Requests per operation of one scenario's answer, as "Query 1.00, ...".
@@ -255,6 +309,44 @@ local function ddb_round()
   sample("ddb_batch", batch.result)
   sample("ddb_replay", rp.result)
   ddb.requests = { command = cmd, head = head, batch = batch, replay = rp }
+
+  -- Through the proxy: each figure as milliseconds per operation beside
+  -- its lower bound, the requests it made times the round trip measured
+  -- right before and after it (a GetItem through the proxy).
+  local big = name .. "-big"
+  local function bound(what, lines, ops, per_op, rt1, rt2)
+    local rt = 2000 / (rt1 + rt2) -- ms per round trip
+    local ms = 1000 / lines.result * per_op
+    local lower = total(lines, ops) / ops * rt * per_op
+    sample(what, ms)
+    sample(what .. "_bound", lower)
+    sample(what .. "/ratio", ms / lower)
+    sample(what .. "_rt", rt)
+  end
+  local t1 = proxied("ddb-ping", name, DDB_PINGS // 2)
+  local _, occ = proxied("ddb-occ", name, DDB_OCC)
+  local t2 = proxied("ddb-ping", name, DDB_PINGS // 2)
+  local _, runner = proxied("ddb-command", name, DDB_RUNNER)
+  local t3 = proxied("ddb-ping", name, DDB_PINGS // 2)
+  local _, pbatch = proxied("ddb-batch", name, DDB_PROXY_APPENDS, DDB_PROXY_PER)
+  local t4 = proxied("ddb-ping", name, DDB_PINGS // 2)
+  local _, preplay = proxied("ddb-replay", big, DDB_BIG)
+  local t5 = proxied("ddb-ping", name, DDB_PINGS // 2)
+  local _, pall = proxied("ddb-readall", big, DDB_BIG)
+  local t6 = proxied("ddb-ping", name, DDB_PINGS // 2)
+  bound("p_occ", occ, DDB_OCC, 1, t1, t2)
+  bound("p_runner", runner, DDB_RUNNER + 1, 1, t2, t3)
+  bound("p_batch", pbatch, DDB_PROXY_APPENDS, DDB_PROXY_PER, t3, t4)
+  bound("p_replay", preplay, 1, DDB_BIG, t4, t5)
+  bound("p_readall", pall, 1, DDB_BIG, t5, t6)
+  -- The same replay and read_all straight to the emulator, right after.
+  local _, dreplay = scenario("ddb-replay", big, DDB_BIG)
+  local _, dall = scenario("ddb-readall", big, DDB_BIG)
+  sample("d_replay", 1000 / dreplay.result * DDB_BIG)
+  sample("d_readall", 1000 / dall.result * DDB_BIG)
+  sample("p_replay/added", dreplay.result / preplay.result)
+  sample("p_readall/added", dall.result / pall.result)
+  ddb.proxied = { occ = occ, runner = runner, batch = pbatch, replay = preplay, readall = pall }
 end
 
 -- ------------------------------------------------------------------
@@ -325,6 +417,12 @@ local ok, err = pcall(function()
     say("bench: DynamoDB Local: deploying %s, writing %d events", ddb.name, DDB_EVENTS)
     scenario("ddb-deploy", ddb.name)
     scenario("ddb-fixture", ddb.name, DDB_EVENTS)
+    say("bench: DynamoDB Local: deploying %s-big, writing %d events", ddb.name, DDB_BIG)
+    scenario("ddb-deploy", ddb.name .. "-big")
+    scenario("ddb-fixture", ddb.name .. "-big", DDB_BIG, 90)
+    proxy_start()
+    local _, lines = scenario("ddb-counts", ddb.name)
+    ddb.counts = lines.counts
   else
     ddb.skipped = why
     env_prefix = ""
@@ -347,6 +445,7 @@ local ok, err = pcall(function()
   if started then
     env_prefix = ddb_env
     scenario("ddb-destroy", ddb.name)
+    scenario("ddb-destroy", ddb.name .. "-big")
   end
   say("bench: done in %d s", os.time() - t0)
 end)
@@ -417,13 +516,35 @@ else
   row("7c", ("  batched append, %d events/append"):format(DDB_PER), num(M.ddb_batch) .. " events/s",
     "", nil, "1 TransactWriteItems", per(q.batch, "TransactWriteItems") == 1)
   row("7d", ("  replay %s events (aeon.load)"):format(num(DDB_EVENTS)), num(M.ddb_replay) .. " events/s",
-    "", nil, ("%d Query pages"):format(math.ceil(DDB_EVENTS / 256)),
-    per(q.replay, "Query") <= math.ceil(DDB_EVENTS / 256))
+    "", nil, "1 Query",
+    per(q.replay, "Query") <= 1)
   row("", "  requests per replay", (requests(q.replay)), "", nil, "", nil)
   local conns = {}
   for _, k in ipairs({ "command", "head", "batch", "replay" }) do conns[#conns + 1] = q[k].connections end
   local most = math.max(table.unpack(conns))
   row("7e", "  connections per process (1 handle)", tostring(most), "", nil, "1, kept alive", most == 1)
+
+  local p = ddb.proxied
+  local function ms(v) return v >= 100 and ("%s ms"):format(num(v)) or ("%.1f ms"):format(v) end
+  local function via(id, figure, name, lines, ops)
+    local reqs = total(lines, ops) / ops
+    row(id, figure, ms(M[name]), ("%s = %.2f req x %.2f ms"):format(ms(M[name .. "_bound"]), reqs,
+      M[name .. "_rt"]), r(name), "", nil)
+  end
+  row("7f", ("through a loopback proxy adding %d ms a request: round trip"):format(DDB_RTT_MS),
+    ms(M.p_occ_rt), "", nil, "", nil)
+  via("7g", "  OCC command (head + append)", "p_occ", p.occ, DDB_OCC)
+  via("7h", "  command, aggregate runner (kept state)", "p_runner", p.runner, DDB_RUNNER + 1)
+  via("7i", ("  batched append, %d events"):format(DDB_PROXY_PER), "p_batch", p.batch,
+    DDB_PROXY_APPENDS)
+  local queries = per(p.replay, "Query")
+  via("7j", ("  replay %s events (aeon.load)"):format(num(DDB_BIG)), "p_replay", p.replay, 1)
+  row("", "    Query requests", tostring(queries), "", nil, "<= 10", queries <= 10)
+  row("", "    time added by the round trips", ("%s -> %s"):format(ms(M.d_replay), ms(M.p_replay)),
+    "no proxy", M["p_replay/added"], "<= 1.15", M["p_replay/added"] <= 1.15)
+  via("7k", ("  read_all %s events"):format(num(DDB_BIG)), "p_readall", p.readall, 1)
+  row("", "    time added by the round trips", ("%s -> %s"):format(ms(M.d_readall), ms(M.p_readall)),
+    "no proxy", M["p_readall/added"], "<= 1.15", M["p_readall/added"] <= 1.15)
 end
 if http.skipped then
   note("8", "HTTP, wrk", "not measured: " .. http.skipped)
@@ -471,6 +592,18 @@ print(("aeon-host benchmarks: the embedded store on the repository's disk; media
 print(line(head))
 for _, rw in ipairs(rows) do
   print(#rw > 3 and line(rw) or line({ rw[1], rw[2], rw[3] }))
+end
+if ddb.counts and #ddb.counts > 0 then
+  local by, order = {}, {}
+  for _, c in ipairs(ddb.counts) do
+    if not by[c.what] then by[c.what] = {}; order[#order + 1] = c.what end
+    table.insert(by[c.what], ("%s %d"):format(c.op, c.n))
+  end
+  print("DynamoDB requests per operation (bench/scenario.lua ddb-counts, one of each):")
+  for _, what in ipairs(order) do
+    table.sort(by[what])
+    print(("  %-22s %s"):format(what, table.concat(by[what], ", ")))
+  end
 end
 print(([[
 ratio: the median of the rounds' figure / limit, each limit measured right before and after its

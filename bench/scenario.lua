@@ -25,7 +25,14 @@
 --   ddb-ping NAME N             GetItem round trips per second: the emulator
 --   ddb-command NAME N          commands per second, one client
 --   ddb-batch NAME APPENDS PER  events per second, PER events per append
---   ddb-fixture NAME N          writes N events on counter/replay
+--   ddb-occ NAME N              OCC commands per second: a head, then an
+--                               append of one event expecting it
+--   ddb-fixture NAME N [PER]    writes N events on counter/replay, PER an
+--                               append (default 50)
+--   ddb-readall NAME N          events per second folding store:read_all
+--                               over NAME's N events
+--   ddb-counts NAME             the requests of each operation, once: prints
+--                               `count <what> <operation> <n>` lines
 --   ddb-replay NAME N           events per second folding them (aeon.load)
 --   ddb-head NAME N             heads per second
 --   ddb-raw NAME N PER          plain event items per second, PER a
@@ -193,15 +200,63 @@ elseif name:match("^ddb%-") then
     local t0 = bench.now()
     for a = 0, appends - 1 do assert(store:append("counter/batch-" .. a % 10, events)) end
     result(appends * per / (bench.now() - t0))
-  elseif name == "ddb-fixture" then
-    -- N events on counter/replay, in appends of 50 (the backend's
-    -- transactions hold 100 items), as the counter app writes them.
+  elseif name == "ddb-occ" then
+    -- The least an OCC command does: read the head, append expecting it.
     local n = int(3)
     local store <close> = assert(aeon.open(uri))
+    local event = { { type = "incremented", data = { type = "incremented", name = "occ" } } }
+    ops = n
     local t0 = bench.now()
-    for first = 1, n, 50 do
+    for _ = 1, n do
+      local head = assert(store:head("counter/occ"))
+      local r = assert(store:append("counter/occ", event, { expected_revision = head }))
+      assert(r.type == "appended", r.type)
+    end
+    result(n / (bench.now() - t0))
+  elseif name == "ddb-counts" then
+    -- Each step's requests, by operation, on a fresh key: what a command
+    -- costs in round trips, cached (the kept state of opts.cache) and not.
+    local store <close> = assert(aeon.open(uri))
+    local key = ("counter/counts-%d"):format(math.random(1e9))
+    local cmd = counter.increment(key:sub(#"counter/" + 1))
+    local function step(what, fn)
+      local b = bench.http_counts()
+      fn()
+      for op, count in pairs(bench.http_counts()) do
+        local d = count - (b[op] or 0)
+        if op ~= "connections" and d > 0 then io.write(("count %s %s %d\n"):format(what, op, d)) end
+      end
+    end
+    local agg = require "aeon.aggregate"
+    local cached = { snapshot_every = 100, cache = true }
+    step("runner-new-key", function() assert(agg.execute(store, counter, key, cmd, cached)) end)
+    step("runner-cached", function() assert(agg.execute(store, counter, key, cmd, cached)) end)
+    step("runner-uncached", function() assert(agg.execute(store, counter, key, cmd, { snapshot_every = 100 })) end)
+    step("runner-no-snapshots", function() assert(agg.execute(store, counter, key, cmd)) end)
+    step("head", function() assert(store:head(key)) end)
+    local head = assert(store:head(key))
+    step("save-snapshot", function() assert(store:save_snapshot(key, head, 3)) end)
+    step("snapshot", function() assert(store:snapshot(key)) end)
+    step("occ", function()
+      local head = assert(store:head(key))
+      assert(store:append(key, { counter.incremented(key:sub(9)) }, { expected_revision = head }))
+    end)
+    step("read-key", function() for _ in store:read(key) do end end)
+    result(1)
+  elseif name == "ddb-readall" then
+    local store <close> = assert(aeon.open(uri))
+    local iter, s, c = store:read_all()
+    fold_all(iter, s, c, int(3))
+  elseif name == "ddb-fixture" then
+    -- N events on counter/replay, in appends of PER (the backend's
+    -- transactions hold 100 items, 3 of them its own), as the counter app
+    -- writes them.
+    local n, per = int(3), int(4) or 50
+    local store <close> = assert(aeon.open(uri))
+    local t0 = bench.now()
+    for first = 1, n, per do
       local events = {}
-      for i = first, math.min(n, first + 49) do
+      for i = first, math.min(n, first + per - 1) do
         events[#events + 1] = { type = "incremented", data = { type = "incremented", name = "replay" } }
       end
       assert(store:append("counter/replay", events))

@@ -10,8 +10,10 @@
  *                answering: the client cannot know the request succeeded
  *   delay        waits before forwarding
  *
- * Usage: faultproxy LISTEN_PORT UPSTREAM_PORT RATE [SEED]
- * RATE is the share of requests that get a fault (0.2 = 20%). It prints
+ * Usage: faultproxy LISTEN_PORT UPSTREAM_PORT RATE [SEED [DELAY_MS]]
+ * RATE is the share of requests that get a fault (0.2 = 20%). DELAY_MS
+ * holds every request that long before forwarding it: a network's round
+ * trip, for `make bench` (bench/run.lua, with RATE 0). It prints
  * "listening PORT" once ready (port 0 picks a free one) and, at SIGTERM or
  * SIGINT, one line of counts per fault kind to stdout. Loopback only.
  */
@@ -36,6 +38,7 @@ static const char *const KIND_NAMES[F_KINDS] = {"passed", "throttle", "error", "
 
 static int upstream_port;        /* where requests go */
 static double rate;              /* share of requests that get a fault */
+static long delay_ms;            /* every request waits this long first */
 static atomic_uint counts[F_KINDS]; /* requests per outcome */
 static pthread_mutex_t rng_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t stopping;
@@ -54,10 +57,28 @@ static int pick(void) {
     return kind;
 }
 
+/* The length of a chunked body that starts at buf[at] (chunks, then the
+ * last chunk of size 0 with no trailers), or 0 while it is incomplete. */
+static size_t chunked_end(const char *buf, size_t len, size_t at) {
+    while (at < len) {
+        const char *eol = memmem(buf + at, len - at, "\r\n", 2);
+        if (!eol) return 0;
+        size_t size = strtoul(buf + at, NULL, 16);
+        size_t next = (size_t)(eol - buf) + 2 + size + 2;
+        if (next > len) return 0;
+        if (size == 0) return next;
+        at = next;
+    }
+    return 0;
+}
+
 /* Reads one whole HTTP message (request or response) from fd. Returns 0,
- * or -1 when the peer closed or sent something this proxy cannot follow. */
+ * or -1 when the peer closed or sent something this proxy cannot follow.
+ * Bodies come with a Content-Length or chunked (DynamoDB Local sends large
+ * answers so). */
 static int read_message(int fd, message *m) {
-    size_t cap = 8192, len = 0, need = 0;
+    size_t cap = 8192, len = 0, need = 0, head = 0;
+    int chunked = 0;
     char *buf = malloc(cap);
     if (!buf) return -1;
     for (;;) {
@@ -70,17 +91,21 @@ static int read_message(int fd, message *m) {
         ssize_t got = read(fd, buf + len, cap - len);
         if (got <= 0) break;
         len += (size_t)got;
-        if (!need) {
+        if (!head) {
             char *end = memmem(buf, len, "\r\n\r\n", 4);
             if (!end) continue;
-            size_t head = (size_t)(end - buf) + 4;
+            head = (size_t)(end - buf) + 4;
             size_t body = 0;
             for (char *p = buf; p < end; p++) {
                 if ((p == buf || p[-1] == '\n') && strncasecmp(p, "content-length:", 15) == 0)
                     body = strtoul(p + 15, NULL, 10);
+                if ((p == buf || p[-1] == '\n') && strncasecmp(p, "transfer-encoding:", 18) == 0 &&
+                    memmem(p, (size_t)(end - p), "chunked", 7))
+                    chunked = 1;
             }
             need = head + body;
         }
+        if (chunked) need = chunked_end(buf, len, head);
         if (need && len >= need) {
             m->data = buf;
             m->len = len;
@@ -119,6 +144,12 @@ static void answer(int fd, int status, const char *reason, const char *type, con
     write_all(fd, out, (size_t)ol);
 }
 
+/* No Nagle: each message goes out in one write, at once. */
+static void no_delay(int fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static int connect_upstream(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)upstream_port)};
@@ -127,6 +158,7 @@ static int connect_upstream(void) {
         close(fd);
         return -1;
     }
+    no_delay(fd);
     return fd;
 }
 
@@ -144,7 +176,9 @@ static void *serve(void *arg) {
             reset(client);
             client = -1;
         } else {
-            if (kind == F_DELAY) nanosleep(&(struct timespec){0, 300 * 1000000L}, NULL);
+            long wait_ms = delay_ms + (kind == F_DELAY ? 300 : 0);
+            if (wait_ms > 0)
+                nanosleep(&(struct timespec){wait_ms / 1000, wait_ms % 1000 * 1000000L}, NULL);
             if (up < 0) up = connect_upstream();
             if (up < 0 || write_all(up, req.data, req.len) || read_message(up, &resp)) {
                 reset(client);
@@ -175,12 +209,13 @@ static void on_signal(int sig) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: faultproxy LISTEN_PORT UPSTREAM_PORT RATE [SEED]\n");
+        fprintf(stderr, "usage: faultproxy LISTEN_PORT UPSTREAM_PORT RATE [SEED [DELAY_MS]]\n");
         return 2;
     }
     upstream_port = atoi(argv[2]);
     rate = atof(argv[3]);
     srand48(argc > 4 ? atol(argv[4]) : (long)time(NULL));
+    delay_ms = argc > 5 ? atol(argv[5]) : 0;
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -205,6 +240,7 @@ int main(int argc, char **argv) {
             if (errno == EINTR) continue;
             break;
         }
+        no_delay(c);
         pthread_t t;
         if (pthread_create(&t, NULL, serve, (void *)(intptr_t)c) == 0) pthread_detach(t);
         else close(c);
