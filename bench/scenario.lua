@@ -20,6 +20,7 @@
 --   replay-lua N                the same fold over tables built in Lua
 --   readall DB N NKEYS          events per second folding store:read_all
 --   readall-limit N NKEYS       the same loop fed with no store
+--   readall-lua N NKEYS         the same loop over tables built in Lua
 --   ddb-deploy|ddb-destroy NAME the DynamoDB store NAME (its endpoint, region
 --                               and credentials from the environment)
 --   ddb-ping NAME N             GetItem round trips per second: the emulator
@@ -166,6 +167,21 @@ elseif name == "readall" then
 elseif name == "readall-limit" then
   local iter, s, c = bench.events(int(2), int(3))
   fold_all(iter, s, c, int(2))
+elseif name == "readall-lua" then
+  -- The same loop over tables Lua builds, keys cycling as the fixture's
+  -- do, key names and revisions from pools: read_all's floor.
+  local n, nkeys = int(2), int(3)
+  local keys, names, revs, at = {}, {}, {}, "2026-11-26T20:29:24.016Z"
+  for k = 1, nkeys do names[k] = tostring(k - 1); keys[k] = "counter/" .. names[k] end
+  for i = 1, 1000 do revs[i] = ("01KB0V3Q2M7Y8W1J5X9T4R%04d"):format(i) end
+  local i = 0
+  fold_all(function()
+    i = i + 1
+    if i > n then return nil end
+    local k = (i - 1) % nkeys + 1
+    return { key = keys[k], revision = revs[i % 1000 + 1], type = "incremented",
+      data = { type = "incremented", name = names[k] }, committed_at = at }
+  end, nil, nil, n)
 -- DynamoDB (Local): the store is NAME, deployed by ddb-deploy. Besides
 -- `result`, each prints `<operation> <requests per operation>` for every
 -- DynamoDB operation it made, and `connections <n>` opened.
