@@ -5,6 +5,8 @@
  */
 #include "ddb_store.h"
 
+#include <signal.h>
+
 static const char rev_min[] = "00000000000000000000000000";
 static const char rev_max[] = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
 
@@ -335,7 +337,14 @@ static void start_ahead(store_cursor *c)
     }
     json_decref(body);
     a->s = s;
-    if (pthread_create(&a->thread, NULL, fetch_ahead, a) != 0) {
+    /* The thread starts with every signal blocked, so the host's signals
+     * (SIGTERM, SIGINT) reach the threads that wait for them. */
+    sigset_t all, was;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &was);
+    int started = pthread_create(&a->thread, NULL, fetch_ahead, a);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    if (started != 0) {
         free(a->body);
         free(a);
         return;
