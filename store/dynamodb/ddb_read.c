@@ -1,7 +1,11 @@
 /*
  * ddb_read.c - heads and reads of the DynamoDB backend: a key's head from
  * the metadata table, and cursors that page through one key's events or,
- * for read_all, the by-revision index slice by slice.
+ * for read_all, the by-revision index slice by slice. Pages are as large
+ * as DynamoDB makes them (1 MB), and the next one is fetched ahead, on a
+ * second connection, while the caller works through the current one:
+ * across a network a read costs round trips, so it makes few and waits
+ * for about one.
  */
 #include "ddb_store.h"
 
