@@ -422,7 +422,7 @@ local ok, err = pcall(function()
     scenario("ddb-fixture", ddb.name, DDB_EVENTS)
     say("bench: DynamoDB Local: deploying %s-big, writing %d events", ddb.name, DDB_BIG)
     scenario("ddb-deploy", ddb.name .. "-big")
-    scenario("ddb-fixture", ddb.name .. "-big", DDB_BIG, 90)
+    scenario("ddb-fill", ddb.name .. "-big", DDB_BIG)
     proxy_start()
     local _, lines = scenario("ddb-counts", ddb.name)
     ddb.counts = lines.counts

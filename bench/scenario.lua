@@ -30,6 +30,8 @@
 --                               append of one event expecting it
 --   ddb-fixture NAME N [PER]    writes N events on counter/replay, PER an
 --                               append (default 50)
+--   ddb-fill NAME N             writes N plain event items on counter/replay
+--                               (BatchWriteItem; a fixture for reads only)
 --   ddb-readall NAME N          events per second folding store:read_all
 --                               over NAME's N events
 --   ddb-counts NAME             the requests of each operation, once: prints
@@ -281,6 +283,11 @@ elseif name:match("^ddb%-") then
   elseif name == "ddb-replay" then
     local store <close> = assert(aeon.open(uri))
     replay(store, int(3))
+  elseif name == "ddb-fill" then
+    -- N event items on counter/replay, written as plain items: a fixture
+    -- for the read rows only.
+    local n = int(3)
+    result(n / bench.ddb_fill(store_name, "counter/replay", n))
   elseif name == "ddb-raw" then
     local n, per = int(3), int(4)
     ops = math.ceil(n / per)
