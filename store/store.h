@@ -495,8 +495,13 @@ typedef struct store_ops {
     store_status (*view_advance)(store *s, const char *view, const char *revision,
                                  char **err);
 
-    /* Deletes every document of the view and its seen revision. */
-    store_status (*view_clear)(store *s, const char *view, char **err);
+    /* Deletes the view's documents and its seen revision: every one when
+     * `limit` is 0, else at most `limit` of them (the seen revision counts
+     * as one on DynamoDB), so a call takes bounded time, as a background
+     * drop of an old view wants. *done (unless NULL) tells whether nothing
+     * is left. */
+    store_status (*view_clear)(store *s, const char *view, size_t limit, bool *done,
+                               char **err);
 
     /* Lists documents of `view` in the order of their ids (bytewise), from
      * the first id after `after` (NULL: from the first), at most `limit`

@@ -116,14 +116,38 @@ static int l_advance(lua_State *L) {
     return 1;
 }
 
-/* view:clear(): every document and the seen revision go. */
+/* The `limit` field of the options table at index 2: an integer from 1 to
+ * `max`, or `dflt` when it is absent; raises naming `what` otherwise. */
+static lua_Integer opt_limit(lua_State *L, const char *what, lua_Integer max, lua_Integer dflt) {
+    lua_Integer limit = dflt;
+    if (lua_getfield(L, 2, "limit") != LUA_TNIL) {
+        int isint = 0;
+        limit = lua_tointegerx(L, -1, &isint);
+        if (!isint || limit < 1 || limit > max)
+            luaL_error(L, "%s: limit must be an integer from 1 to %d", what, (int)max);
+    }
+    lua_pop(L, 1);
+    return limit;
+}
+
+/* view:clear([{ limit = N }]) -> true when every document and the seen
+ * revision are gone; with a limit, at most N of them go per call and false
+ * says some are left. */
 static int l_clear(lua_State *L) {
+    static const char *const known[] = {"limit", NULL};
     const char *view;
     store *s = check_view(L, 1, &view);
+    lua_Integer limit = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        bind_check_options(L, 2, known, "view clear");
+        limit = opt_limit(L, "view clear", 100000, limit);
+    }
+    bool done = false;
     char *err = NULL;
-    store_status st = s->ops->view_clear(s, view, &err);
+    store_status st = s->ops->view_clear(s, view, (size_t)limit, &done, &err);
     if (st != STORE_OK) return bind_fail(L, st, err);
-    lua_pushboolean(L, 1);
+    lua_pushboolean(L, done);
     return 1;
 }
 
@@ -142,13 +166,7 @@ static int l_list(lua_State *L) {
         bind_check_options(L, 2, known, "view list");
         if (lua_getfield(L, 2, "after") != LUA_TNIL) after = bind_check_text(L, -1, "after", 0);
         lua_pop(L, 1);
-        if (lua_getfield(L, 2, "limit") != LUA_TNIL) {
-            int isint = 0;
-            limit = lua_tointegerx(L, -1, &isint);
-            if (!isint || limit < 1 || limit > 1000)
-                luaL_error(L, "view list: limit must be an integer from 1 to 1000");
-        }
-        lua_pop(L, 1);
+        limit = opt_limit(L, "view list", 1000, limit);
     }
     if (s->ops->view_list == NULL) return bind_unsupported(L, s, "listing views");
     store_view_doc *docs = NULL;

@@ -354,7 +354,7 @@ static void test_views(void)
     OK(s->ops->view_revision(s, "other", rev, &err));
     CHECK_STR(rev, STORE_START);
 
-    OK(s->ops->view_clear(s, "counters", &err));
+    OK(s->ops->view_clear(s, "counters", 0, NULL, &err));
     OK(s->ops->view_get(s, "counters", "a", &doc, &len, rev, &found, &err));
     CHECK(!found);
     OK(s->ops->view_revision(s, "counters", rev, &err));

@@ -50,6 +50,31 @@ helpers.describe_backends("views", { "views" }, function(backend)
     assert.is_not_nil(other:get("a"))
   end)
 
+  it("clears in bounded steps: clear{ limit = N } takes at most N, and says when all are gone", function()
+    local v, other = store:view("counters"), store:view("other")
+    for i = 1, 60 do assert.is_true(v:put(("d%02d"):format(i), { n = i }, revs[1])) end
+    v:advance(revs[2])
+    other:put("a", {}, revs[1])
+    local steps, left = 0, 60
+    while true do
+      steps = steps + 1
+      local done = v:clear { limit = 7 }
+      local now = #v:list { limit = 1000 }
+      assert.is_true(left - now <= 7)                      -- at most 7 per call
+      left = now
+      if done then break end
+      assert.is_true(steps < 60, "clear never finished")
+    end
+    assert.same(0, left)
+    assert.is_true(steps >= 9)                             -- 60 documents, 7 at a time
+    assert.same(aeon.START, v:revision())
+    assert.is_not_nil(other:get("a"))
+    assert.is_true(v:clear { limit = 7 })                  -- nothing left: done at once
+    assert.has_error(function() v:clear { limit = 0 } end,
+      "view clear: limit must be an integer from 1 to 100000")
+    assert.has_error(function() v:clear { limt = 1 } end)
+  end)
+
   it("lists documents in id order, page by page, each with its revision", function()
     local v = store:view("counters")
     local ids = {}

@@ -202,7 +202,8 @@ store_status ddb_view_revision(store *st, const char *view,
                                char out[STORE_REVISION_SIZE], char **err);
 store_status ddb_view_advance(store *st, const char *view, const char *revision,
                               char **err);
-store_status ddb_view_clear(store *st, const char *view, char **err);
+store_status ddb_view_clear(store *st, const char *view, size_t limit, bool *done,
+                            char **err);
 store_status ddb_view_list(store *st, const char *view, const char *after, size_t limit,
                            store_view_doc **docs, size_t *n, char **err);
 

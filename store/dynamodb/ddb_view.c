@@ -392,20 +392,26 @@ done:
     return status;
 }
 
-store_status ddb_view_clear(store *st, const char *view, char **err)
+/* Pages of 25 keys (the view's own item among them), deleted a page at a
+ * time; with a limit, pages stop at it, so at most `limit` items go. */
+store_status ddb_view_clear(store *st, const char *view, size_t limit, bool *done, char **err)
 {
     ddb_store *s = (ddb_store *)st;
     http_response r = {0};
     store_status status;
     json_t *resume = NULL;
+    size_t deleted = 0;
+    if (done != NULL)
+        *done = false;
     if ((status = check_view(s, view, NULL, err)) != STORE_OK)
         return status;
     do {
+        int page = limit == 0 || limit - deleted >= 25 ? 25 : (int)(limit - deleted);
         json_t *body = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}}, s:i, s:b}",
                                  "TableName", s->views, "KeyConditionExpression", "#pk = :pk",
                                  "ProjectionExpression", "#pk, #sk", "ExpressionAttributeNames",
                                  "#pk", "pk", "#sk", "sk", "ExpressionAttributeValues", ":pk",
-                                 "S", view, "Limit", 25, "ConsistentRead", 1);
+                                 "S", view, "Limit", page, "ConsistentRead", 1);
         if (body != NULL && resume != NULL)
             json_object_set(body, "ExclusiveStartKey", resume);
         if ((status = ddb_call(s, "Query", body, true, NULL, &r, err)) != STORE_OK)
@@ -416,8 +422,11 @@ store_status ddb_view_clear(store *st, const char *view, char **err)
         if (json_array_size(items) > 0 &&
             (status = delete_keys(s, s->views, items, err)) != STORE_OK)
             break;
+        deleted += json_array_size(items);
         http_response_free(&r);
-    } while (resume != NULL);
+    } while (resume != NULL && (limit == 0 || deleted < limit));
+    if (status == STORE_OK && done != NULL)
+        *done = resume == NULL;
     json_decref(resume);
     http_response_free(&r);
     return status;

@@ -207,6 +207,8 @@ static const char *const sql[Q_COUNT] = {
                        " ON CONFLICT (view) DO UPDATE SET revision = excluded.revision"
                        " WHERE excluded.revision > view_revisions.revision",
     [Q_VIEW_CLEAR_DOCS] = "DELETE FROM views WHERE view = ?1",
+    [Q_VIEW_CLEAR_SOME] = "DELETE FROM views WHERE view = ?1 AND id IN"
+                          " (SELECT id FROM views WHERE view = ?1 ORDER BY id LIMIT ?2)",
     [Q_VIEW_CLEAR_SEEN] = "DELETE FROM view_revisions WHERE view = ?1",
     /* Every id is non-empty, so "" as ?2 lists from the first. */
     [Q_VIEW_LIST] = "SELECT id, revision, doc FROM views WHERE view = ?1 AND id > ?2"

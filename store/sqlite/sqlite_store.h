@@ -76,6 +76,7 @@ enum {
     Q_VIEW_SEEN,
     Q_VIEW_ADVANCE,
     Q_VIEW_CLEAR_DOCS,
+    Q_VIEW_CLEAR_SOME,
     Q_VIEW_CLEAR_SEEN,
     Q_VIEW_LIST,
     Q_SNAP_LIST,
@@ -308,7 +309,8 @@ store_status sqlite_view_revision(store *st, const char *view,
                                   char out[STORE_REVISION_SIZE], char **err);
 store_status sqlite_view_advance(store *st, const char *view, const char *revision,
                                  char **err);
-store_status sqlite_view_clear(store *st, const char *view, char **err);
+store_status sqlite_view_clear(store *st, const char *view, size_t limit, bool *done,
+                               char **err);
 store_status sqlite_view_list(store *st, const char *view, const char *after, size_t limit,
                               store_view_doc **docs, size_t *n, char **err);
 store_status sqlite_snapshot_list(store *st, const char *after, size_t limit,

@@ -205,26 +205,39 @@ store_status sqlite_view_advance(store *st, const char *view, const char *revisi
     return STORE_OK;
 }
 
-store_status sqlite_view_clear(store *st, const char *view, char **err)
+/* With a limit, the first `limit` documents in id order go (one indexed
+ * range); the seen revision goes with the last of them. */
+store_status sqlite_view_clear(store *st, const char *view, size_t limit, bool *done,
+                               char **err)
 {
     if (st->damaged)
         return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     int rc;
+    if (done != NULL)
+        *done = false;
     if ((status = store_check_view(view, NULL, err)) != STORE_OK ||
         (status = sqlite_txn_alive(s, err)) != STORE_OK)
         return status;
-    sqlite3_bind_text(s->q[Q_VIEW_CLEAR_DOCS], 1, view, -1, SQLITE_STATIC);
+    sqlite3_stmt *docs = s->q[limit > 0 ? Q_VIEW_CLEAR_SOME : Q_VIEW_CLEAR_DOCS];
+    sqlite3_bind_text(docs, 1, view, -1, SQLITE_STATIC);
+    if (limit > 0)
+        sqlite3_bind_int64(docs, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
     sqlite3_bind_text(s->q[Q_VIEW_CLEAR_SEEN], 1, view, -1, SQLITE_STATIC);
-    if ((rc = sqlite_write_begin(s)) != SQLITE_DONE ||
-        (rc = sqlite_run(s->q[Q_VIEW_CLEAR_DOCS])) != SQLITE_DONE ||
-        (rc = sqlite_run(s->q[Q_VIEW_CLEAR_SEEN])) != SQLITE_DONE ||
-        (rc = sqlite_write_commit(s)) != SQLITE_DONE) {
+    bool all = false;
+    if ((rc = sqlite_write_begin(s)) == SQLITE_DONE && (rc = sqlite_run(docs)) == SQLITE_DONE) {
+        all = limit == 0 || (size_t)sqlite3_changes(s->db) < limit;
+        if (all)
+            rc = sqlite_run(s->q[Q_VIEW_CLEAR_SEEN]);
+    }
+    if (rc != SQLITE_DONE || (rc = sqlite_write_commit(s)) != SQLITE_DONE) {
         status = sqlite_db_fail(s, rc, err, "clearing a view");
         sqlite_write_rollback(s);
         return status;
     }
+    if (done != NULL)
+        *done = all;
     return STORE_OK;
 }
 
