@@ -310,6 +310,28 @@ describe("aeon-host lambda #lambda", function()
       api:close()
     end)
 
+    it("hands the projections upcast events, and their ctx.store reads upcast too", function()
+      local store, suri = helpers.fresh_store("dynamodb")
+      store:close()
+      local name = suri:match("^dynamodb:(.*)$")
+      local api, proc = start_runtime(suri, "spec/fixtures/lambda-upcast-app.lua")
+      for _, note in ipairs { { key = "note/a", n = 1 }, { key = "note/b", n = 2 },
+        { key = "note/a", n = 3 } } do
+        assert.equal(200, (call(api, "POST", "/commands/note", { body = json_encode(note) })))
+      end
+      local event = batch(name, scan(name))
+      assert.equal(3, #event.Records)
+      assert.equal("noted_v1", event.Records[1].dynamodb.NewImage.type.S) -- stored as written
+      assert.same({}, (failures(api, event)))
+      local _, a = call(api, "GET", "/queries/notes?key=note/a")
+      assert.same({ ns = { 1, 3 }, read = "noted" }, a)
+      local _, b = call(api, "GET", "/queries/notes?key=note/b")
+      assert.same({ ns = { 2 }, read = "noted" }, b)
+      proc:kill("TERM")
+      proc:wait(10)
+      api:close()
+    end)
+
     it("names the first failed record of each key; other keys go on; exact numbers", function()
       local store, suri, name = helpers.fresh_store("dynamodb")
       store:close()

@@ -180,7 +180,9 @@ end
 -- Each record's NewImage becomes the event the store's reads give
 -- (aeon.lambda.stream: the backend's own conversion) and goes, in stream
 -- order, to every projection of the app whose key, type and filter it
--- matches, as aeon.project hands events over: handler(view, event, ctx).
+-- matches (as stored, as subscriptions match), as aeon.project hands events
+-- over: handler(view, event, ctx), the event upcast (App:upcast) and
+-- ctx.store the app's view of the store (App:store).
 -- Lambda delivers a key's records in order, within one shard, and retries
 -- a shard from the first record a batch reports failed (the event source
 -- mapping's ReportBatchItemFailures); records after it come again. So each
@@ -228,10 +230,13 @@ local function stream(rt, text, request_id, deadline)
     return marks[id], id
   end
   local current = 0
+  local reader = app:store(store)
   local ok, stopped, why = lambda.within(deadline, function()
+    -- The live build of each view (aeon.versions): a stream feeds what
+    -- queries read; builds of new versions are made by `project`.
     for _, name in ipairs(names) do
       local p = app.projections[name]
-      if not views[p.view] then views[p.view] = assert(store:view(p.view)) end
+      if not views[p.view] then views[p.view] = assert(reader:view(p.view)) end
     end
     for i, rec in ipairs(records) do
       current = i
@@ -242,8 +247,12 @@ local function stream(rt, text, request_id, deadline)
           local view = views[p.view]
           local mark, id = seen(p, event.key)
           if event.revision > mark then
-            local hok, herr = xpcall(p.handler, traceback, view, event,
-              { store = store, app = app, projection = name, request_id = request_id })
+            -- Upcast, as every read the host makes for the app (an upcaster
+            -- that raises fails the record as its handler would).
+            local hok, herr = xpcall(function()
+              return p.handler(view, app:upcast_event(event),
+                { store = reader, app = app, projection = name, request_id = request_id })
+            end, traceback)
             if not hok then
               fail(rec, name, tostring(herr):match("^[^\n]*"))
             else
