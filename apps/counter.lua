@@ -29,11 +29,17 @@ local OPTIONS = { retries = 30, snapshot_every = 100, cache = true }
 counter_commands.declare(app, OPTIONS)
 
 -- The read side is CQRS: a projection keeps a `counters` view of
--- { value, increments, decrements, revision } per name, and the query
--- answers from it. `revision=REV` (from a command's answer) says "not yet"
--- until the view has seen REV; without it, a command-line query first
+-- { value, increments, decrements, revision, changed_at } per name, and the
+-- query answers from it. `revision=REV` (from a command's answer) says "not
+-- yet" until the view has seen REV; without it, a command-line query first
 -- brings the view up to date, so it reflects every event committed before.
-counter_cqrs.declare_projection(app)
+--
+-- `changed_at` (when the last event folded in was committed) is version 2
+-- of the read model: version 1 had the other four fields. It was deployed
+-- by saving this file under `serve --watch` while increments kept coming;
+-- the host built version 2 beside version 1 and switched when it had caught
+-- up (README, "Evolving read models", has what the queries answered).
+counter_cqrs.declare_projection(app, { changed_at = true })
 app:query("counter", { params = { "name", "revision" }, views = { counter_cqrs.VIEW },
   description = "the counter NAME; with REVISION, once the view has seen it" },
   counter_cqrs.query)

@@ -10,6 +10,8 @@
  *   host.appended(events)                an append committed `events` events
  *   host.conflict()                      an append met a conflict
  *   host.projection_lag(name, events, seconds)
+ *   host.projection_build(name, version, events, lag, eta)   a build's progress
+ *                                           (version 0: none running)
  *   host.stopping()                      -> true when this thread's runner
  *                                           should commit and return
  *   host.now()                           -> wall-clock seconds, fractional
@@ -218,6 +220,15 @@ static int l_projection_lag(lua_State *L) {
     return 0;
 }
 
+static int l_projection_build(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    lua_Integer version = luaL_checkinteger(L, 2);
+    metrics_projection_build(name, version < 0 || version > 1000000 ? 0 : (int)version,
+                             luaL_optnumber(L, 3, 0), luaL_optnumber(L, 4, 0),
+                             luaL_optnumber(L, 5, 0));
+    return 0;
+}
+
 /* Wall-clock seconds with a fraction, for ages of committed events (Lua's
  * os.time has whole seconds only). */
 static int l_now(lua_State *L) {
@@ -249,6 +260,7 @@ static const luaL_Reg functions[] = {
     {"appended", l_appended},
     {"conflict", l_conflict},
     {"projection_lag", l_projection_lag},
+    {"projection_build", l_projection_build},
     {"stopping", l_stopping},
     {"now", l_now},
     {"worker_broken", l_worker_broken},

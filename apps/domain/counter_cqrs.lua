@@ -56,17 +56,39 @@ function M.fold(doc, event)
   return after
 end
 
---- A projection handler: folds the event into its counter's document.
-function M.project(view, event)
-  local name = event.key:match("^counter/(.+)$")
-  if not name then return end
-  local doc = assert(M.get(view, name))
+--- Version 2 of the read model (apps/counter.lua): the same document and
+-- `changed_at`, when the last event folded into it was committed.
+function M.fold_changed_at(doc, event)
   local after = M.fold(doc, event)
-  if after ~= doc then assert(view:put(name, after, after.revision)) end
+  if after ~= doc then after.changed_at = event.committed_at end
+  return after
 end
 
---- Declares the projection that keeps the `counters` view.
-function M.declare_projection(app)
+--- A projection handler that folds each event into its counter's
+-- document with `fold` (default M.fold).
+function M.projector(fold)
+  fold = fold or M.fold
+  return function(view, event)
+    local name = event.key:match("^counter/(.+)$")
+    if not name then return end
+    local doc = assert(M.get(view, name))
+    local after = fold(doc, event)
+    if after ~= doc then assert(view:put(name, after, after.revision)) end
+  end
+end
+
+--- A projection handler: folds the event into its counter's document.
+M.project = M.projector()
+
+--- Declares the projection that keeps the `counters` view: version 1, or
+-- with `changed_at`, version 2 (the document gains `changed_at`).
+function M.declare_projection(app, opts)
+  if opts and opts.changed_at then
+    app:projection("counters", { view = M.VIEW, key = M.KEY, type = M.TYPES, version = 2,
+      description = "keeps { value, increments, decrements, revision, changed_at } per counter" },
+      M.projector(M.fold_changed_at))
+    return
+  end
   app:projection("counters", { view = M.VIEW, key = M.KEY, type = M.TYPES,
     description = "keeps { value, increments, decrements, revision } per counter" }, M.project)
 end

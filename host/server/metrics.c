@@ -37,6 +37,8 @@ typedef struct lag {
     char name[ROUTE_LEN];  /* projection */
     double events;         /* events behind */
     double seconds;        /* seconds behind */
+    int build;             /* version being built, 0: none */
+    double built, to_go, eta; /* its events done, lag and ETA */
 } lag;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -118,18 +120,37 @@ void metrics_reload(bool ok) {
     pthread_mutex_unlock(&lock);
 }
 
+/* The projection's slot, made on first use; NULL when all are taken.
+ * Called with the lock held. */
+static lag *lag_for(const char *projection) {
+    for (size_t i = 0; i < nlags; i++)
+        if (strcmp(lags[i].name, projection) == 0) return &lags[i];
+    if (nlags == METRICS_MAX_PROJECTIONS) return NULL;
+    lag *l = &lags[nlags++];
+    memset(l, 0, sizeof *l);
+    snprintf(l->name, sizeof l->name, "%s", projection);
+    return l;
+}
+
 void metrics_projection_lag(const char *projection, double events, double seconds) {
     pthread_mutex_lock(&lock);
-    lag *l = NULL;
-    for (size_t i = 0; i < nlags && !l; i++)
-        if (strcmp(lags[i].name, projection) == 0) l = &lags[i];
-    if (!l && nlags < METRICS_MAX_PROJECTIONS) {
-        l = &lags[nlags++];
-        snprintf(l->name, sizeof l->name, "%s", projection);
-    }
+    lag *l = lag_for(projection);
     if (l) {
         l->events = events;
         l->seconds = seconds;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void metrics_projection_build(const char *projection, int version, double events, double to_go,
+                              double eta) {
+    pthread_mutex_lock(&lock);
+    lag *l = lag_for(projection);
+    if (l) {
+        l->build = version;
+        l->built = events;
+        l->to_go = to_go;
+        l->eta = eta;
     }
     pthread_mutex_unlock(&lock);
 }
@@ -234,6 +255,20 @@ static void render_lag(buf *b, const char *name, bool seconds, const char *help)
     }
 }
 
+/* One gauge per build in progress (which = 0: events done, 1: lag, 2:
+ * ETA), labelled with the projection and the version being built. */
+static void render_build(buf *b, const char *name, int which, const char *help) {
+    head(b, name, "gauge", help);
+    for (size_t i = 0; i < nlags; i++) {
+        /* An ETA below 0 is not known yet (no pace measured): no sample. */
+        if (lags[i].build == 0 || (which == 2 && lags[i].eta < 0)) continue;
+        buf_printf(b, "%s{projection=\"", name);
+        label(b, lags[i].name);
+        buf_printf(b, "\",version=\"%d\"} %.17g\n", lags[i].build,
+                   which == 0 ? lags[i].built : which == 1 ? lags[i].to_go : lags[i].eta);
+    }
+}
+
 char *metrics_render(const metrics_gauges *g, size_t *len) {
     buf b = {0};
     pthread_mutex_lock(&lock);
@@ -245,6 +280,12 @@ char *metrics_render(const metrics_gauges *g, size_t *len) {
                "Events committed that the projection has not yet applied, as it last reported.");
     render_lag(&b, "aeon_projection_lag_seconds", true,
                "Age of the oldest event the projection has not yet applied, as it last reported.");
+    render_build(&b, "aeon_projection_build_events", 0,
+                 "Events a build of a new version of a projection's view has applied so far.");
+    render_build(&b, "aeon_projection_build_lag_events", 1,
+                 "Events the build still has to apply to catch up (counted up to 10000).");
+    render_build(&b, "aeon_projection_build_eta_seconds", 2,
+                 "Seconds until the build catches up, at its pace so far.");
     head(&b, "aeon_start_time_seconds", "gauge", "When the server started, Unix time.");
     buf_printf(&b, "aeon_start_time_seconds %lld\n", (long long)(started ? started : time(NULL)));
     pthread_mutex_unlock(&lock);

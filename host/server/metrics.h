@@ -53,6 +53,13 @@ void metrics_reload(bool ok);
  * its view is behind the store. */
 void metrics_projection_lag(const char *projection, double events, double seconds);
 
+/* A projection's build of a new version of its view (aeon.project): events
+ * done, events still to go (lag) and the ETA in seconds (below 0: not known
+ * yet); version 0 when no build is running, which takes its gauges out of
+ * /metrics. */
+void metrics_projection_build(const char *projection, int version, double events, double to_go,
+                              double eta);
+
 /* The Prometheus text exposition (format 0.0.4), malloc'd; NULL when out of
  * memory. */
 char *metrics_render(const metrics_gauges *g, size_t *len);

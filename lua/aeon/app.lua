@@ -37,6 +37,7 @@
 -- read_all, `events read` with the app given); the stored events are never
 -- rewritten. See App:upcast for the order they run in.
 local errors = require "aeon.errors" -- not aeon itself, which requires this module
+local versions = require "aeon.versions"
 
 local type, pairs, ipairs, next, setmetatable, error = type, pairs, ipairs, next, setmetatable, error
 local tostring, xpcall, pcall, traceback, pack = tostring, xpcall, pcall, debug.traceback,
@@ -88,6 +89,7 @@ function App:query(name, spec, handler) register(self, "query", name, spec, hand
 local PROJECTION_FIELDS = {
   view = true, key = true, type = true, filter = true, batch = true, description = true,
   lease = true,
+  version = true,
 }
 
 --- Declares a projection. `spec`:
@@ -100,6 +102,11 @@ local PROJECTION_FIELDS = {
 --           10: a projector that stops renewing (killed) is taken over by
 --           another after this long; a batch must be handled within two
 --           thirds of it.
+--   version the version of the view's logic, a positive integer (default
+--           1). A store whose view was built by another version gets the
+--           new one built beside it, from the first event, and switched to
+--           once caught up (aeon.project, aeon.versions). A view with a
+--           version is kept by that one projection.
 -- handler(view, event, ctx) gets the view handle, the committed event and
 -- `ctx` (`ctx.store`, `ctx.app`, `ctx.projection`). It should be
 -- idempotent per document (skip an event whose revision is not above the
@@ -128,10 +135,24 @@ function App:projection(name, spec, handler)
   if spec.lease ~= nil and (type(spec.lease) ~= "number" or spec.lease < 0.1 or spec.lease > 3600) then
     error(what .. "lease must be a number of seconds between 0.1 and 3600", 2)
   end
+  local version = spec.version or 1
+  if math.type(version) ~= "integer" or version < 1 then
+    error(what .. "version must be a positive integer", 2)
+  end
+  -- A build switches once its projection has caught up: one projection
+  -- per versioned view keeps that one condition.
+  for _, other in pairs(self.projections) do
+    if other.view == spec.view and (spec.version or other.declared_version) then
+      error(("%sview '%s' is also kept by projection '%s'; a view with a version is kept " ..
+        "by one projection"):format(what, spec.view, other.name), 2)
+    end
+  end
   self.projections[name] = {
     name = name,
     lease = spec.lease,
     view = spec.view,
+    version = version,
+    declared_version = spec.version ~= nil,
     key = spec.key and names_list(spec.key, what .. "key", 2),
     type = spec.type and names_list(spec.type, what .. "type", 2),
     filter = spec.filter,
@@ -220,17 +241,35 @@ local function upcast_read(app, iter, s, c, cursor)
   end, nil, nil, cursor
 end
 
+--- True when the app's handlers see the store through App:store's stand-in:
+-- it has upcasters, or projections (whose views queries read at their
+-- live version).
+function App:wraps_store() return self:has_upcasters() or next(self.projections) ~= nil end
+
 --- The store as the app's handlers see it: `store` itself when the app has
--- no upcasters, else a stand-in whose read and read_all hand out upcast
--- events and whose other methods are the store's. One stand-in per store
--- handle, so what is kept per handle (aeon.execute's cache) is kept.
+-- no upcasters and no projections, else a stand-in whose read and
+-- read_all hand out upcast events, whose view(NAME) for a view the app's
+-- projections keep opens its live version (aeon.versions: looked up on
+-- every call, so a switch is seen at once), and whose other methods are
+-- the store's. One stand-in per store handle, so what is kept per handle
+-- (aeon.execute's cache) is kept.
 function App:store(store)
-  if store == nil or not self:has_upcasters() then return store end
+  if store == nil or not self:wraps_store() then return store end
   local w = self.wrapped[store]
   if w then return w end
   local app, methods = self, {}
-  methods.read = function(_, ...) return upcast_read(app, store:read(...)) end
-  methods.read_all = function(_, ...) return upcast_read(app, store:read_all(...)) end
+  if self:has_upcasters() then
+    methods.read = function(_, ...) return upcast_read(app, store:read(...)) end
+    methods.read_all = function(_, ...) return upcast_read(app, store:read_all(...)) end
+  end
+  local projected = {}
+  for _, p in pairs(self.projections) do projected[p.view] = true end
+  methods.view = function(_, name, ...)
+    if not projected[name] then return store:view(name, ...) end
+    local live, err = versions.live(store, name)
+    if not live then return nil, err end
+    return store:view(live, ...)
+  end
   w = setmetatable({}, {
     __index = function(_, k)
       local m = methods[k]
@@ -242,7 +281,7 @@ function App:store(store)
       end
       return m
     end,
-    __name = "aeon.store (upcasting)",
+    __name = "aeon.store (as the app reads it)",
   })
   self.wrapped[store] = w
   return w
@@ -386,7 +425,7 @@ function App:call(name, ctx, args)
   if unknown then return "invalid", { kind = "invalid", message = unknown } end
   local store = type(ctx) == "table" and ctx.store or nil
   local outer = in_transaction(store)
-  if store ~= nil and self:has_upcasters() then
+  if store ~= nil and self:wraps_store() then
     local own = {}
     for k, v in pairs(ctx) do own[k] = v end
     own.store, ctx = self:store(store), own

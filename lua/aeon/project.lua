@@ -37,7 +37,15 @@
 --       interval  seconds a poll waits for new events (default 0.5);
 --       attempts  tries per failing batch with `once` (default 3);
 --       backoff   { first = 0.1, max = 30 } seconds between tries;
---       log       function(line) for failures (default: stderr, one line).
+--       log       function(line, level) for failures (level nil) and progress
+--                 (level "info") (default: stderr, one line each);
+--       grace     seconds between a switch and the drop of the old build
+--                 (default 5); with `once` the run waits them out, unless
+--                 `drop` is false (catch_up), which leaves the drop to the
+--                 next run;
+--       progress_every  seconds between progress lines of a build (default 5);
+--       on_progress function(name, info) with a build's progress, where
+--                 info = { version, events, lag, more, eta, done }.
 --     Returns a report { [name] = { events = n, revision = r, failed =
 --     { revision, key, type, message } | nil } }, or nil and a message when
 --     the store fails with `once` (without it, store failures are logged
@@ -53,12 +61,30 @@
 --     before answering a query that reads them without a revision.
 --
 --   report, err = project.rebuild(store, app, name, opts)
---     Clears the projection's view, forgets its checkpoint and replays the
---     events from the start (once).
+--     Builds the projection's view anew beside the live one, from the
+--     first event, and switches to it once caught up (once): the same path
+--     a version change takes.
+--
+-- Versions (aeon.versions). A projection declares the version of its
+-- logic (app:projection, `version = N`, default 1); the store records
+-- which build of each view is live. When the run starts and the live
+-- build's version is not the declared one, the runner builds the declared
+-- version into a new view beside the live one, from the first event, with
+-- its own subscription (so a crash resumes the build where its checkpoint
+-- is). Queries keep reading the live build (App:store resolves the view's
+-- name on every call) until the new one has caught up with the head; then
+-- one write of the view's record makes it live, and the old build is
+-- dropped in the background, `grace` seconds later (a query that resolved
+-- the old build just before the switch may still be reading it). While it
+-- builds, progress (events done, lag, ETA) goes to the log every
+-- `progress_every` seconds and to opts.on_progress(name, info); a running
+-- runner reads the record again every few seconds, so a switch made
+-- elsewhere (`project --rebuild` beside a server) moves it to the new view.
 --
 -- The command line's `aeon-host APP.lua project` is aeon.cli.project.
 local aeon = require "aeon"
 local core = require "aeon.core"
+local versions = require "aeon.versions"
 
 local io, os, type, ipairs, pairs, tostring = io, os, type, ipairs, pairs, tostring
 local xpcall, pcall, error, setmetatable = xpcall, pcall, error, setmetatable
@@ -67,7 +93,10 @@ local sleep, now = core.sleep, core.monotonic
 
 local M = {}
 
-local DEFAULTS = { interval = 0.5, attempts = 3, backoff = { first = 0.1, max = 30 } }
+local DEFAULTS = { interval = 0.5, attempts = 3, backoff = { first = 0.1, max = 30 }, grace = 5,
+  progress_every = 5 }
+local RECHECK = 2 -- seconds between reads of a view's record while running
+local DROP_STEP = 500 -- documents of an old build deleted per step of the runner's loop
 local BUSY_POLL = 0.05 -- seconds each poll waits when several projections share the loop
 local STANDBY_POLL = 0.1 -- ... and at least, with `once`, while another runner holds one
 
@@ -86,8 +115,8 @@ local function slice(list, from, to)
   return { unpack(list, from, to or #list) }
 end
 
--- One projection being run: its subscription, view and progress.
--- The store's last revision, what a run with `once` must reach.
+-- The store's last revision: what a run with `once` must reach, and what
+-- a build must pass to have caught up.
 local function last_revision(store)
   local iter, s, c, closer = store:read_all { direction = "backward", limit = 1 }
   if not iter then return nil, s end
@@ -95,17 +124,18 @@ local function last_revision(store)
   return aeon.START
 end
 
-local function open_runner(store, app, p, opts)
+-- One projection being run: its subscription, view and progress.
+local function open_runner(store, app, p, opts, view_name)
   local target
   if opts.once then
     local lerr
     target, lerr = last_revision(store)
     if not target then return nil, lerr end
   end
-  local sub, err = store:subscribe(p.subscription,
+  local sub, err = store:subscribe(versions.subscription(view_name, p.name),
     { key = p.key, type = p.type, filter = p.filter, lease = p.lease })
   if not sub then return nil, err end
-  local view, verr = store:view(p.view)
+  local view, verr = store:view(view_name)
   if not view then
     sub:close()
     return nil, verr
@@ -135,6 +165,8 @@ local function open_runner(store, app, p, opts)
     failed = nil,              -- the last failure, for the report
     finished = false,          -- once: caught up, or out of attempts
     log = opts.log,
+    started = now(),           -- for a build's rate
+    caught = false,            -- a build: has caught up with the head
   }
 end
 
@@ -222,6 +254,14 @@ end
 -- or "failed"; or nil, message when the store failed.
 local function step(r, opts, wait)
   if not r.pending then
+    -- A build has caught up once it has passed what was the head before a
+    -- poll (or a poll finds nothing): under a steady load polls never come
+    -- back empty.
+    if r.group and r.group.build then
+      local head, herr = last_revision(r.store)
+      if not head then return nil, herr end
+      r.head = head
+    end
     local events, position = r.sub:poll(wait, r.p.batch)
     if not events then return nil, position end
     r.standby = not r.sub:active()
@@ -242,7 +282,10 @@ local function step(r, opts, wait)
   local events, position = r.pending, r.pending_position
   local outcome, i, msg = apply(r, events, position)
   if outcome == "done" or outcome == "stale" then
-    if outcome == "done" then committed(r, #events, position) end
+    if outcome == "done" then
+      committed(r, #events, position)
+      if r.head and r.position >= r.head then r.caught = true end
+    end
     r.pending, r.pending_position = nil, nil
     r.tries, r.delay, r.retry_at, r.failed = 0, opts.backoff.first, nil, nil
     return "progress"
@@ -296,7 +339,7 @@ local function report_of(runners)
   local report = {}
   for _, r in ipairs(runners) do
     report[r.p.name] = { events = r.events, revision = r.position, failed = r.failed,
-      view = r.p.view }
+      view = r.p.view, version = r.p.version }
   end
   return report
 end
@@ -307,20 +350,289 @@ local function close_all(runners)
   for _, r in ipairs(runners) do r.sub:close() end
 end
 
+-- Drops a build that no query reads: its documents and seen revision,
+-- then its projections' checkpoints; a drop cut short is simply done again
+-- (each step is). With `limit`, at most that many documents go (a step of
+-- a background drop): false while some are left.
+local function drop(store, entry, limit)
+  local view, err = store:view(entry.view)
+  if not view then return nil, err end
+  local cleared, cerr = view:clear(limit and { limit = limit } or nil)
+  if cleared == nil then return nil, cerr end
+  if not cleared then return false end
+  for _, name in ipairs(entry.projections or {}) do
+    local reset, rerr = store:reset_subscription(versions.subscription(entry.view, name))
+    if not reset then return nil, rerr end
+  end
+  return true
+end
+
+-- The app's projections that keep `view`, in declared order.
+local function keeping(app, view)
+  local names = {}
+  for _, name in ipairs(app:projection_names()) do
+    if app.projections[name].view == view then names[#names + 1] = name end
+  end
+  return names
+end
+
+-- Decides what a run does with `view`: go on with its live build, resume
+-- the build in progress, or start one (a version other than the live
+-- one's, or `force`). Starting one clears whatever a crash left in its
+-- view before the record names it. Returns the group
+-- { view, names, record, target, build, drops }, or nil and a message.
+local function plan(store, app, view, names, force)
+  local declared = app.projections[names[1]].version
+  local record, err = versions.read(store, view, names)
+  if not record then return nil, err end
+  local building = record.building
+  if building and (building.version ~= declared or force) then
+    local ok, derr = drop(store, building) -- not live: nothing reads it
+    if not ok then return nil, derr end
+    record.building = nil
+    ok, derr = versions.write(store, view, record)
+    if not ok then return nil, derr end
+  end
+  if not record.building and (record.live.version ~= declared or force) then
+    local generation = (record.generation or 0) + 1
+    local entry = { version = declared, view = versions.physical(view, declared, generation),
+      projections = names, events = 0, started = os.time() }
+    local ok, derr = drop(store, entry)
+    if not ok then return nil, derr end
+    record.generation, record.building = generation, entry
+    ok, derr = versions.write(store, view, record)
+    if not ok then return nil, derr end
+  end
+  local drops = {}
+  for _, entry in ipairs(record.retired or {}) do drops[#drops + 1] = { entry = entry } end
+  local build = record.building ~= nil
+  return { view = view, names = names, record = record, build = build, drops = drops,
+    target = build and record.building.view or record.live.view, checked = now() }
+end
+
+-- A build's progress: events done (over its resumes), lag, ETA.
+local function progress(g)
+  local r = g.runners[1]
+  local b = g.record.building
+  local elapsed = now() - r.started
+  local info = versions.progress(r.store, r.position, elapsed > 0 and r.events / elapsed or nil)
+  info.version, info.events, info.view = b.version, (b.events or 0) + r.events, b.view
+  return info
+end
+
+-- A progress line: the log's "info" level.
+local function note(opts, line) opts.log(line, "info") end
+
+-- Opens the group's runners; nil and a message when the store fails.
+local function open_group(store, app, g, opts)
+  g.runners = {}
+  for _, name in ipairs(g.names) do
+    local r, err = open_runner(store, app, app.projections[name], opts, g.target)
+    if not r then
+      for _, o in ipairs(g.runners) do o.sub:close() end
+      return nil, err
+    end
+    r.group = g
+    g.runners[#g.runners + 1] = r
+  end
+  if g.build then
+    local b = g.record.building
+    local info = progress(g)
+    note(opts, ("projection %s: building version %d of view %s beside the live version %d, " ..
+      "from %s; lag %d%s events"):format(table.concat(g.names, ", "), b.version, g.view,
+      g.record.live.version, g.runners[1].position == aeon.START and "the first event" or
+        ("its checkpoint %s (%d events done)"):format(g.runners[1].position, b.events or 0),
+      info.lag, info.more and "+" or ""))
+    if opts.on_progress then
+      for _, name in ipairs(g.names) do opts.on_progress(name, info) end
+    end
+    g.reported = now()
+  end
+  return g
+end
+
+local function report_progress(g, opts)
+  local info = progress(g)
+  note(opts, ("projection %s: building version %d of view %s: %d events done, lag %d%s events%s")
+    :format(table.concat(g.names, ", "), info.version, g.view, info.events, info.lag,
+      info.more and "+" or "", info.eta and (", ETA %g s"):format(info.eta) or ""))
+  if opts.on_progress then
+    for _, name in ipairs(g.names) do opts.on_progress(name, info) end
+  end
+  return info
+end
+
+-- The switch: one write of the view's record makes the build live; the
+-- old build is dropped once the grace is over.
+local function switch(store, g, opts)
+  -- The record as stored now: another process may have moved it on, and
+  -- then the next recheck follows it instead.
+  local info = progress(g)
+  local record, rerr = versions.read(store, g.view, g.names)
+  if not record then return nil, rerr end
+  if not (record.building and record.building.view == g.target) then return true end
+  g.record = record
+  local b, old = record.building, record.live
+  record.live = { version = b.version, view = b.view, projections = b.projections }
+  record.building = nil
+  record.retired = record.retired or {}
+  record.retired[#record.retired + 1] = old
+  local ok, err = versions.write(store, g.view, record)
+  if not ok then return nil, err end
+  g.build = false
+  g.drops[#g.drops + 1] = { entry = old, at = now() + opts.grace }
+  note(opts, ("projection %s: version %d of view %s is live (%d events); version %d is dropped " ..
+    "in %g s"):format(table.concat(g.names, ", "), b.version, g.view, info.events, old.version,
+    opts.grace))
+  if opts.on_progress then
+    info.done, info.lag, info.eta = true, 0, 0
+    for _, name in ipairs(g.names) do opts.on_progress(name, info) end
+  end
+  return true
+end
+
+-- Drops the group's retired builds whose grace is over (`all`: waiting it
+-- out), and takes each out of the record once dropped.
+local function drop_retired(store, g, opts, all)
+  local keep = {}
+  for _, d in ipairs(g.drops) do
+    d.at = d.at or (now() + opts.grace)
+    if all and d.at > now() then sleep(d.at - now()) end
+    local gone, err = true, nil
+    if d.at <= now() then
+      repeat
+        gone, err = drop(store, d.entry, DROP_STEP)
+        if gone == nil then return nil, err end
+      until gone or not all
+    end
+    if d.at <= now() and gone then
+      local ok
+      local record, rerr = versions.read(store, g.view, g.names)
+      if not record then return nil, rerr end
+      local left = {}
+      for _, e in ipairs(record.retired or {}) do
+        if e.view ~= d.entry.view then left[#left + 1] = e end
+      end
+      record.retired = #left > 0 and left or nil
+      ok, err = versions.write(store, g.view, record)
+      if not ok then return nil, err end
+      g.record.retired = record.retired
+      note(opts, ("projection %s: dropped version %d of view %s (%s)"):format(
+        table.concat(g.names, ", "), d.entry.version, g.view, d.entry.view))
+    else
+      keep[#keep + 1] = d
+    end
+  end
+  g.drops = keep
+  return true
+end
+
+-- True when the view's record no longer names the build the group runs
+-- (another process switched or started one): the group plans again.
+local function moved(store, g)
+  local record, err = versions.read(store, g.view, g.names)
+  if not record then return nil, err end
+  if record.live.view == g.target then
+    if g.build then g.build, g.record = false, record end -- switched elsewhere
+    return false
+  end
+  if g.build then return not (record.building and record.building.view == g.target) end
+  return true
+end
+
 function M.run(store, app, names, opts)
   opts = options(opts)
   names = select_names(app, names)
-  local runners = {}
+  -- One group per view, with the projections of `names` that keep it.
+  local groups, by_view = {}, {}
   for _, name in ipairs(names) do
-    local r, err = open_runner(store, app, app.projections[name], opts)
-    if not r then
-      close_all(runners)
+    local view = app.projections[name].view
+    if not by_view[view] then
+      by_view[view] = { view = view, names = {} }
+      groups[#groups + 1] = by_view[view]
+    end
+    local list = by_view[view].names
+    list[#list + 1] = name
+  end
+  local runners = {}
+  local function gather()
+    runners = {}
+    for _, g in ipairs(groups) do
+      for _, r in ipairs(g.runners) do runners[#runners + 1] = r end
+    end
+  end
+  local function close_groups()
+    for _, g in ipairs(groups) do
+      if g.runners then close_all(g.runners) end
+    end
+  end
+  for i, want in ipairs(groups) do
+    local g, err = plan(store, app, want.view, want.names, opts.force and opts.force[want.view])
+    if g then g, err = open_group(store, app, g, opts) end
+    if not g then
+      close_groups()
       return nil, err
     end
-    runners[#runners + 1] = r
+    groups[i] = g
   end
+  gather()
 
   local stop = opts.stop or function() return false end
+  -- What a run does besides stepping its runners: switch a build that
+  -- caught up, drop retired builds, follow a record changed elsewhere,
+  -- report a build's progress. Returns nil, message when the store fails.
+  local function housekeep()
+    for i, g in ipairs(groups) do
+      if g.build then
+        local caught = true
+        for _, r in ipairs(g.runners) do caught = caught and r.caught and not r.failed end
+        if caught then
+          local ok, err = switch(store, g, opts)
+          if not ok then return nil, err end
+        elseif now() - g.reported >= opts.progress_every then
+          g.reported = now()
+          local info = report_progress(g, opts)
+          local record, rerr = versions.read(store, g.view, g.names)
+          if not record then return nil, rerr end
+          if record.building and record.building.view == g.target then
+            record.building.events = info.events
+            local ok, werr = versions.write(store, g.view, record)
+            if not ok then return nil, werr end
+          end
+        end
+      end
+      if #g.drops > 0 and not opts.once then
+        local ok, err = drop_retired(store, g, opts)
+        if not ok then return nil, err end
+      end
+      if not opts.once and now() - g.checked >= RECHECK then
+        g.checked = now()
+        local changed, err = moved(store, g)
+        if changed == nil then return nil, err end
+        if changed then
+          close_all(g.runners)
+          local fresh, perr = plan(store, app, g.view, g.names, false)
+          if fresh then fresh, perr = open_group(store, app, fresh, opts) end
+          if not fresh then return nil, perr end
+          groups[i] = fresh
+          gather()
+        end
+      end
+    end
+    return true
+  end
+
+  local function finish()
+    close_groups()
+    if opts.once and opts.drop ~= false then
+      for _, g in ipairs(groups) do
+        local ok, err = drop_retired(store, g, opts, true)
+        if not ok then return nil, err end
+      end
+    end
+    return report_of(runners)
+  end
+
   while true do
     -- Who can work now, and when the next one in backoff may.
     local ready, next_retry = {}, nil
@@ -347,12 +659,13 @@ function M.run(store, app, names, opts)
       local outcome, err = step(r, opts, wait)
       if outcome == nil then
         if opts.once then
-          close_all(runners)
+          close_groups()
           return nil, ("projection %s: %s"):format(r.p.name, tostring(err))
         end
         schedule_retry(r, opts, "store failed: " .. first_line(err))
-      elseif outcome == "idle" and opts.once then
-        r.finished = true
+      elseif outcome == "idle" then
+        r.caught = true
+        if opts.once then r.finished = true end
       elseif outcome == "standby" and opts.once then
         -- The holder's checkpoint says how far the view is.
         local checkpoint, cerr = r.sub:checkpoint()
@@ -365,10 +678,15 @@ function M.run(store, app, names, opts)
           if checkpoint > r.position then r.position = checkpoint end
         end
       end
-      if stop() then
-        close_all(runners)
-        return report_of(runners)
+      if stop() then return finish() end
+    end
+    local ok, herr = housekeep()
+    if not ok then
+      if opts.once then
+        close_groups()
+        return nil, herr
       end
+      opts.log("projection store failed: " .. first_line(herr))
     end
     if #ready == 0 then
       -- Everyone is backing off: sleep until the first may try again.
@@ -378,8 +696,7 @@ function M.run(store, app, names, opts)
       if stop() then break end
     end
   end
-  close_all(runners)
-  return report_of(runners)
+  return finish()
 end
 
 --- The projections that keep any of `views`.
@@ -396,7 +713,9 @@ end
 function M.catch_up(store, app, views, opts)
   local names = feeding(app, views)
   if #names == 0 then return {} end
-  local o = { once = true, attempts = 1 }
+  -- A query must not wait out a switch's grace: the next run drops the
+  -- old build.
+  local o = { once = true, attempts = 1, drop = false }
   for k, v in pairs(opts or {}) do o[k] = v end
   return M.run(store, app, names, o)
 end
@@ -404,18 +723,52 @@ end
 function M.rebuild(store, app, name, opts)
   local p = app.projections[name]
   if not p then error(("app %s has no projection '%s'"):format(app.name, tostring(name)), 2) end
-  local view, err = store:view(p.view)
-  if not view then return nil, err end
-  -- Clearing and forgetting commit together where the store can.
-  local ok, cerr = atomically(store, store:supports("transactions"), true, function()
-    local cleared, err = view:clear()
-    if not cleared then return nil, err end
-    return store:reset_subscription(p.subscription)
-  end)
-  if not ok then return nil, cerr end
   local o = { once = true }
   for k, v in pairs(opts or {}) do o[k] = v end
-  return M.run(store, app, { name }, o)
+  o.force = { [p.view] = true }
+  return M.run(store, app, keeping(app, p.view), o)
+end
+
+--- Where each of the app's projections stands: { [name] = { view,
+-- version (declared), live = { version, view, revision, lag, more },
+-- building = { version, view, revision, events, lag, more, eta } | nil,
+-- retired = { views } | nil } }, or nil and a message. `lag` counts the
+-- events committed after the build's seen revision, up to 10,000 (`more`:
+-- there are more); a build's ETA is at its average pace since it started.
+function M.status(store, app)
+  local out = {}
+  for _, name in ipairs(app:projection_names()) do
+    local p = app.projections[name]
+    local record, err = versions.read(store, p.view, { name })
+    if not record then return nil, err end
+    local function state(entry)
+      local view, verr = store:view(entry.view)
+      if not view then return nil, verr end
+      local seen, serr = view:revision()
+      if not seen then return nil, serr end
+      local info = { version = entry.version, view = entry.view, revision = seen }
+      local elapsed = entry.started and os.time() - entry.started
+      local rate = entry.events and elapsed and elapsed > 0 and entry.events / elapsed or nil
+      local pr = versions.progress(store, seen, rate)
+      info.lag, info.more = pr.lag, pr.more
+      if entry.events then info.events, info.eta = entry.events, pr.eta end
+      return info
+    end
+    local live, lerr = state(record.live)
+    if not live then return nil, lerr end
+    local s = { view = p.view, version = p.version, live = live }
+    if record.building then
+      local b, berr = state(record.building)
+      if not b then return nil, berr end
+      s.building = b
+    end
+    for _, e in ipairs(record.retired or {}) do
+      s.retired = s.retired or {}
+      s.retired[#s.retired + 1] = e.view
+    end
+    out[name] = s
+  end
+  return out
 end
 
 return M

@@ -27,9 +27,10 @@ describe("help and declared parameters #cli", function()
     assert.matches("commands:\n  decrement NAME\n      takes 1 from the counter NAME", out, 1, true)
     assert.matches("  increment NAME\n      adds 1 to the counter NAME", out, 1, true)
     assert.matches("queries:\n  counter NAME REVISION\n      the counter NAME; with REVISION", out, 1, true)
-    assert.matches("projections:\n  counters  (view counters; keys counter/*; types incremented, decremented)",
-      out, 1, true)
-    assert.matches("keeps { value, increments, decrements, revision } per counter", out, 1, true)
+    assert.matches("projections:\n  counters  (view counters; keys counter/*; types incremented, " ..
+      "decremented; version 2)", out, 1, true)
+    assert.matches("keeps { value, increments, decrements, revision, changed_at } per counter", out,
+      1, true)
     code, out = run({ "apps/icecream.lua", "-h" }, { env = env })
     assert.same(0, code)
     assert.matches("restock TRUCK FLAVOUR QUANTITY\n      adds QUANTITY scoops", out, 1, true)

@@ -15,7 +15,7 @@ usage:
   aeon-host [--store URI] FILE.lua --help         the app's commands, queries and projections
   aeon-host [--store URI] FILE.lua NAME --help    one of them
   aeon-host [--store URI] serve FILE.lua [--listen 127.0.0.1:8080] [--workers N] [--watch] ...
-  aeon-host [--store URI] FILE.lua project [--once] [--rebuild NAME] [NAME...]
+  aeon-host [--store URI] FILE.lua project [--once] [--rebuild NAME] [--status] [NAME...]
   aeon-host [--store URI] events read KEY [--from REV|--after REV] [--to REV|--before REV]
                                           [--limit N] [--backward] [--json]
   aeon-host [--store URI] events all [--key PATTERN] [--type PATTERN] [same options]
@@ -60,6 +60,7 @@ local function projection_lines(p, out)
   local what = { "view " .. p.view }
   if p.key then what[#what + 1] = "keys " .. concat(p.key, ", ") end
   if p.type then what[#what + 1] = "types " .. concat(p.type, ", ") end
+  if p.declared_version then what[#what + 1] = "version " .. p.version end
   out[#out + 1] = "  " .. p.name .. "  (" .. concat(what, "; ") .. ")"
   if p.description then out[#out + 1] = "      " .. p.description end
 end
@@ -85,7 +86,7 @@ function M.app(app, path)
   out[#out + 1] = ("usage: aeon-host [--store URI] %s NAME [ARGS...]   call a command or query"):format(path)
   out[#out + 1] = ("       aeon-host [--store URI] %s NAME --help    one of them"):format(path)
   if #projections > 0 then
-    out[#out + 1] = ("       aeon-host [--store URI] %s project [--once] [--rebuild NAME] [NAME...]"):format(path)
+    out[#out + 1] = ("       aeon-host [--store URI] %s project [--once] [--rebuild NAME] [--status] [NAME...]"):format(path)
   end
   if app:has_upcasters() then
     out[#out + 1] = ("       aeon-host [--store URI] %s events read KEY | all   its events, upcast"):format(path)

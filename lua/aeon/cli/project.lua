@@ -1,6 +1,6 @@
 --- aeon.cli.project: `aeon-host APP.lua project [--once] [--rebuild NAME]
--- [NAME...]` runs an app's projections (aeon.project) and prints a JSON
--- report of what each did.
+-- [--status] [NAME...]` runs an app's projections (aeon.project) and prints
+-- a JSON report of what each did, or (--status) where each stands.
 local aeon = require "aeon"
 local project = require "aeon.project"
 local options = require "aeon.cli.options"
@@ -10,17 +10,21 @@ local EXIT, usage, say = options.EXIT, options.usage, options.say
 
 local M = {}
 
-local FLAGS = { once = "flag", rebuild = "string" }
+local FLAGS = { once = "flag", rebuild = "string", status = "flag" }
 
 --- The help text for this app.
 function M.usage_of(path)
   return ([[
-usage: aeon-host [--store URI] %s project [--once] [--rebuild NAME] [NAME...]
+usage: aeon-host [--store URI] %s project [--once] [--rebuild NAME] [--status] [NAME...]
   follows the store and keeps the app's views up to date until interrupted
   NAME...          only these projections (default: all)
   --once           stop when caught up with every event committed now
-  --rebuild NAME   clear NAME's view, forget its checkpoint and replay every event
-prints a JSON report: {"NAME":{"events":N,"revision":"...","view":"VIEW"}}]]):format(path)
+  --rebuild NAME   build NAME's view anew beside the live one, from the first event,
+                   and switch to it once caught up (as a version change does)
+  --status         print where each projection stands and stop: the live build's
+                   version, view, revision and lag; a build in progress with its
+                   events done, lag and ETA
+prints a JSON report: {"NAME":{"events":N,"revision":"...","version":V,"view":"VIEW"}}]]):format(path)
 end
 
 local function check_names(app, names, all)
@@ -33,6 +37,7 @@ end
 
 -- Runs what the flags ask for on an open store: a report, or nil and why.
 local function run(store, app, flags, names, all)
+  if flags.status then return project.status(store, app) end
   if flags.rebuild then return project.rebuild(store, app, flags.rebuild) end
   if not flags.once then
     say("running projections of %s: %s (interrupt to stop)", app.name,
@@ -50,6 +55,10 @@ function M.main(opts, app, path, words)
   if flags.rebuild then
     check_names(app, { flags.rebuild }, all)
     if #names > 0 then usage("--rebuild takes one projection; give no other names") end
+    if flags.status or flags.once then usage("--rebuild takes neither --status nor --once") end
+  end
+  if flags.status and (flags.once or #names > 0) then
+    usage("--status takes neither --once nor names")
   end
   local store, err = options.open_store(opts)
   if not store then say("%s", err); return EXIT.io end

@@ -15,6 +15,7 @@ local appmod = require "aeon.app"
 local runner = require "aeon.project"
 local host = require "aeon.host"
 local options = require "aeon.cli.options"
+local versions = require "aeon.versions"
 
 local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring,
   tonumber, pcall, error
@@ -264,16 +265,21 @@ M.epoch = epoch
 
 -- How far behind a projection is, for /metrics: the events committed after
 -- the revision its view has seen (counted up to LAG_LIMIT), and the age of
--- the oldest of them. Measured at most once a second.
+-- the oldest of them. Measured at most once a second, on the build the
+-- projection is making (aeon.versions): the live one, or a new version
+-- being built beside it.
 local LAG_LIMIT = 10000
 local function lag_meter(store, app, name)
-  local view = store:view(app.projections[name].view)
+  local p = app.projections[name]
   local last = nil
   return function()
     local t = host.now()
-    if not view or (last and t - last < 1) then return end
+    if last and t - last < 1 then return end
     last = t
-    local seen = view:revision()
+    local record = versions.read(store, p.view, { name })
+    if not record then return end
+    local view = store:view(record.building and record.building.view or record.live.view)
+    local seen = view and view:revision()
     if not seen then return end
     local n, oldest = 0, nil
     for event in store:read_all { after = seen, limit = LAG_LIMIT } do
@@ -286,8 +292,9 @@ local function lag_meter(store, app, name)
 end
 
 -- Runs one projection in this thread until the server stops: aeon.project
--- commits what it has and returns once stop() is true. Its failure lines go
--- to the structured log; between batches it measures its lag.
+-- commits what it has and returns once stop() is true. Its failure and
+-- progress lines go to the structured log, a build's progress to /metrics;
+-- between batches it measures its lag.
 local function project(store, app, name)
   local measure = lag_meter(store, app, name)
   local report, err = runner.run(store, app, { name }, {
@@ -299,7 +306,11 @@ local function project(store, app, name)
         error = tostring(merr) }) end
       return false
     end,
-    log = function(line) host.log("error", line, { projection = name }) end,
+    log = function(line, level) host.log(level or "error", line, { projection = name }) end,
+    on_progress = function(pname, info)
+      host.projection_build(pname, info.done and 0 or info.version, info.events, info.lag,
+        info.eta or -1)
+    end,
   })
   if not report then error(err, 0) end
   return report
