@@ -385,6 +385,21 @@ local function plan(store, app, view, names, force)
   local declared = app.projections[names[1]].version
   local record, err = versions.read(store, view, names)
   if not record then return nil, err end
+  if record.fresh and declared ~= 1 and not force then
+    -- A view no build has written to yet (a new store) is the declared
+    -- version's from the start: nothing to build beside it.
+    local v, verr = store:view(view)
+    if not v then return nil, verr end
+    local seen, serr = v:revision()
+    if not seen then return nil, serr end
+    local docs, lerr = v:list { limit = 1 }
+    if not docs then return nil, lerr end
+    if seen == aeon.START and #docs == 0 then
+      record.live.version = declared
+      local ok, werr = versions.write(store, view, record)
+      if not ok then return nil, werr end
+    end
+  end
   local building = record.building
   if building and (building.version ~= declared or force) then
     local ok, derr = drop(store, building) -- not live: nothing reads it

@@ -45,8 +45,8 @@ function M.subscription(physical, name)
 end
 
 --- The record of `view` (see above): the stored one, or, for a view that
--- has none, version 1 in the view itself kept by `projections`. Nil and a
--- message when the store fails.
+-- has none, version 1 in the view itself kept by `projections` (marked
+-- `fresh`, which is not stored). Nil and a message when the store fails.
 function M.read(store, view, projections)
   local catalog, err = store:view(M.VERSIONS)
   if not catalog then return nil, err end
@@ -54,7 +54,8 @@ function M.read(store, view, projections)
   if doc == nil and gerr ~= nil then return nil, gerr end
   if type(doc) ~= "table" or type(doc.live) ~= "table" or math_type(doc.live.version) ~= "integer"
     or type(doc.live.view) ~= "string" then
-    return { generation = 0, live = { version = 1, view = view, projections = projections or {} } }
+    return { generation = 0, live = { version = 1, view = view, projections = projections or {} },
+      fresh = true }
   end
   return doc
 end
@@ -63,6 +64,7 @@ end
 function M.write(store, view, record)
   local catalog, err = store:view(M.VERSIONS)
   if not catalog then return nil, err end
+  record.fresh = nil
   local ok, perr = catalog:put(view, record, ANY)
   if ok == nil then return nil, perr end
   return true

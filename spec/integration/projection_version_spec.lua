@@ -249,6 +249,23 @@ for _, backend in helpers.each_backend() do
       p:cleanup()
     end)
 
+    it("takes a view no build has written to (a new store) as the declared version's: nothing to build", function()
+      write_app(app, gate, 2)
+      spit(gate, "open\n")
+      local code, _, err = host(uri, app, "project", "--once")
+      assert(code == 0, err)
+      assert.is_nil(err:find("building", 1, true), err)
+      local st = status_of(uri, app)
+      assert.same({ 2, "tally" }, { st.live.version, st.live.view })
+      assert.is_nil(st.building)
+      seed(store)
+      local out
+      code, out, err = host(uri, app, "total")
+      assert(code == 0, err)
+      assert.same({ total = TOTAL, docs = KEYS, twice = KEYS, view = "tally" }, aeon.json.decode(out))
+      assert.is_nil(err:find("building", 1, true), err)
+    end)
+
     it("project --status says where each build stands; --rebuild builds beside the live one", function()
       write_app(app, gate, 1)
       local last = seed(store)
