@@ -150,10 +150,12 @@ install-rock: all
 	install -m 644 lua/aeon/cli/*.lua $(LUADIR)/aeon/cli/
 	install -m 755 $(B)/aeon-host $(BINDIR)/aeon-host
 
-# The rule of docs/ARCHITECTURE.md that a long function is cut into named
-# stages: scripts/long-functions.sh lists any over 100 lines and fails.
+# The rules of docs/ARCHITECTURE.md: a long function is cut into named
+# stages (scripts/long-functions.sh lists any over 100 lines and fails), and
+# every C file is as .clang-format writes it (the check names the lines).
 lint:
 	sh scripts/long-functions.sh 100
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 deps:
 	sh scripts/setup.sh

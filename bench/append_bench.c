@@ -37,8 +37,7 @@ typedef struct result {
     double cpu[ROUNDS];  /* CPU microseconds per append */
 } result;
 
-static double clock_s(clockid_t id)
-{
+static double clock_s(clockid_t id) {
     struct timespec ts;
     clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -46,36 +45,30 @@ static double clock_s(clockid_t id)
 
 static double wall0, cpu0;
 
-static void start(void)
-{
+static void start(void) {
     wall0 = clock_s(CLOCK_MONOTONIC);
     cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
-static void stop(result *r, int round, int n)
-{
+static void stop(result *r, int round, int n) {
     r->rate[round] = n / (clock_s(CLOCK_MONOTONIC) - wall0);
     r->cpu[round] = (clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0) * 1e6 / n;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
+static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static void show(const char *name, result *r)
-{
+static void show(const char *name, result *r) {
     qsort(r->rate, ROUNDS, sizeof *r->rate, cmp_double);
     qsort(r->cpu, ROUNDS, sizeof *r->cpu, cmp_double);
-    printf("  %-28s %8.0f appends/s best, %6.1f us CPU/append median\n", name,
-           r->rate[ROUNDS - 1], r->cpu[ROUNDS / 2]);
+    printf("  %-28s %8.0f appends/s best, %6.1f us CPU/append median\n", name, r->rate[ROUNDS - 1],
+           r->cpu[ROUNDS / 2]);
 }
 
-static void fresh(const char *path)
-{
-    if (strcmp(path, ":memory:") == 0 || strcmp(path, "memory:") == 0)
-        return;
+static void fresh(const char *path) {
+    if (strcmp(path, ":memory:") == 0 || strcmp(path, "memory:") == 0) return;
     char p[600];
     const char *suffix[] = {"", "-wal", "-shm"};
     for (int i = 0; i < 3; i++) {
@@ -85,8 +78,7 @@ static void fresh(const char *path)
 }
 
 /* mode 0: no options; 1: expected revision (the key's head); 2: idempotency key */
-static void bench_store(const char *path, int n, int mode, result *res, int round)
-{
+static void bench_store(const char *path, int n, int mode, result *res, int round) {
     store *s = NULL;
     char *err = NULL, key[32], token[32], head[STORE_REVISION_SIZE];
     fresh(path);
@@ -101,15 +93,13 @@ static void bench_store(const char *path, int n, int mode, result *res, int roun
         store_append_result r;
         snprintf(key, sizeof key, "counter/%d", i % 1000);
         if (mode == 1) {
-            if (s->ops->head(s, key, head, &err) != STORE_OK)
-                goto fail;
+            if (s->ops->head(s, key, head, &err) != STORE_OK) goto fail;
             o.expected_revision = head;
         } else if (mode == 2) {
             snprintf(token, sizeof token, "request-%d", i);
             o.idempotency_key = token;
         }
-        if (s->ops->append(s, key, &ev, 1, &o, &r, &err) != STORE_OK ||
-            r.outcome != STORE_APPENDED)
+        if (s->ops->append(s, key, &ev, 1, &o, &r, &err) != STORE_OK || r.outcome != STORE_APPENDED)
             goto fail;
     }
     stop(res, round, n);
@@ -120,23 +110,26 @@ fail:
     exit(1);
 }
 
-static void bench_raw(const char *path, int n, result *res, int round)
-{
+static void bench_raw(const char *path, int n, result *res, int round) {
     sqlite3 *db;
     sqlite3_stmt *begin, *commit, *last, *ins;
     fresh(path);
     sqlite3_open(path, &db);
-    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+    sqlite3_exec(db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                  "CREATE TABLE events(revision TEXT NOT NULL PRIMARY KEY, key TEXT NOT NULL,"
                  " type TEXT NOT NULL, data TEXT NOT NULL, correlation_id TEXT,"
                  " committed_at TEXT NOT NULL) WITHOUT ROWID;"
-                 "CREATE INDEX events_by_key ON events(key, revision)", NULL, NULL, NULL);
+                 "CREATE INDEX events_by_key ON events(key, revision)",
+                 NULL, NULL, NULL);
     sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL);
     sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL);
     sqlite3_prepare_v2(db, "SELECT MAX(revision) FROM events", -1, &last, NULL);
-    sqlite3_prepare_v2(db, "INSERT INTO events (revision, key, type, data, correlation_id, committed_at)"
-                       " VALUES(?1, ?2, ?3, ?4, NULL, ?5)", -1, &ins,
-                       NULL);
+    sqlite3_prepare_v2(
+        db,
+        "INSERT INTO events (revision, key, type, data, correlation_id, committed_at)"
+        " VALUES(?1, ?2, ?3, ?4, NULL, ?5)",
+        -1, &ins, NULL);
     start();
     for (int i = 0; i < n; i++) {
         char rev[32], key[32];
@@ -162,15 +155,13 @@ static void bench_raw(const char *path, int n, result *res, int round)
     sqlite3_close(db);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 2000;
     bool memory = argc > 2 && strcmp(argv[2], "memory") == 0;
     char path[512], raw_path[512];
     snprintf(path, sizeof path, "%s/aeon-bench.db", argc > 2 ? argv[2] : "/tmp");
     strcpy(raw_path, path);
-    if (memory)
-        strcpy(path, "memory:"), strcpy(raw_path, ":memory:");
+    if (memory) strcpy(path, "memory:"), strcpy(raw_path, ":memory:");
     printf("%d %s single-event appends, %zu-byte data, 1000 keys\n", n,
            memory ? "in-memory" : "durable", sizeof data - 1);
     result raw, plain, expected, token;

@@ -63,28 +63,24 @@ static int luaopen_bench(lua_State *L);
 /* ------------------------------------------------------------------ */
 /* Clocks and memory                                                   */
 
-static double clock_s(clockid_t id)
-{
+static double clock_s(clockid_t id) {
     struct timespec ts;
     clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int l_now(lua_State *L)
-{
+static int l_now(lua_State *L) {
     lua_pushnumber(L, clock_s(CLOCK_MONOTONIC));
     return 1;
 }
 
-static int l_cpu(lua_State *L)
-{
+static int l_cpu(lua_State *L) {
     lua_pushnumber(L, clock_s(CLOCK_PROCESS_CPUTIME_ID));
     return 1;
 }
 
 /* VmRSS and VmHWM (the peak) from /proc/self/status, in KiB. */
-static int l_rss(lua_State *L)
-{
+static int l_rss(lua_State *L) {
     FILE *f = fopen("/proc/self/status", "r");
     long rss = -1, hwm = -1;
     char line[256];
@@ -92,8 +88,7 @@ static int l_rss(lua_State *L)
         sscanf(line, "VmRSS: %ld", &rss);
         sscanf(line, "VmHWM: %ld", &hwm);
     }
-    if (f != NULL)
-        fclose(f);
+    if (f != NULL) fclose(f);
     lua_pushinteger(L, rss);
     lua_pushinteger(L, hwm);
     return 2;
@@ -107,16 +102,14 @@ static int l_rss(lua_State *L)
  * the file does not grow and fdatasync has no metadata to flush. This
  * does the least of that: one 4 KiB page over a preallocated region, then
  * fdatasync. */
-static int l_fsync(lua_State *L)
-{
+static int l_fsync(lua_State *L) {
     const char *dir = luaL_checkstring(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
     char path[4096], page[4096];
     snprintf(path, sizeof path, "%s/fsync-bench.tmp", dir);
     memset(page, 'x', sizeof page);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return luaL_error(L, "%s: %s", path, strerror(errno));
+    if (fd < 0) return luaL_error(L, "%s: %s", path, strerror(errno));
     for (int i = 0; i < FSYNC_PAGES; i++)
         if (write(fd, page, sizeof page) != (ssize_t)sizeof page)
             return luaL_error(L, "%s: %s", path, strerror(errno));
@@ -139,16 +132,14 @@ static int l_fsync(lua_State *L)
 
 /* The key of event i of a fixture with nkeys keys, and its data: the
  * counter app's event, whose name is the counter's. */
-static void fixture_key(lua_Integer i, lua_Integer nkeys, char *key, size_t size)
-{
+static void fixture_key(lua_Integer i, lua_Integer nkeys, char *key, size_t size) {
     if (nkeys == 1)
         snprintf(key, size, "counter/replay");
     else
         snprintf(key, size, "counter/%lld", (long long)(i % nkeys));
 }
 
-static size_t fixture_data(const char *key, char *data, size_t size)
-{
+static size_t fixture_data(const char *key, char *data, size_t size) {
     int n = snprintf(data, size, "{\"type\":\"incremented\",\"name\":\"%s\"}",
                      key + strlen("counter/"));
     return (size_t)n < size ? (size_t)n : size - 1;
@@ -156,8 +147,7 @@ static size_t fixture_data(const char *key, char *data, size_t size)
 
 /* Makes a fresh store file through store.h, so raw SQLite gets exactly the
  * store's schema and journal mode. */
-static void fresh_store(lua_State *L, const char *path)
-{
+static void fresh_store(lua_State *L, const char *path) {
     const char *suffix[] = {"", "-wal", "-shm"};
     char p[4096];
     for (int i = 0; i < 3; i++) {
@@ -174,8 +164,7 @@ static void fresh_store(lua_State *L, const char *path)
     store_close(s);
 }
 
-static void raw_exec(lua_State *L, sqlite3 *db, const char *sql)
-{
+static void raw_exec(lua_State *L, sqlite3 *db, const char *sql) {
     if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
         luaL_error(L, "raw SQLite: %s: %s", sql, sqlite3_errmsg(db));
 }
@@ -186,24 +175,22 @@ static void raw_exec(lua_State *L, sqlite3 *db, const char *sql)
  * fdatasync has no file size to flush (while the WAL grows, fdatasync
  * measured twice as slow). The connection returned keeps the WAL: the last
  * one to close deletes it. */
-static sqlite3 *warm_store(lua_State *L, const char *path)
-{
+static sqlite3 *warm_store(lua_State *L, const char *path) {
     sqlite3 *db = NULL;
     fresh_store(L, path);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
         luaL_error(L, "warming %s: %s", path, sqlite3_errmsg(db));
     raw_exec(L, db, "PRAGMA synchronous = OFF");
-    raw_exec(L, db, "CREATE TABLE bench_warmup (b BLOB);"
-                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-                    " WHERE i < 1200) INSERT INTO bench_warmup SELECT zeroblob(4000) FROM n;"
-                    "DROP TABLE bench_warmup;"
-                    "PRAGMA wal_checkpoint(PASSIVE);");
+    raw_exec(L, db,
+             "CREATE TABLE bench_warmup (b BLOB);"
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+             " WHERE i < 1200) INSERT INTO bench_warmup SELECT zeroblob(4000) FROM n;"
+             "DROP TABLE bench_warmup;"
+             "PRAGMA wal_checkpoint(PASSIVE);");
     return db;
 }
 
-static int warm_gc(lua_State *L)
-{
+static int warm_gc(lua_State *L) {
     sqlite3 **db = lua_touserdata(L, 1);
     sqlite3_close(*db);
     *db = NULL;
@@ -212,8 +199,7 @@ static int warm_gc(lua_State *L)
 
 /* bench.warm(db): warm_store for Lua; the store stays warm as long as the
  * value returned is alive. */
-static int l_warm(lua_State *L)
-{
+static int l_warm(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     sqlite3 **db = lua_newuserdatauv(L, sizeof *db, 0);
     *db = NULL;
@@ -229,8 +215,7 @@ static int l_warm(lua_State *L)
  * ten, inserted as the least a durable batched append must do: BEGIN
  * IMMEDIATE, one prepared INSERT per row, COMMIT, with the store's pragmas
  * (WAL, synchronous=FULL). Revisions count up from a fixed one. */
-static int l_raw_batch(lua_State *L)
-{
+static int l_raw_batch(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     lua_Integer appends = luaL_checkinteger(L, 2), per = luaL_checkinteger(L, 3);
     size_t data_len;
@@ -242,7 +227,8 @@ static int l_raw_batch(lua_State *L)
     raw_exec(L, db, "PRAGMA synchronous = FULL");
     if (sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT INTO events (revision, key, type, data, "
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO events (revision, key, type, data, "
                            "correlation_id, committed_at) VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
                            -1, &ins, NULL) != SQLITE_OK)
         return luaL_error(L, "raw SQLite: %s", sqlite3_errmsg(db));
@@ -284,8 +270,7 @@ static int l_raw_batch(lua_State *L)
  * transaction, with the store's schema and pragmas (WAL,
  * synchronous=FULL) and one prepared INSERT: the least a copy into SQLite
  * must write, for the same rows. */
-static int l_raw_copy(lua_State *L)
-{
+static int l_raw_copy(lua_State *L) {
     const char *src = luaL_checkstring(L, 1), *dst = luaL_checkstring(L, 2);
     lua_Integer per = luaL_checkinteger(L, 3);
     sqlite3 *in = NULL, *out = NULL;
@@ -295,12 +280,15 @@ static int l_raw_copy(lua_State *L)
         sqlite3_open_v2(dst, &out, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
         return luaL_error(L, "raw copy: cannot open %s or %s", src, dst);
     raw_exec(L, out, "PRAGMA synchronous = FULL");
-    if (sqlite3_prepare_v2(in, "SELECT revision, key, type, data, correlation_id, "
-                           "committed_at, more FROM events ORDER BY revision", -1, &sel,
-                           NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(out, "INSERT INTO events (revision, key, type, data, "
+    if (sqlite3_prepare_v2(in,
+                           "SELECT revision, key, type, data, correlation_id, "
+                           "committed_at, more FROM events ORDER BY revision",
+                           -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(out,
+                           "INSERT INTO events (revision, key, type, data, "
                            "correlation_id, committed_at, more) VALUES (?1, ?2, ?3, ?4, ?5,"
-                           " ?6, ?7)", -1, &ins, NULL) != SQLITE_OK)
+                           " ?6, ?7)",
+                           -1, &ins, NULL) != SQLITE_OK)
         return luaL_error(L, "raw copy: %s", sqlite3_errmsg(sel ? out : in));
     double t0 = clock_s(CLOCK_MONOTONIC);
     int rc = SQLITE_ROW;
@@ -308,7 +296,8 @@ static int l_raw_copy(lua_State *L)
     while (rc == SQLITE_ROW) {
         raw_exec(L, out, "BEGIN IMMEDIATE");
         for (lua_Integer j = 0; j < per && (rc = sqlite3_step(sel)) == SQLITE_ROW; j++) {
-            for (int c = 0; c < 7; c++) sqlite3_bind_value(ins, c + 1, sqlite3_column_value(sel, c));
+            for (int c = 0; c < 7; c++)
+                sqlite3_bind_value(ins, c + 1, sqlite3_column_value(sel, c));
             if (sqlite3_step(ins) != SQLITE_DONE)
                 return luaL_error(L, "raw copy insert: %s", sqlite3_errmsg(out));
             sqlite3_reset(ins);
@@ -327,8 +316,7 @@ static int l_raw_copy(lua_State *L)
 }
 
 /* The same appends through store.h (the C API, no Lua values). */
-static int l_store_batch(lua_State *L)
-{
+static int l_store_batch(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     lua_Integer appends = luaL_checkinteger(L, 2), per = luaL_checkinteger(L, 3);
     size_t data_len;
@@ -337,8 +325,7 @@ static int l_store_batch(lua_State *L)
 
     store *s = NULL;
     char *err = NULL, key[64];
-    if (store_open(path, NULL, &s, &err) != STORE_OK)
-        goto fail;
+    if (store_open(path, NULL, &s, &err) != STORE_OK) goto fail;
     store_pending *ev = lua_newuserdatauv(L, (size_t)per * sizeof *ev, 0);
     for (lua_Integer j = 0; j < per; j++)
         ev[j] = (store_pending){"incremented", data, data_len, NULL};
@@ -346,8 +333,7 @@ static int l_store_batch(lua_State *L)
     for (lua_Integer a = 0; a < appends; a++) {
         store_append_result r;
         snprintf(key, sizeof key, "counter/batch-%lld", (long long)(a % 10));
-        if (s->ops->append(s, key, ev, (size_t)per, NULL, &r, &err) != STORE_OK)
-            goto fail;
+        if (s->ops->append(s, key, ev, (size_t)per, NULL, &r, &err) != STORE_OK) goto fail;
     }
     double secs = clock_s(CLOCK_MONOTONIC) - t0;
     store_close(s);
@@ -369,8 +355,7 @@ fail:
  * store, with the rows an append would write. Setup only, so it trades
  * durability for speed: synchronous=OFF and 100,000 rows per transaction;
  * then the WAL is checkpointed into the database and truncated. */
-static int l_fixture(lua_State *L)
-{
+static int l_fixture(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2), nkeys = luaL_checkinteger(L, 3);
     luaL_argcheck(L, nkeys >= 1, 3, "at least one key");
@@ -378,12 +363,12 @@ static int l_fixture(lua_State *L)
 
     sqlite3 *db = NULL;
     sqlite3_stmt *ins = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
         return luaL_error(L, "fixture: %s", sqlite3_errmsg(db));
     raw_exec(L, db, "PRAGMA synchronous = OFF");
     raw_exec(L, db, "PRAGMA cache_size = -65536");
-    if (sqlite3_prepare_v2(db, "INSERT INTO events (revision, key, type, data, "
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO events (revision, key, type, data, "
                            "correlation_id, committed_at) VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
                            -1, &ins, NULL) != SQLITE_OK)
         return luaL_error(L, "fixture: %s", sqlite3_errmsg(db));
@@ -418,21 +403,20 @@ static int l_fixture(lua_State *L)
 /* The state of a bench.events iterator: the fixture's events, made up in
  * memory as the loop asks for them. */
 typedef struct source {
-    lua_Integer next;                  /* index of the next event */
-    lua_Integer n;                     /* events in all */
-    lua_Integer nkeys;                 /* keys they cycle over */
-    char revision[STORE_REVISION_SIZE]; /* the last revision handed out */
+    lua_Integer next;                        /* index of the next event */
+    lua_Integer n;                           /* events in all */
+    lua_Integer nkeys;                       /* keys they cycle over */
+    char revision[STORE_REVISION_SIZE];      /* the last revision handed out */
     char committed_at[STORE_TIMESTAMP_SIZE]; /* the same for every event */
-    char **keys;                       /* nkeys keys, "counter/..." */
-    char **data;                       /* each key's event data, JSON text */
-    size_t *data_len;                  /* bytes of each */
+    char **keys;                             /* nkeys keys, "counter/..." */
+    char **data;                             /* each key's event data, JSON text */
+    size_t *data_len;                        /* bytes of each */
 #ifdef BIND_EVENT_UPVALUES
-    bind_event_cache cache;            /* as a cursor's iterator has */
+    bind_event_cache cache; /* as a cursor's iterator has */
 #endif
 } source;
 
-static int source_gc(lua_State *L)
-{
+static int source_gc(lua_State *L) {
     source *src = lua_touserdata(L, 1);
     for (lua_Integer i = 0; src->keys != NULL && i < src->nkeys; i++) {
         free(src->keys[i]);
@@ -448,11 +432,9 @@ static int source_gc(lua_State *L)
 /* Each event is pushed the way a cursor's iterator pushes it (the same
  * function and upvalues, data decoded from its JSON text by the same
  * decoder): only the store is missing. */
-static int source_next(lua_State *L)
-{
+static int source_next(lua_State *L) {
     source *src = lua_touserdata(L, lua_upvalueindex(1));
-    if (src->next >= src->n)
-        return 0;
+    if (src->next >= src->n) return 0;
     lua_Integer k = src->next % src->nkeys;
     revision_next(src->revision, src->revision);
     store_event ev = {
@@ -475,8 +457,7 @@ static int source_next(lua_State *L)
 
 /* bench.events(n, nkeys) returns iterator, nil, nil, nil: what store:read
  * returns, minus the cursor. */
-static int l_events(lua_State *L)
-{
+static int l_events(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1), nkeys = luaL_checkinteger(L, 2);
     luaL_argcheck(L, nkeys >= 1 && nkeys <= 10000000, 2, "between 1 and 10^7 keys");
     source *src = lua_newuserdatauv(L, sizeof *src, 0);
@@ -498,8 +479,7 @@ static int l_events(lua_State *L)
         src->data_len[k] = fixture_data(key, data, sizeof data);
         src->keys[k] = strdup(key);
         src->data[k] = strdup(data);
-        if (src->keys[k] == NULL || src->data[k] == NULL)
-            return luaL_error(L, "out of memory");
+        if (src->keys[k] == NULL || src->data[k] == NULL) return luaL_error(L, "out of memory");
     }
     revision_after(NULL, NULL, src->revision);
     revision_timestamp(store_env_default.now_ms(NULL), src->committed_at);
@@ -531,19 +511,16 @@ static int l_events(lua_State *L)
  * without a proxy in the way or a change to the backend. */
 enum { OPS = 16 };
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
-static char op_names[OPS][40];   /* operations seen, "GetItem" ... */
-static long op_counts[OPS];      /* requests of each */
-static long connections;         /* connections curl opened */
+static char op_names[OPS][40]; /* operations seen, "GetItem" ... */
+static long op_counts[OPS];    /* requests of each */
+static long connections;       /* connections curl opened */
 
-static void count_op(const char *op)
-{
+static void count_op(const char *op) {
     pthread_mutex_lock(&count_lock);
     int i = 0;
-    while (i < OPS && op_names[i][0] != '\0' && strcmp(op_names[i], op) != 0)
-        i++;
+    while (i < OPS && op_names[i][0] != '\0' && strcmp(op_names[i], op) != 0) i++;
     if (i < OPS) {
-        if (op_names[i][0] == '\0')
-            snprintf(op_names[i], sizeof op_names[i], "%s", op);
+        if (op_names[i][0] == '\0') snprintf(op_names[i], sizeof op_names[i], "%s", op);
         op_counts[i]++;
     }
     pthread_mutex_unlock(&count_lock);
@@ -556,21 +533,18 @@ store_status __real_http_call_json(http_client *c, const char *op, const json_t 
 CURLcode __real_curl_easy_perform(CURL *curl);
 
 store_status __wrap_http_call(http_client *c, const char *op, const char *body, size_t len,
-                              bool retry_safe, http_response *r, char **err)
-{
+                              bool retry_safe, http_response *r, char **err) {
     count_op(op);
     return __real_http_call(c, op, body, len, retry_safe, r, err);
 }
 
 store_status __wrap_http_call_json(http_client *c, const char *op, const json_t *body,
-                                   bool retry_safe, http_response *r, char **err)
-{
+                                   bool retry_safe, http_response *r, char **err) {
     count_op(op);
     return __real_http_call_json(c, op, body, retry_safe, r, err);
 }
 
-CURLcode __wrap_curl_easy_perform(CURL *curl)
-{
+CURLcode __wrap_curl_easy_perform(CURL *curl) {
     CURLcode rc = __real_curl_easy_perform(curl);
     long n = 0;
     if (curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &n) == CURLE_OK && n > 0) {
@@ -582,8 +556,7 @@ CURLcode __wrap_curl_easy_perform(CURL *curl)
 }
 
 /* bench.http_counts(): { [operation] = requests, connections = n } so far. */
-static int l_http_counts(lua_State *L)
-{
+static int l_http_counts(lua_State *L) {
     lua_newtable(L);
     pthread_mutex_lock(&count_lock);
     for (int i = 0; i < OPS && op_names[i][0] != '\0'; i++) {
@@ -603,25 +576,24 @@ typedef size_t (*body_maker)(void *ctx, char *buf, size_t cap);
 /* Seconds for `calls` requests of `op`, one at a time on one kept-alive
  * connection, through the same client (rpc.c, SigV4) and settings (the
  * environment) as the backend. Raises on any failure. */
-static int timed_calls(lua_State *L, const char *op, lua_Integer calls, body_maker make,
-                       void *ctx, size_t cap)
-{
+static int timed_calls(lua_State *L, const char *op, lua_Integer calls, body_maker make, void *ctx,
+                       size_t cap) {
     aws_settings aws = {0};
     http_client *c = NULL;
     http_response r = {0};
     char *err = NULL, *body = malloc(cap);
     if (body == NULL || aws_settings_load(NULL, NULL, NULL, NULL, &aws, &err) != STORE_OK)
         goto fail;
-    http_config cfg = {.endpoint = aws.endpoint, .api = HTTP_DYNAMODB, .region = aws.region,
+    http_config cfg = {.endpoint = aws.endpoint,
+                       .api = HTTP_DYNAMODB,
+                       .region = aws.region,
                        .creds = {aws.access_key, aws.secret_key, aws.session_token},
                        .env = &store_env_default};
-    if (http_open(&cfg, &c, &err) != STORE_OK)
-        goto fail;
+    if (http_open(&cfg, &c, &err) != STORE_OK) goto fail;
     double t0 = clock_s(CLOCK_MONOTONIC);
     for (lua_Integer i = 0; i < calls; i++) {
         size_t len = make(ctx, body, cap);
-        if (__real_http_call(c, op, body, len, true, &r, &err) != STORE_OK)
-            goto fail;
+        if (__real_http_call(c, op, body, len, true, &r, &err) != STORE_OK) goto fail;
         if (r.error != NULL) {
             err = strdup(r.error);
             goto fail;
@@ -644,41 +616,42 @@ fail:
     return lua_error(L);
 }
 
-static size_t ping_body(void *ctx, char *buf, size_t cap)
-{
-    return (size_t)snprintf(buf, cap, "{\"TableName\":\"%s\",\"Key\":{\"pk\":"
+static size_t ping_body(void *ctx, char *buf, size_t cap) {
+    return (size_t)snprintf(buf, cap,
+                            "{\"TableName\":\"%s\",\"Key\":{\"pk\":"
                             "{\"S\":\"bench/ping\"},\"sk\":{\"S\":\"head\"}},"
-                            "\"ConsistentRead\":true}", (const char *)ctx);
+                            "\"ConsistentRead\":true}",
+                            (const char *)ctx);
 }
 
 /* bench.ddb_ping(table, n): seconds for n consistent GetItem round trips:
  * what the emulator does at best for one request at a time. */
-static int l_ddb_ping(lua_State *L)
-{
+static int l_ddb_ping(lua_State *L) {
     const char *table = luaL_checkstring(L, 1);
     return timed_calls(L, "GetItem", luaL_checkinteger(L, 2), ping_body, (void *)table, 512);
 }
 
 /* The next `per` plain event items (Aeon's layout, the counter's data). */
 typedef struct raw_items {
-    const char *table;                   /* the events table */
-    lua_Integer per;                     /* items a transaction */
-    char rev[STORE_REVISION_SIZE];       /* the last revision used */
-    char at[STORE_TIMESTAMP_SIZE];       /* committedAt of all */
+    const char *table;             /* the events table */
+    lua_Integer per;               /* items a transaction */
+    char rev[STORE_REVISION_SIZE]; /* the last revision used */
+    char at[STORE_TIMESTAMP_SIZE]; /* committedAt of all */
 } raw_items;
 
-static size_t raw_body(void *ctx, char *buf, size_t cap)
-{
+static size_t raw_body(void *ctx, char *buf, size_t cap) {
     raw_items *w = ctx;
     size_t len = (size_t)snprintf(buf, cap, "{\"TransactItems\":[");
     for (lua_Integer j = 0; j < w->per; j++) {
         revision_next(w->rev, w->rev);
-        len += (size_t)snprintf(buf + len, cap - len,
+        len += (size_t)snprintf(
+            buf + len, cap - len,
             "%s{\"Put\":{\"TableName\":\"%s\",\"Item\":{\"key\":{\"S\":\"counter/raw-%lld\"},"
             "\"revision\":{\"S\":\"%s\"},\"slice\":{\"S\":\"%.5s\"},\"committedAt\":{\"S\":"
             "\"%s\"},\"type\":{\"S\":\"incremented\"},\"correlationId\":{\"NULL\":true},"
             "\"data\":{\"M\":{\"type\":{\"S\":\"incremented\"},\"name\":{\"S\":\"raw-%lld\"}}}}}}",
-            j ? "," : "", w->table, (long long)(j % 10), w->rev, w->rev, w->at, (long long)(j % 10));
+            j ? "," : "", w->table, (long long)(j % 10), w->rev, w->rev, w->at,
+            (long long)(j % 10));
     }
     return len + (size_t)snprintf(buf + len, cap - len, "]}");
 }
@@ -686,27 +659,29 @@ static size_t raw_body(void *ctx, char *buf, size_t cap)
 /* The next 25 event items of bench.ddb_fill, as a BatchWriteItem, then
  * the slice marker they need, as a PutItem of the metadata table. */
 typedef struct fill_items {
-    const char *table;                   /* the events table */
-    const char *key;                     /* their key */
-    lua_Integer left;                    /* items still to write */
-    bool marked;                         /* the slice marker was sent */
-    char metadata[300];                  /* the metadata table */
-    char rev[STORE_REVISION_SIZE];       /* the last revision used */
-    char at[STORE_TIMESTAMP_SIZE];       /* committedAt of all */
+    const char *table;             /* the events table */
+    const char *key;               /* their key */
+    lua_Integer left;              /* items still to write */
+    bool marked;                   /* the slice marker was sent */
+    char metadata[300];            /* the metadata table */
+    char rev[STORE_REVISION_SIZE]; /* the last revision used */
+    char at[STORE_TIMESTAMP_SIZE]; /* committedAt of all */
 } fill_items;
 
-static size_t fill_body(void *ctx, char *buf, size_t cap)
-{
+static size_t fill_body(void *ctx, char *buf, size_t cap) {
     fill_items *w = ctx;
     if (w->left == 0) {
         w->marked = true;
-        return (size_t)snprintf(buf, cap, "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":"
-                                "\"slice\"},\"sk\":{\"S\":\"%.5s\"}}}", w->metadata, w->rev);
+        return (size_t)snprintf(buf, cap,
+                                "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":"
+                                "\"slice\"},\"sk\":{\"S\":\"%.5s\"}}}",
+                                w->metadata, w->rev);
     }
     size_t len = (size_t)snprintf(buf, cap, "{\"RequestItems\":{\"%s\":[", w->table);
     for (int j = 0; j < 25 && w->left > 0; j++, w->left--) {
         revision_next(w->rev, w->rev);
-        len += (size_t)snprintf(buf + len, cap - len,
+        len += (size_t)snprintf(
+            buf + len, cap - len,
             "%s{\"PutRequest\":{\"Item\":{\"key\":{\"S\":\"%s\"},\"revision\":{\"S\":\"%s\"},"
             "\"slice\":{\"S\":\"%.5s\"},\"committedAt\":{\"S\":\"%s\"},\"type\":{\"S\":"
             "\"incremented\"},\"correlationId\":{\"NULL\":true},\"data\":{\"M\":{\"type\":"
@@ -719,9 +694,9 @@ static size_t fill_body(void *ctx, char *buf, size_t cap)
 /* bench.ddb_fill(table, key, n): writes n of the counter's event items on
  * key, 25 a BatchWriteItem, and their slice marker: a fixture for reads
  * (no heads), faster to write than appends on a busy emulator. Seconds. */
-static int l_ddb_fill(lua_State *L)
-{
-    fill_items w = {.table = luaL_checkstring(L, 1), .key = luaL_checkstring(L, 2),
+static int l_ddb_fill(lua_State *L) {
+    fill_items w = {.table = luaL_checkstring(L, 1),
+                    .key = luaL_checkstring(L, 2),
                     .left = luaL_checkinteger(L, 3)};
     snprintf(w.metadata, sizeof w.metadata, "%s-metadata", w.table);
     revision_after(NULL, NULL, w.rev);
@@ -736,8 +711,7 @@ static int l_ddb_fill(lua_State *L)
 /* bench.ddb_raw(table, n, per): seconds for n plain event items written
  * per a TransactWriteItems: the least a copy into DynamoDB must send, for
  * items of the same size. n is rounded up to whole transactions. */
-static int l_ddb_raw(lua_State *L)
-{
+static int l_ddb_raw(lua_State *L) {
     raw_items w = {.table = luaL_checkstring(L, 1), .per = luaL_checkinteger(L, 3)};
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, w.per >= 1 && w.per <= 100, 3, "1 to 100 items a transaction");
@@ -753,8 +727,7 @@ static int l_ddb_raw(lua_State *L)
 
 /* A state as aeon-host makes one: standard libraries, aeon.core preloaded,
  * the Lua library, the apps and bench/ on the path, and `bench`. */
-static void setup_state(lua_State *L)
-{
+static void setup_state(lua_State *L) {
     luaL_openlibs(L);
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
@@ -770,18 +743,17 @@ static void setup_state(lua_State *L)
 
 /* One thread of bench.threads. */
 typedef struct worker {
-    pthread_t thread;            /* the thread */
-    int index;                   /* 1-based, passed to the script */
-    const char *script;          /* the file to run */
-    const char **args;           /* extra string arguments */
-    int nargs;                   /* how many */
-    pthread_barrier_t *ready;    /* every worker set up, then go */
-    double done;                 /* monotonic seconds when it finished */
-    char error[1024];            /* "" or what went wrong */
+    pthread_t thread;         /* the thread */
+    int index;                /* 1-based, passed to the script */
+    const char *script;       /* the file to run */
+    const char **args;        /* extra string arguments */
+    int nargs;                /* how many */
+    pthread_barrier_t *ready; /* every worker set up, then go */
+    double done;              /* monotonic seconds when it finished */
+    char error[1024];         /* "" or what went wrong */
 } worker;
 
-static void *work(void *arg)
-{
+static void *work(void *arg) {
     worker *w = arg;
     lua_State *L = luaL_newstate();
     bool waited = false;
@@ -790,30 +762,24 @@ static void *work(void *arg)
         goto done;
     }
     setup_state(L);
-    if (luaL_loadfile(L, w->script) != LUA_OK)
-        goto lua_failed;
+    if (luaL_loadfile(L, w->script) != LUA_OK) goto lua_failed;
     lua_pushinteger(L, w->index);
-    for (int i = 0; i < w->nargs; i++)
-        lua_pushstring(L, w->args[i]);
-    if (host_call(L, 1 + w->nargs, 1) != LUA_OK)
-        goto lua_failed;
+    for (int i = 0; i < w->nargs; i++) lua_pushstring(L, w->args[i]);
+    if (host_call(L, 1 + w->nargs, 1) != LUA_OK) goto lua_failed;
     if (!lua_isfunction(L, -1)) {
         snprintf(w->error, sizeof w->error, "%s must return a function", w->script);
         goto done;
     }
     pthread_barrier_wait(w->ready);
     waited = true;
-    if (host_call(L, 0, 0) != LUA_OK)
-        goto lua_failed;
+    if (host_call(L, 0, 0) != LUA_OK) goto lua_failed;
     goto done;
 lua_failed:
     snprintf(w->error, sizeof w->error, "%s", lua_tostring(L, -1));
 done:
     w->done = clock_s(CLOCK_MONOTONIC);
-    if (!waited)
-        pthread_barrier_wait(w->ready);
-    if (L != NULL)
-        lua_close(L);
+    if (!waited) pthread_barrier_wait(w->ready);
+    if (L != NULL) lua_close(L);
     return NULL;
 }
 
@@ -822,20 +788,21 @@ done:
  * and returns a function. When every thread has one, they are released
  * together and call it. Returns the seconds from the release to the last
  * one's return; raises the first error a thread met. */
-static int l_threads(lua_State *L)
-{
+static int l_threads(lua_State *L) {
     int n = (int)luaL_checkinteger(L, 1);
     const char *script = luaL_checkstring(L, 2);
     int nargs = lua_gettop(L) - 2;
     luaL_argcheck(L, n >= 1 && n <= 256, 1, "between 1 and 256 threads");
     const char **args = lua_newuserdatauv(L, (size_t)(nargs + 1) * sizeof *args, 0);
-    for (int i = 0; i < nargs; i++)
-        args[i] = luaL_checkstring(L, 3 + i);
+    for (int i = 0; i < nargs; i++) args[i] = luaL_checkstring(L, 3 + i);
     worker *w = lua_newuserdatauv(L, (size_t)n * sizeof *w, 0);
     pthread_barrier_t ready;
     pthread_barrier_init(&ready, NULL, (unsigned)n + 1);
     for (int i = 0; i < n; i++) {
-        w[i] = (worker){.index = i + 1, .script = script, .args = args, .nargs = nargs,
+        w[i] = (worker){.index = i + 1,
+                        .script = script,
+                        .args = args,
+                        .nargs = nargs,
                         .ready = &ready};
         if (pthread_create(&w[i].thread, NULL, work, &w[i]) != 0)
             return luaL_error(L, "cannot start thread %d", i + 1);
@@ -844,21 +811,18 @@ static int l_threads(lua_State *L)
     double t0 = clock_s(CLOCK_MONOTONIC), last = t0;
     for (int i = 0; i < n; i++) {
         pthread_join(w[i].thread, NULL);
-        if (w[i].done > last)
-            last = w[i].done;
+        if (w[i].done > last) last = w[i].done;
     }
     pthread_barrier_destroy(&ready);
     for (int i = 0; i < n; i++)
-        if (w[i].error[0] != '\0')
-            return luaL_error(L, "thread %d: %s", i + 1, w[i].error);
+        if (w[i].error[0] != '\0') return luaL_error(L, "thread %d: %s", i + 1, w[i].error);
     lua_pushnumber(L, last - t0);
     return 1;
 }
 
 /* ------------------------------------------------------------------ */
 
-static int luaopen_bench(lua_State *L)
-{
+static int luaopen_bench(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"now", l_now},
         {"cpu", l_cpu},
@@ -883,8 +847,7 @@ static int luaopen_bench(lua_State *L)
     return 1;
 }
 
-static int pmain(lua_State *L)
-{
+static int pmain(lua_State *L) {
     int argc = (int)lua_tointeger(L, 1);
     char **argv = lua_touserdata(L, 2);
     setup_state(L);
@@ -894,17 +857,13 @@ static int pmain(lua_State *L)
         lua_rawseti(L, -2, i - 1);
     }
     lua_setglobal(L, "arg");
-    if (luaL_loadfile(L, argv[1]) != LUA_OK)
-        return lua_error(L);
-    for (int i = 2; i < argc; i++)
-        lua_pushstring(L, argv[i]);
-    if (host_call(L, argc - 2, 0) != LUA_OK)
-        return lua_error(L);
+    if (luaL_loadfile(L, argv[1]) != LUA_OK) return lua_error(L);
+    for (int i = 2; i < argc; i++) lua_pushstring(L, argv[i]);
+    if (host_call(L, argc - 2, 0) != LUA_OK) return lua_error(L);
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: aeon-bench SCRIPT [ARGS...]\n");
         return 2;
@@ -918,8 +877,7 @@ int main(int argc, char **argv)
     lua_pushinteger(L, argc);
     lua_pushlightuserdata(L, argv);
     int status = lua_pcall(L, 2, 0, 0);
-    if (status != LUA_OK)
-        fprintf(stderr, "aeon-bench: %s\n", lua_tostring(L, -1));
+    if (status != LUA_OK) fprintf(stderr, "aeon-bench: %s\n", lua_tostring(L, -1));
     lua_close(L);
     return status == LUA_OK ? 0 : 1;
 }

@@ -17,8 +17,8 @@ enum {
     HOST_EXIT_OK = 0,
     HOST_EXIT_REJECTED = 1, /* a command was rejected or conflicted */
     HOST_EXIT_USAGE = 2,
-    HOST_EXIT_IO = 3,       /* store or I/O failure */
-    HOST_EXIT_SCRIPT = 4,   /* script error */
+    HOST_EXIT_IO = 3,     /* store or I/O failure */
+    HOST_EXIT_SCRIPT = 4, /* script error */
 };
 
 /* lua_pcall with a traceback handler: on error the stack holds the message

@@ -122,9 +122,11 @@ static int l_serve(lua_State *L) {
         lua_pushinteger(L, HOST_EXIT_OK);
         return 1;
     }
-    static const char *const kinds[] = {
-        [SERVER_NOMEM] = "io", [SERVER_USAGE] = "usage", [SERVER_IO] = "io",
-        [SERVER_SCRIPT] = "script", [SERVER_STUCK] = "script"};
+    static const char *const kinds[] = {[SERVER_NOMEM] = "io",
+                                        [SERVER_USAGE] = "usage",
+                                        [SERVER_IO] = "io",
+                                        [SERVER_SCRIPT] = "script",
+                                        [SERVER_STUCK] = "script"};
     lua_pushnil(L);
     lua_pushstring(L, err ? err : "out of memory");
     lua_pushstring(L, kinds[st]);
@@ -152,15 +154,21 @@ static void log_field(lua_State *L, log_line *l, const char *key, int idx) {
         break;
     }
     case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) log_int(l, key, (long long)lua_tointeger(L, idx));
-        else log_num(l, key, lua_tonumber(L, idx));
+        if (lua_isinteger(L, idx))
+            log_int(l, key, (long long)lua_tointeger(L, idx));
+        else
+            log_num(l, key, lua_tonumber(L, idx));
         break;
-    case LUA_TBOOLEAN: log_bool(l, key, lua_toboolean(L, idx)); break;
+    case LUA_TBOOLEAN:
+        log_bool(l, key, lua_toboolean(L, idx));
+        break;
     case LUA_TTABLE: {
         json_buf jb = {0};
         char msg[160];
-        if (!json_encode(L, idx, &jb, msg, sizeof msg)) log_raw(l, key, jb.data, jb.len);
-        else log_str(l, key, luaL_tolstring(L, idx, NULL)), lua_pop(L, 1);
+        if (!json_encode(L, idx, &jb, msg, sizeof msg))
+            log_raw(l, key, jb.data, jb.len);
+        else
+            log_str(l, key, luaL_tolstring(L, idx, NULL)), lua_pop(L, 1);
         json_buf_free(&jb);
         break;
     }

@@ -39,8 +39,9 @@ static void set_paths(lua_State *L, const char *argv0) {
     const char *env = getenv("AEON_LUA_PATH");
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
-    lua_pushfstring(L, "%s%s%s/../lua/?.lua;%s/../lua/?/init.lua;%s/../share/lua/5.4/?.lua;"
-                       "%s/../share/lua/5.4/?/init.lua;%s",
+    lua_pushfstring(L,
+                    "%s%s%s/../lua/?.lua;%s/../lua/?/init.lua;%s/../share/lua/5.4/?.lua;"
+                    "%s/../share/lua/5.4/?/init.lua;%s",
                     env ? env : "", env ? ";" : "", dir, dir, dir, dir, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");
     lua_pop(L, 2);
@@ -81,8 +82,9 @@ static int pmain(lua_State *L) {
      * than let the close roll it back unnoticed. */
     int left_open = bind_end_transactions(L);
     if (left_open) {
-        fprintf(stderr, "aeon-host: the run ended with %d transaction%s open: rolled back, "
-                        "nothing written in %s is stored\n",
+        fprintf(stderr,
+                "aeon-host: the run ended with %d transaction%s open: rolled back, "
+                "nothing written in %s is stored\n",
                 left_open, left_open == 1 ? "" : "s", left_open == 1 ? "it" : "them");
         if (code == 0) code = HOST_EXIT_SCRIPT;
     }

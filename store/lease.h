@@ -25,17 +25,17 @@
 
 #include "store.h"
 
-#define LEASE_TOKEN_SIZE 33            /* 32 hex digits + NUL */
-#define LEASE_DEFAULT_MS (10 * 1000)   /* store_sub_opts.lease_ms 0 means this */
-#define LEASE_MIN_MS 100               /* the shortest lease subscribe takes */
-#define LEASE_MAX_MS (3600 * 1000)     /* ... and the longest */
+#define LEASE_TOKEN_SIZE 33          /* 32 hex digits + NUL */
+#define LEASE_DEFAULT_MS (10 * 1000) /* store_sub_opts.lease_ms 0 means this */
+#define LEASE_MIN_MS 100             /* the shortest lease subscribe takes */
+#define LEASE_MAX_MS (3600 * 1000)   /* ... and the longest */
 
 /* The stored record, as read. */
 typedef struct lease_record {
-    bool found;                      /* there is one */
-    char holder[LEASE_TOKEN_SIZE];   /* the holder's token; "" when free */
-    int64_t beat;                    /* bumped at every renewal */
-    int64_t lease_ms;                /* the holder's lease time */
+    bool found;                    /* there is one */
+    char holder[LEASE_TOKEN_SIZE]; /* the holder's token; "" when free */
+    int64_t beat;                  /* bumped at every renewal */
+    int64_t lease_ms;              /* the holder's lease time */
 } lease_record;
 
 /* The backend's atomic steps on one name's record; ctx is its subscription. */
@@ -45,31 +45,29 @@ typedef struct lease_io {
     /* Makes `holder` the holder with beat 0 and `lease_ms`, only if the
      * record is still `seen` (no record, or the same holder and beat; a
      * free record: free still). *won tells whether it did. */
-    store_status (*take)(void *ctx, const lease_record *seen, const char *holder,
-                         int64_t lease_ms, bool *won, char **err);
+    store_status (*take)(void *ctx, const lease_record *seen, const char *holder, int64_t lease_ms,
+                         bool *won, char **err);
     /* Bumps the beat, only while `holder` holds it; *held tells. */
-    store_status (*renew)(void *ctx, const char *holder, int64_t lease_ms, bool *held,
-                          char **err);
+    store_status (*renew)(void *ctx, const char *holder, int64_t lease_ms, bool *held, char **err);
     /* Frees the record, only while `holder` holds it. */
     store_status (*release)(void *ctx, const char *holder, char **err);
 } lease_io;
 
 /* One subscription's side of its name's lease. */
 typedef struct lease {
-    const lease_io *io;              /* the backend's steps */
-    void *ctx;                       /* passed to them */
-    const store_env *env;            /* randomness for tokens */
-    int64_t lease_ms;                /* this consumer's lease time */
-    char mine[LEASE_TOKEN_SIZE];     /* the token it holds with; "" as standby */
-    int64_t beat;                    /* the beat it last wrote, while holding */
-    int64_t renewed;                 /* monotonic ms of the last take or renewal */
-    lease_record seen;               /* the record as a standby last saw it */
-    int64_t seen_since;              /* monotonic ms since it has looked so */
+    const lease_io *io;          /* the backend's steps */
+    void *ctx;                   /* passed to them */
+    const store_env *env;        /* randomness for tokens */
+    int64_t lease_ms;            /* this consumer's lease time */
+    char mine[LEASE_TOKEN_SIZE]; /* the token it holds with; "" as standby */
+    int64_t beat;                /* the beat it last wrote, while holding */
+    int64_t renewed;             /* monotonic ms of the last take or renewal */
+    lease_record seen;           /* the record as a standby last saw it */
+    int64_t seen_since;          /* monotonic ms since it has looked so */
 } lease;
 
 /* Sets l up for a subscription; lease_ms 0 is LEASE_DEFAULT_MS. */
-void lease_init(lease *l, const lease_io *io, void *ctx, const store_env *env,
-                int64_t lease_ms);
+void lease_init(lease *l, const lease_io *io, void *ctx, const store_env *env, int64_t lease_ms);
 
 /* STORE_INVALID unless lease_ms is 0 or within LEASE_MIN_MS..LEASE_MAX_MS. */
 store_status lease_check(int64_t lease_ms, char **err);

@@ -24,35 +24,28 @@ static const store_ops *const backends[] = {
 
 /* "A, B, C or D": every form of every backend, for the message that
  * refuses a URI. Cut short rather than fail when out of room. */
-static void list_forms(char *out, size_t size)
-{
+static void list_forms(char *out, size_t size) {
     size_t total = 0, len = 0;
     for (size_t i = 0; i < BACKENDS; i++)
-        for (const char *const *f = backends[i]->uri_forms; *f != NULL; f++)
-            total++;
+        for (const char *const *f = backends[i]->uri_forms; *f != NULL; f++) total++;
     out[0] = '\0';
     size_t k = 0;
     for (size_t i = 0; i < BACKENDS; i++)
         for (const char *const *f = backends[i]->uri_forms; *f != NULL; f++, k++) {
             const char *sep = k == 0 ? "" : k + 1 == total ? " or " : ", ";
             int n = snprintf(out + len, size - len, "%s%s", sep, *f);
-            if (n < 0 || (size_t)n >= size - len)
-                return;
+            if (n < 0 || (size_t)n >= size - len) return;
             len += (size_t)n;
         }
 }
 
 /* The backend gets the whole URI and parses its own part, so it can also
  * be opened directly through its ops table. */
-store_status store_open(const char *uri, const store_options *opts, store **out,
-                        char **err)
-{
+store_status store_open(const char *uri, const store_options *opts, store **out, char **err) {
     *out = NULL;
-    if (uri == NULL)
-        return store_fail(err, STORE_INVALID, "no store URI given");
+    if (uri == NULL) return store_fail(err, STORE_INVALID, "no store URI given");
     for (size_t i = 0; i < BACKENDS; i++)
-        if (backends[i]->accepts(uri))
-            return backends[i]->open(uri, opts, out, err);
+        if (backends[i]->accepts(uri)) return backends[i]->open(uri, opts, out, err);
     char forms[256];
     list_forms(forms, sizeof forms);
     return store_fail(err, STORE_INVALID, "unknown store URI \"%s\" (use %s)", uri, forms);

@@ -14,10 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool pattern_match(const char *pattern, const char *text)
-{
+bool pattern_match(const char *pattern, const char *text) {
     const char *p = pattern, *t = text;
-    const char *star = NULL; /* just after the last '*' seen */
+    const char *star = NULL;   /* just after the last '*' seen */
     const char *resume = NULL; /* where the text restarts when we backtrack */
 
     while (*t != '\0') {
@@ -34,36 +33,26 @@ bool pattern_match(const char *pattern, const char *text)
             return false;
         }
     }
-    while (*p == '*')
-        p++;
+    while (*p == '*') p++;
     return *p == '\0';
 }
 
-bool pattern_match_any(const char *const *patterns, size_t n, const char *text)
-{
-    if (n == 0)
-        return true;
+bool pattern_match_any(const char *const *patterns, size_t n, const char *text) {
+    if (n == 0) return true;
     for (size_t i = 0; i < n; i++)
-        if (pattern_match(patterns[i], text))
-            return true;
+        if (pattern_match(patterns[i], text)) return true;
     return false;
 }
 
-bool pattern_is_exact(const char *pattern)
-{
-    return strchr(pattern, '*') == NULL;
-}
+bool pattern_is_exact(const char *pattern) { return strchr(pattern, '*') == NULL; }
 
 store_status pattern_copy(const char *const *in, size_t n, const char *what, char ***out,
-                          size_t *nout, char **err)
-{
+                          size_t *nout, char **err) {
     const char *why;
     *out = NULL;
     *nout = 0;
-    if (n == 0)
-        return STORE_OK;
-    if (in == NULL)
-        return store_fail(err, STORE_INVALID, "no %s patterns given", what);
+    if (n == 0) return STORE_OK;
+    if (in == NULL) return store_fail(err, STORE_INVALID, "no %s patterns given", what);
     for (size_t i = 0; i < n; i++)
         if ((why = store_check_text(in[i], false)) != NULL)
             return store_fail(err, STORE_INVALID, "%s pattern %zu %s", what, i + 1, why);
@@ -75,9 +64,7 @@ store_status pattern_copy(const char *const *in, size_t n, const char *what, cha
     return STORE_OK;
 }
 
-void pattern_free(char **patterns, size_t n)
-{
-    for (size_t i = 0; patterns != NULL && i < n; i++)
-        free(patterns[i]);
+void pattern_free(char **patterns, size_t n) {
+    for (size_t i = 0; patterns != NULL && i < n; i++) free(patterns[i]);
     free(patterns);
 }

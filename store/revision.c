@@ -22,34 +22,26 @@ static const char alphabet[33] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /* The digit a character stands for, or -1. Only the canonical upper-case
  * spelling counts: revisions are compared as strings, so "01arz..." would
  * sort apart from "01ARZ...". */
-static int digit(char c)
-{
+static int digit(char c) {
     const char *p = c != '\0' ? memchr(alphabet, c, 32) : NULL;
     return p != NULL ? (int)(p - alphabet) : -1;
 }
 
-bool revision_valid(const char *s)
-{
-    if (s == NULL || s[0] < '0' || s[0] > '7')
-        return false;
+bool revision_valid(const char *s) {
+    if (s == NULL || s[0] < '0' || s[0] > '7') return false;
     for (int i = 1; i < STORE_REVISION_LEN; i++)
-        if (digit(s[i]) < 0)
-            return false;
+        if (digit(s[i]) < 0) return false;
     return s[STORE_REVISION_LEN] == '\0';
 }
 
-bool revision_bound_valid(const char *s)
-{
-    return s != NULL && (strcmp(s, STORE_START) == 0 ||
-                         strcmp(s, STORE_END) == 0 || revision_valid(s));
+bool revision_bound_valid(const char *s) {
+    return s != NULL &&
+           (strcmp(s, STORE_START) == 0 || strcmp(s, STORE_END) == 0 || revision_valid(s));
 }
 
-void revision_make(uint64_t ms, const uint8_t random[10], char out[STORE_REVISION_SIZE])
-{
-    if (ms > MAX_MS)
-        ms = MAX_MS;
-    for (int i = TIME_CHARS - 1; i >= 0; i--, ms >>= 5)
-        out[i] = alphabet[ms & 31];
+void revision_make(uint64_t ms, const uint8_t random[10], char out[STORE_REVISION_SIZE]) {
+    if (ms > MAX_MS) ms = MAX_MS;
+    for (int i = TIME_CHARS - 1; i >= 0; i--, ms >>= 5) out[i] = alphabet[ms & 31];
 
     /* 80 random bits are exactly 16 characters, read 5 bits at a time from
      * the most significant end. */
@@ -66,16 +58,13 @@ void revision_make(uint64_t ms, const uint8_t random[10], char out[STORE_REVISIO
     out[STORE_REVISION_LEN] = '\0';
 }
 
-uint64_t revision_time(const char *rev)
-{
+uint64_t revision_time(const char *rev) {
     uint64_t ms = 0;
-    for (int i = 0; i < TIME_CHARS; i++)
-        ms = (ms << 5) | (uint64_t)digit(rev[i]);
+    for (int i = 0; i < TIME_CHARS; i++) ms = (ms << 5) | (uint64_t)digit(rev[i]);
     return ms;
 }
 
-bool revision_next(const char *rev, char out[STORE_REVISION_SIZE])
-{
+bool revision_next(const char *rev, char out[STORE_REVISION_SIZE]) {
     char tmp[STORE_REVISION_SIZE];
     memcpy(tmp, rev, STORE_REVISION_SIZE);
     for (int i = STORE_REVISION_LEN - 1; i >= 0; i--) {
@@ -90,8 +79,7 @@ bool revision_next(const char *rev, char out[STORE_REVISION_SIZE])
     return false;
 }
 
-bool revision_prev(const char *rev, char out[STORE_REVISION_SIZE])
-{
+bool revision_prev(const char *rev, char out[STORE_REVISION_SIZE]) {
     char tmp[STORE_REVISION_SIZE];
     memcpy(tmp, rev, STORE_REVISION_SIZE);
     for (int i = STORE_REVISION_LEN - 1; i >= 0; i--) {
@@ -110,14 +98,10 @@ bool revision_prev(const char *rev, char out[STORE_REVISION_SIZE])
  * through clock steps backwards and through bursts within one millisecond.
  * The only revision without a successor, 7ZZZZZZZZZZZZZZZZZZZZZZZZZ, lies in
  * the year 10889: it is returned unchanged. */
-void revision_after(const char *last, const store_env *env,
-                    char out[STORE_REVISION_SIZE])
-{
-    if (env == NULL)
-        env = &store_env_default;
+void revision_after(const char *last, const store_env *env, char out[STORE_REVISION_SIZE]) {
+    if (env == NULL) env = &store_env_default;
     uint64_t now = env->now_ms(env->ctx);
-    if (now > MAX_MS)
-        now = MAX_MS;
+    if (now > MAX_MS) now = MAX_MS;
     if (last == NULL || strcmp(last, STORE_START) == 0 || now > revision_time(last)) {
         uint8_t random[10];
         env->random(env->ctx, random, sizeof random);
@@ -126,16 +110,12 @@ void revision_after(const char *last, const store_env *env,
         memcpy(out, last, STORE_REVISION_SIZE);
 }
 
-static void put_digits(char *p, unsigned v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v /= 10)
-        p[i] = (char)('0' + v % 10);
+static void put_digits(char *p, unsigned v, int n) {
+    for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
 }
 
-void revision_timestamp(uint64_t ms, char out[STORE_TIMESTAMP_SIZE])
-{
-    if (ms > MAX_TIMESTAMP_MS)
-        ms = MAX_TIMESTAMP_MS;
+void revision_timestamp(uint64_t ms, char out[STORE_TIMESTAMP_SIZE]) {
+    if (ms > MAX_TIMESTAMP_MS) ms = MAX_TIMESTAMP_MS;
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);

@@ -34,8 +34,7 @@ bool revision_prev(const char *rev, char out[STORE_REVISION_SIZE]);
 /* A new revision strictly above `last` (NULL or STORE_START: none yet):
  * from the clock when the clock is ahead of last's time, else last + 1, so
  * revisions keep increasing when clocks go backwards. */
-void revision_after(const char *last, const store_env *env,
-                    char out[STORE_REVISION_SIZE]);
+void revision_after(const char *last, const store_env *env, char out[STORE_REVISION_SIZE]);
 
 /* ISO-8601 UTC with milliseconds: "2026-11-26T20:29:24.016Z". */
 void revision_timestamp(uint64_t ms, char out[STORE_TIMESTAMP_SIZE]);

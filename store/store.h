@@ -59,9 +59,9 @@ typedef enum store_status {
 /* checked against fixed vectors.                                      */
 
 typedef struct store_env {
-    uint64_t (*now_ms)(void *ctx);                        /* Unix time, ms */
-    void (*random)(void *ctx, uint8_t *out, size_t len);  /* fill with random bytes */
-    void *ctx;                                            /* passed to both */
+    uint64_t (*now_ms)(void *ctx);                       /* Unix time, ms */
+    void (*random)(void *ctx, uint8_t *out, size_t len); /* fill with random bytes */
+    void *ctx;                                           /* passed to both */
 } store_env;
 
 /* The real clock and the OS's random source. */
@@ -70,10 +70,10 @@ extern const store_env store_env_default;
 /* How to open a store. A NULL store_options, or a NULL member, means the
  * default; backends ignore what does not concern them. */
 typedef struct store_options {
-    const store_env *env;  /* NULL: store_env_default */
-    const char *region;    /* DynamoDB signing region; NULL: from the
+    const store_env *env; /* NULL: store_env_default */
+    const char *region;   /* DynamoDB signing region; NULL: from the
                               environment (API.md section 2) */
-    const char *endpoint;  /* DynamoDB URL, "http://127.0.0.1:8000"; NULL:
+    const char *endpoint; /* DynamoDB URL, "http://127.0.0.1:8000"; NULL:
                               from the environment, else the region's */
 } store_options;
 
@@ -91,14 +91,14 @@ typedef struct store_pending {
 /* A committed event, as reads hand it out. Its pointers stay valid until the
  * cursor that produced it moves on or is closed. */
 typedef struct store_event {
-    const char *key;                          /* the stream it belongs to */
-    const char *type;                         /* event type */
-    const char *data;                         /* JSON text, data_len bytes */
-    size_t data_len;                          /* bytes in data */
-    const char *correlation_id;               /* NULL when absent */
-    char revision[STORE_REVISION_SIZE];       /* unique in the store */
-    char committed_at[STORE_TIMESTAMP_SIZE];  /* ISO-8601 UTC, ms */
-    size_t more;                              /* events of the same append that
+    const char *key;                         /* the stream it belongs to */
+    const char *type;                        /* event type */
+    const char *data;                        /* JSON text, data_len bytes */
+    size_t data_len;                         /* bytes in data */
+    const char *correlation_id;              /* NULL when absent */
+    char revision[STORE_REVISION_SIZE];      /* unique in the store */
+    char committed_at[STORE_TIMESTAMP_SIZE]; /* ISO-8601 UTC, ms */
+    size_t more;                             /* events of the same append that
                                                  follow this one in revision
                                                  order: 0 for an append's last
                                                  event, and where the backend
@@ -130,21 +130,21 @@ typedef enum store_outcome {
 } store_outcome;
 
 typedef struct store_append_result {
-    store_outcome outcome;                 /* what happened */
-    size_t count;                          /* APPENDED: events committed */
-    char revision[STORE_REVISION_SIZE];    /* APPENDED: last revision committed */
-    char expected[STORE_REVISION_SIZE];    /* CONFLICT: the revision asked for */
-    char actual[STORE_REVISION_SIZE];      /* CONFLICT: the key's head then */
-    size_t failed;                         /* CONFLICT in append_many: index of
+    store_outcome outcome;              /* what happened */
+    size_t count;                       /* APPENDED: events committed */
+    char revision[STORE_REVISION_SIZE]; /* APPENDED: last revision committed */
+    char expected[STORE_REVISION_SIZE]; /* CONFLICT: the revision asked for */
+    char actual[STORE_REVISION_SIZE];   /* CONFLICT: the key's head then */
+    size_t failed;                      /* CONFLICT in append_many: index of
                                               the batch whose check failed */
 } store_append_result;
 
 /* What import did. */
 typedef struct store_import_result {
-    size_t imported;     /* events written */
-    size_t present;      /* events already there (same key and revision): skipped */
-    size_t writes;       /* atomic writes (transactions) it took */
-    size_t split;        /* appends too large for one atomic write of the
+    size_t imported; /* events written */
+    size_t present;  /* events already there (same key and revision): skipped */
+    size_t writes;   /* atomic writes (transactions) it took */
+    size_t split;    /* appends too large for one atomic write of the
                             backend, written as several in order */
 } store_import_result;
 
@@ -164,9 +164,9 @@ typedef struct store_import_result {
  *    (bytewise); any other pairing is false;
  *  - prefix: a string attribute that begins with the string value. */
 typedef enum store_filter_kind {
-    FILTER_ALL,    /* every child matches (no children: always true) */
-    FILTER_ANY,    /* at least one child matches */
-    FILTER_FIELD,  /* child applies to attribute `name` */
+    FILTER_ALL,   /* every child matches (no children: always true) */
+    FILTER_ANY,   /* at least one child matches */
+    FILTER_FIELD, /* child applies to attribute `name` */
     FILTER_EXISTS,
     FILTER_PREFIX,
     FILTER_EQ,
@@ -185,19 +185,19 @@ typedef enum store_scalar_kind {
 } store_scalar_kind;
 
 typedef struct store_scalar {
-    store_scalar_kind kind;   /* which member holds the value */
-    const char *string;       /* SCALAR_STRING: NUL-terminated UTF-8 */
-    int64_t integer;          /* SCALAR_INTEGER */
-    double number;            /* SCALAR_FLOAT (finite) */
-    bool boolean;             /* SCALAR_BOOLEAN */
+    store_scalar_kind kind; /* which member holds the value */
+    const char *string;     /* SCALAR_STRING: NUL-terminated UTF-8 */
+    int64_t integer;        /* SCALAR_INTEGER */
+    double number;          /* SCALAR_FLOAT (finite) */
+    bool boolean;           /* SCALAR_BOOLEAN */
 } store_scalar;
 
 typedef struct store_filter {
-    store_filter_kind kind;              /* node type */
-    const char *name;                    /* FILTER_FIELD: attribute name */
-    struct store_filter **children;      /* ALL/ANY: children; FIELD: one */
-    size_t nchildren;                    /* entries in children */
-    store_scalar value;                  /* comparison operators: operand */
+    store_filter_kind kind;         /* node type */
+    const char *name;               /* FILTER_FIELD: attribute name */
+    struct store_filter **children; /* ALL/ANY: children; FIELD: one */
+    size_t nchildren;               /* entries in children */
+    store_scalar value;             /* comparison operators: operand */
 } store_filter;
 
 typedef struct store_read_opts {
@@ -284,8 +284,7 @@ typedef struct store_ops {
      * backend's), creating what an embedded store needs. `opts` is NULL for
      * the defaults; it is not kept. On success *out is a handle to release
      * with close. */
-    store_status (*open)(const char *uri, const store_options *opts, store **out,
-                         char **err);
+    store_status (*open)(const char *uri, const store_options *opts, store **out, char **err);
 
     /* Releases the handle and everything it holds. Safe on NULL. */
     void (*close)(store *s);
@@ -296,29 +295,27 @@ typedef struct store_ops {
      * inside the same atomic step; a failed check commits nothing and
      * reports STORE_CONFLICT with the actual head. count == 0 reports
      * STORE_UNCHANGED. STORE_INVALID for a bad key, type or data. */
-    store_status (*append)(store *s, const char *key, const store_pending *events,
-                           size_t count, const store_append_opts *opts,
-                           store_append_result *result, char **err);
+    store_status (*append)(store *s, const char *key, const store_pending *events, size_t count,
+                           const store_append_opts *opts, store_append_result *result, char **err);
 
     /* Like append across several keys: every batch commits or none does.
      * A failed check reports STORE_CONFLICT with result->failed naming the
      * batch. A key may appear in at most one batch. */
     store_status (*append_many)(store *s, const store_batch *batches, size_t n,
-                                const char *idempotency_key,
-                                store_append_result *result, char **err);
+                                const char *idempotency_key, store_append_result *result,
+                                char **err);
 
     /* Writes the key's latest revision, or STORE_START, into out.
      * Strongly consistent. */
-    store_status (*head)(store *s, const char *key, char out[STORE_REVISION_SIZE],
-                         char **err);
+    store_status (*head)(store *s, const char *key, char out[STORE_REVISION_SIZE], char **err);
 
     /* Opens a cursor over one key's events (key != NULL) or over every event
      * in revision order (key == NULL). Cursors fetch page by page so memory
      * stays flat; the options are copied, so the caller may free them.
      * Reads of every key fill each event's `more` (how an append was
      * grouped); one key's read may leave it 0. */
-    store_status (*read)(store *s, const char *key, const store_read_opts *opts,
-                         store_cursor **out, char **err);
+    store_status (*read)(store *s, const char *key, const store_read_opts *opts, store_cursor **out,
+                         char **err);
 
     /* Moves the cursor on: *ev is the next matching event, or NULL at the end.
      * *ev stays valid until the next call or cursor_close. */
@@ -330,13 +327,12 @@ typedef struct store_ops {
     /* Stores `state` as the key's snapshot at `revision`, unless the stored
      * one has a newer revision: then *saved is false and nothing changes. */
     store_status (*save_snapshot)(store *s, const char *key, const char *revision,
-                                  const char *state, size_t state_len, bool *saved,
-                                  char **err);
+                                  const char *state, size_t state_len, bool *saved, char **err);
 
     /* Loads the key's snapshot: *found tells whether there is one; when it is
      * true, snap->state is malloc'd and the caller frees it. */
-    store_status (*snapshot)(store *s, const char *key, store_snapshot *snap,
-                             bool *found, char **err);
+    store_status (*snapshot)(store *s, const char *key, store_snapshot *snap, bool *found,
+                             char **err);
 
     /* Provisions, removes or describes the backend's storage. *out is a
      * malloc'd JSON object describing what was done or found. */
@@ -361,8 +357,8 @@ typedef struct store_ops {
      * is a malloc'd array of *n the caller frees with store_view_docs_free.
      * Fewer than `limit` means there are no more. Reads no events, so a
      * copy can bring over snapshots saved for keys that got no new ones. */
-    store_status (*snapshot_list)(store *s, const char *after, size_t limit,
-                                  store_view_doc **docs, size_t *n, char **err);
+    store_status (*snapshot_list)(store *s, const char *after, size_t limit, store_view_doc **docs,
+                                  size_t *n, char **err);
 
     /* Writes events copied from another store as they are: key, revision,
      * type, data, correlation id and committed_at kept, nothing numbered
@@ -418,9 +414,8 @@ typedef struct store_ops {
      * renews the lease when a third of it has gone, so a batch leaves it
      * two thirds of the lease to handle and ack. STORE_INVALID when asked
      * to wait inside a transaction. */
-    store_status (*poll)(store_sub *sub, int64_t timeout_ms, size_t max,
-                         const store_event **events, size_t *count,
-                         char position[STORE_REVISION_SIZE], char **err);
+    store_status (*poll)(store_sub *sub, int64_t timeout_ms, size_t max, const store_event **events,
+                         size_t *count, char position[STORE_REVISION_SIZE], char **err);
 
     /* Makes `revision` the durable checkpoint. `revision` is a position a
      * poll returned, or the revision of an event one handed out: it says
@@ -435,13 +430,11 @@ typedef struct store_ops {
      * subscription rewinds to the stored checkpoint (its next poll starts
      * there, once it holds the lease). Inside a transaction it commits or
      * rolls back with it. */
-    store_status (*ack)(store_sub *sub, const char *revision, bool *acked,
-                        char **err);
+    store_status (*ack)(store_sub *sub, const char *revision, bool *acked, char **err);
 
     /* The stored checkpoint (the in-memory one when ephemeral), or
      * STORE_START when there is none. */
-    store_status (*checkpoint)(store_sub *sub, char out[STORE_REVISION_SIZE],
-                               char **err);
+    store_status (*checkpoint)(store_sub *sub, char out[STORE_REVISION_SIZE], char **err);
 
     /* Releases a subscription, and its name's lease so a standby takes
      * over at once; its checkpoint stays. Safe on NULL. */
@@ -474,34 +467,31 @@ typedef struct store_ops {
      * true, *doc is malloc'd JSON text (the caller frees it), *doc_len its
      * bytes and revision the revision it was put with. */
     store_status (*view_get)(store *s, const char *view, const char *id, char **doc,
-                             size_t *doc_len, char revision[STORE_REVISION_SIZE],
-                             bool *found, char **err);
+                             size_t *doc_len, char revision[STORE_REVISION_SIZE], bool *found,
+                             char **err);
 
     /* Stores doc as document `id` at `revision`, unless the stored one has a
      * newer revision: then *stored is false and nothing changes (an equal
      * revision overwrites). The check and the write are one atomic step on
      * every backend, so replaying old events cannot undo newer ones. */
-    store_status (*view_put)(store *s, const char *view, const char *id,
-                             const char *doc, size_t doc_len, const char *revision,
-                             bool *stored, char **err);
+    store_status (*view_put)(store *s, const char *view, const char *id, const char *doc,
+                             size_t doc_len, const char *revision, bool *stored, char **err);
 
     /* The revision the view has seen: the highest view_advance recorded,
      * or STORE_START. */
-    store_status (*view_revision)(store *s, const char *view,
-                                  char out[STORE_REVISION_SIZE], char **err);
+    store_status (*view_revision)(store *s, const char *view, char out[STORE_REVISION_SIZE],
+                                  char **err);
 
     /* Records that the view reflects every event it follows up to
      * `revision`. Never moves backwards. */
-    store_status (*view_advance)(store *s, const char *view, const char *revision,
-                                 char **err);
+    store_status (*view_advance)(store *s, const char *view, const char *revision, char **err);
 
     /* Deletes the view's documents and its seen revision: every one when
      * `limit` is 0, else at most `limit` of them (the seen revision counts
      * as one on DynamoDB), so a call takes bounded time, as a background
      * drop of an old view wants. *done (unless NULL) tells whether nothing
      * is left. */
-    store_status (*view_clear)(store *s, const char *view, size_t limit, bool *done,
-                               char **err);
+    store_status (*view_clear)(store *s, const char *view, size_t limit, bool *done, char **err);
 
     /* Lists documents of `view` in the order of their ids (bytewise), from
      * the first id after `after` (NULL: from the first), at most `limit`
@@ -547,8 +537,7 @@ struct store {
 /* Picks the backend for a URI from the table of backends (open.c):
  * "sqlite:PATH", "PATH.db", "memory:", "dynamodb:NAME", ... and opens it.
  * STORE_INVALID for a URI no backend takes, with the forms they take. */
-store_status store_open(const char *uri, const store_options *opts, store **out,
-                        char **err);
+store_status store_open(const char *uri, const store_options *opts, store **out, char **err);
 
 /* Closes any store. Safe on NULL. */
 void store_close(store *s);
@@ -573,10 +562,10 @@ const char *store_check_text(const char *s, bool allow_empty);
 /* What a backend takes beyond the contract's rules, for
  * store_check_batches; a 0 limit is none. */
 typedef struct store_limits {
-    size_t key_bytes;      /* a key's length at most */
-    const char *prefix;    /* opens the message of a key over it ("dynamodb: ") */
-    const char *key_rule;  /* ... and closes it ("DynamoDB takes at most ...") */
-    size_t event_bytes;    /* an event's data at most */
+    size_t key_bytes;     /* a key's length at most */
+    const char *prefix;   /* opens the message of a key over it ("dynamodb: ") */
+    const char *key_rule; /* ... and closes it ("DynamoDB takes at most ...") */
+    size_t event_bytes;   /* an event's data at most */
 } store_limits;
 
 /* Checks an append before anything is written: the idempotency key, then
@@ -607,7 +596,6 @@ store_status store_check_view(const char *view, const char *id, char **err);
 /* Checks what every backend's subscribe takes the same way: the name
  * (NULL or text), the start (NULL, STORE_START, STORE_END or a revision)
  * and the filter. */
-store_status store_check_subscription(const char *name, const store_sub_opts *opts,
-                                      char **err);
+store_status store_check_subscription(const char *name, const store_sub_opts *opts, char **err);
 
 #endif

@@ -123,9 +123,7 @@ void bind_check_options(lua_State *L, int idx, const char *const known[], const 
             for (int i = 0; known[i]; i++)
                 if (strcmp(k, known[i]) == 0) ok = 1;
         }
-        if (!ok) {
-            luaL_error(L, "%s: unknown option '%s'", fn, luaL_tolstring(L, -1, NULL));
-        }
+        if (!ok) { luaL_error(L, "%s: unknown option '%s'", fn, luaL_tolstring(L, -1, NULL)); }
     }
 }
 
@@ -142,12 +140,11 @@ void bind_encode(lua_State *L, int idx, json_buf *buf, const char *what) {
 /* Pushes the value of JSON text from the store; raises if it is corrupt. */
 void bind_decode(lua_State *L, const char *text, size_t len) {
     char msg[160];
-    if (json_decode(L, text, len, msg, sizeof msg)) luaL_error(L, "stored JSON is corrupt: %s", msg);
+    if (json_decode(L, text, len, msg, sizeof msg))
+        luaL_error(L, "stored JSON is corrupt: %s", msg);
 }
 
-void bind_push_event(lua_State *L, const store_event *ev) {
-    bind_push_event_as(L, ev, NULL);
-}
+void bind_push_event(lua_State *L, const store_event *ev) { bind_push_event_as(L, ev, NULL); }
 
 void bind_push_event_as(lua_State *L, const store_event *ev, const char *data_text) {
     lua_createtable(L, 0, 7);
@@ -171,12 +168,23 @@ void bind_push_event_as(lua_State *L, const store_event *ev, const char *data_te
 }
 
 /* Offsets of the upvalues bind_event_upvalues pushes, from cache->first. */
-enum { UV_KEY, UV_REVISION, UV_TYPE, UV_DATA, UV_CORRELATION_ID, UV_COMMITTED_AT,
-       UV_LAST_KEY, UV_LAST_TYPE, UV_LAST_COMMITTED_AT, UV_LAST_CORRELATION_ID, UV_STRINGS };
+enum {
+    UV_KEY,
+    UV_REVISION,
+    UV_TYPE,
+    UV_DATA,
+    UV_CORRELATION_ID,
+    UV_COMMITTED_AT,
+    UV_LAST_KEY,
+    UV_LAST_TYPE,
+    UV_LAST_COMMITTED_AT,
+    UV_LAST_CORRELATION_ID,
+    UV_STRINGS
+};
 
 void bind_event_upvalues(lua_State *L) {
-    static const char *const names[] = {"key", "revision", "type", "data", "correlation_id",
-                                        "committed_at"};
+    static const char *const names[] = {"key",  "revision",       "type",
+                                        "data", "correlation_id", "committed_at"};
     luaL_checkstack(L, BIND_EVENT_UPVALUES, "pushing event upvalues");
     for (int i = 0; i < 6; i++) lua_pushstring(L, names[i]);
     for (int i = 6; i < UV_STRINGS; i++) lua_pushnil(L);
@@ -228,4 +236,3 @@ void bind_push_event_cached(lua_State *L, const store_event *ev, bind_event_cach
     push_cached(L, ev->committed_at, &cache->committed_at, f + UV_LAST_COMMITTED_AT);
     lua_rawset(L, -3);
 }
-

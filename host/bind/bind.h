@@ -127,18 +127,18 @@ void bind_push_event_as(lua_State *L, const store_event *ev, const char *data_te
 #define BIND_CACHE_BYTES 64
 
 typedef struct bind_cached {
-    bool valid;                   /* text and the upvalue hold a string */
-    size_t len;                   /* bytes in text */
-    char text[BIND_CACHE_BYTES];  /* the string the upvalue holds */
+    bool valid;                  /* text and the upvalue hold a string */
+    size_t len;                  /* bytes in text */
+    char text[BIND_CACHE_BYTES]; /* the string the upvalue holds */
 } bind_cached;
 
 typedef struct bind_event_cache {
-    int first;                    /* upvalue index of the first name */
-    bind_cached key;              /* the last key pushed */
-    bind_cached type;             /* ... type */
-    bind_cached committed_at;     /* ... committed_at */
-    bind_cached correlation_id;   /* ... correlation_id */
-    json_strings strings;         /* short strings of event data */
+    int first;                  /* upvalue index of the first name */
+    bind_cached key;            /* the last key pushed */
+    bind_cached type;           /* ... type */
+    bind_cached committed_at;   /* ... committed_at */
+    bind_cached correlation_id; /* ... correlation_id */
+    json_strings strings;       /* short strings of event data */
 } bind_event_cache;
 
 void bind_event_upvalues(lua_State *L);

@@ -162,8 +162,8 @@ static bool add(batch *b, const store_event *ev, char *data) {
     e->key = copy_text(ev->key, strlen(ev->key));
     e->type = copy_text(ev->type, strlen(ev->type));
     e->data = data ? data : copy_text(ev->data, ev->data_len);
-    e->correlation_id = ev->correlation_id ? copy_text(ev->correlation_id, strlen(ev->correlation_id))
-                                           : NULL;
+    e->correlation_id =
+        ev->correlation_id ? copy_text(ev->correlation_id, strlen(ev->correlation_id)) : NULL;
     if (!e->key || !e->type || !e->data || (ev->correlation_id && !e->correlation_id)) {
         free_event(e);
         return false;
@@ -188,7 +188,9 @@ static int l_read(lua_State *L) {
     luaL_argcheck(L, revision_bound_valid(to), 4, "not a revision");
     luaL_argcheck(L, max > 0, 5, "must be positive");
     clear(b);
-    store_read_opts o = {.from = after, .from_exclusive = !lua_toboolean(L, 6), .to = to,
+    store_read_opts o = {.from = after,
+                         .from_exclusive = !lua_toboolean(L, 6),
+                         .to = to,
                          .limit = -1};
     store_cursor *c = NULL;
     char *err = NULL;
@@ -259,7 +261,8 @@ static int l_list_snapshots(lua_State *L) {
         docs[i].id = docs[i].doc = NULL; /* taken over, or freed */
     }
     lua_pushinteger(L, (lua_Integer)n);
-    if (n > 0 && ok) lua_pushstring(L, docs[n - 1].id ? docs[n - 1].id : b->snaps[b->nsnaps - 1].key);
+    if (n > 0 && ok)
+        lua_pushstring(L, docs[n - 1].id ? docs[n - 1].id : b->snaps[b->nsnaps - 1].key);
     store_view_docs_free(docs, n);
     if (!ok) return luaL_error(L, "out of memory");
     return n > 0 ? 2 : 1;
@@ -420,8 +423,8 @@ static const char *parse_line(batch *b, const char *text, size_t len, char *msg,
         if (!why && !revision_valid(rev)) why = "has a bad", what = "revision";
         if (!why && !state) why = "has no", what = "state";
         char *text_out = why ? NULL : json_dumps(state, DUMP_FLAGS);
-        if (!why && (!text_out || !add_snap(b, copy_text(key, strlen(key)), rev, text_out,
-                                            strlen(text_out))))
+        if (!why && (!text_out ||
+                     !add_snap(b, copy_text(key, strlen(key)), rev, text_out, strlen(text_out))))
             why = "out of memory", what = "";
         if (why) snprintf(msg, size, "%s %s", why, what);
         json_decref(line);
@@ -660,12 +663,19 @@ static int l_sha256(lua_State *L) {
 }
 
 static const luaL_Reg batch_methods[] = {
-    {"read", l_read},           {"import", l_import}, {"read_ndjson", l_read_ndjson},
-    {"write_ndjson", l_write_ndjson}, {"count", l_count},   {"last", l_last},
+    {"read", l_read},
+    {"import", l_import},
+    {"read_ndjson", l_read_ndjson},
+    {"write_ndjson", l_write_ndjson},
+    {"count", l_count},
+    {"last", l_last},
     {"event", l_event},
-    {"save_snapshots", l_save_snapshots}, {"tail_ndjson", l_tail_ndjson},
-    {"find", l_find},           {"drop_through", l_drop_through},
-    {"list_snapshots", l_list_snapshots}, {"snapshot_count", l_snapshot_count},
+    {"save_snapshots", l_save_snapshots},
+    {"tail_ndjson", l_tail_ndjson},
+    {"find", l_find},
+    {"drop_through", l_drop_through},
+    {"list_snapshots", l_list_snapshots},
+    {"snapshot_count", l_snapshot_count},
     {"snapshot", l_snapshot},
     {NULL, NULL},
 };

@@ -22,7 +22,7 @@
 
 static const char *const FILTER_OPS[] = {"prefix", "eq", "ne", "gt", "gte", "lt", "lte", NULL};
 static const store_filter_kind FILTER_KINDS[] = {FILTER_PREFIX, FILTER_EQ, FILTER_NE, FILTER_GT,
-                                                 FILTER_GTE, FILTER_LT, FILTER_LTE};
+                                                 FILTER_GTE,    FILTER_LT, FILTER_LTE};
 
 /* Nodes are allocated in a block list owned by a userdata on the Lua stack,
  * so a raise halfway through frees them with the userdata. */
@@ -62,8 +62,8 @@ static int is_filter_op(lua_State *L, int idx) {
     return same;
 }
 
-static const char *const EVENT_ATTRIBUTES[] = {"key", "type", "correlation_id", "committed_at",
-                                               "data", NULL};
+static const char *const EVENT_ATTRIBUTES[] = {"key",          "type", "correlation_id",
+                                               "committed_at", "data", NULL};
 
 static store_filter *build_filter(lua_State *L, filter_arena *a, int idx, int depth);
 
@@ -73,7 +73,10 @@ static store_filter *build_op(lua_State *L, filter_arena *a, int idx, int depth)
     const char *op = lua_tostring(L, -1);
     lua_pop(L, 1);
     if (!op) luaL_error(L, "filter: operator node without an op");
-    if (strcmp(op, "exists") == 0) { f->kind = FILTER_EXISTS; return f; }
+    if (strcmp(op, "exists") == 0) {
+        f->kind = FILTER_EXISTS;
+        return f;
+    }
     if (strcmp(op, "all_of") == 0 || strcmp(op, "any_of") == 0) {
         f->kind = op[1] == 'l' ? FILTER_ALL : FILTER_ANY;
         f->nchildren = lua_rawlen(L, idx);
@@ -130,7 +133,10 @@ static store_filter *build_filter(lua_State *L, filter_arena *a, int idx, int de
     all->kind = FILTER_ALL;
     size_t n = 0;
     lua_pushnil(L);
-    while (lua_next(L, idx)) { n++; lua_pop(L, 1); }
+    while (lua_next(L, idx)) {
+        n++;
+        lua_pop(L, 1);
+    }
     all->children = arena_alloc(L, a, (n + 1) * sizeof *all->children);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -142,8 +148,10 @@ static store_filter *build_filter(lua_State *L, filter_arena *a, int idx, int de
             for (int i = 0; EVENT_ATTRIBUTES[i]; i++)
                 if (strcmp(name, EVENT_ATTRIBUTES[i]) == 0) known = 1;
             if (!known)
-                luaL_error(L, "filter: unknown event attribute '%s' (use key, type, "
-                              "correlation_id, committed_at or data)", name);
+                luaL_error(L,
+                           "filter: unknown event attribute '%s' (use key, type, "
+                           "correlation_id, committed_at or data)",
+                           name);
         }
         store_filter *field = arena_alloc(L, a, sizeof *field);
         field->kind = FILTER_FIELD;
@@ -195,8 +203,8 @@ static int filter_op(lua_State *L) {
 
 void bind_filter_open(lua_State *L) {
     bind_class(L, FILTER_MT, NULL, NULL, NULL);
-    static const char *const ops[] = {"prefix", "eq", "ne", "gt", "gte", "lt", "lte",
-                                      "exists", "all_of", "any_of", NULL};
+    static const char *const ops[] = {"prefix", "eq",     "ne",     "gt",     "gte", "lt",
+                                      "lte",    "exists", "all_of", "any_of", NULL};
     lua_createtable(L, 0, 10);
     for (int i = 0; ops[i]; i++) {
         lua_pushstring(L, ops[i]);

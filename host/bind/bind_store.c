@@ -219,7 +219,8 @@ static pending_set *check_events(lua_State *L, int idx) {
         p->events[i].type = bind_check_text(L, -1, "event type", 0);
         lua_pop(L, 1);
         lua_getfield(L, ev, "correlation_id");
-        if (!lua_isnil(L, -1)) p->events[i].correlation_id = bind_check_text(L, -1, "correlation_id", 0);
+        if (!lua_isnil(L, -1))
+            p->events[i].correlation_id = bind_check_text(L, -1, "correlation_id", 0);
         lua_pop(L, 1);
         p->offsets[i] = p->buf.len;
         lua_getfield(L, ev, "data");
@@ -350,8 +351,8 @@ static int cursor_next(lua_State *L) {
  * for a generic for, with the cursor as its to-be-closed value so a `break`
  * releases it at once. */
 static int open_read(lua_State *L, lstore *ls, const char *key, int optidx) {
-    static const char *const known[] = {"from", "after", "to", "before", "limit", "direction",
-                                        "filter", NULL};
+    static const char *const known[] = {"from",  "after",     "to",     "before",
+                                        "limit", "direction", "filter", NULL};
     bind_check_options(L, optidx, known, key ? "read" : "read_all");
     store_read_opts o = {.limit = -1};
     const char *from = opt_revision(L, optidx, "from"), *after = opt_revision(L, optidx, "after");
@@ -487,8 +488,10 @@ static int l_backend(lua_State *L) {
 
 static int l_tostring(lua_State *L) {
     lstore *ls = luaL_checkudata(L, 1, STORE_MT);
-    if (ls->s) lua_pushfstring(L, "aeon.store (%s: %p)", ls->s->ops->name, (void *)ls);
-    else lua_pushliteral(L, "aeon.store (closed)");
+    if (ls->s)
+        lua_pushfstring(L, "aeon.store (%s: %p)", ls->s->ops->name, (void *)ls);
+    else
+        lua_pushliteral(L, "aeon.store (closed)");
     return 1;
 }
 
@@ -537,18 +540,12 @@ static int l_sleep(lua_State *L) {
 /* ------------------------------------------------------------------ */
 
 static const luaL_Reg store_methods[] = {
-    {"append", l_append},
-    {"append_many", l_append_many},
-    {"head", l_head},
-    {"read", l_read},
-    {"read_all", l_read_all},
-    {"save_snapshot", l_save_snapshot},
-    {"snapshot", l_snapshot},
-    {"admin", l_admin},
-    {"backend", l_backend},
-    {"damaged", l_damaged},
-    {"close", l_close},
-    {NULL, NULL},
+    {"append", l_append},     {"append_many", l_append_many},
+    {"head", l_head},         {"read", l_read},
+    {"read_all", l_read_all}, {"save_snapshot", l_save_snapshot},
+    {"snapshot", l_snapshot}, {"admin", l_admin},
+    {"backend", l_backend},   {"damaged", l_damaged},
+    {"close", l_close},       {NULL, NULL},
 };
 
 static const luaL_Reg core_functions[] = {

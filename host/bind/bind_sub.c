@@ -26,13 +26,13 @@
 #include "store.h"
 
 #define SUB_MT "aeon.subscription"
-#define DEFAULT_MAX 100      /* events a poll hands out when not told */
-#define MAX_TIMEOUT 86400.0  /* seconds a poll may be asked to wait, at most */
+#define DEFAULT_MAX 100     /* events a poll hands out when not told */
+#define MAX_TIMEOUT 86400.0 /* seconds a poll may be asked to wait, at most */
 
 typedef struct lsub {
-    bind_child link;  /* first: in the store's children */
-    store_sub *sub;   /* NULL once closed */
-    const store *s;   /* the backend handle, for its ops */
+    bind_child link; /* first: in the store's children */
+    store_sub *sub;  /* NULL once closed */
+    const store *s;  /* the backend handle, for its ops */
 } lsub;
 
 static void sub_release(bind_child *c) {
@@ -82,8 +82,7 @@ static const char *const *opt_patterns(lua_State *L, int idx, const char *name, 
  * start = aeon.START | aeon.END | revision, lease = seconds, wait = bool });
  * name nil: ephemeral. */
 static int l_subscribe(lua_State *L) {
-    static const char *const known[] = {"key", "type", "filter", "start", "lease", "wait",
-                                        NULL};
+    static const char *const known[] = {"key", "type", "filter", "start", "lease", "wait", NULL};
     store *s = bind_check_store(L, 1);
     const char *name = NULL;
     if (!lua_isnoneornil(L, 2)) name = bind_check_text(L, 2, "subscription name", 0);
@@ -95,7 +94,8 @@ static int l_subscribe(lua_State *L) {
         lua_getfield(L, 3, "start");
         if (!lua_isnil(L, -1)) {
             if (lua_type(L, -1) != LUA_TSTRING || !revision_bound_valid(lua_tostring(L, -1)))
-                luaL_error(L, "subscribe: option 'start' must be a revision, aeon.START or aeon.END");
+                luaL_error(L,
+                           "subscribe: option 'start' must be a revision, aeon.START or aeon.END");
             o.start = lua_tostring(L, -1); /* anchored by the options table */
         }
         lua_pop(L, 1);
@@ -165,8 +165,8 @@ static int poll_with(lua_State *L, push_batch *push) {
     size_t n = 0;
     char position[STORE_REVISION_SIZE];
     char *err = NULL;
-    store_status st = ls->s->ops->poll(ls->sub, (int64_t)(timeout * 1000 + 0.5), (size_t)max,
-                                       &evs, &n, position, &err);
+    store_status st = ls->s->ops->poll(ls->sub, (int64_t)(timeout * 1000 + 0.5), (size_t)max, &evs,
+                                       &n, position, &err);
     if (st != STORE_OK) return bind_fail(L, st, err);
     return push(L, evs, n, position);
 }
@@ -183,8 +183,7 @@ static int push_events(lua_State *L, const store_event *evs, size_t n, const cha
 }
 
 /* { revision = position, events = { { key, type }, ... } } */
-static int push_notification(lua_State *L, const store_event *evs, size_t n,
-                             const char *position) {
+static int push_notification(lua_State *L, const store_event *evs, size_t n, const char *position) {
     lua_createtable(L, 0, 2);
     lua_pushstring(L, position);
     lua_setfield(L, -2, "revision");
@@ -202,17 +201,13 @@ static int push_notification(lua_State *L, const store_event *evs, size_t n,
 }
 
 /* sub:poll([timeout_seconds [, max]]) -> events, position */
-static int l_poll(lua_State *L) {
-    return poll_with(L, push_events);
-}
+static int l_poll(lua_State *L) { return poll_with(L, push_events); }
 
 /* sub:poll_notification([timeout_seconds [, max]]) -> { revision, events =
  * { { key, type }, ... } }, Aeon's notification: what happened, without the
  * data, for apps that read the events themselves. `revision` is the
  * position: reading up to it and acking it covers the batch. */
-static int l_poll_notification(lua_State *L) {
-    return poll_with(L, push_notification);
-}
+static int l_poll_notification(lua_State *L) { return poll_with(L, push_notification); }
 
 /* sub:ack(revision) -> true, or false when this consumer does not hold the
  * name's lease or another one moved the checkpoint first (this one then
@@ -271,8 +266,10 @@ static int sub_gc(lua_State *L) {
 
 static int sub_tostring(lua_State *L) {
     lsub *ls = luaL_checkudata(L, 1, SUB_MT);
-    if (ls->sub) lua_pushfstring(L, "aeon.subscription (%p)", (void *)ls);
-    else lua_pushliteral(L, "aeon.subscription (closed)");
+    if (ls->sub)
+        lua_pushfstring(L, "aeon.subscription (%p)", (void *)ls);
+    else
+        lua_pushliteral(L, "aeon.subscription (closed)");
     return 1;
 }
 
@@ -295,14 +292,10 @@ static const luaL_Reg store_methods[] = {
 };
 
 static const luaL_Reg sub_methods[] = {
-    {"poll", l_poll},
-    {"poll_notification", l_poll_notification},
-    {"ack", l_ack},
-    {"checkpoint", l_checkpoint},
-    {"active", l_active},
-    {"renew", l_renew},
-    {"close", sub_gc},
-    {NULL, NULL},
+    {"poll", l_poll},     {"poll_notification", l_poll_notification},
+    {"ack", l_ack},       {"checkpoint", l_checkpoint},
+    {"active", l_active}, {"renew", l_renew},
+    {"close", sub_gc},    {NULL, NULL},
 };
 
 static const luaL_Reg core_functions[] = {

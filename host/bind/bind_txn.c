@@ -44,8 +44,10 @@ static void mark(lua_State *L, int idx, bind_txn *t, bool open) {
         lua_rawsetp(L, LUA_REGISTRYINDEX, &open_key);
     }
     lua_pushvalue(L, idx);
-    if (open) lua_pushboolean(L, 1);
-    else lua_pushnil(L);
+    if (open)
+        lua_pushboolean(L, 1);
+    else
+        lua_pushnil(L);
     lua_rawset(L, -3);
     lua_pop(L, 1);
 }
@@ -85,8 +87,9 @@ static store *check_unscoped(lua_State *L, int idx, bind_txn **t, const char *wh
     store *s = bind_check_store(L, idx);
     bind_store_txn(L, idx, t);
     if ((*t)->scoped)
-        luaL_error(L, "store:%s inside store:transaction: the transaction is its function's, "
-                      "committed when it returns and rolled back when it raises",
+        luaL_error(L,
+                   "store:%s inside store:transaction: the transaction is its function's, "
+                   "committed when it returns and rolled back when it raises",
                    what);
     return s;
 }
@@ -193,6 +196,4 @@ static const luaL_Reg store_methods[] = {
     {NULL, NULL},
 };
 
-void bind_txn_open(lua_State *L) {
-    bind_store_methods(L, store_methods);
-}
+void bind_txn_open(lua_State *L) { bind_store_methods(L, store_methods); }

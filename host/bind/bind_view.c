@@ -230,7 +230,7 @@ static int l_supports(lua_State *L) {
                                            NULL};
     store *s = bind_check_store(L, 1);
     int (*const has[])(const store_ops *) = {bind_has_subscriptions, bind_has_views,
-                                              bind_has_transactions};
+                                             bind_has_transactions};
     int f = luaL_checkoption(L, 2, NULL, features);
     lua_pushboolean(L, f == 3 ? !s->solo
                               : has[f](s->ops) &&
@@ -247,14 +247,8 @@ static const luaL_Reg store_methods[] = {
 };
 
 static const luaL_Reg view_methods[] = {
-    {"get", l_get},
-    {"put", l_put},
-    {"revision", l_revision},
-    {"advance", l_advance},
-    {"clear", l_clear},
-    {"list", l_list},
-    {"name", l_name},
-    {NULL, NULL},
+    {"get", l_get},     {"put", l_put},   {"revision", l_revision}, {"advance", l_advance},
+    {"clear", l_clear}, {"list", l_list}, {"name", l_name},         {NULL, NULL},
 };
 
 void bind_view_open(lua_State *L) {

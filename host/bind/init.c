@@ -22,7 +22,6 @@ static void (*const units[])(lua_State *L) = {
 
 int luaopen_aeon_core(lua_State *L) {
     lua_newtable(L);
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        units[i](L);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) units[i](L);
     return 1;
 }

@@ -46,13 +46,23 @@ int json_utf8_valid(const char *str, size_t len) {
     const unsigned char *s = (const unsigned char *)str, *end = s + len;
     while (s < end) {
         unsigned c = *s;
-        if (c < 0x80) { s++; continue; }
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
         size_t n;
         unsigned cp;
-        if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
-        else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
-        else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
-        else return 0;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else
+            return 0;
         if ((size_t)(end - s) <= n) return 0;
         for (size_t i = 1; i <= n; i++) {
             if ((s[i] & 0xC0) != 0x80) return 0;
@@ -74,19 +84,39 @@ int json_buf_string(json_buf *b, const char *s, size_t len) {
     *o++ = '"';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') { *o++ = (char)c; continue; }
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
         *o++ = '\\';
         switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
         default:
-            *o++ = 'u'; *o++ = '0'; *o++ = '0';
-            *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
         }
     }
     *o++ = '"';
@@ -151,7 +181,11 @@ static const char *encode_number(encoder *e, int idx) {
             if (strtod(tmp, NULL) == d) break;
         }
         /* A float must read back as a float: 1.0, not 1. */
-        if (!strpbrk(tmp, ".e")) { tmp[n++] = '.'; tmp[n++] = '0'; tmp[n] = 0; }
+        if (!strpbrk(tmp, ".e")) {
+            tmp[n++] = '.';
+            tmp[n++] = '0';
+            tmp[n] = 0;
+        }
     }
     if (json_buf_put(e->buf, tmp, (size_t)n)) return fail(e, "%s", "out of memory");
     return NULL;
@@ -185,8 +219,14 @@ static lua_Integer table_shape(lua_State *L, int idx, const char **why) {
             return -1;
         }
     }
-    if (strings && count) { *why = "table mixes string keys and array indices"; return -1; }
-    if (count && max != count) { *why = "array has holes (use aeon.null for a JSON null)"; return -1; }
+    if (strings && count) {
+        *why = "table mixes string keys and array indices";
+        return -1;
+    }
+    if (count && max != count) {
+        *why = "array has holes (use aeon.null for a JSON null)";
+        return -1;
+    }
     return count;
 }
 
@@ -267,8 +307,8 @@ static const char *encode_object(encoder *e, int idx, int depth) {
             lua_pop(L, 2);
             return fail(e, "%s", "table key is not valid UTF-8");
         }
-        if ((i > 0 && json_buf_put(e->buf, ",", 1)) || json_buf_string(e->buf, ks[i].s, ks[i].len) ||
-            json_buf_put(e->buf, ":", 1)) {
+        if ((i > 0 && json_buf_put(e->buf, ",", 1)) ||
+            json_buf_string(e->buf, ks[i].s, ks[i].len) || json_buf_put(e->buf, ":", 1)) {
             lua_pop(L, 2);
             return fail(e, "%s", "out of memory");
         }
@@ -290,14 +330,17 @@ static const char *encode_object(encoder *e, int idx, int depth) {
 static const char *encode_value(encoder *e, int idx, int depth) {
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
-    case LUA_TNUMBER: return encode_number(e, idx);
-    case LUA_TSTRING: return encode_string(e, idx);
+    case LUA_TNUMBER:
+        return encode_number(e, idx);
+    case LUA_TSTRING:
+        return encode_string(e, idx);
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx) ? json_buf_put(e->buf, "true", 4)
                                   : json_buf_put(e->buf, "false", 5))
             return fail(e, "%s", "out of memory");
         return NULL;
-    case LUA_TTABLE: return encode_table(e, idx, depth);
+    case LUA_TTABLE:
+        return encode_table(e, idx, depth);
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) {
             if (json_buf_put(e->buf, "null", 4)) return fail(e, "%s", "out of memory");
@@ -318,21 +361,20 @@ const char *json_encode(lua_State *L, int idx, json_buf *buf, char *msg, size_t 
 /* Decoder                                                             */
 
 typedef struct decoder {
-    lua_State *L;      /* where values are pushed */
-    const char *p;     /* next byte */
-    const char *end;   /* one past the last byte */
-    const char *start; /* first byte, for offsets in messages */
-    char *msg;         /* error message out */
-    size_t msgsize;    /* its size */
-    char *scratch;     /* unescaping buffer, malloc'd */
-    size_t scap;       /* its size */
+    lua_State *L;        /* where values are pushed */
+    const char *p;       /* next byte */
+    const char *end;     /* one past the last byte */
+    const char *start;   /* first byte, for offsets in messages */
+    char *msg;           /* error message out */
+    size_t msgsize;      /* its size */
+    char *scratch;       /* unescaping buffer, malloc'd */
+    size_t scap;         /* its size */
     json_strings *cache; /* recent strings, or NULL */
-    int table;         /* index of the table holding cache's Lua strings */
+    int table;           /* index of the table holding cache's Lua strings */
 } decoder;
 
 static const char *dfail(decoder *d, const char *what) {
-    snprintf(d->msg, d->msgsize, "malformed JSON at byte %zu: %s",
-             (size_t)(d->p - d->start), what);
+    snprintf(d->msg, d->msgsize, "malformed JSON at byte %zu: %s", (size_t)(d->p - d->start), what);
     return d->msg;
 }
 
@@ -362,15 +404,50 @@ static int read_hex4(decoder *d, unsigned *out) {
 }
 
 static size_t put_utf8(char *o, unsigned cp) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F)); return 3;
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
     }
-    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
     return 4;
+}
+
+/* The byte a one-letter escape stands for, or 0 when the letter is not one. */
+static char simple_escape(char e) {
+    switch (e) {
+    case '"':
+        return '"';
+    case '\\':
+        return '\\';
+    case '/':
+        return '/';
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    default:
+        return 0;
+    }
 }
 
 /* Pushes the string starting after the opening quote. */
@@ -425,35 +502,31 @@ static const char *decode_string(decoder *d) {
     while (d->p < d->end && *d->p != '"') {
         unsigned char c = (unsigned char)*d->p++;
         if (c < 0x20) return dfail(d, "control character in string");
-        if (c != '\\') { d->scratch[o++] = (char)c; continue; }
+        if (c != '\\') {
+            d->scratch[o++] = (char)c;
+            continue;
+        }
         if (d->p >= d->end) break;
-        switch (*d->p++) {
-        case '"': d->scratch[o++] = '"'; break;
-        case '\\': d->scratch[o++] = '\\'; break;
-        case '/': d->scratch[o++] = '/'; break;
-        case 'b': d->scratch[o++] = '\b'; break;
-        case 'f': d->scratch[o++] = '\f'; break;
-        case 'n': d->scratch[o++] = '\n'; break;
-        case 'r': d->scratch[o++] = '\r'; break;
-        case 't': d->scratch[o++] = '\t'; break;
-        case 'u': {
-            unsigned cp, lo;
-            if (read_hex4(d, &cp)) return dfail(d, "bad \\u escape");
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (d->end - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u')
-                    return dfail(d, "unpaired surrogate in \\u escape");
-                d->p += 2;
-                if (read_hex4(d, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                    return dfail(d, "unpaired surrogate in \\u escape");
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        char e = *d->p++;
+        if (e != 'u') {
+            char out = simple_escape(e);
+            if (!out) return dfail(d, "bad escape in string");
+            d->scratch[o++] = out;
+            continue;
+        }
+        unsigned cp, lo;
+        if (read_hex4(d, &cp)) return dfail(d, "bad \\u escape");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (d->end - d->p < 6 || d->p[0] != '\\' || d->p[1] != 'u')
                 return dfail(d, "unpaired surrogate in \\u escape");
-            }
-            o += put_utf8(d->scratch + o, cp);
-            break;
+            d->p += 2;
+            if (read_hex4(d, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                return dfail(d, "unpaired surrogate in \\u escape");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            return dfail(d, "unpaired surrogate in \\u escape");
         }
-        default: return dfail(d, "bad escape in string");
-        }
+        o += put_utf8(d->scratch + o, cp);
     }
     if (d->p >= d->end) return dfail(d, "unterminated string");
     d->p++;
@@ -465,7 +538,10 @@ static const char *decode_string(decoder *d) {
 static const char *decode_number(decoder *d) {
     const char *s = d->p;
     int neg = 0, is_float = 0;
-    if (d->p < d->end && *d->p == '-') { neg = 1; d->p++; }
+    if (d->p < d->end && *d->p == '-') {
+        neg = 1;
+        d->p++;
+    }
     if (d->p >= d->end || *d->p < '0' || *d->p > '9') return dfail(d, "bad number");
     if (*d->p == '0' && d->p + 1 < d->end && d->p[1] >= '0' && d->p[1] <= '9')
         return dfail(d, "leading zero in number");
@@ -474,8 +550,10 @@ static const char *decode_number(decoder *d) {
     int overflow = 0;
     while (d->p < d->end && *d->p >= '0' && *d->p <= '9') {
         unsigned digit = (unsigned)(*d->p++ - '0');
-        if (acc > (~0ULL - digit) / 10) overflow = 1;
-        else acc = acc * 10 + digit;
+        if (acc > (~0ULL - digit) / 10)
+            overflow = 1;
+        else
+            acc = acc * 10 + digit;
     }
     if (d->p < d->end && *d->p == '.') {
         is_float = 1;
@@ -575,10 +653,15 @@ static const char *decode_value(decoder *d, int depth) {
             if (d->p >= d->end || *d->p != ':') return dfail(d, "expected ':'");
             d->p++;
             if ((err = decode_value(d, depth + 1))) return err;
-            if (++n == GATHER) gather(L, base, n, n, 1);
-            else if (n > GATHER) lua_rawset(L, base + 1);
+            if (++n == GATHER)
+                gather(L, base, n, n, 1);
+            else if (n > GATHER)
+                lua_rawset(L, base + 1);
             skip_ws(d);
-            if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+            if (d->p < d->end && *d->p == ',') {
+                d->p++;
+                continue;
+            }
             if (d->p < d->end && *d->p == '}') {
                 d->p++;
                 if (n < GATHER) gather(L, base, n, n, 1);
@@ -599,10 +682,15 @@ static const char *decode_value(decoder *d, int depth) {
         }
         for (;;) {
             if ((err = decode_value(d, depth + 1))) return err;
-            if (++n == GATHER) gather(L, base, n, n, 0);
-            else if (n > GATHER) lua_rawseti(L, base + 1, n);
+            if (++n == GATHER)
+                gather(L, base, n, n, 0);
+            else if (n > GATHER)
+                lua_rawseti(L, base + 1, n);
             skip_ws(d);
-            if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+            if (d->p < d->end && *d->p == ',') {
+                d->p++;
+                continue;
+            }
             if (d->p < d->end && *d->p == ']') {
                 d->p++;
                 if (n < GATHER) gather(L, base, n, n, 0);
@@ -637,8 +725,8 @@ const char *json_decode(lua_State *L, const char *text, size_t len, char *msg, s
 
 const char *json_decode_cached(lua_State *L, const char *text, size_t len, json_strings *cache,
                                int table, char *msg, size_t msgsize) {
-    decoder d = {L, text, text + len, text, msg, msgsize, NULL, 0, cache,
-                 cache ? lua_absindex(L, table) : 0};
+    decoder d = {L,       text, text + len, text,  msg,
+                 msgsize, NULL, 0,          cache, cache ? lua_absindex(L, table) : 0};
     int top = lua_gettop(L);
     /* A scalar takes one slot; containers check for what they gather. */
     if (!lua_checkstack(L, 2)) return dfail(&d, "Lua stack exhausted");

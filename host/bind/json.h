@@ -22,21 +22,19 @@
 
 /* A growable output buffer, owned by the caller. */
 typedef struct json_buf {
-    char *data;   /* malloc'd bytes, not NUL-terminated */
-    size_t len;   /* bytes used */
-    size_t cap;   /* bytes allocated */
+    char *data; /* malloc'd bytes, not NUL-terminated */
+    size_t len; /* bytes used */
+    size_t cap; /* bytes allocated */
 } json_buf;
 
 /* Appends the JSON text of the Lua value at `idx` to buf. Returns NULL on
  * success, else a message (in a static or buf-independent buffer `msg` of
  * `msgsize` bytes) saying what cannot be encoded and where. */
-const char *json_encode(lua_State *L, int idx, json_buf *buf, char *msg,
-                        size_t msgsize);
+const char *json_encode(lua_State *L, int idx, json_buf *buf, char *msg, size_t msgsize);
 
 /* Pushes the Lua value of `len` bytes of JSON text. Returns NULL on
  * success (one value pushed), else a message in msg and nothing pushed. */
-const char *json_decode(lua_State *L, const char *text, size_t len, char *msg,
-                        size_t msgsize);
+const char *json_decode(lua_State *L, const char *text, size_t len, char *msg, size_t msgsize);
 
 /* Short strings a decoder has pushed lately, to push again without
  * hashing and interning them anew: event data repeats its keys ("type",
@@ -55,9 +53,8 @@ typedef struct json_strings {
 
 /* json_decode, reusing and remembering strings in `cache` and the table at
  * `table`. */
-const char *json_decode_cached(lua_State *L, const char *text, size_t len,
-                               json_strings *cache, int table, char *msg,
-                               size_t msgsize);
+const char *json_decode_cached(lua_State *L, const char *text, size_t len, json_strings *cache,
+                               int table, char *msg, size_t msgsize);
 
 /* Releases a buffer's memory. */
 void json_buf_free(json_buf *buf);

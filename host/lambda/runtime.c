@@ -57,18 +57,18 @@
 enum { H_ID, H_DEADLINE, H_ARN, H_TRACE, H_CLIENT_CONTEXT, H_COGNITO, H_COUNT };
 
 static const char *const header_names[H_COUNT] = {
-    "Lambda-Runtime-Aws-Request-Id", "Lambda-Runtime-Deadline-Ms",
+    "Lambda-Runtime-Aws-Request-Id",       "Lambda-Runtime-Deadline-Ms",
     "Lambda-Runtime-Invoked-Function-Arn", "Lambda-Runtime-Trace-Id",
-    "Lambda-Runtime-Client-Context", "Lambda-Runtime-Cognito-Identity",
+    "Lambda-Runtime-Client-Context",       "Lambda-Runtime-Cognito-Identity",
 };
 
 typedef struct client {
-    CURL *curl;                       /* the one handle; keeps the connection */
-    char *base;                       /* "http://host:port/2018-06-01/runtime" */
-    buf body;                         /* the answer being received */
-    bool too_big;                     /* the answer passed BODY_MAX */
-    char *headers[H_COUNT];           /* the last next()'s, malloc'd or NULL */
-    char error[CURL_ERROR_SIZE];      /* curl's words for the last failure */
+    CURL *curl;                  /* the one handle; keeps the connection */
+    char *base;                  /* "http://host:port/2018-06-01/runtime" */
+    buf body;                    /* the answer being received */
+    bool too_big;                /* the answer passed BODY_MAX */
+    char *headers[H_COUNT];      /* the last next()'s, malloc'd or NULL */
+    char error[CURL_ERROR_SIZE]; /* curl's words for the last failure */
 } client;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -161,8 +161,9 @@ static int request(lua_State *L, client *c, const char *path, const char *body, 
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
         lua_pushfstring(L, "the Runtime API at %s did not answer %s: %s", c->base, path,
-                        c->too_big ? "the answer is over 32 MiB"
-                        : c->error[0] ? c->error : curl_easy_strerror(rc));
+                        c->too_big    ? "the answer is over 32 MiB"
+                        : c->error[0] ? c->error
+                                      : curl_easy_strerror(rc));
         return -1;
     }
     if (c->body.failed) {
@@ -240,15 +241,17 @@ static int l_next(lua_State *L) {
     }
     if (status != 200 || !c->headers[H_ID] || !*c->headers[H_ID]) {
         lua_pushnil(L);
-        lua_pushfstring(L, "the Runtime API answered %d to GET /invocation/next%s: %s",
-                        (int)status, c->headers[H_ID] ? "" : " without a request id",
+        lua_pushfstring(L, "the Runtime API answered %d to GET /invocation/next%s: %s", (int)status,
+                        c->headers[H_ID] ? "" : " without a request id",
                         c->body.data ? c->body.data : "");
         return 2;
     }
     /* The documented duty of a custom runtime: the X-Ray trace header goes
      * into the environment for the SDKs. */
-    if (c->headers[H_TRACE]) setenv("_X_AMZN_TRACE_ID", c->headers[H_TRACE], 1);
-    else unsetenv("_X_AMZN_TRACE_ID");
+    if (c->headers[H_TRACE])
+        setenv("_X_AMZN_TRACE_ID", c->headers[H_TRACE], 1);
+    else
+        unsetenv("_X_AMZN_TRACE_ID");
 
     lua_pushstring(L, c->headers[H_ID]);
     lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len);
@@ -261,9 +264,10 @@ static int l_next(lua_State *L) {
             lua_setfield(L, -2, "deadline_ms");
         }
     }
-    static const char *const fields[H_COUNT] = {
-        [H_ARN] = "function_arn", [H_TRACE] = "trace_id",
-        [H_CLIENT_CONTEXT] = "client_context", [H_COGNITO] = "cognito_identity"};
+    static const char *const fields[H_COUNT] = {[H_ARN] = "function_arn",
+                                                [H_TRACE] = "trace_id",
+                                                [H_CLIENT_CONTEXT] = "client_context",
+                                                [H_COGNITO] = "cognito_identity"};
     for (int i = H_ARN; i < H_COUNT; i++) {
         if (!c->headers[i]) continue;
         lua_pushstring(L, c->headers[i]);
@@ -315,7 +319,8 @@ static int l_client(lua_State *L) {
     memset(c, 0, sizeof *c);
     luaL_setmetatable(L, CLIENT_MT);
     size_t n = len + sizeof "http:///2018-06-01/runtime";
-    if (!(c->base = malloc(n)) || !(c->curl = curl_easy_init())) return luaL_error(L, "out of memory");
+    if (!(c->base = malloc(n)) || !(c->curl = curl_easy_init()))
+        return luaL_error(L, "out of memory");
     snprintf(c->base, n, "http://%s/2018-06-01/runtime", api);
     CURL *h = c->curl;
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -371,8 +376,10 @@ static int l_within(lua_State *L) {
     current = &b;
     lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_EVERY);
     int st = host_call(L, nargs, LUA_MULTRET);
-    if (outer) lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_EVERY);
-    else lua_sethook(L, NULL, 0, 0);
+    if (outer)
+        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    else
+        lua_sethook(L, NULL, 0, 0);
     current = outer;
     lua_pushboolean(L, st == LUA_OK);
     lua_pushboolean(L, b.stopped);
@@ -386,8 +393,8 @@ static int l_now_ms(lua_State *L) {
 }
 
 static const luaL_Reg client_methods[] = {
-    {"next", l_next},         {"respond", l_respond}, {"fail", l_fail},
-    {"init_error", l_init_error}, {"close", l_close}, {NULL, NULL},
+    {"next", l_next},   {"respond", l_respond}, {"fail", l_fail}, {"init_error", l_init_error},
+    {"close", l_close}, {NULL, NULL},
 };
 
 static const luaL_Reg functions[] = {

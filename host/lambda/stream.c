@@ -35,11 +35,11 @@
 /* One projection's choice of events; strings borrowed from the Lua
  * selectors table, which stays on the stack. */
 typedef struct selector {
-    const char **keys;           /* key patterns */
-    size_t nkeys;                /* 0: every key */
-    const char **types;          /* type patterns */
-    size_t ntypes;               /* 0: every type */
-    const store_filter *filter;  /* NULL: none */
+    const char **keys;          /* key patterns */
+    size_t nkeys;               /* 0: every key */
+    const char **types;         /* type patterns */
+    size_t ntypes;              /* 0: every type */
+    const store_filter *filter; /* NULL: none */
 } selector;
 
 /* The strings of the array field `name` of the table at idx, in a
@@ -73,8 +73,9 @@ static const json_t *record_head(lua_State *L, const json_t *rec) {
     const json_t *dyn = json_object_get(rec, "dynamodb");
     set_string(L, "sequence", json_string_value(json_object_get(dyn, "SequenceNumber")));
     set_string(L, "name", json_string_value(json_object_get(rec, "eventName")));
-    set_string(L, "key", json_string_value(
-                             json_object_get(json_object_get(json_object_get(dyn, "Keys"), "key"), "S")));
+    set_string(L, "key",
+               json_string_value(
+                   json_object_get(json_object_get(json_object_get(dyn, "Keys"), "key"), "S")));
     return dyn;
 }
 

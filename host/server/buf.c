@@ -51,10 +51,14 @@ static size_t utf8_len(const unsigned char *s, size_t left) {
     size_t n;
     unsigned min;
     if (c < 0xC2) return 0;
-    if (c < 0xE0) n = 2, min = 0x80;
-    else if (c < 0xF0) n = 3, min = 0x800;
-    else if (c < 0xF5) n = 4, min = 0x10000;
-    else return 0;
+    if (c < 0xE0)
+        n = 2, min = 0x80;
+    else if (c < 0xF0)
+        n = 3, min = 0x800;
+    else if (c < 0xF5)
+        n = 4, min = 0x10000;
+    else
+        return 0;
     if (n > left) return 0;
     unsigned cp = c & (0x3F >> (n - 1));
     for (size_t i = 1; i < n; i++) {
@@ -73,19 +77,33 @@ void buf_json_string(buf *b, const char *s, size_t len) {
         unsigned c = p[i];
         if (c >= 0x80) {
             size_t n = utf8_len(p + i, len - i);
-            if (n) buf_put(b, s + i, n), i += n;
-            else buf_put(b, "\\ufffd", 6), i++;
+            if (n)
+                buf_put(b, s + i, n), i += n;
+            else
+                buf_put(b, "\\ufffd", 6), i++;
             continue;
         }
         switch (c) {
-        case '"': buf_put(b, "\\\"", 2); break;
-        case '\\': buf_put(b, "\\\\", 2); break;
-        case '\n': buf_put(b, "\\n", 2); break;
-        case '\r': buf_put(b, "\\r", 2); break;
-        case '\t': buf_put(b, "\\t", 2); break;
+        case '"':
+            buf_put(b, "\\\"", 2);
+            break;
+        case '\\':
+            buf_put(b, "\\\\", 2);
+            break;
+        case '\n':
+            buf_put(b, "\\n", 2);
+            break;
+        case '\r':
+            buf_put(b, "\\r", 2);
+            break;
+        case '\t':
+            buf_put(b, "\\t", 2);
+            break;
         default:
-            if (c < 0x20 || c == 0x7F) buf_printf(b, "\\u%04x", c);
-            else buf_put(b, s + i, 1);
+            if (c < 0x20 || c == 0x7F)
+                buf_printf(b, "\\u%04x", c);
+            else
+                buf_put(b, s + i, 1);
         }
         i++;
     }

@@ -61,8 +61,10 @@ static void key(log_line *l, const char *k) {
 
 void log_strn(log_line *l, const char *k, const char *value, size_t len) {
     key(l, k);
-    if (value) buf_json_string(&l->b, value, len);
-    else buf_puts(&l->b, "null");
+    if (value)
+        buf_json_string(&l->b, value, len);
+    else
+        buf_puts(&l->b, "null");
 }
 
 void log_str(log_line *l, const char *k, const char *value) {
@@ -76,8 +78,10 @@ void log_int(log_line *l, const char *k, long long value) {
 
 void log_num(log_line *l, const char *k, double value) {
     key(l, k);
-    if (isfinite(value)) buf_printf(&l->b, "%.15g", value);
-    else buf_puts(&l->b, "null");
+    if (isfinite(value))
+        buf_printf(&l->b, "%.15g", value);
+    else
+        buf_puts(&l->b, "null");
 }
 
 void log_bool(log_line *l, const char *k, bool value) {

@@ -25,19 +25,19 @@ static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 #define NBUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
 
 typedef struct route_stats {
-    char route[ROUTE_LEN];           /* label value */
-    int status[MAX_STATUSES];        /* statuses seen, 0 = free slot */
-    uint64_t count[MAX_STATUSES];    /* requests per status */
-    uint64_t bucket[NBUCKETS + 1];   /* per-bucket counts, last is +Inf */
-    double sum;                      /* seconds, all requests */
-    uint64_t total;                  /* requests */
+    char route[ROUTE_LEN];         /* label value */
+    int status[MAX_STATUSES];      /* statuses seen, 0 = free slot */
+    uint64_t count[MAX_STATUSES];  /* requests per status */
+    uint64_t bucket[NBUCKETS + 1]; /* per-bucket counts, last is +Inf */
+    double sum;                    /* seconds, all requests */
+    uint64_t total;                /* requests */
 } route_stats;
 
 typedef struct lag {
-    char name[ROUTE_LEN];  /* projection */
-    double events;         /* events behind */
-    double seconds;        /* seconds behind */
-    int build;             /* version being built, 0: none */
+    char name[ROUTE_LEN];     /* projection */
+    double events;            /* events behind */
+    double seconds;           /* seconds behind */
+    int build;                /* version being built, 0: none */
     double built, to_go, eta; /* its events done, lag and ETA */
 } lag;
 
@@ -88,9 +88,12 @@ void metrics_request(const char *route, int status, double seconds) {
 
 void metrics_aborted(const char *reason) {
     pthread_mutex_lock(&lock);
-    if (strcmp(reason, "timeout") == 0) aborted_timeout++;
-    else if (strcmp(reason, "client_closed") == 0) aborted_client++;
-    else aborted_error++;
+    if (strcmp(reason, "timeout") == 0)
+        aborted_timeout++;
+    else if (strcmp(reason, "client_closed") == 0)
+        aborted_client++;
+    else
+        aborted_error++;
     pthread_mutex_unlock(&lock);
 }
 
@@ -115,8 +118,10 @@ void metrics_script_error(void) {
 
 void metrics_reload(bool ok) {
     pthread_mutex_lock(&lock);
-    if (ok) reloads_ok++;
-    else reloads_failed++;
+    if (ok)
+        reloads_ok++;
+    else
+        reloads_failed++;
     pthread_mutex_unlock(&lock);
 }
 
@@ -159,10 +164,14 @@ void metrics_projection_build(const char *projection, int version, double events
  * format requires. */
 static void label(buf *b, const char *s) {
     for (; *s; s++) {
-        if (*s == '\\') buf_puts(b, "\\\\");
-        else if (*s == '"') buf_puts(b, "\\\"");
-        else if (*s == '\n') buf_puts(b, "\\n");
-        else buf_put(b, s, 1);
+        if (*s == '\\')
+            buf_puts(b, "\\\\");
+        else if (*s == '"')
+            buf_puts(b, "\\\"");
+        else if (*s == '\n')
+            buf_puts(b, "\\n");
+        else
+            buf_put(b, s, 1);
     }
 }
 
@@ -193,8 +202,10 @@ static void render_durations(buf *b) {
             cum += routes[i].bucket[k];
             buf_puts(b, "aeon_http_request_duration_seconds_bucket{route=\"");
             label(b, routes[i].route);
-            if (k < NBUCKETS) buf_printf(b, "\",le=\"%g\"} %llu\n", BUCKETS[k], (unsigned long long)cum);
-            else buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+            if (k < NBUCKETS)
+                buf_printf(b, "\",le=\"%g\"} %llu\n", BUCKETS[k], (unsigned long long)cum);
+            else
+                buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
         }
         buf_puts(b, "aeon_http_request_duration_seconds_sum{route=\"");
         label(b, routes[i].route);
@@ -207,7 +218,8 @@ static void render_durations(buf *b) {
 
 static void render_gauges(buf *b, const metrics_gauges *g) {
     head(b, "aeon_http_requests_aborted_total", "counter",
-         "Requests that ended without an answer: the client stalled (timeout) or left (client_closed).");
+         "Requests that ended without an answer: the client stalled (timeout) or left "
+         "(client_closed).");
     buf_printf(b, "aeon_http_requests_aborted_total{reason=\"timeout\"} %llu\n",
                (unsigned long long)aborted_timeout);
     buf_printf(b, "aeon_http_requests_aborted_total{reason=\"client_closed\"} %llu\n",
@@ -219,7 +231,8 @@ static void render_gauges(buf *b, const metrics_gauges *g) {
     buf_printf(b, "aeon_http_requests_in_flight %ld\n", g->in_flight);
     head(b, "aeon_http_queue_depth", "gauge", "Requests waiting for a free worker.");
     buf_printf(b, "aeon_http_queue_depth %ld\n", g->queued);
-    head(b, "aeon_workers", "gauge", "Request worker threads, each with its own Lua state and store.");
+    head(b, "aeon_workers", "gauge",
+         "Request worker threads, each with its own Lua state and store.");
     buf_printf(b, "aeon_workers %d\n", g->workers);
     head(b, "aeon_projections_running", "gauge", "Projection threads running.");
     buf_printf(b, "aeon_projections_running %d\n", g->projections);
@@ -265,7 +278,9 @@ static void render_build(buf *b, const char *name, int which, const char *help) 
         buf_printf(b, "%s{projection=\"", name);
         label(b, lags[i].name);
         buf_printf(b, "\",version=\"%d\"} %.17g\n", lags[i].build,
-                   which == 0 ? lags[i].built : which == 1 ? lags[i].to_go : lags[i].eta);
+                   which == 0   ? lags[i].built
+                   : which == 1 ? lags[i].to_go
+                                : lags[i].eta);
     }
 }
 

@@ -20,11 +20,11 @@
 
 /* Values the server owns and hands over at render time. */
 typedef struct metrics_gauges {
-    long in_flight;     /* requests received and not yet answered */
-    long queued;        /* requests waiting for a worker */
-    int workers;        /* request worker threads */
-    int projections;    /* projection threads running */
-    bool draining;      /* shutting down: no longer accepting */
+    long in_flight;  /* requests received and not yet answered */
+    long queued;     /* requests waiting for a worker */
+    int workers;     /* request worker threads */
+    int projections; /* projection threads running */
+    bool draining;   /* shutting down: no longer accepting */
 } metrics_gauges;
 
 /* Marks the server's start (aeon_start_time_seconds). */

@@ -83,72 +83,72 @@ typedef enum request_state {
 
 /* A file --watch looks at. */
 typedef struct watched {
-    char *path;             /* as the app loaded it */
-    bool present;           /* it existed at the last look */
-    struct timespec mtime;  /* its modification time then */
-    off_t size;             /* its size then */
-    ino_t ino;              /* its inode then (editors replace files) */
+    char *path;            /* as the app loaded it */
+    bool present;          /* it existed at the last look */
+    struct timespec mtime; /* its modification time then */
+    off_t size;            /* its size then */
+    ino_t ino;             /* its inode then (editors replace files) */
 } watched;
 
 /* A connection, from accept to close, for --header-timeout: libmicrohttpd
  * times out only silence, so a client that sends its headers a byte at a
  * time would keep a connection for ever. */
 typedef struct tracked {
-    struct tracked *prev, *next;  /* the server's list */
-    int fd;                    /* its socket */
-    bool waiting;              /* no complete headers since `since` */
-    bool cut;                  /* already shut down */
-    double since;              /* accepted, or its last request completed */
+    struct tracked *prev, *next; /* the server's list */
+    int fd;                      /* its socket */
+    bool waiting;                /* no complete headers since `since` */
+    bool cut;                    /* already shut down */
+    double since;                /* accepted, or its last request completed */
 } tracked;
 
 typedef struct server {
-    const server_config *cfg;      /* what to serve, how */
-    struct MHD_Daemon *daemon;     /* the HTTP side */
-    worker_pool *pool;             /* request workers */
-    projector *projections;        /* projection threads */
-    atomic_long in_flight;         /* requests begun and not completed */
-    atomic_bool draining;          /* shutting down: answers close */
-    pthread_mutex_t app_lock;      /* guards app and projections */
-    worker_app_info app;           /* handler names (route labels), files */
-    uint32_t id_prefix;            /* random, per process */
-    atomic_uint id_seq;            /* request counter */
-    pthread_mutex_t error_lock;    /* guards last_error */
-    char last_error[256];          /* libmicrohttpd's last complaint */
-    pthread_mutex_t links_lock;    /* guards links */
-    tracked links;                 /* open connections (a ring, head) */
-    int stuck_projections;         /* runners left stuck in C */
-    watched *files;                /* --watch: the app's files */
-    size_t nfiles;                 /* entries in files */
+    const server_config *cfg;   /* what to serve, how */
+    struct MHD_Daemon *daemon;  /* the HTTP side */
+    worker_pool *pool;          /* request workers */
+    projector *projections;     /* projection threads */
+    atomic_long in_flight;      /* requests begun and not completed */
+    atomic_bool draining;       /* shutting down: answers close */
+    pthread_mutex_t app_lock;   /* guards app and projections */
+    worker_app_info app;        /* handler names (route labels), files */
+    uint32_t id_prefix;         /* random, per process */
+    atomic_uint id_seq;         /* request counter */
+    pthread_mutex_t error_lock; /* guards last_error */
+    char last_error[256];       /* libmicrohttpd's last complaint */
+    pthread_mutex_t links_lock; /* guards links */
+    tracked links;              /* open connections (a ring, head) */
+    int stuck_projections;      /* runners left stuck in C */
+    watched *files;             /* --watch: the app's files */
+    size_t nfiles;              /* entries in files */
 } server;
 
 /* One HTTP request, from its headers to its completion. */
 typedef struct request {
-    worker_job job;                 /* what a worker sees; first member */
-    server *srv;                    /* the server it came to */
-    struct MHD_Connection *conn;    /* its connection */
-    request_state state;            /* where it is */
-    route route;                    /* what the URL names */
-    char id[REQUEST_ID_SIZE];       /* request id, in answers and logs */
-    char method[12];                /* for the access log */
-    char *path;                     /* URL path, decoded, no query string */
-    const char *name;               /* COMMAND/QUERY: points into path */
-    char label[LABEL_SIZE];         /* route label for metrics */
-    bool begun;                     /* on_request has seen its headers */
-    const char *bad_url;            /* why the raw URL is refused, or NULL */
-    int early;                      /* status known from the headers, or 0 */
-    const char *early_msg;          /* its message */
-    const char *allow;              /* 405: the methods allowed */
-    bool close;                     /* close the connection after answering */
-    bool gone;                      /* the client left before its answer */
-    buf body;                       /* the body, up to --max-body */
-    size_t received;                /* body bytes received, kept or not */
-    bool too_large;                 /* the body passed --max-body */
-    worker_param *params;           /* QUERY: ?name=value pairs, copied */
-    size_t nparams;                 /* entries in params */
-    size_t cparams;                 /* slots in params */
-    int status;                     /* the status queued, 0 until then */
-    size_t bytes_out;               /* body bytes of the answer */
-    struct timespec start;          /* when the headers were in */
+    worker_job job;              /* what a worker sees; first member */
+    server *srv;                 /* the server it came to */
+    struct MHD_Connection *conn; /* its connection */
+    request_state state;         /* where it is */
+    route route;                 /* what the URL names */
+    char id[REQUEST_ID_SIZE];    /* request id, in answers and logs */
+    char method[12];             /* for the access log */
+    char *path;                  /* URL path, decoded, no query string */
+    const char *name;            /* COMMAND/QUERY: points into path */
+    char label[LABEL_SIZE];      /* route label for metrics */
+    bool begun;                  /* on_request has seen its headers */
+    const char *bad_url;         /* why the raw URL is refused, or NULL */
+    int early;                   /* status known from the headers, or 0 */
+    const char *early_msg;       /* its message */
+    const char *allow;           /* 405: the methods allowed */
+    bool close;                  /* close the connection after answering */
+    bool gone;                   /* the client left before its answer */
+    buf body;                    /* the body, up to --max-body */
+    size_t received;             /* body bytes received, kept or not */
+    bool too_large;              /* the body passed --max-body */
+    worker_param *params;        /* QUERY: ?name=value pairs, copied */
+    size_t nparams;              /* entries in params */
+    size_t cparams;              /* slots in params */
+    int status;                  /* the status queued, 0 until then */
+    size_t bytes_out;            /* body bytes of the answer */
+    struct timespec start;       /* when the headers were in */
 } request;
 
 static void set_waiting(struct server *s, struct MHD_Connection *c, bool waiting);
@@ -193,8 +193,10 @@ static bool has_name(char *const *names, size_t n, const char *name) {
  * probing random URLs cannot grow the metrics. */
 static void set_label(server *s, request *r) {
     const char *fixed = "unmatched";
-    if (r->route == ROUTE_HEALTH) fixed = "/health";
-    else if (r->route == ROUTE_METRICS) fixed = "/metrics";
+    if (r->route == ROUTE_HEALTH)
+        fixed = "/health";
+    else if (r->route == ROUTE_METRICS)
+        fixed = "/metrics";
     else if (r->route == ROUTE_COMMAND || r->route == ROUTE_QUERY) {
         pthread_mutex_lock(&s->app_lock);
         bool known = r->route == ROUTE_COMMAND
@@ -214,8 +216,10 @@ static route parse_route(const char *path, const char **name) {
     if (strcmp(path, "/metrics") == 0) return ROUTE_METRICS;
     route r = ROUTE_NONE;
     const char *rest = NULL;
-    if (strncmp(path, "/commands/", 10) == 0) r = ROUTE_COMMAND, rest = path + 10;
-    else if (strncmp(path, "/queries/", 9) == 0) r = ROUTE_QUERY, rest = path + 9;
+    if (strncmp(path, "/commands/", 10) == 0)
+        r = ROUTE_COMMAND, rest = path + 10;
+    else if (strncmp(path, "/queries/", 9) == 0)
+        r = ROUTE_QUERY, rest = path + 9;
     if (!rest || !*rest || strchr(rest, '/')) return ROUTE_NONE;
     *name = rest;
     return r;
@@ -230,7 +234,8 @@ static bool authorized(const char *token, struct MHD_Connection *c) {
     while (*h == ' ') h++;
     size_t n = strlen(h), m = strlen(token);
     unsigned diff = n != m;
-    for (size_t i = 0; i < m; i++) diff |= (unsigned char)token[i] ^ (unsigned char)(i < n ? h[i] : 0);
+    for (size_t i = 0; i < m; i++)
+        diff |= (unsigned char)token[i] ^ (unsigned char)(i < n ? h[i] : 0);
     return diff == 0;
 }
 
@@ -241,7 +246,8 @@ static bool loopback(struct MHD_Connection *c) {
     if (!ci || !ci->client_addr) return false;
     const struct sockaddr *sa = ci->client_addr;
     if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+        return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) ==
+               127;
     if (sa->sa_family == AF_INET6)
         return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
     return false;
@@ -373,8 +379,10 @@ static const char *check_url(const char *uri) {
         }
         int hi = hex_digit((unsigned char)uri[i + 1]); /* the NUL ends it */
         int lo = hi >= 0 ? hex_digit((unsigned char)uri[i + 2]) : -1;
-        if (hi < 0 || lo < 0) why = "bad percent-encoding in the URL (use %XX)";
-        else if (!(decoded[o++] = (char)(hi * 16 + lo))) why = "the URL holds a NUL byte (%00)";
+        if (hi < 0 || lo < 0)
+            why = "bad percent-encoding in the URL (use %XX)";
+        else if (!(decoded[o++] = (char)(hi * 16 + lo)))
+            why = "the URL holds a NUL byte (%00)";
         i += 2;
     }
     if (!why && !json_utf8_valid(decoded, o)) why = "the URL is not valid UTF-8";
@@ -441,8 +449,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
 /* Answers                                                             */
 
 /* Queues `body` (malloc'd, taken over; NULL for none) with `status`. */
-static enum MHD_Result send_answer(request *r, int status, char *body, size_t len,
-                                   const char *type, int retry_after) {
+static enum MHD_Result send_answer(request *r, int status, char *body, size_t len, const char *type,
+                                   int retry_after) {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(body ? len : 0, body ? body : (void *)"",
                                         body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -495,8 +503,8 @@ static enum MHD_Result send_health(request *r) {
     int status = damaged || draining || unhealthy >= s->cfg->worker.workers ? 503 : 200;
     buf b = {0};
     buf_printf(&b, "{\"status\":\"%s\",\"app\":",
-               damaged    ? "damaged"
-               : draining ? "draining"
+               damaged              ? "damaged"
+               : draining           ? "draining"
                : unhealthy || stuck ? "degraded"
                                     : "ok");
     pthread_mutex_lock(&s->app_lock);
@@ -554,9 +562,10 @@ static enum MHD_Result dispatch(request *r) {
         bool stopping = atomic_load(&s->draining);
         r->job.status = 503;
         r->job.retry_after = 1;
-        r->job.answer = worker_error_body(stopping ? "the server is shutting down"
-                                                   : "the server is busy: too many requests waiting",
-                                          r->id, &r->job.answer_len);
+        r->job.answer =
+            worker_error_body(stopping ? "the server is shutting down"
+                                       : "the server is busy: too many requests waiting",
+                              r->id, &r->job.answer_len);
         MHD_resume_connection(r->conn);
     }
     return MHD_YES;
@@ -602,8 +611,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         screen(s, r);
         /* A body declared too large is refused before it is sent (a client
          * that asked for 100-continue never sends it). */
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > max) {
             if (r->early) return send_error(r, r->early, r->early_msg, 0);
             return send_error(r, 413, "the body is larger than the limit (--max-body)", 0);
@@ -617,7 +626,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* A body sent a byte at a time is cut once it takes too long. */
         if (s->cfg->body_timeout > 0 && since(&r->start) > s->cfg->body_timeout) return MHD_NO;
         r->received += n;
-        if (r->received / DISCARD_FACTOR > max) return MHD_NO; /* a flood: hang up */
+        if (r->received / DISCARD_FACTOR > max) return MHD_NO;     /* a flood: hang up */
         if (r->early || r->route != ROUTE_COMMAND) return MHD_YES; /* not needed */
         if (r->received > max) {
             r->too_large = true;
@@ -630,13 +639,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     if (r->state == REQ_QUEUED) return send_job(r);
     if (r->early) return send_error(r, r->early, r->early_msg, 0);
-    if (r->too_large) return send_error(r, 413, "the body is larger than the limit (--max-body)", 0);
+    if (r->too_large)
+        return send_error(r, 413, "the body is larger than the limit (--max-body)", 0);
     switch (r->route) {
-    case ROUTE_HEALTH: return send_health(r);
-    case ROUTE_METRICS: return send_metrics(r);
+    case ROUTE_HEALTH:
+        return send_health(r);
+    case ROUTE_METRICS:
+        return send_metrics(r);
     case ROUTE_COMMAND:
-    case ROUTE_QUERY: return dispatch(r);
-    case ROUTE_NONE: break;
+    case ROUTE_QUERY:
+        return dispatch(r);
+    case ROUTE_NONE:
+        break;
     }
     return send_error(r, 404, "no such route", 0);
 }
@@ -646,11 +660,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
  * that has one: all of them are the client leaving. */
 static const char *abort_reason(const request *r, enum MHD_RequestTerminationCode toe) {
     switch (toe) {
-    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return "timeout";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return "timeout";
     case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
-    case MHD_REQUEST_TERMINATED_READ_ERROR: return "client_closed";
-    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return "shutdown";
-    default: return r->gone || r->status || r->state == REQ_QUEUED ? "client_closed" : "error";
+    case MHD_REQUEST_TERMINATED_READ_ERROR:
+        return "client_closed";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return "shutdown";
+    default:
+        return r->gone || r->status || r->state == REQ_QUEUED ? "client_closed" : "error";
     }
 }
 
@@ -678,8 +696,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
     double secs = since(&r->start);
     bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status;
-    if (ok) metrics_request(r->label, r->status, secs);
-    else metrics_aborted(abort_reason(r, toe));
+    if (ok)
+        metrics_request(r->label, r->status, secs);
+    else
+        metrics_aborted(abort_reason(r, toe));
 
     log_line l;
     if (log_begin(&l, ok ? LOG_INFO : LOG_WARN, ok ? "request" : "request aborted")) {
@@ -804,7 +824,8 @@ static server_status parse_listen(const char *spec, struct sockaddr_storage *ss,
     long p = strtol(port, &end, 10);
     if (!*port || *end || p < 0 || p > 65535) goto bad;
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
@@ -851,8 +872,10 @@ static server_status bind_listen(const struct sockaddr_storage *ss, socklen_t ss
     int e = errno;
     close(*fd);
     *fd = -1;
-    if (e == EADDRINUSE) *err = dup_printf("%s%s%s:%u is already in use", lb, addr, rb, port);
-    else *err = dup_printf("cannot listen on %s%s%s:%u: %s", lb, addr, rb, port, strerror(e));
+    if (e == EADDRINUSE)
+        *err = dup_printf("%s%s%s:%u is already in use", lb, addr, rb, port);
+    else
+        *err = dup_printf("cannot listen on %s%s%s:%u: %s", lb, addr, rb, port, strerror(e));
     return SERVER_IO;
 }
 
@@ -862,7 +885,8 @@ static unsigned bound_port(int fd) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return 0;
-    if (ss.ss_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)(const void *)&ss)->sin6_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)&ss)->sin6_port);
     return ntohs(((const struct sockaddr_in *)(const void *)&ss)->sin_port);
 }
 
@@ -872,13 +896,16 @@ static void url_of(const struct sockaddr_storage *ss, unsigned port, char *out, 
     char addr[INET6_ADDRSTRLEN] = "127.0.0.1";
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const void *)ss;
-        if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr)) snprintf(addr, sizeof addr, "::1");
-        else inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof addr);
+        if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr))
+            snprintf(addr, sizeof addr, "::1");
+        else
+            inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof addr);
         snprintf(out, size, "http://[%s]:%u", addr, port);
         return;
     }
     const struct sockaddr_in *a = (const void *)ss;
-    if (a->sin_addr.s_addr != htonl(INADDR_ANY)) inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
+    if (a->sin_addr.s_addr != htonl(INADDR_ANY))
+        inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
     snprintf(out, size, "http://%s:%u", addr, port);
 }
 
@@ -919,9 +946,9 @@ static bool watch_changed(server *s) {
         look(&s->files[i]);
         watched *w = &s->files[i];
         if (w->present != before.present ||
-            (w->present && (w->size != before.size || w->ino != before.ino ||
-                            w->mtime.tv_sec != before.mtime.tv_sec ||
-                            w->mtime.tv_nsec != before.mtime.tv_nsec)))
+            (w->present &&
+             (w->size != before.size || w->ino != before.ino ||
+              w->mtime.tv_sec != before.mtime.tv_sec || w->mtime.tv_nsec != before.mtime.tv_nsec)))
             changed = true;
     }
     return changed;
@@ -994,7 +1021,8 @@ static int probe_app(const worker_options *opt, worker_app_info *info, char **er
         if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&p->done_cond, &p->lock, &ts);
         if (p->done) break;
-        if (signal_pending()) why = "loading the app was stopped: the server is shutting down";
+        if (signal_pending())
+            why = "loading the app was stopped: the server is shutting down";
         else if (deadline && now_seconds() > deadline)
             why = "loading the app was stopped: it is stuck past its time budget (--max-time), "
                   "outside Lua";
@@ -1152,23 +1180,21 @@ static void drain(server *s, const sigset_t *signals, int sig) {
  * daemon's from then on (*listen_fd becomes -1; MHD_stop_daemon closes it,
  * and should the start fail it is left open rather than risk closing it
  * twice). *max_connections: the limit it runs with. */
-static server_status start_daemon(server *s, int family, int *listen_fd,
-                                  unsigned *max_connections, char **err) {
+static server_status start_daemon(server *s, int family, int *listen_fd, unsigned *max_connections,
+                                  char **err) {
     const server_config *cfg = s->cfg;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
     *max_connections = connection_limit(cfg->max_connections);
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                                 MHD_OPTION_LISTEN_SOCKET, *listen_fd,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
-                                 MHD_OPTION_CONNECTION_LIMIT, *max_connections,
-                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_client_connections,
-                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, s,
-                                 MHD_OPTION_END);
+    s->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, *listen_fd,
+                         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
+                         MHD_OPTION_CONNECTION_LIMIT, *max_connections,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_client_connections,
+                         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK,
+                         on_uri, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, s, MHD_OPTION_END);
     *listen_fd = -1;
     if (s->daemon) return SERVER_OK;
     pthread_mutex_lock(&s->error_lock);
@@ -1205,7 +1231,8 @@ static int serve_until_signal(server *s, const sigset_t *signals) {
         sig = wait_signal(signals, WATCH_TICK);
         cut_slow_headers(s);
         if (sig || !s->cfg->watch) continue;
-        if (watch_changed(s)) settle_from = now_seconds();
+        if (watch_changed(s))
+            settle_from = now_seconds();
         else if (settle_from && now_seconds() - settle_from >= WATCH_SETTLE) {
             settle_from = 0;
             reload(s);
@@ -1259,8 +1286,7 @@ server_status server_run(const server_config *cfg, char **err) {
 
     unsigned max_connections = 0;
     bound = listen_fd;
-    if ((status = start_daemon(&s, addr.ss_family, &listen_fd, &max_connections, err)) !=
-        SERVER_OK)
+    if ((status = start_daemon(&s, addr.ss_family, &listen_fd, &max_connections, err)) != SERVER_OK)
         goto done;
     char url[128];
     url_of(&addr, bound_port(bound), url, sizeof url);

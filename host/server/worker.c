@@ -48,9 +48,9 @@
 
 /* A Lua state's memory: what it holds and the most it may (--max-memory). */
 typedef struct heap {
-    size_t used;    /* bytes the state holds */
-    size_t limit;   /* at most, 0: no limit */
-    bool exceeded;  /* an allocation was refused since this was cleared */
+    size_t used;   /* bytes the state holds */
+    size_t limit;  /* at most, 0: no limit */
+    bool exceeded; /* an allocation was refused since this was cleared */
 } heap;
 
 /* What a thread's stop flag is, for aeon.host.stopping(). */
@@ -94,8 +94,8 @@ char *worker_error_body(const char *message, const char *request_id, size_t *len
 }
 
 /* A line for a host_call error, with one more field when `field` is set. */
-static void log_failure(log_level level, const char *msg, const char *error,
-                        const char *field, const char *value) {
+static void log_failure(log_level level, const char *msg, const char *error, const char *field,
+                        const char *value) {
     log_line l;
     if (!log_begin(&l, level, msg)) return;
     if (field) log_str(&l, field, value);
@@ -199,8 +199,9 @@ static lua_State *state_new(const worker_options *opt, const char *role, void *s
     lua_pushlightuserdata(L, (void *)opt);
     lua_pushstring(L, role);
     if (host_call(L, 2, 1) != LUA_OK) {
-        *err = h->exceeded ? dup_string("loading the app went past its memory budget (--max-memory)")
-                           : error_text(L);
+        *err = h->exceeded
+                   ? dup_string("loading the app went past its memory budget (--max-memory)")
+                   : error_text(L);
         lua_close(L);
         return NULL;
     }
@@ -270,11 +271,13 @@ static void load_hook(lua_State *L, lua_Debug *ar) {
         long long max = b->opt->max_instructions;
         if (sigpending(&pending) == 0 &&
             (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)))
-            snprintf(b->why, sizeof b->why, "loading the app was stopped: the server is shutting down");
+            snprintf(b->why, sizeof b->why,
+                     "loading the app was stopped: the server is shutting down");
         else if (max > 0 && b->used > max)
             snprintf(b->why, sizeof b->why,
                      "loading the app was stopped: it ran more than %lld instructions "
-                     "(--max-instructions)", max);
+                     "(--max-instructions)",
+                     max);
         else if (b->opt->max_seconds > 0 && now_seconds() > b->deadline)
             snprintf(b->why, sizeof b->why,
                      "loading the app was stopped: it ran longer than %g seconds (--max-time)",
@@ -322,48 +325,48 @@ typedef enum stop_reason {
 } stop_reason;
 
 typedef struct worker {
-    worker_pool *pool;      /* the pool it serves */
-    pthread_t thread;       /* its thread (detached) */
-    lua_State *L;           /* its state; only this thread touches it */
-    int handle;             /* registry ref of aeon.cli.worker's handler */
-    unsigned generation;    /* the app version its state was loaded from */
-    heap heap;              /* its state's memory */
-    bool active;            /* a job runs: the hook counts */
-    long long used;         /* instructions the current job has run */
-    double deadline;        /* when the current job's time is up */
-    stop_reason stopped;    /* why the hook stopped the current job */
-    worker_job *job;        /* (pool lock) the job it runs, until answered */
-    bool loading;           /* (pool lock) making a state (a replacement's
+    worker_pool *pool;   /* the pool it serves */
+    pthread_t thread;    /* its thread (detached) */
+    lua_State *L;        /* its state; only this thread touches it */
+    int handle;          /* registry ref of aeon.cli.worker's handler */
+    unsigned generation; /* the app version its state was loaded from */
+    heap heap;           /* its state's memory */
+    bool active;         /* a job runs: the hook counts */
+    long long used;      /* instructions the current job has run */
+    double deadline;     /* when the current job's time is up */
+    stop_reason stopped; /* why the hook stopped the current job */
+    worker_job *job;     /* (pool lock) the job it runs, until answered */
+    bool loading;        /* (pool lock) making a state (a replacement's
                                first, or a reload's) */
-    bool taken;             /* (pool lock) the watchdog answered its job and
+    bool taken;          /* (pool lock) the watchdog answered its job and
                                replaced it, or gave up on its load at
                                shutdown: it ends once back from C */
-    atomic_bool broken;     /* its store is closed and will not reopen */
-    int index;              /* for logs */
+    atomic_bool broken;  /* its store is closed and will not reopen */
+    int index;           /* for logs */
 } worker;
 
 /* The request worker this thread is, for worker_set_broken. */
 static _Thread_local worker *this_worker;
 
 struct worker_pool {
-    worker_options opt;       /* copied; strings borrowed */
-    pthread_mutex_t lock;     /* guards everything below */
-    pthread_cond_t wake;      /* a job, a reload or the stop */
-    pthread_cond_t ended;     /* a thread ended */
-    pthread_cond_t tick;      /* wakes the watchdog to stop (monotonic) */
-    worker_job *head;         /* oldest queued job */
-    worker_job *tail;         /* newest queued job */
-    size_t depth;             /* jobs queued */
-    unsigned generation;      /* bumped by worker_pool_reload */
-    atomic_bool stopping;     /* no more jobs; finish the queue */
-    atomic_bool force;        /* past the deadline: stop handlers */
-    double force_at;          /* when force was set */
-    int alive;                /* serving threads not yet ended */
-    int stuck;                /* threads taken out, still in C */
-    bool watching;            /* the watchdog runs */
-    bool watch_stop;          /* the watchdog should end */
-    pthread_t watchdog;       /* its thread */
-    worker **workers;         /* opt.workers slots */
+    worker_options opt;   /* copied; strings borrowed */
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t wake;  /* a job, a reload or the stop */
+    pthread_cond_t ended; /* a thread ended */
+    pthread_cond_t tick;  /* wakes the watchdog to stop (monotonic) */
+    worker_job *head;     /* oldest queued job */
+    worker_job *tail;     /* newest queued job */
+    size_t depth;         /* jobs queued */
+    unsigned generation;  /* bumped by worker_pool_reload */
+    atomic_bool stopping; /* no more jobs; finish the queue */
+    atomic_bool force;    /* past the deadline: stop handlers */
+    double force_at;      /* when force was set */
+    int alive;            /* serving threads not yet ended */
+    int stuck;            /* threads taken out, still in C */
+    bool watching;        /* the watchdog runs */
+    bool watch_stop;      /* the watchdog should end */
+    pthread_t watchdog;   /* its thread */
+    worker **workers;     /* opt.workers slots */
 };
 
 /* A worker that holds its job this long past its deadline (or past the
@@ -496,8 +499,10 @@ static bool push_job(lua_State *L, int handle, const worker_job *job, const char
     lua_rawgeti(L, LUA_REGISTRYINDEX, handle);
     lua_pushstring(L, job->kind == WORKER_COMMAND ? "command" : "query");
     lua_pushstring(L, job->name);
-    if (job->body) lua_pushlstring(L, job->body, job->body_len);
-    else lua_pushliteral(L, "");
+    if (job->body)
+        lua_pushlstring(L, job->body, job->body_len);
+    else
+        lua_pushliteral(L, "");
     lua_createtable(L, 0, (int)job->nparams);
     for (size_t i = 0; i < job->nparams; i++) {
         lua_pushstring(L, job->params[i].value);
@@ -543,8 +548,10 @@ static void answer_left_open(const worker *w, const char *id, answer *out) {
         log_end(&l);
     }
     if (w->stopped == STOP_NONE)
-        set_answer(out, 500, "internal error: the handler left a transaction open: it was "
-                             "rolled back, and nothing written in it is stored", id);
+        set_answer(out, 500,
+                   "internal error: the handler left a transaction open: it was "
+                   "rolled back, and nothing written in it is stored",
+                   id);
 }
 
 /* The answer of a handler the hook stopped (its budget, the shutdown), or
@@ -570,7 +577,9 @@ static void answer_stopped(const worker *w, bool memory, bool left_open, const c
                      w->pool->opt.max_seconds, rolled_back);
         set_answer(out, 500, msg, id);
         break;
-    case STOP_SHUTDOWN: set_answer(out, 503, "the server is shutting down", id); break;
+    case STOP_SHUTDOWN:
+        set_answer(out, 503, "the server is shutting down", id);
+        break;
     case STOP_NONE:
         if (memory) {
             log_line l;
@@ -700,8 +709,10 @@ static void *worker_end(worker *w, bool taken) {
     if (w->L) lua_close(w->L);
     w->L = NULL;
     pthread_mutex_lock(&p->lock);
-    if (taken) p->stuck--;
-    else p->alive--;
+    if (taken)
+        p->stuck--;
+    else
+        p->alive--;
     pthread_cond_broadcast(&p->ended);
     pthread_mutex_unlock(&p->lock);
     if (taken) free(w);
@@ -742,8 +753,10 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&p->lock);
 
         answer a = {0};
-        if (atomic_load(&p->force)) set_answer(&a, 503, "the server is shutting down", job->request_id);
-        else run(w, job, &a);
+        if (atomic_load(&p->force))
+            set_answer(&a, 503, "the server is shutting down", job->request_id);
+        else
+            run(w, job, &a);
 
         pthread_mutex_lock(&p->lock);
         if (w->taken) {
@@ -781,9 +794,10 @@ static void take_out(worker_pool *p, int i, bool shutdown) {
     p->alive--;
     p->stuck++;
     log_line l;
-    if (log_begin(&l, LOG_ERROR, !job      ? "worker stuck loading the app at shutdown; leaving it"
-                                 : shutdown ? "worker stuck at shutdown; leaving it"
-                                            : "worker stuck past its time budget; replacing it")) {
+    if (log_begin(&l, LOG_ERROR,
+                  !job       ? "worker stuck loading the app at shutdown; leaving it"
+                  : shutdown ? "worker stuck at shutdown; leaving it"
+                             : "worker stuck past its time budget; replacing it")) {
         log_int(&l, "worker", w->index);
         if (job) log_str(&l, "request_id", job->request_id);
         log_end(&l);
@@ -833,9 +847,10 @@ static void *watchdog_main(void *arg) {
             if (!w || w->taken) continue;
             /* A load stuck in C is left alone while serving (its slot keeps
              * its old state or stays empty), and given up on at shutdown. */
-            if (w->loading && force) take_out(p, i, true);
-            else if (w->job && (force || (p->opt.max_seconds > 0 &&
-                                          now > w->deadline + STUCK_AFTER)))
+            if (w->loading && force)
+                take_out(p, i, true);
+            else if (w->job &&
+                     (force || (p->opt.max_seconds > 0 && now > w->deadline + STUCK_AFTER)))
                 take_out(p, i, force || atomic_load(&p->stopping));
         }
     }
@@ -900,8 +915,10 @@ int worker_pool_submit(worker_pool *p, worker_job *job) {
     pthread_mutex_lock(&p->lock);
     if (!atomic_load(&p->stopping) && p->depth < p->opt.queue_limit) {
         job->next = NULL;
-        if (p->tail) p->tail->next = job;
-        else p->head = job;
+        if (p->tail)
+            p->tail->next = job;
+        else
+            p->head = job;
         p->tail = job;
         p->depth++;
         pthread_cond_signal(&p->wake);
@@ -993,10 +1010,10 @@ void worker_pool_free(worker_pool *p) {
 /* Projections                                                         */
 
 typedef struct projection {
-    projector *owner;   /* the set it belongs to */
-    pthread_t thread;   /* its thread */
-    char *name;         /* the projection it runs */
-    bool ended;         /* (owner's lock) its thread is done with it */
+    projector *owner; /* the set it belongs to */
+    pthread_t thread; /* its thread */
+    char *name;       /* the projection it runs */
+    bool ended;       /* (owner's lock) its thread is done with it */
 } projection;
 
 struct projector {
@@ -1013,8 +1030,7 @@ struct projector {
 static void projection_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     projector *owner = *(projector **)lua_getextraspace(L);
-    if (owner && atomic_load(&owner->force))
-        luaL_error(L, "stopped: the server is shutting down");
+    if (owner && atomic_load(&owner->force)) luaL_error(L, "stopped: the server is shutting down");
 }
 
 /* Sleeps up to `seconds`, waking early when the projector is stopped. */
@@ -1035,8 +1051,8 @@ static void *projection_main(void *arg) {
     while (!atomic_load(&o->stop)) {
         char *err = NULL;
         heap h;
-        lua_State *L = state_new(o->opt, "projection", o, &h, projection_hook,
-                                 PROJECTION_HOOK_EVERY, &err);
+        lua_State *L =
+            state_new(o->opt, "projection", o, &h, projection_hook, PROJECTION_HOOK_EVERY, &err);
         if (!L) {
             log_failure(LOG_ERROR, "projection cannot start", err, "projection", pr->name);
             free(err);

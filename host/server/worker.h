@@ -37,47 +37,47 @@ typedef struct worker_param {
 /* A request handed to a worker. The submitter owns it; the worker fills the
  * answer and calls done, after which it never touches the job again. */
 typedef struct worker_job {
-    worker_kind kind;               /* command or query */
-    const char *name;               /* the handler named in the URL */
-    const char *body;               /* command: the body (JSON text) or NULL */
-    size_t body_len;                /* bytes in body */
-    const worker_param *params;     /* query: its parameters */
-    size_t nparams;                 /* entries in params */
-    const char *request_id;         /* for answers and logs */
-    int status;                     /* answer: HTTP status */
-    char *answer;                   /* answer: JSON body, malloc'd */
-    size_t answer_len;              /* bytes in answer */
-    int retry_after;                /* answer: seconds for Retry-After, 0: none */
+    worker_kind kind;                     /* command or query */
+    const char *name;                     /* the handler named in the URL */
+    const char *body;                     /* command: the body (JSON text) or NULL */
+    size_t body_len;                      /* bytes in body */
+    const worker_param *params;           /* query: its parameters */
+    size_t nparams;                       /* entries in params */
+    const char *request_id;               /* for answers and logs */
+    int status;                           /* answer: HTTP status */
+    char *answer;                         /* answer: JSON body, malloc'd */
+    size_t answer_len;                    /* bytes in answer */
+    int retry_after;                      /* answer: seconds for Retry-After, 0: none */
     void (*done)(struct worker_job *job); /* called on the worker's thread */
-    void *ctx;                      /* the submitter's, untouched */
-    struct worker_job *next;        /* the queue's link */
+    void *ctx;                            /* the submitter's, untouched */
+    struct worker_job *next;              /* the queue's link */
 } worker_job;
 
 /* What every Lua state needs to load the app. Strings are borrowed: they
  * must outlive the pool and the projections. */
 typedef struct worker_options {
-    const char *app_path;        /* the app file */
-    const char *store_uri;       /* every state opens its own connection */
-    const char *lua_path;        /* package.path for new states */
-    const char *lua_cpath;       /* package.cpath for new states */
-    int workers;                 /* request workers */
-    size_t queue_limit;          /* jobs waiting at most; more are refused */
-    long long max_instructions;  /* per request, 0: no limit */
-    double max_seconds;          /* per request, 0: no limit */
-    size_t max_memory;           /* bytes per Lua state, 0: no limit */
+    const char *app_path;       /* the app file */
+    const char *store_uri;      /* every state opens its own connection */
+    const char *lua_path;       /* package.path for new states */
+    const char *lua_cpath;      /* package.cpath for new states */
+    int workers;                /* request workers */
+    size_t queue_limit;         /* jobs waiting at most; more are refused */
+    long long max_instructions; /* per request, 0: no limit */
+    double max_seconds;         /* per request, 0: no limit */
+    size_t max_memory;          /* bytes per Lua state, 0: no limit */
 } worker_options;
 
 /* What loading the app says about it; every string malloc'd. */
 typedef struct worker_app_info {
-    char *name;            /* the app's name */
-    char **commands;       /* command names, sorted */
-    size_t ncommands;      /* entries in commands */
-    char **queries;        /* query names, sorted */
-    size_t nqueries;       /* entries in queries */
-    char **projections;    /* projections the runner can run, sorted */
-    size_t nprojections;   /* entries in projections */
-    char **files;          /* the Lua files the app loaded, for --watch */
-    size_t nfiles;         /* entries in files */
+    char *name;          /* the app's name */
+    char **commands;     /* command names, sorted */
+    size_t ncommands;    /* entries in commands */
+    char **queries;      /* query names, sorted */
+    size_t nqueries;     /* entries in queries */
+    char **projections;  /* projections the runner can run, sorted */
+    size_t nprojections; /* entries in projections */
+    char **files;        /* the Lua files the app loaded, for --watch */
+    size_t nfiles;       /* entries in files */
 } worker_app_info;
 
 /* Loads the app into a state with no store and reads its names and files.

@@ -21,23 +21,19 @@ typedef struct fake_env {
     int n;
 } fake_env;
 
-static const char *fake_get(void *ctx, const char *name)
-{
+static const char *fake_get(void *ctx, const char *name) {
     fake_env *e = ctx;
     for (int i = 0; i < e->n; i++)
-        if (strcmp(e->names[i], name) == 0)
-            return e->values[i];
+        if (strcmp(e->names[i], name) == 0) return e->values[i];
     return NULL;
 }
 
-static void set(fake_env *e, const char *name, const char *value)
-{
+static void set(fake_env *e, const char *name, const char *value) {
     e->names[e->n] = name;
     e->values[e->n++] = value;
 }
 
-static const char *write_file(const char *name, const char *text)
-{
+static const char *write_file(const char *name, const char *text) {
     static char path[2][160];
     static int which;
     char *p = path[which++ % 2];
@@ -50,26 +46,24 @@ static const char *write_file(const char *name, const char *text)
 
 /* ------------------------------------------------------------------ */
 
-static void test_ini(void)
-{
-    static const char text[] =
-        "# a comment\n"
-        "; another\n"
-        "top = ignored, no section yet\n"
-        "[default]\n"
-        "aws_access_key_id = AKID\n"
-        "AWS_Secret_Access_Key=secret # not a comment\n"
-        "region: eu-west-1\r\n"
-        "s3 =\n"
-        "    addressing_style = path\n"
-        "\tregion = not-this-one\n"
-        "[ profile dev ]\n"
-        "region = us-east-2\n"
-        "region = ap-south-1\n"
-        "empty =\n"
-        "garbage line without separator\n"
-        "[unclosed\n"
-        "[empty-section]\n";
+static void test_ini(void) {
+    static const char text[] = "# a comment\n"
+                               "; another\n"
+                               "top = ignored, no section yet\n"
+                               "[default]\n"
+                               "aws_access_key_id = AKID\n"
+                               "AWS_Secret_Access_Key=secret # not a comment\n"
+                               "region: eu-west-1\r\n"
+                               "s3 =\n"
+                               "    addressing_style = path\n"
+                               "\tregion = not-this-one\n"
+                               "[ profile dev ]\n"
+                               "region = us-east-2\n"
+                               "region = ap-south-1\n"
+                               "empty =\n"
+                               "garbage line without separator\n"
+                               "[unclosed\n"
+                               "[empty-section]\n";
     aws_ini ini;
     CHECK(aws_ini_parse(text, sizeof text - 1, &ini, &err) == STORE_OK);
     CHECK_STR(aws_ini_get(&ini, "default", "aws_access_key_id"), "AKID");
@@ -99,16 +93,13 @@ static void test_ini(void)
 }
 
 /* Loads with env e; returns the status and leaves the settings in *s. */
-static store_status load(fake_env *e, const char *region, const char *endpoint,
-                         aws_settings *s)
-{
+static store_status load(fake_env *e, const char *region, const char *endpoint, aws_settings *s) {
     free(err);
     err = NULL;
     return aws_settings_load(region, endpoint, fake_get, e, s, &err);
 }
 
-static void test_environment(void)
-{
+static void test_environment(void) {
     aws_settings s;
     fake_env e = {0};
     set(&e, "HOME", "/nonexistent-home");
@@ -170,8 +161,7 @@ static void test_environment(void)
     CHECK(err != NULL && strstr(err, "not a region") != NULL);
 }
 
-static void test_nothing_found(void)
-{
+static void test_nothing_found(void) {
     aws_settings s;
     fake_env e = {0};
     set(&e, "HOME", test_dir);
@@ -193,39 +183,36 @@ static void test_nothing_found(void)
     CHECK(err != NULL && strstr(err, "~/.aws/credentials") != NULL);
 }
 
-static void test_files(void)
-{
+static void test_files(void) {
     aws_settings s;
     char aws[96];
     snprintf(aws, sizeof aws, "%s/.aws", test_dir);
     CHECK(mkdir(aws, 0700) == 0);
-    write_file(".aws/credentials",
-               "[default]\n"
-               "aws_access_key_id = AKIDDEFAULT\n"
-               "aws_secret_access_key = secretdefault\n"
-               "\n"
-               "[dev]\n"
-               "aws_access_key_id=AKIDDEV\n"
-               "aws_secret_access_key=secretdev\n"
-               "aws_session_token=tokendev\n"
-               "[half]\n"
-               "aws_access_key_id=AKIDHALF\n");
-    write_file(".aws/config",
-               "[default]\n"
-               "region = eu-central-1\n"
-               "[profile dev]\n"
-               "region = us-east-2\n"
-               "endpoint_url = http://127.0.0.1:8000\n"
-               "[profile cfgonly]\n"
-               "region = sa-east-1\n"
-               "aws_access_key_id = AKIDCFG\n"
-               "aws_secret_access_key = secretcfg\n"
-               "aws_security_token = oldtoken\n"
-               "[profile role]\n"
-               "role_arn = arn:aws:iam::123456789012:role/x\n"
-               "source_profile = default\n"
-               "[dev]\n"
-               "region = ignored-without-profile-prefix\n");
+    write_file(".aws/credentials", "[default]\n"
+                                   "aws_access_key_id = AKIDDEFAULT\n"
+                                   "aws_secret_access_key = secretdefault\n"
+                                   "\n"
+                                   "[dev]\n"
+                                   "aws_access_key_id=AKIDDEV\n"
+                                   "aws_secret_access_key=secretdev\n"
+                                   "aws_session_token=tokendev\n"
+                                   "[half]\n"
+                                   "aws_access_key_id=AKIDHALF\n");
+    write_file(".aws/config", "[default]\n"
+                              "region = eu-central-1\n"
+                              "[profile dev]\n"
+                              "region = us-east-2\n"
+                              "endpoint_url = http://127.0.0.1:8000\n"
+                              "[profile cfgonly]\n"
+                              "region = sa-east-1\n"
+                              "aws_access_key_id = AKIDCFG\n"
+                              "aws_secret_access_key = secretcfg\n"
+                              "aws_security_token = oldtoken\n"
+                              "[profile role]\n"
+                              "role_arn = arn:aws:iam::123456789012:role/x\n"
+                              "source_profile = default\n"
+                              "[dev]\n"
+                              "region = ignored-without-profile-prefix\n");
 
     fake_env e = {0};
     set(&e, "HOME", test_dir);

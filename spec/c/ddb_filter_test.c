@@ -14,21 +14,17 @@
 
 #include <stdlib.h>
 
-
 /* Only placeholders, the fixed function names and operators may appear in
  * an expression: nothing a filter's author wrote. */
-static bool only_placeholders(const char *text)
-{
-    static const char *const words[] = {"attribute_exists", "attribute_type", "begins_with",
-                                        "AND", "OR", NULL};
+static bool only_placeholders(const char *text) {
+    static const char *const words[] =
+        {"attribute_exists", "attribute_type", "begins_with", "AND", "OR", NULL};
     for (const char *p = text; *p != '\0';) {
         if (*p == '#' || *p == ':') {
             p++;
-            if (*p != 'f' && *p != 't')
-                return false;
+            if (*p != 'f' && *p != 't') return false;
             p++;
-            while ((*p >= '0' && *p <= '9') || *p == 'S' || *p == 'N')
-                p++;
+            while ((*p >= '0' && *p <= '9') || *p == 'S' || *p == 'N') p++;
             continue;
         }
         if (strchr(" ().,<>=", *p) != NULL) {
@@ -44,15 +40,13 @@ static bool only_placeholders(const char *text)
                 break;
             }
         }
-        if (!word)
-            return false;
+        if (!word) return false;
     }
     return true;
 }
 
 /* Whether the expression uses every placeholder (key) of `placeholders`. */
-static bool each_used(const char *expression, const json_t *placeholders)
-{
+static bool each_used(const char *expression, const json_t *placeholders) {
     const char *ph;
     json_t *v;
     json_object_foreach((json_t *)placeholders, ph, v) {
@@ -60,22 +54,19 @@ static bool each_used(const char *expression, const json_t *placeholders)
         /* "#f1" must not be matched by "#f10" */
         while (at != NULL && at[strlen(ph)] >= '0' && at[strlen(ph)] <= '9')
             at = strstr(at + 1, ph);
-        if (at == NULL)
-            return false;
+        if (at == NULL) return false;
     }
     return true;
 }
 
 /* DynamoDB refuses names and values the expression does not use. */
-static bool all_used(const ddb_filter *d)
-{
+static bool all_used(const ddb_filter *d) {
     return each_used(d->expression, d->names) && each_used(d->expression, d->values);
 }
 
 /* Compiles and checks the expression text (NULL: none expected) plus the
  * well-formedness every expression must have. */
-static void expect(const store_filter *f, const char *key, const char *want, int line)
-{
+static void expect(const store_filter *f, const char *key, const char *want, int line) {
     ddb_filter d;
     free(err);
     err = NULL;
@@ -88,8 +79,8 @@ static void expect(const store_filter *f, const char *key, const char *want, int
     const char *got = d.expression;
     if ((got == NULL) != (want == NULL) || (got != NULL && strcmp(got, want) != 0)) {
         test_failed++;
-        fprintf(stderr, "line %d: expression is \"%s\", want \"%s\"\n", line,
-                got ? got : "(none)", want ? want : "(none)");
+        fprintf(stderr, "line %d: expression is \"%s\", want \"%s\"\n", line, got ? got : "(none)",
+                want ? want : "(none)");
     } else
         test_passed++;
     CHECK(!d.local);
@@ -104,8 +95,7 @@ static void expect(const store_filter *f, const char *key, const char *want, int
 #define EXPECT_KEY(f, key, want) expect((f), (key), (want), __LINE__)
 
 /* The compiled filter matches no event at all. */
-static void expect_none(const store_filter *f, const char *key, int line)
-{
+static void expect_none(const store_filter *f, const char *key, int line) {
     ddb_filter d;
     store_status st = ddb_filter_compile(f, key, &d, &err);
     if (st != STORE_OK || !d.none || d.expression != NULL || d.local) {
@@ -119,13 +109,11 @@ static void expect_none(const store_filter *f, const char *key, int line)
 #define NONE(f) expect_none((f), NULL, __LINE__)
 #define NONE_KEY(f, key) expect_none((f), (key), __LINE__)
 
-static const char *value_json(const store_filter *f, const char *ph)
-{
+static const char *value_json(const store_filter *f, const char *ph) {
     static char buf[256];
     ddb_filter d;
     buf[0] = '\0';
-    if (ddb_filter_compile(f, NULL, &d, &err) != STORE_OK)
-        return "(failed)";
+    if (ddb_filter_compile(f, NULL, &d, &err) != STORE_OK) return "(failed)";
     char *s = json_dumps(json_object_get(d.values, ph), JSON_COMPACT | JSON_SORT_KEYS);
     snprintf(buf, sizeof buf, "%s", s ? s : "(none)");
     free(s);
@@ -133,12 +121,10 @@ static const char *value_json(const store_filter *f, const char *ph)
     return buf;
 }
 
-static const char *names_json(const store_filter *f, const char *key)
-{
+static const char *names_json(const store_filter *f, const char *key) {
     static char buf[512];
     ddb_filter d;
-    if (ddb_filter_compile(f, key, &d, &err) != STORE_OK)
-        return "(failed)";
+    if (ddb_filter_compile(f, key, &d, &err) != STORE_OK) return "(failed)";
     char *s = json_dumps(d.names, JSON_COMPACT | JSON_SORT_KEYS);
     snprintf(buf, sizeof buf, "%s", s ? s : "(none)");
     free(s);
@@ -146,8 +132,7 @@ static const char *names_json(const store_filter *f, const char *key)
     return buf;
 }
 
-static void test_operators(void)
-{
+static void test_operators(void) {
     EXPECT(NULL, NULL);
     EXPECT(FIELD("type", OP(FILTER_EQ, STR("a"))), "#f0 = :f0");
     EXPECT(FIELD("type", OP(FILTER_NE, STR("a"))), "#f0 <> :f0");
@@ -180,10 +165,8 @@ static void test_operators(void)
     EXPECT(FIELD("data", FIELD("o", FIELD("x", FIELD("y", OP(FILTER_GT, INT(4)))))),
            "#f0.#f1.#f2.#f3 > :f0");
     /* one placeholder per distinct name */
-    EXPECT(FIELD("data", FIELD("data", FIELD("type", OP(FILTER_EQ, INT(1))))),
-           "#f0.#f0.#f1 = :f0");
-    CHECK_STR(names_json(FIELD("data", FIELD("data", FIELD("type", OP(FILTER_EQ, INT(1))))),
-                         NULL),
+    EXPECT(FIELD("data", FIELD("data", FIELD("type", OP(FILTER_EQ, INT(1))))), "#f0.#f0.#f1 = :f0");
+    CHECK_STR(names_json(FIELD("data", FIELD("data", FIELD("type", OP(FILTER_EQ, INT(1))))), NULL),
               "{\"#f0\":\"data\",\"#f1\":\"type\"}");
 
     /* correlationId is NULL when absent: exists and ne test its type */
@@ -195,8 +178,7 @@ static void test_operators(void)
     EXPECT(FIELD("correlation_id", OP(FILTER_PREFIX, STR("c"))), "begins_with(#f0, :f0)");
 }
 
-static void test_folding(void)
-{
+static void test_folding(void) {
     /* key, type and committedAt are always strings */
     EXPECT(FIELD("type", EXISTS), NULL);
     EXPECT(FIELD("type", OP(FILTER_NE, INT(3))), NULL);
@@ -233,8 +215,7 @@ static void test_folding(void)
            "(#f0.#f1 = :f0 OR #f0.#f1 = :f1)");
 }
 
-static void test_known_key(void)
-{
+static void test_known_key(void) {
     /* A Query cannot filter on its partition key: decided here instead. */
     EXPECT_KEY(FIELD("key", OP(FILTER_PREFIX, STR("truck/"))), "truck/1", NULL);
     NONE_KEY(FIELD("key", OP(FILTER_PREFIX, STR("van/"))), "truck/1");
@@ -248,17 +229,17 @@ static void test_known_key(void)
                    FIELD("type", OP(FILTER_EQ, STR("a")))),
                "truck/1", "#f0 = :f0");
     CHECK_STR(names_json(ALL(FIELD("key", OP(FILTER_PREFIX, STR("truck/"))),
-                             FIELD("type", OP(FILTER_EQ, STR("a")))), "truck/1"),
+                             FIELD("type", OP(FILTER_EQ, STR("a")))),
+                         "truck/1"),
               "{\"#f0\":\"type\"}");
-    EXPECT_KEY(ANY(FIELD("key", OP(FILTER_EQ, STR("other"))), FIELD("type", OP(FILTER_EQ,
-                   STR("a")))),
+    EXPECT_KEY(ANY(FIELD("key", OP(FILTER_EQ, STR("other"))),
+                   FIELD("type", OP(FILTER_EQ, STR("a")))),
                "truck/1", "#f0 = :f0");
     /* across keys the condition goes to DynamoDB (the index allows it) */
     EXPECT(FIELD("key", OP(FILTER_EQ, STR("truck/1"))), "#f0 = :f0");
 }
 
-static void test_out_of_range_floats(void)
-{
+static void test_out_of_range_floats(void) {
     /* No stored number equals these; they lie beyond or inside every one. */
     NONE(DATA("x", OP(FILTER_EQ, FLT(1e300))));
     EXPECT(DATA("x", OP(FILTER_NE, FLT(1e300))), "attribute_exists(#f0.#f1)");
@@ -282,8 +263,7 @@ static void test_out_of_range_floats(void)
     CHECK_STR(value_json(DATA("x", OP(FILTER_LT, FLT(1e-130))), ":f0"), "{\"N\":\"1e-130\"}");
 }
 
-static void test_injection(void)
-{
+static void test_injection(void) {
     /* Hostile names and values stay in the maps, byte for byte. */
     const char *name = "a) OR attribute_exists(#f0) OR (#x";
     const char *value = ":f0 OR 1 = 1 -- '\"";
@@ -307,8 +287,7 @@ static void test_injection(void)
     EXPECT(DATA("sabor \xc3\xa9 \"x\" 'y' `z`", EXISTS), "attribute_exists(#f0.#f1)");
 }
 
-static void test_limits(void)
-{
+static void test_limits(void) {
     ddb_filter d;
     /* 400 alternatives: over 300 operators */
     store_filter leaves[400], *kids[400], any = {.kind = FILTER_ANY};
@@ -316,14 +295,16 @@ static void test_limits(void)
     for (int i = 0; i < 400; i++) {
         leaves[i] = (store_filter){.kind = FILTER_EQ, .value = INT(i)};
         kids[i] = &leaves[i];
-        fields[i] = (store_filter){.kind = FILTER_FIELD, .name = "n", .children = &kids[i],
-                                   .nchildren = 1};
+        fields[i] =
+            (store_filter){.kind = FILTER_FIELD, .name = "n", .children = &kids[i], .nchildren = 1};
         fkids[i] = &fields[i];
     }
     any.children = fkids;
     any.nchildren = 400;
     store_filter *data_kids[1] = {&any};
-    store_filter data = {.kind = FILTER_FIELD, .name = "data", .children = data_kids,
+    store_filter data = {.kind = FILTER_FIELD,
+                         .name = "data",
+                         .children = data_kids,
                          .nchildren = 1};
     CHECK(ddb_filter_compile(&data, NULL, &d, &err) == STORE_OK);
     CHECK(d.local && d.expression == NULL && !d.none);
@@ -341,7 +322,8 @@ static void test_limits(void)
     store_filter *exists_kid[1] = {&exists};
     for (int depth = 32; depth <= 33; depth++) {
         for (int i = depth - 1; i >= 0; i--) {
-            chain[i] = (store_filter){.kind = FILTER_FIELD, .name = i == 0 ? "data" : "x",
+            chain[i] = (store_filter){.kind = FILTER_FIELD,
+                                      .name = i == 0 ? "data" : "x",
                                       .children = i == depth - 1 ? exists_kid : &links[i + 1],
                                       .nchildren = 1};
             links[i] = &chain[i];

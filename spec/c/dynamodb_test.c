@@ -29,35 +29,29 @@
 /* A clock shifted by `offset_ms` from the real one, and a random source
  * that is a counter (or constant, to force ties). */
 typedef struct fake {
-    int64_t offset_ms;   /* added to the real clock */
-    uint8_t next;        /* next "random" byte */
-    bool constant;       /* always the same bytes */
-    uint64_t frozen_ms;  /* when not 0, the time itself: it moves only when told */
+    int64_t offset_ms;  /* added to the real clock */
+    uint8_t next;       /* next "random" byte */
+    bool constant;      /* always the same bytes */
+    uint64_t frozen_ms; /* when not 0, the time itself: it moves only when told */
 } fake;
 
-static uint64_t fake_now(void *ctx)
-{
+static uint64_t fake_now(void *ctx) {
     fake *f = ctx;
-    if (f->frozen_ms != 0)
-        return (uint64_t)((int64_t)f->frozen_ms + f->offset_ms);
+    if (f->frozen_ms != 0) return (uint64_t)((int64_t)f->frozen_ms + f->offset_ms);
     return (uint64_t)((int64_t)store_env_default.now_ms(NULL) + f->offset_ms);
 }
 
-static void fake_random(void *ctx, uint8_t *out, size_t len)
-{
+static void fake_random(void *ctx, uint8_t *out, size_t len) {
     fake *f = ctx;
-    for (size_t i = 0; i < len; i++)
-        out[i] = f->constant ? 0x42 : f->next++;
+    for (size_t i = 0; i < len; i++) out[i] = f->constant ? 0x42 : f->next++;
 }
 
-static void reset_err(void)
-{
+static void reset_err(void) {
     free(err);
     err = NULL;
 }
 
-static store *open_with(const char *uri, fake *f)
-{
+static store *open_with(const char *uri, fake *f) {
     store_env env = {fake_now, fake_random, f};
     store_options opts = {f != NULL ? &env : NULL, NULL, NULL};
     store *s = NULL;
@@ -72,8 +66,7 @@ static store *open_with(const char *uri, fake *f)
 
 /* ------------------------------------------------------------------ */
 
-static void test_open_offline(void)
-{
+static void test_open_offline(void) {
     store *s = NULL;
     /* Offline: an endpoint nobody listens on; opening sends nothing. */
     setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9", 1);
@@ -113,9 +106,11 @@ static void test_open_offline(void)
         {"{\"name\":\"x\"", "not a JSON object"},
         {"{\"name\":\"x\",\"eventsTable\":\"abc\",\"metadataTable\":\"abc-m\"}", "revisionIndex"},
         {"{\"name\":1,\"eventsTable\":\"abc\",\"metadataTable\":\"abc-m\",\"revisionIndex\":"
-         "\"ix1\"}", "\"name\" as a string"},
+         "\"ix1\"}",
+         "\"name\" as a string"},
         {"{\"name\":\"x\",\"eventsTable\":\"a b\",\"metadataTable\":\"abc-m\",\"revisionIndex\":"
-         "\"ix1\"}", "eventsTable"},
+         "\"ix1\"}",
+         "eventsTable"},
         {"[1,2]", "unknown store URI"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -163,8 +158,7 @@ static void test_open_offline(void)
 /* Live, against DynamoDB Local                                        */
 
 static void append1(store *s, const char *key, const char *type, const char *expected,
-                    const char *token, store_append_result *r)
-{
+                    const char *token, store_append_result *r) {
     store_pending ev = {type, "{}", 2, NULL};
     store_append_opts o = {expected, token};
     reset_err();
@@ -176,8 +170,7 @@ static void append1(store *s, const char *key, const char *type, const char *exp
     }
 }
 
-static void head(store *s, const char *key, char out[STORE_REVISION_SIZE])
-{
+static void head(store *s, const char *key, char out[STORE_REVISION_SIZE]) {
     reset_err();
     if (s->ops->head(s, key, out, &err) != STORE_OK) {
         test_failed++;
@@ -186,28 +179,23 @@ static void head(store *s, const char *key, char out[STORE_REVISION_SIZE])
     }
 }
 
-static size_t count_events(store *s, const char *key)
-{
+static size_t count_events(store *s, const char *key) {
     store_cursor *c = NULL;
     const store_event *ev;
     size_t n = 0;
     reset_err();
-    if (s->ops->read(s, key, NULL, &c, &err) != STORE_OK)
-        return 0;
-    while (s->ops->next(c, &ev, &err) == STORE_OK && ev != NULL)
-        n++;
+    if (s->ops->read(s, key, NULL, &c, &err) != STORE_OK) return 0;
+    while (s->ops->next(c, &ev, &err) == STORE_OK && ev != NULL) n++;
     s->ops->cursor_close(c);
     return n;
 }
 
-static void test_clock_skew(const char *uri)
-{
+static void test_clock_skew(const char *uri) {
     fake ahead = {0, 1, false, 0}, behind = {-3600 * 1000, 100, false, 0};
     store *a = open_with(uri, &ahead), *b = open_with(uri, &behind);
     store_append_result r1, r2, r3, r4;
     char h[STORE_REVISION_SIZE];
-    if (a == NULL || b == NULL)
-        goto done;
+    if (a == NULL || b == NULL) goto done;
 
     append1(a, "skew", "a1", NULL, NULL, &r1);
     CHECK(r1.outcome == STORE_APPENDED);
@@ -273,15 +261,13 @@ done:
     store_close(b);
 }
 
-static void test_ties(const char *uri)
-{
+static void test_ties(const char *uri) {
     /* Two writers with the same clock and the same "random" bytes make the
      * same revision; the head condition sends the second above the first. */
     fake f1 = {0, 0, true, 0}, f2 = {0, 0, true, 0};
     store *a = open_with(uri, &f1), *b = open_with(uri, &f2);
     store_append_result r1, r2;
-    if (a == NULL || b == NULL)
-        goto done;
+    if (a == NULL || b == NULL) goto done;
     for (int i = 0; i < 5; i++) {
         append1(a, "tie", "a", NULL, NULL, &r1);
         append1(b, "tie", "b", NULL, NULL, &r2);
@@ -294,14 +280,12 @@ done:
     store_close(b);
 }
 
-static void test_tokens(const char *uri, const char *other_uri)
-{
+static void test_tokens(const char *uri, const char *other_uri) {
     /* DynamoDB keeps request tokens per account, not per table: the same
      * idempotency key in two stores must commit in both. */
     store *a = open_with(uri, NULL), *b = open_with(other_uri, NULL);
     store_append_result r;
-    if (a == NULL || b == NULL)
-        goto done;
+    if (a == NULL || b == NULL) goto done;
     append1(a, "t", "x", NULL, "shared-key", &r);
     CHECK(r.outcome == STORE_APPENDED);
     append1(b, "t", "x", NULL, "shared-key", &r);
@@ -332,8 +316,7 @@ done:
 
 /* Polls once without waiting; returns the count, position in pos. */
 static size_t poll0(store *s, store_sub *sub, size_t max, char pos[STORE_REVISION_SIZE],
-                    const store_event **events)
-{
+                    const store_event **events) {
     size_t n = 0;
     reset_err();
     if (s->ops->poll(sub, 0, max, events, &n, pos, &err) != STORE_OK) {
@@ -348,8 +331,7 @@ static size_t poll0(store *s, store_sub *sub, size_t max, char pos[STORE_REVISIO
  * after a while: until then the position stays behind, events read are
  * not handed out twice, and a checkpoint carries what was read above its
  * mark so a restart neither repeats nor skips. */
-static void test_settling_index(const char *uri)
-{
+static void test_settling_index(const char *uri) {
     /* The store's clock stands still but when moved below: how long the
      * polls take on a busy machine does not decide what has settled. */
     fake f = {0};
@@ -361,25 +343,20 @@ static void test_settling_index(const char *uri)
     store_sub *sub = NULL;
     const store_event *ev;
     char pos[STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     store_sub_opts o = {(const char *const[]){"settle/*"}, 1, NULL, 0, NULL, NULL, 0, false};
     reset_err();
     CHECK(s->ops->subscribe(s, "settling", &o, &sub, &err) == STORE_OK);
-    if (sub == NULL)
-        goto done;
-    for (int i = 0; i < 3; i++)
-        append1(s, "settle/a", "e", NULL, NULL, &r[i]);
+    if (sub == NULL) goto done;
+    for (int i = 0; i < 3; i++) append1(s, "settle/a", "e", NULL, NULL, &r[i]);
 
     size_t got = poll0(s, sub, 2, pos, &ev);
     CHECK(got == 2);
-    if (got == 2)
-        CHECK_STR(ev[0].revision, r[0].revision);
+    if (got == 2) CHECK_STR(ev[0].revision, r[0].revision);
     CHECK_STR(pos, STORE_START); /* read, not settled */
     got = poll0(s, sub, 10, pos, &ev);
     CHECK(got == 1);
-    if (got == 1)
-        CHECK_STR(ev[0].revision, r[2].revision);
+    if (got == 1) CHECK_STR(ev[0].revision, r[2].revision);
     CHECK(poll0(s, sub, 10, pos, &ev) == 0); /* nothing twice */
     CHECK_STR(pos, STORE_START);
 
@@ -395,8 +372,7 @@ static void test_settling_index(const char *uri)
     sub = NULL;
     reset_err();
     CHECK(s->ops->subscribe(s, "settling", &o, &sub, &err) == STORE_OK);
-    if (sub == NULL)
-        goto done;
+    if (sub == NULL) goto done;
     CHECK(poll0(s, sub, 10, pos, &ev) == 1 && strcmp(ev[0].revision, r[2].revision) == 0);
 
     /* later, the reads settle and the position moves up to the last one */
@@ -416,38 +392,31 @@ static void test_settling_index(const char *uri)
     if (sub != NULL)
         CHECK(poll0(s, sub, 10, pos, &ev) == 1 && strcmp(ev[0].revision, r[3].revision) == 0);
 done:
-    if (sub != NULL)
-        s->ops->sub_close(sub);
+    if (sub != NULL) s->ops->sub_close(sub);
     store_close(s);
 }
 
-static void admin(const char *uri, store_admin action)
-{
+static void admin(const char *uri, store_admin action) {
     store *s = open_with(uri, NULL);
     char *out = NULL;
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     reset_err();
     store_status st = s->ops->admin(s, action, &out, &err);
     CHECK(st == STORE_OK);
-    if (st != STORE_OK)
-        fprintf(stderr, "admin %s: %s\n", uri, err ? err : "?");
+    if (st != STORE_OK) fprintf(stderr, "admin %s: %s\n", uri, err ? err : "?");
     free(out);
     store_close(s);
 }
 
-
 /* Requests of op the handle sent since the last call for that op. */
-static uint64_t sent(store *s, const char *op, uint64_t *last)
-{
+static uint64_t sent(store *s, const char *op, uint64_t *last) {
     uint64_t now = ddb_requests(s, op), d = now - *last;
     *last = now;
     return d;
 }
 
 /* Appends n events {"i": first..} to key in one transaction. */
-static void append_n(store *s, const char *key, int first, int n)
-{
+static void append_n(store *s, const char *key, int first, int n) {
     store_pending ev[50];
     char data[50][32];
     store_append_result r;
@@ -467,8 +436,7 @@ static void append_n(store *s, const char *key, int first, int n)
  * {"i": 0, 1, ...} in that order, so none is missing or repeated. Stops
  * after `stop` events (-1: never) and closes the cursor there. */
 static void check_read(store *s, const char *key, bool backward, int64_t limit, int stop,
-                       int want)
-{
+                       int want) {
     store_read_opts o = {NULL, false, NULL, false, limit, backward, NULL};
     store_cursor *c = NULL;
     const store_event *ev;
@@ -482,13 +450,12 @@ static void check_read(store *s, const char *key, bool backward, int64_t limit, 
     }
     while (n != stop && s->ops->next(c, &ev, &err) == STORE_OK && ev != NULL) {
         int cmp = strcmp(ev->revision, last);
-        if (n > 0 && (backward ? cmp >= 0 : cmp <= 0))
-            ordered = 0;
+        if (n > 0 && (backward ? cmp >= 0 : cmp <= 0)) ordered = 0;
         memcpy(last, ev->revision, sizeof last);
         char expect[32];
         snprintf(expect, sizeof expect, "{\"i\":%d}", backward ? want - 1 - n : n);
-        if (key != NULL && (ev->data_len != strlen(expect) || memcmp(ev->data, expect,
-                                                                     ev->data_len) != 0))
+        if (key != NULL &&
+            (ev->data_len != strlen(expect) || memcmp(ev->data, expect, ev->data_len) != 0))
             in_sequence = 0;
         n++;
     }
@@ -498,8 +465,7 @@ static void check_read(store *s, const char *key, bool backward, int64_t limit, 
               key ? key : "(all)");
 }
 
-static void test_requests(const char *uri)
-{
+static void test_requests(const char *uri) {
     /* A frozen clock: every revision in one slice, so read_all's requests
      * do not depend on when the test runs. */
     fake f = {0}, g = {0};
@@ -510,8 +476,7 @@ static void test_requests(const char *uri)
     unsetenv("AEON_DYNAMODB_PAGE_ITEMS");
     uint64_t q = 0, qs = 0, w = 0, get = 0, put = 0;
     char rev[STORE_REVISION_SIZE];
-    if (s == NULL || small == NULL)
-        goto done;
+    if (s == NULL || small == NULL) goto done;
 
     /* 300 events on pages/a and 100 on pages/b, interleaved: one
      * TransactWriteItems an append. */
@@ -533,8 +498,7 @@ static void test_requests(const char *uri)
     CHECK(s->ops->save_snapshot(s, "pages/a", rev, "{}", 2, &saved, &err) == STORE_OK);
     CHECK(sent(s, "PutItem", &put) == 1);
     CHECK(s->ops->snapshot(s, "pages/a", &snap, &found, &err) == STORE_OK && found);
-    if (found)
-        free(snap.state);
+    if (found) free(snap.state);
     CHECK(sent(s, "GetItem", &get) == 1);
 
     /* Pages as large as DynamoDB makes them: one Query for a key's 300
@@ -568,8 +532,7 @@ done:
     store_close(small);
 }
 
-static void test_live(void)
-{
+static void test_live(void) {
     char uri[64], other[64];
     snprintf(uri, sizeof uri, "dynamodb:ctest-%ld", (long)getpid());
     snprintf(other, sizeof other, "dynamodb:ctest-other-%ld", (long)getpid());
@@ -588,14 +551,14 @@ static void test_live(void)
     admin(other, STORE_DESTROY);
 }
 
-int main(void)
-{
+int main(void) {
     const char *local = test_local_endpoint();
     char *ep = local != NULL ? strdup(local) : NULL;
-    char *vars[4][2] = {{"AWS_REGION", NULL}, {"AWS_ACCESS_KEY_ID", NULL},
-                        {"AWS_SECRET_ACCESS_KEY", NULL}, {"AWS_ENDPOINT_URL_DYNAMODB", NULL}};
-    for (int i = 0; i < 4; i++)
-        vars[i][1] = getenv(vars[i][0]) ? strdup(getenv(vars[i][0])) : NULL;
+    char *vars[4][2] = {{"AWS_REGION", NULL},
+                        {"AWS_ACCESS_KEY_ID", NULL},
+                        {"AWS_SECRET_ACCESS_KEY", NULL},
+                        {"AWS_ENDPOINT_URL_DYNAMODB", NULL}};
+    for (int i = 0; i < 4; i++) vars[i][1] = getenv(vars[i][0]) ? strdup(getenv(vars[i][0])) : NULL;
 
     test_open_offline();
 
@@ -607,8 +570,7 @@ int main(void)
         free(vars[i][1]);
     }
     if (ep != NULL) {
-        if (getenv("AWS_REGION") == NULL)
-            setenv("AWS_REGION", "us-east-1", 1);
+        if (getenv("AWS_REGION") == NULL) setenv("AWS_REGION", "us-east-1", 1);
         if (getenv("AWS_ACCESS_KEY_ID") == NULL || getenv("AWS_SECRET_ACCESS_KEY") == NULL) {
             setenv("AWS_ACCESS_KEY_ID", "local", 1);
             setenv("AWS_SECRET_ACCESS_KEY", "local", 1);

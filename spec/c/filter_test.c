@@ -15,8 +15,7 @@ static const char data_json[] =
     "\"o\":{\"x\":{\"y\":5}},\"a\":[1,2],\"big\":9007199254740993,"
     "\"accent\":\"\xc3\xa9\",\"nul\":\"a\\u0000b\",\"max\":9223372036854775807}";
 
-static store_event event(const char *data, const char *corr)
-{
+static store_event event(const char *data, const char *corr) {
     store_event ev = {
         .key = "counter/1",
         .type = "incremented",
@@ -29,8 +28,7 @@ static store_event event(const char *data, const char *corr)
     return ev;
 }
 
-static void test_top_level(void)
-{
+static void test_top_level(void) {
     store_event ev = event(data_json, NULL);
     store_event with = event(data_json, "req-7");
 
@@ -62,8 +60,7 @@ static void test_top_level(void)
     CHECK(filter_match(FIELD("data", EXISTS), &ev));
 }
 
-static void test_numbers(void)
-{
+static void test_numbers(void) {
     store_event ev = event(data_json, NULL);
 
     CHECK(filter_match(DATA("n", OP(FILTER_EQ, INT(1))), &ev));
@@ -94,8 +91,7 @@ static void test_numbers(void)
     CHECK(filter_match(DATA("n", OP(FILTER_LT, FLT(1e300))), &ev));
 }
 
-static void test_types_and_absence(void)
-{
+static void test_types_and_absence(void) {
     store_event ev = event(data_json, NULL);
 
     /* Mismatched types: eq false, ne true, ordering false. */
@@ -141,8 +137,7 @@ static void test_types_and_absence(void)
     CHECK(filter_match(DATA("nul", OP(FILTER_GT, STR("a"))), &ev));
 }
 
-static void test_paths_and_logic(void)
-{
+static void test_paths_and_logic(void) {
     store_event ev = event(data_json, "c");
 
     CHECK(filter_match(FIELD("data", FIELD("o", FIELD("x", FIELD("y", OP(FILTER_GTE, INT(5)))))),
@@ -156,16 +151,21 @@ static void test_paths_and_logic(void)
     CHECK(filter_match(ALL(), &ev));
     CHECK(!filter_match(ANY(), &ev));
     CHECK(filter_match(ALL(FIELD("type", OP(FILTER_EQ, STR("incremented"))),
-                           DATA("n", OP(FILTER_EQ, INT(1)))), &ev));
+                           DATA("n", OP(FILTER_EQ, INT(1)))),
+                       &ev));
     CHECK(!filter_match(ALL(FIELD("type", OP(FILTER_EQ, STR("incremented"))),
-                            DATA("n", OP(FILTER_EQ, INT(2)))), &ev));
+                            DATA("n", OP(FILTER_EQ, INT(2)))),
+                        &ev));
     CHECK(filter_match(ANY(FIELD("type", OP(FILTER_EQ, STR("a"))),
-                           FIELD("type", OP(FILTER_EQ, STR("incremented")))), &ev));
+                           FIELD("type", OP(FILTER_EQ, STR("incremented")))),
+                       &ev));
     CHECK(!filter_match(ANY(FIELD("type", OP(FILTER_EQ, STR("a"))),
-                            FIELD("type", OP(FILTER_EQ, STR("b")))), &ev));
+                            FIELD("type", OP(FILTER_EQ, STR("b")))),
+                        &ev));
     /* Several attributes of one object, as the Lua table form builds it. */
     CHECK(filter_match(FIELD("data", ALL(FIELD("s", OP(FILTER_EQ, STR("abc"))),
-                                         FIELD("f", OP(FILTER_GTE, INT(1))))), &ev));
+                                         FIELD("f", OP(FILTER_GTE, INT(1))))),
+                       &ev));
 
     /* Data that is not an object, and data that does not parse. */
     store_event scalar = event("5", NULL);
@@ -176,16 +176,16 @@ static void test_paths_and_logic(void)
     CHECK(filter_match(FIELD("type", EXISTS), &broken)); /* data is not parsed */
 }
 
-static void test_uses_data_copy_check(void)
-{
+static void test_uses_data_copy_check(void) {
     CHECK(!filter_uses_data(NULL));
     CHECK(!filter_uses_data(FIELD("type", OP(FILTER_EQ, STR("a")))));
     CHECK(filter_uses_data(DATA("n", EXISTS)));
     CHECK(filter_uses_data(ANY(FIELD("key", EXISTS), ALL(DATA("n", EXISTS)))));
     CHECK(!filter_uses_data(FIELD("key", FIELD("data", EXISTS))));
 
-    store_filter *f = ALL(FIELD("key", OP(FILTER_PREFIX, STR("counter/"))),
-                          ANY(DATA("s", OP(FILTER_EQ, STR("abc"))), DATA("n", OP(FILTER_LT, FLT(0.5)))));
+    store_filter *f =
+        ALL(FIELD("key", OP(FILTER_PREFIX, STR("counter/"))),
+            ANY(DATA("s", OP(FILTER_EQ, STR("abc"))), DATA("n", OP(FILTER_LT, FLT(0.5)))));
     store_filter *copy = NULL;
     store_event ev = event(data_json, NULL);
     CHECK(filter_copy(f, &copy) == STORE_OK && copy != NULL);
@@ -209,9 +209,9 @@ static void test_uses_data_copy_check(void)
     CHECK(filter_check(OP(FILTER_GT, FLT(INFINITY))) != NULL);
     CHECK(filter_check(OP(FILTER_EQ, STR(NULL))) != NULL);
     CHECK(filter_check(OP(FILTER_EQ, STR("\xc0\x80"))) != NULL);
-    CHECK(filter_check(NODE(FILTER_FIELD, .name = "x")) != NULL);         /* no child */
+    CHECK(filter_check(NODE(FILTER_FIELD, .name = "x")) != NULL); /* no child */
     CHECK(filter_check(NODE(FILTER_FIELD, .name = "", KIDS(EXISTS))) != NULL);
-    CHECK(filter_check(NODE(FILTER_FIELD, KIDS(EXISTS))) != NULL);       /* no name */
+    CHECK(filter_check(NODE(FILTER_FIELD, KIDS(EXISTS))) != NULL); /* no name */
     CHECK(filter_check(NODE(FILTER_FIELD, .name = "x", KIDS(EXISTS, EXISTS))) != NULL);
     CHECK(filter_check(NODE(FILTER_EQ, .value = INT(1), KIDS(EXISTS))) != NULL);
     CHECK(filter_check(NODE((store_filter_kind)99)) != NULL);
@@ -223,7 +223,8 @@ static void test_uses_data_copy_check(void)
     store_filter *kids[80];
     for (int i = 0; i < 80; i++) {
         kids[i] = &nodes[i];
-        nodes[i] = (store_filter){.kind = FILTER_ALL, .children = i + 1 < 80 ? &kids[i + 1] : NULL,
+        nodes[i] = (store_filter){.kind = FILTER_ALL,
+                                  .children = i + 1 < 80 ? &kids[i + 1] : NULL,
                                   .nchildren = i + 1 < 80 ? 1 : 0};
     }
     CHECK(filter_check(&nodes[0]) != NULL);

@@ -14,8 +14,9 @@
 #define INT(i) ((store_scalar){.kind = SCALAR_INTEGER, .integer = (i)})
 #define FLT(d) ((store_scalar){.kind = SCALAR_FLOAT, .number = (d)})
 #define BOOL(b) ((store_scalar){.kind = SCALAR_BOOLEAN, .boolean = (b)})
-#define KIDS(...) .children = (store_filter *[]){__VA_ARGS__},                 \
-                  .nchildren = sizeof((store_filter *[]){__VA_ARGS__}) / sizeof(store_filter *)
+#define KIDS(...)                                                                                  \
+    .children = (store_filter *[]){__VA_ARGS__},                                                   \
+    .nchildren = sizeof((store_filter *[]){__VA_ARGS__}) / sizeof(store_filter *)
 #define FIELD(n, child) NODE(FILTER_FIELD, .name = (n), KIDS(child))
 #define ALL(...) NODE(FILTER_ALL, KIDS(__VA_ARGS__))
 #define ANY(...) NODE(FILTER_ANY, KIDS(__VA_ARGS__))

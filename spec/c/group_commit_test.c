@@ -26,8 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static store *open_store(const char *path)
-{
+static store *open_store(const char *path) {
     store *s = NULL;
     char *err = NULL;
     if (store_open(path, NULL, &s, &err) != STORE_OK) {
@@ -38,17 +37,14 @@ static store *open_store(const char *path)
     return s;
 }
 
-static void pause_ms(int ms)
-{
+static void pause_ms(int ms) {
     struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&t, &t) != 0) {
-    }
+    while (nanosleep(&t, &t) != 0) {}
 }
 
 /* The events of a key (every key when NULL), as revisions; returns how
  * many, at most max. */
-static int revisions(store *s, const char *key, char (*out)[STORE_REVISION_SIZE], int max)
-{
+static int revisions(store *s, const char *key, char (*out)[STORE_REVISION_SIZE], int max) {
     store_cursor *c = NULL;
     const store_event *ev;
     char *err = NULL;
@@ -59,8 +55,7 @@ static int revisions(store *s, const char *key, char (*out)[STORE_REVISION_SIZE]
         return -1;
     }
     while (s->ops->next(c, &ev, &err) == STORE_OK && ev != NULL) {
-        if (n < max)
-            memcpy(out[n], ev->revision, STORE_REVISION_SIZE);
+        if (n < max) memcpy(out[n], ev->revision, STORE_REVISION_SIZE);
         n++;
     }
     free(err);
@@ -69,8 +64,7 @@ static int revisions(store *s, const char *key, char (*out)[STORE_REVISION_SIZE]
 }
 
 /* INFO's group_commit counters for this process. */
-static void group_stats(store *s, long long *commits, long long *appends, long long *largest)
-{
+static void group_stats(store *s, long long *commits, long long *appends, long long *largest) {
     char *out = NULL, *err = NULL;
     *commits = *appends = *largest = -1;
     if (s->ops->admin(s, STORE_INFO, &out, &err) != STORE_OK) {
@@ -94,23 +88,22 @@ enum { THREADS = 8, EACH = 40, KEYS = 3 };
 
 /* What one successful append of the race was told and asked for. */
 typedef struct grant {
-    int key;                             /* which of the KEYS */
-    char expected[STORE_REVISION_SIZE];  /* the head it expected */
-    char revision[STORE_REVISION_SIZE];  /* the revision it got */
+    int key;                            /* which of the KEYS */
+    char expected[STORE_REVISION_SIZE]; /* the head it expected */
+    char revision[STORE_REVISION_SIZE]; /* the revision it got */
 } grant;
 
 /* One racing thread. */
 typedef struct racer {
-    pthread_t thread;       /* the thread */
-    int index;              /* 0-based */
-    store *s;               /* its own handle */
-    grant grants[EACH];     /* its appends, in order */
-    int conflicts;          /* appends refused on their expected revision */
-    bool failed;            /* an append or head failed */
+    pthread_t thread;   /* the thread */
+    int index;          /* 0-based */
+    store *s;           /* its own handle */
+    grant grants[EACH]; /* its appends, in order */
+    int conflicts;      /* appends refused on their expected revision */
+    bool failed;        /* an append or head failed */
 } racer;
 
-static void *race(void *arg)
-{
+static void *race(void *arg) {
     racer *r = arg;
     char *err = NULL;
     for (int i = 0; i < EACH; i++) {
@@ -123,8 +116,8 @@ static void *race(void *arg)
         for (;;) {
             store_append_result res;
             if (r->s->ops->head(r->s, key, g->expected, &err) != STORE_OK ||
-                r->s->ops->append(r->s, key, &ev, 1, &(store_append_opts){g->expected, NULL},
-                                  &res, &err) != STORE_OK) {
+                r->s->ops->append(r->s, key, &ev, 1, &(store_append_opts){g->expected, NULL}, &res,
+                                  &err) != STORE_OK) {
                 fprintf(stderr, "racer %d: %s\n", r->index, err);
                 free(err);
                 r->failed = true;
@@ -141,16 +134,14 @@ static void *race(void *arg)
     return NULL;
 }
 
-static int by_revision(const void *a, const void *b)
-{
+static int by_revision(const void *a, const void *b) {
     return strcmp(((const grant *)a)->revision, ((const grant *)b)->revision);
 }
 
 /* Each key's stored events are exactly the appends acknowledged on it, and
  * the append that wrote each event expected the one before it (START for
  * the first): every head was granted to exactly one append. */
-static void test_race(void)
-{
+static void test_race(void) {
     const char *path = test_path("race.db");
     static racer racers[THREADS];
     store *main_s = open_store(path);
@@ -172,8 +163,7 @@ static void test_race(void)
         int n = 0;
         for (int t = 0; t < THREADS; t++)
             for (int i = 0; i < EACH; i++)
-                if (racers[t].grants[i].key == k)
-                    all[n++] = racers[t].grants[i];
+                if (racers[t].grants[i].key == k) all[n++] = racers[t].grants[i];
         qsort(all, (size_t)n, sizeof *all, by_revision);
         char key[16];
         snprintf(key, sizeof key, "race/%d", k);
@@ -194,10 +184,10 @@ static void test_race(void)
     CHECK(appends == THREADS * EACH);
     CHECK(commits >= 1 && commits <= appends && largest >= 1 && largest <= THREADS);
     printf("  race: %d threads x %d appends, %d conflicts; %lld commits carried %lld appends "
-           "(%.2f each, at most %lld)\n", THREADS, EACH, conflicts, commits, appends,
+           "(%.2f each, at most %lld)\n",
+           THREADS, EACH, conflicts, commits, appends,
            commits > 0 ? (double)appends / (double)commits : 0.0, largest);
-    for (int t = 0; t < THREADS; t++)
-        store_close(racers[t].s);
+    for (int t = 0; t < THREADS; t++) store_close(racers[t].s);
     store_close(main_s);
 }
 
@@ -206,30 +196,27 @@ static void test_race(void)
 
 /* One append (or snapshot save) of a staged group, and what came of it. */
 typedef struct job {
-    const char *key;           /* the stream */
-    const char *expected;      /* expected revision, or NULL */
-    const char *token;         /* idempotency key, or NULL */
-    int count;                 /* events to append */
-    const char *snapshot;      /* instead: save a snapshot at this revision */
-    store *s;                  /* its own handle */
-    pthread_t thread;          /* the thread appending it */
-    store_status status;       /* what append returned */
-    store_append_result r;     /* its result */
-    bool saved;                /* the snapshot was saved */
-    char *err;                 /* its message */
+    const char *key;       /* the stream */
+    const char *expected;  /* expected revision, or NULL */
+    const char *token;     /* idempotency key, or NULL */
+    int count;             /* events to append */
+    const char *snapshot;  /* instead: save a snapshot at this revision */
+    store *s;              /* its own handle */
+    pthread_t thread;      /* the thread appending it */
+    store_status status;   /* what append returned */
+    store_append_result r; /* its result */
+    bool saved;            /* the snapshot was saved */
+    char *err;             /* its message */
 } job;
 
-static void *run_job(void *arg)
-{
+static void *run_job(void *arg) {
     job *j = arg;
     if (j->snapshot != NULL) {
-        j->status = j->s->ops->save_snapshot(j->s, j->key, j->snapshot, "7", 1, &j->saved,
-                                             &j->err);
+        j->status = j->s->ops->save_snapshot(j->s, j->key, j->snapshot, "7", 1, &j->saved, &j->err);
         return NULL;
     }
     store_pending ev[4];
-    for (int i = 0; i < j->count && i < 4; i++)
-        ev[i] = (store_pending){"staged", "{}", 2, NULL};
+    for (int i = 0; i < j->count && i < 4; i++) ev[i] = (store_pending){"staged", "{}", 2, NULL};
     j->status = j->s->ops->append(j->s, j->key, ev, (size_t)j->count,
                                   &(store_append_opts){j->expected, j->token}, &j->r, &j->err);
     return NULL;
@@ -237,8 +224,7 @@ static void *run_job(void *arg)
 
 /* Whether the file's group has a leader at work and `waiting` appends
  * queued behind it, by INFO. */
-static bool group_is(store *s, bool committing, long long waiting)
-{
+static bool group_is(store *s, bool committing, long long waiting) {
     char *out = NULL, *err = NULL;
     if (s->ops->admin(s, STORE_INFO, &out, &err) != STORE_OK) {
         free(err);
@@ -258,8 +244,7 @@ static bool group_is(store *s, bool committing, long long waiting)
  * order; then lets go. jobs[0] commits alone, the rest as one group. Each
  * job starts once the one before it is in place (INFO says so), so the
  * queue order is the start order however slow the machine. */
-static void stage(const char *path, job *jobs, int n)
-{
+static void stage(const char *path, job *jobs, int n) {
     sqlite3 *raw = NULL;
     CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
     CHECK(sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
@@ -283,8 +268,7 @@ static void stage(const char *path, job *jobs, int n)
     }
 }
 
-static store_status append_one(store *s, const char *key, store_append_result *r)
-{
+static store_status append_one(store *s, const char *key, store_append_result *r) {
     char *err = NULL;
     store_pending ev = {"before", "{}", 2, NULL};
     store_status st = s->ops->append(s, key, &ev, 1, NULL, r, &err);
@@ -294,27 +278,25 @@ static store_status append_one(store *s, const char *key, store_append_result *r
 
 /* Conflicts and an idempotent repeat inside a group change nothing for the
  * other appends of the group, which commit together. */
-static void test_conflicts_in_a_group(void)
-{
+static void test_conflicts_in_a_group(void) {
     const char *path = test_path("group.db");
     store *s = open_store(path);
     store_append_result b;
     CHECK(append_one(s, "b", &b) == STORE_OK && b.outcome == STORE_APPENDED);
 
     job jobs[] = {
-        {.key = "solo", .count = 1},                                  /* leads alone */
-        {.key = "a", .expected = STORE_START, .count = 1},            /* appended */
-        {.key = "b", .expected = STORE_START, .count = 1},            /* conflict */
+        {.key = "solo", .count = 1},                                        /* leads alone */
+        {.key = "a", .expected = STORE_START, .count = 1},                  /* appended */
+        {.key = "b", .expected = STORE_START, .count = 1},                  /* conflict */
         {.key = "c", .expected = "01ARZ3NDEKTSV4RRFFQ69G5FAV", .count = 1}, /* conflict */
-        {.key = "d", .token = "once", .count = 1},                    /* appended */
-        {.key = "e", .token = "once", .count = 1},                    /* a repeat */
-        {.key = "f", .expected = STORE_START, .count = 3},            /* appended */
+        {.key = "d", .token = "once", .count = 1},                          /* appended */
+        {.key = "e", .token = "once", .count = 1},                          /* a repeat */
+        {.key = "f", .expected = STORE_START, .count = 3},                  /* appended */
     };
     int n = (int)(sizeof jobs / sizeof *jobs);
     stage(path, jobs, n);
 
-    for (int i = 0; i < n; i++)
-        CHECK(jobs[i].status == STORE_OK);
+    for (int i = 0; i < n; i++) CHECK(jobs[i].status == STORE_OK);
     CHECK(jobs[0].r.outcome == STORE_APPENDED);
     CHECK(jobs[1].r.outcome == STORE_APPENDED && jobs[1].r.count == 1);
     CHECK(jobs[2].r.outcome == STORE_CONFLICT);
@@ -344,15 +326,13 @@ static void test_conflicts_in_a_group(void)
     CHECK(commits == 3);
     CHECK(appends == 5);
     CHECK(largest == 3);
-    for (int i = 0; i < n; i++)
-        free(jobs[i].err);
+    for (int i = 0; i < n; i++) free(jobs[i].err);
     store_close(s);
 }
 
 /* Snapshots saved while appends commit join their group: one commit for
  * both, and an older snapshot still loses to a newer one. */
-static void test_snapshots_in_a_group(void)
-{
+static void test_snapshots_in_a_group(void) {
     const char *path = test_path("snaps.db");
     store *s = open_store(path);
     store_append_result a, b;
@@ -362,16 +342,15 @@ static void test_snapshots_in_a_group(void)
     CHECK(s->ops->save_snapshot(s, "old", b.revision, "1", 1, &saved, &err) == STORE_OK && saved);
 
     job jobs[] = {
-        {.key = "lead", .count = 1},             /* leads alone */
-        {.key = "k", .snapshot = b.revision},    /* saved */
-        {.key = "x", .count = 2},                /* appended */
-        {.key = "old", .snapshot = a.revision},  /* older than the stored one */
+        {.key = "lead", .count = 1},            /* leads alone */
+        {.key = "k", .snapshot = b.revision},   /* saved */
+        {.key = "x", .count = 2},               /* appended */
+        {.key = "old", .snapshot = a.revision}, /* older than the stored one */
     };
     int n = (int)(sizeof jobs / sizeof *jobs);
     stage(path, jobs, n);
 
-    for (int i = 0; i < n; i++)
-        CHECK(jobs[i].status == STORE_OK);
+    for (int i = 0; i < n; i++) CHECK(jobs[i].status == STORE_OK);
     CHECK(jobs[1].saved);
     CHECK(jobs[2].r.outcome == STORE_APPENDED && jobs[2].r.count == 2);
     CHECK(!jobs[3].saved);
@@ -380,33 +359,31 @@ static void test_snapshots_in_a_group(void)
     CHECK(s->ops->snapshot(s, "k", &snap, &found, &err) == STORE_OK && found);
     CHECK(found && strcmp(snap.revision, b.revision) == 0 && snap.state_len == 1 &&
           snap.state[0] == '7');
-    if (found)
-        free(snap.state);
+    if (found) free(snap.state);
     CHECK(s->ops->snapshot(s, "old", &snap, &found, &err) == STORE_OK && found);
     CHECK(found && strcmp(snap.revision, b.revision) == 0);
-    if (found)
-        free(snap.state);
+    if (found) free(snap.state);
     /* Appends: k twice and "lead" alone, then x with the snapshot. */
     long long commits, appends, largest;
     group_stats(s, &commits, &appends, &largest);
     CHECK(commits == 4 && appends == 4 && largest == 1);
-    for (int i = 0; i < n; i++)
-        free(jobs[i].err);
+    for (int i = 0; i < n; i++) free(jobs[i].err);
     free(err);
     store_close(s);
 }
 
 /* An append that fails inside a group is undone alone. The store is made
  * to run out of revisions: after ...X come only ...Y and ...Z. */
-static void test_failure_in_a_group(void)
-{
+static void test_failure_in_a_group(void) {
     const char *path = test_path("full.db");
     store *s = open_store(path);
     sqlite3 *raw = NULL;
     CHECK(sqlite3_open(path, &raw) == SQLITE_OK);
-    CHECK(sqlite3_exec(raw, "INSERT INTO events (revision, key, type, data, committed_at)"
+    CHECK(sqlite3_exec(raw,
+                       "INSERT INTO events (revision, key, type, data, committed_at)"
                        " VALUES ('7ZZZZZZZZZZZZZZZZZZZZZZZZX', 'last', 'sentinel', '{}',"
-                       " '2026-11-26T20:29:24.016Z')", NULL, NULL, NULL) == SQLITE_OK);
+                       " '2026-11-26T20:29:24.016Z')",
+                       NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(raw);
 
     job jobs[] = {
@@ -433,8 +410,7 @@ static void test_failure_in_a_group(void)
     CHECK(revisions(s, "two", revs, 8) == 1);
     CHECK(revisions(s, "three", revs, 8) == 0);
     CHECK(revisions(s, NULL, revs, 8) == 3);
-    for (int i = 0; i < n; i++)
-        free(jobs[i].err);
+    for (int i = 0; i < n; i++) free(jobs[i].err);
     store_close(s);
 }
 
@@ -446,14 +422,13 @@ enum { WRITERS = 4 };
 /* One appending thread of the child; acknowledgements go to a pipe as
  * (writer, i) pairs, written whole (under PIPE_BUF). */
 typedef struct writer {
-    pthread_t thread;  /* the thread */
-    int index;         /* which writer */
-    store *s;          /* its handle */
-    int fd;            /* the pipe */
+    pthread_t thread; /* the thread */
+    int index;        /* which writer */
+    store *s;         /* its handle */
+    int fd;           /* the pipe */
 } writer;
 
-static void *write_events(void *arg)
-{
+static void *write_events(void *arg) {
     writer *w = arg;
     char key[16], *err = NULL;
     snprintf(key, sizeof key, "crash/%d", w->index);
@@ -472,25 +447,21 @@ static void *write_events(void *arg)
 
 /* The crashing process: WRITERS threads appending through their own
  * handles, so their appends commit in groups, until it is killed. */
-static void crash_writers(int fd, void *path)
-{
+static void crash_writers(int fd, void *path) {
     static writer w[WRITERS];
     for (int i = 0; i < WRITERS; i++) {
         char *err = NULL;
         w[i] = (writer){.index = i, .fd = fd};
-        if (store_open(path, NULL, &w[i].s, &err) != STORE_OK)
-            _exit(2);
+        if (store_open(path, NULL, &w[i].s, &err) != STORE_OK) _exit(2);
     }
-    for (int i = 0; i < WRITERS; i++)
-        pthread_create(&w[i].thread, NULL, write_events, &w[i]);
+    for (int i = 0; i < WRITERS; i++) pthread_create(&w[i].thread, NULL, write_events, &w[i]);
     pthread_join(w[0].thread, NULL);
     _exit(4);
 }
 
 static int acked[WRITERS], total; /* each writer's last acknowledged i; how many */
 
-static bool note_ack(const void *ack, void *ctx)
-{
+static bool note_ack(const void *ack, void *ctx) {
     (void)ctx;
     int a[2];
     memcpy(a, ack, sizeof a);
@@ -500,11 +471,9 @@ static bool note_ack(const void *ack, void *ctx)
 
 /* Every append a grouped writer acknowledged before a kill -9 is there
  * after reopening, each key gapless. */
-static void test_kill9_threads(void)
-{
+static void test_kill9_threads(void) {
     char *path = test_path("crash.db");
-    for (int i = 0; i < WRITERS; i++)
-        acked[i] = -1;
+    for (int i = 0; i < WRITERS; i++) acked[i] = -1;
     total = 0;
     test_kill9(crash_writers, 2 * sizeof(int), note_ack, path);
 

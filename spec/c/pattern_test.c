@@ -69,8 +69,7 @@ static const match_case cases[] = {
     {"*\xe2\x82\xac", "price \xe2\x82\xac", true},
 };
 
-static void test_match(void)
-{
+static void test_match(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         CHECK_MSG(pattern_match(cases[i].pattern, cases[i].text) == cases[i].matches,
                   "pattern [%s] %s [%s]", cases[i].pattern,
@@ -79,8 +78,7 @@ static void test_match(void)
     CHECK(!pattern_is_exact("counter/*"));
 }
 
-static void test_any(void)
-{
+static void test_any(void) {
     const char *const types[] = {"incremented", "decremented"};
     CHECK(pattern_match_any(types, 2, "incremented"));
     CHECK(pattern_match_any(types, 2, "decremented"));
@@ -94,8 +92,7 @@ static void test_any(void)
 
 /* "*a*a*a*...b" against "aaaa...": exponential for a naive recursive
  * matcher, quadratic at worst here. */
-static void test_pathological(void)
-{
+static void test_pathological(void) {
     enum { N = 2000 };
     static char pattern[2 * N + 2], text[N + 1];
     for (int i = 0; i < N; i++) {

@@ -16,23 +16,19 @@ typedef struct script {
     uint8_t next;          /* next random byte */
 } script;
 
-static uint64_t script_now(void *ctx)
-{
+static uint64_t script_now(void *ctx) {
     script *s = ctx;
     size_t i = s->at < s->n ? s->at : s->n - 1;
     s->at++;
     return s->times[i];
 }
 
-static void script_random(void *ctx, uint8_t *out, size_t len)
-{
+static void script_random(void *ctx, uint8_t *out, size_t len) {
     script *s = ctx;
-    for (size_t i = 0; i < len; i++)
-        out[i] = s->next++;
+    for (size_t i = 0; i < len; i++) out[i] = s->next++;
 }
 
-static void test_make(void)
-{
+static void test_make(void) {
     char out[STORE_REVISION_SIZE];
     const uint8_t zeros[10] = {0};
     const uint8_t counting[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
@@ -54,8 +50,7 @@ static void test_make(void)
     CHECK(revision_time("00000000000000000000000000") == 0);
 }
 
-static void test_valid(void)
-{
+static void test_valid(void) {
     CHECK(revision_valid("01ARYZ6S410000000000000000"));
     CHECK(revision_valid("7ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
     CHECK(!revision_valid("8ZZZZZZZZZZZZZZZZZZZZZZZZZ")); /* above 48 bits */
@@ -75,8 +70,7 @@ static void test_valid(void)
     CHECK(!revision_bound_valid(NULL));
 }
 
-static void test_next_prev(void)
-{
+static void test_next_prev(void) {
     /* Neighbours: next of the first is the second, prev of the second the
      * first. */
     static const char *const neighbours[][2] = {
@@ -110,8 +104,7 @@ static void test_next_prev(void)
     CHECK_STR(out, "01ARYZ6S410000000000000010");
 }
 
-static void test_after(void)
-{
+static void test_after(void) {
     /* The clock stalls, then goes back a second, then jumps ahead. */
     const uint64_t times[] = {1469918176385, 1469918176385, 1469918175385,
                               1469918175000, 1469918176386, 1469918176386};
@@ -144,8 +137,7 @@ static void test_after(void)
     CHECK_STR(out, "7ZZZZZZZZZ0000000000000001");
 }
 
-static void test_timestamp(void)
-{
+static void test_timestamp(void) {
     char out[STORE_TIMESTAMP_SIZE];
     revision_timestamp(0, out);
     CHECK_STR(out, "1970-01-01T00:00:00.000Z");

@@ -27,40 +27,32 @@
 
 /* A clock the test sets, and random bytes that count up. */
 typedef struct fake {
-    uint64_t now;  /* what now_ms returns */
-    uint8_t next;  /* next random byte */
+    uint64_t now; /* what now_ms returns */
+    uint8_t next; /* next random byte */
 } fake;
 
-static uint64_t fake_now(void *ctx)
-{
-    return ((fake *)ctx)->now;
-}
+static uint64_t fake_now(void *ctx) { return ((fake *)ctx)->now; }
 
-static void fake_random(void *ctx, uint8_t *out, size_t len)
-{
+static void fake_random(void *ctx, uint8_t *out, size_t len) {
     fake *f = ctx;
-    for (size_t i = 0; i < len; i++)
-        out[i] = f->next++;
+    for (size_t i = 0; i < len; i++) out[i] = f->next++;
 }
 
-static store *open_env(const char *uri, const store_env *env)
-{
+static store *open_env(const char *uri, const store_env *env) {
     store *s = NULL;
     store_options opts = {env, NULL, NULL};
     OK(store_open(uri, &opts, &s, &err));
     return s;
 }
 
-static store *open_fake(const char *uri, fake *f)
-{
+static store *open_fake(const char *uri, fake *f) {
     store_env env = {fake_now, fake_random, f};
     return open_env(uri, &env);
 }
 
 /* Appends one event whose data is {"i":i}. */
 static store_append_result append_i(store *s, const char *key, int i, const char *expected,
-                                    const char *token)
-{
+                                    const char *token) {
     char data[32];
     snprintf(data, sizeof data, "{\"i\":%d}", i);
     store_pending ev = {"numbered", data, strlen(data), NULL};
@@ -71,8 +63,7 @@ static store_append_result append_i(store *s, const char *key, int i, const char
 }
 
 /* Appends events {"i":from} ... {"i":to-1} in one call. */
-static store_append_result append_range(store *s, const char *key, int from, int to)
-{
+static store_append_result append_range(store *s, const char *key, int from, int to) {
     store_pending evs[64];
     char data[64][32];
     int n = 0;
@@ -87,29 +78,25 @@ static store_append_result append_range(store *s, const char *key, int from, int
 
 /* Reads and returns the i of each event, in order; revisions must strictly
  * increase (or decrease, backward) as they come. */
-static int read_i(store *s, const char *key, const store_read_opts *o, int *out, int max)
-{
+static int read_i(store *s, const char *key, const store_read_opts *o, int *out, int max) {
     store_cursor *c = NULL;
     const store_event *ev;
     char prev[STORE_REVISION_SIZE] = "";
     int n = 0;
     bool ordered = true;
     OK(s->ops->read(s, key, o, &c, &err));
-    if (c == NULL)
-        return -1;
+    if (c == NULL) return -1;
     for (;;) {
         store_status st = CALL(s->ops->next(c, &ev, &err));
         CHECK(st == STORE_OK);
-        if (st != STORE_OK || ev == NULL)
-            break;
+        if (st != STORE_OK || ev == NULL) break;
         if (prev[0] != '\0')
             ordered &= (o != NULL && o->backward) ? strcmp(ev->revision, prev) < 0
                                                   : strcmp(ev->revision, prev) > 0;
         strcpy(prev, ev->revision);
         int i = -1;
         sscanf(ev->data, "{\"i\":%d}", &i);
-        if (n < max)
-            out[n] = i;
+        if (n < max) out[n] = i;
         n++;
     }
     CHECK(ordered);
@@ -117,23 +104,21 @@ static int read_i(store *s, const char *key, const store_read_opts *o, int *out,
     return n;
 }
 
-#define READS(s, key, opts, ...)                                               \
-    do {                                                                       \
-        int got_[64];                                                          \
-        int want_[] = {__VA_ARGS__};                                           \
-        int n_ = read_i((s), (key), (opts), got_, 64);                         \
-        CHECK(test_ints_are(got_, n_, want_ + 1, (int)(sizeof want_ / sizeof *want_) - 1)); \
+#define READS(s, key, opts, ...)                                                                   \
+    do {                                                                                           \
+        int got_[64];                                                                              \
+        int want_[] = {__VA_ARGS__};                                                               \
+        int n_ = read_i((s), (key), (opts), got_, 64);                                             \
+        CHECK(test_ints_are(got_, n_, want_ + 1, (int)(sizeof want_ / sizeof *want_) - 1));        \
     } while (0)
 /* READS(s, key, opts, -1, expected...): the leading -1 lets the list be empty. */
 
-static int count_events(store *s, const char *key)
-{
+static int count_events(store *s, const char *key) {
     int buf[1];
     return read_i(s, key, NULL, buf, 0);
 }
 
-static void head_is(store *s, const char *key, const char *want)
-{
+static void head_is(store *s, const char *key, const char *want) {
     char h[STORE_REVISION_SIZE];
     OK(s->ops->head(s, key, h, &err));
     CHECK_STR(h, want);
@@ -142,8 +127,7 @@ static void head_is(store *s, const char *key, const char *want)
 /* ------------------------------------------------------------------ */
 /* Tests                                                               */
 
-static void test_open_and_text(void)
-{
+static void test_open_and_text(void) {
     store *s = NULL;
     OK(store_open("memory:", NULL, &s, &err));
     CHECK(s != NULL && strcmp(s->ops->name, "sqlite") == 0);
@@ -175,34 +159,34 @@ static void test_open_and_text(void)
     CHECK(store_check_text("", false) != NULL);
     CHECK(store_check_text(NULL, true) != NULL);
     CHECK(store_check_text("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", false) == NULL);
-    CHECK(store_check_text("\xf4\x8f\xbf\xbf", false) == NULL);  /* U+10FFFF */
-    CHECK(store_check_text("\xed\x9f\xbf", false) == NULL);      /* U+D7FF */
-    CHECK(store_check_text("\xc0\x80", false) != NULL);          /* overlong NUL */
-    CHECK(store_check_text("\xc1\xbf", false) != NULL);          /* overlong */
-    CHECK(store_check_text("\xe0\x80\x80", false) != NULL);      /* overlong */
-    CHECK(store_check_text("\xe0\x9f\xbf", false) != NULL);      /* overlong */
-    CHECK(store_check_text("\xf0\x8f\xbf\xbf", false) != NULL);  /* overlong */
-    CHECK(store_check_text("\xed\xa0\x80", false) != NULL);      /* surrogate */
-    CHECK(store_check_text("\xed\xbf\xbf", false) != NULL);      /* surrogate */
-    CHECK(store_check_text("\xf4\x90\x80\x80", false) != NULL);  /* > U+10FFFF */
+    CHECK(store_check_text("\xf4\x8f\xbf\xbf", false) == NULL); /* U+10FFFF */
+    CHECK(store_check_text("\xed\x9f\xbf", false) == NULL);     /* U+D7FF */
+    CHECK(store_check_text("\xc0\x80", false) != NULL);         /* overlong NUL */
+    CHECK(store_check_text("\xc1\xbf", false) != NULL);         /* overlong */
+    CHECK(store_check_text("\xe0\x80\x80", false) != NULL);     /* overlong */
+    CHECK(store_check_text("\xe0\x9f\xbf", false) != NULL);     /* overlong */
+    CHECK(store_check_text("\xf0\x8f\xbf\xbf", false) != NULL); /* overlong */
+    CHECK(store_check_text("\xed\xa0\x80", false) != NULL);     /* surrogate */
+    CHECK(store_check_text("\xed\xbf\xbf", false) != NULL);     /* surrogate */
+    CHECK(store_check_text("\xf4\x90\x80\x80", false) != NULL); /* > U+10FFFF */
     CHECK(store_check_text("\xf5\x80\x80\x80", false) != NULL);
-    CHECK(store_check_text("\x80", false) != NULL);              /* lone continuation */
-    CHECK(store_check_text("a\xc3", false) != NULL);             /* truncated */
+    CHECK(store_check_text("\x80", false) != NULL);  /* lone continuation */
+    CHECK(store_check_text("a\xc3", false) != NULL); /* truncated */
     CHECK(store_check_text("\xe2\x82", false) != NULL);
     CHECK(store_check_text("\xe2\x82x", false) != NULL);
     CHECK(store_check_text("\xff", false) != NULL);
 }
 
-static void test_append_and_read(void)
-{
+static void test_append_and_read(void) {
     fake f = {1469918176385, 0};
     store *s = open_fake("memory:", &f);
     store_append_result r;
 
     head_is(s, "a", STORE_START);
     store_pending evs[3] = {
-        {"opened", "{\"name\":\"caf\xc3\xa9\",\"big\":9223372036854775807,\"x\":0.10000000000000001}",
-         0, NULL},
+        {"opened",
+         "{\"name\":\"caf\xc3\xa9\",\"big\":9223372036854775807,\"x\":0.10000000000000001}", 0,
+         NULL},
         {"renamed", "[]", 2, "req-1"},
         {"closed", "null", 4, NULL},
     };
@@ -227,8 +211,7 @@ static void test_append_and_read(void)
     for (int i = 0; i < 3; i++) {
         OK(s->ops->next(c, &ev, &err));
         CHECK(ev != NULL);
-        if (ev == NULL)
-            break;
+        if (ev == NULL) break;
         CHECK_STR(ev->key, "a");
         CHECK_STR(ev->type, evs[i].type);
         CHECK(ev->data_len == evs[i].data_len && memcmp(ev->data, evs[i].data, ev->data_len) == 0);
@@ -264,8 +247,7 @@ static void test_append_and_read(void)
     store_close(s);
 }
 
-static void test_read_options(void)
-{
+static void test_read_options(void) {
     fake f = {1700000000000, 0};
     store *s = open_fake("memory:", &f);
     char rev[6][STORE_REVISION_SIZE];
@@ -278,20 +260,28 @@ static void test_read_options(void)
     READS(s, "k", NULL, -1, 1, 2, 3, 4, 5);
     READS(s, "k", (&(store_read_opts){.limit = -1, .backward = true}), -1, 5, 4, 3, 2, 1);
     READS(s, "k", (&(store_read_opts){.from = rev[3], .limit = -1}), -1, 3, 4, 5);
-    READS(s, "k", (&(store_read_opts){.from = rev[3], .from_exclusive = true, .limit = -1}),
-          -1, 4, 5);
+    READS(s, "k", (&(store_read_opts){.from = rev[3], .from_exclusive = true, .limit = -1}), -1, 4,
+          5);
     READS(s, "k", (&(store_read_opts){.to = rev[3], .limit = -1}), -1, 1, 2, 3);
-    READS(s, "k", (&(store_read_opts){.to = rev[3], .to_exclusive = true, .limit = -1}),
-          -1, 1, 2);
-    READS(s, "k", (&(store_read_opts){.from = rev[2], .to = rev[4], .limit = -1,
-                                      .backward = true}), -1, 4, 3, 2);
-    READS(s, "k", (&(store_read_opts){.from = rev[2], .from_exclusive = true, .to = rev[4],
-                                      .to_exclusive = true, .limit = -1}), -1, 3);
+    READS(s, "k", (&(store_read_opts){.to = rev[3], .to_exclusive = true, .limit = -1}), -1, 1, 2);
+    READS(s, "k", (&(store_read_opts){.from = rev[2], .to = rev[4], .limit = -1, .backward = true}),
+          -1, 4, 3, 2);
+    READS(s, "k",
+          (&(store_read_opts){.from = rev[2],
+                              .from_exclusive = true,
+                              .to = rev[4],
+                              .to_exclusive = true,
+                              .limit = -1}),
+          -1, 3);
     READS(s, "k", (&(store_read_opts){.from = rev[4], .to = rev[2], .limit = -1}), -1);
-    READS(s, "k", (&(store_read_opts){.from = STORE_START, .to = STORE_END, .limit = -1}),
-          -1, 1, 2, 3, 4, 5);
-    READS(s, "k", (&(store_read_opts){.from = STORE_START, .from_exclusive = true,
-                                      .to = STORE_END, .to_exclusive = true, .limit = -1}),
+    READS(s, "k", (&(store_read_opts){.from = STORE_START, .to = STORE_END, .limit = -1}), -1, 1, 2,
+          3, 4, 5);
+    READS(s, "k",
+          (&(store_read_opts){.from = STORE_START,
+                              .from_exclusive = true,
+                              .to = STORE_END,
+                              .to_exclusive = true,
+                              .limit = -1}),
           -1, 1, 2, 3, 4, 5);
     READS(s, "k", (&(store_read_opts){.from = STORE_END, .limit = -1}), -1);
     READS(s, "k", (&(store_read_opts){.to = STORE_START, .limit = -1}), -1);
@@ -307,19 +297,19 @@ static void test_read_options(void)
     store_filter *ik[] = {&i};
     store_filter data = {.kind = FILTER_FIELD, .name = "data", .children = ik, .nchildren = 1};
     READS(s, "k", (&(store_read_opts){.limit = 2, .filter = &data}), -1, 2, 3);
-    READS(s, "k", (&(store_read_opts){.limit = 3, .filter = &data, .backward = true}),
-          -1, 5, 4, 3);
+    READS(s, "k", (&(store_read_opts){.limit = 3, .filter = &data, .backward = true}), -1, 5, 4, 3);
     ge2.value.integer = 104;
     READS(s, NULL, (&(store_read_opts){.limit = 5, .filter = &data}), -1, 104, 105);
 
     /* read_all with bounds interleaves keys by revision. */
     READS(s, NULL, (&(store_read_opts){.from = rev[4], .limit = -1}), -1, 4, 104, 5, 105);
-    READS(s, NULL, (&(store_read_opts){.to = rev[2], .to_exclusive = true, .limit = -1,
-                                       .backward = true}), -1, 101, 1);
+    READS(s, NULL,
+          (&(store_read_opts){.to = rev[2], .to_exclusive = true, .limit = -1, .backward = true}),
+          -1, 101, 1);
 
     store_cursor *c = NULL;
-    FAILS(s->ops->read(s, "k", (&(store_read_opts){.from = "yesterday", .limit = -1}), &c,
-                       &err), STORE_INVALID);
+    FAILS(s->ops->read(s, "k", (&(store_read_opts){.from = "yesterday", .limit = -1}), &c, &err),
+          STORE_INVALID);
     FAILS(s->ops->read(s, "k", (&(store_read_opts){.to = "", .limit = -1}), &c, &err),
           STORE_INVALID);
     FAILS(s->ops->read(s, "", NULL, &c, &err), STORE_INVALID);
@@ -342,16 +332,14 @@ static void test_read_options(void)
     ge2.value.integer = 99;
     const store_event *ev;
     int n = 0;
-    while (CALL(s->ops->next(c, &ev, &err)) == STORE_OK && ev != NULL)
-        n++;
+    while (CALL(s->ops->next(c, &ev, &err)) == STORE_OK && ev != NULL) n++;
     CHECK(n == 3);
     s->ops->cursor_close(c);
     s->ops->cursor_close(NULL);
     store_close(s);
 }
 
-static void test_conflicts_and_validation(void)
-{
+static void test_conflicts_and_validation(void) {
     fake f = {1700000000000, 0};
     store *s = open_fake("memory:", &f);
     store_append_result r;
@@ -416,8 +404,7 @@ static void test_conflicts_and_validation(void)
     store_close(s);
 }
 
-static void test_idempotency(void)
-{
+static void test_idempotency(void) {
     fake f = {1700000000000, 0};
     const char *path = test_path("idem.db");
     store *s = open_fake(path, &f);
@@ -461,16 +448,15 @@ static void test_idempotency(void)
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_prepare_v2(db, "SELECT group_concat(token) FROM idempotency", -1, &q,
-                             NULL) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(db, "SELECT group_concat(token) FROM idempotency", -1, &q, NULL) ==
+          SQLITE_OK);
     CHECK(sqlite3_step(q) == SQLITE_ROW);
     CHECK_STR((const char *)sqlite3_column_text(q, 0), "tok-3");
     sqlite3_finalize(q);
     sqlite3_close(db);
 }
 
-static void test_append_many(void)
-{
+static void test_append_many(void) {
     fake f = {1700000000000, 0};
     store *s = open_fake("memory:", &f);
     store_append_result r;
@@ -508,8 +494,8 @@ static void test_append_many(void)
     store_batch twice[3] = {{"x", b, 1, NULL}, {"y", b, 1, NULL}, {"x", a, 1, NULL}};
     FAILS(s->ops->append_many(s, twice, 3, NULL, &r, &err), STORE_INVALID);
     CHECK(strstr(err, "\"x\"") != NULL);
-    store_batch invalid[2] = {{"x", b, 1, NULL}, {"y", (store_pending[]){{"", "1", 1, NULL}}, 1,
-                                                   NULL}};
+    store_batch invalid[2] = {{"x", b, 1, NULL},
+                              {"y", (store_pending[]){{"", "1", 1, NULL}}, 1, NULL}};
     FAILS(s->ops->append_many(s, invalid, 2, NULL, &r, &err), STORE_INVALID);
     CHECK(strstr(err, "batch 2") != NULL);
     OK(s->ops->append_many(s, NULL, 0, NULL, &r, &err));
@@ -518,8 +504,7 @@ static void test_append_many(void)
     store_close(s);
 }
 
-static void test_snapshots(void)
-{
+static void test_snapshots(void) {
     fake f = {1700000000000, 0};
     store *s = open_fake("memory:", &f);
     store_snapshot snap;
@@ -563,8 +548,7 @@ static void test_snapshots(void)
     store_close(s);
 }
 
-static void test_admin(void)
-{
+static void test_admin(void) {
     fake f = {1700000000000, 0};
     store *s = open_fake(test_path("admin.db"), &f);
     char *out = NULL;
@@ -602,12 +586,10 @@ static void test_admin(void)
  * statement or transaction between calls, and sees what was appended
  * after it opened, up to its last page: once a page comes back short the
  * cursor has found the end and ends there. */
-static void test_interleave_one_handle(void)
-{
+static void test_interleave_one_handle(void) {
     fake f = {1700000000000, 0};
     store *s = open_fake("memory:", &f);
-    for (int i = 0; i < 600; i += 60)
-        append_range(s, "k", i, i + 60);
+    for (int i = 0; i < 600; i += 60) append_range(s, "k", i, i + 60);
 
     store_cursor *c = NULL, *back = NULL;
     const store_event *ev;
@@ -627,8 +609,7 @@ static void test_interleave_one_handle(void)
             char h[STORE_REVISION_SIZE];
             OK(s->ops->head(s, "k", h, &err));
             for (int j = 0; j < 150; j++)
-                if (CALL(s->ops->next(back, &ev, &err)) == STORE_OK && ev != NULL)
-                    bn++;
+                if (CALL(s->ops->next(back, &ev, &err)) == STORE_OK && ev != NULL) bn++;
         }
     }
     /* Pages start at 0, 256 and 512; the last, read at n = 512, held
@@ -641,20 +622,17 @@ static void test_interleave_one_handle(void)
 
     OK(s->ops->read(s, "k", NULL, &c, &err));
     n = 0;
-    while (CALL(s->ops->next(c, &ev, &err)) == STORE_OK && ev != NULL)
-        n++;
+    while (CALL(s->ops->next(c, &ev, &err)) == STORE_OK && ev != NULL) n++;
     CHECK(n == 606); /* a new cursor sees it */
     s->ops->cursor_close(c);
     store_close(s);
 }
 
 /* Two handles on one file, as two processes would have. */
-static void test_two_handles(void)
-{
+static void test_two_handles(void) {
     const char *path = test_path("shared.db");
     store *a = open_env(path, NULL), *b = open_env(path, NULL);
-    for (int i = 0; i < 300; i += 60)
-        append_range(a, "k", i, i + 60);
+    for (int i = 0; i < 300; i += 60) append_range(a, "k", i, i + 60);
     char h[STORE_REVISION_SIZE];
     OK(a->ops->head(a, "k", h, &err));
     head_is(b, "k", h);
@@ -664,8 +642,7 @@ static void test_two_handles(void)
     OK(b->ops->read(b, "k", NULL, &c, &err));
     int n = 0;
     while (CALL(b->ops->next(c, &ev, &err)) == STORE_OK && ev != NULL)
-        if (++n == 100)
-            append_range(a, "k", 300, 305);
+        if (++n == 100) append_range(a, "k", 300, 305);
     CHECK(n == 305);
     b->ops->cursor_close(c);
 
@@ -686,8 +663,7 @@ static void test_two_handles(void)
 /* Two processes increment one counter with optimistic concurrency and
  * each appends to its own key: every increment lands exactly once, and
  * each writer's events come back in the order it committed them. */
-static void test_processes(void)
-{
+static void test_processes(void) {
     const char *path = test_path("procs.db");
     enum { WRITERS = 2, EACH = 100 };
     pid_t pids[WRITERS];
@@ -707,8 +683,8 @@ static void test_processes(void)
                 store_append_result r;
                 do {
                     if (s->ops->head(s, "counter", h, &e) != STORE_OK ||
-                        s->ops->append(s, "counter", &ev, 1, &(store_append_opts){h, NULL},
-                                       &r, &e) != STORE_OK) {
+                        s->ops->append(s, "counter", &ev, 1, &(store_append_opts){h, NULL}, &r,
+                                       &e) != STORE_OK) {
                         fprintf(stderr, "writer %d: %s\n", w, e);
                         _exit(3);
                     }
@@ -734,8 +710,7 @@ static void test_processes(void)
         char own[16];
         int got[EACH], want[EACH];
         snprintf(own, sizeof own, "w/%d", w);
-        for (int i = 0; i < EACH; i++)
-            want[i] = i;
+        for (int i = 0; i < EACH; i++) want[i] = i;
         CHECK(test_ints_are(got, read_i(s, own, NULL, got, EACH), want, EACH));
     }
     store_close(s);
@@ -743,12 +718,10 @@ static void test_processes(void)
 
 /* The crashing writer: appends {"i":i} to "crash" until it is killed,
  * acknowledging each i. */
-static void crash_writer(int fd, void *path)
-{
+static void crash_writer(int fd, void *path) {
     store *s = NULL;
     char *e = NULL;
-    if (store_open(path, NULL, &s, &e) != STORE_OK)
-        _exit(2);
+    if (store_open(path, NULL, &s, &e) != STORE_OK) _exit(2);
     for (int i = 0;; i++) {
         char data[32];
         snprintf(data, sizeof data, "{\"i\":%d}", i);
@@ -762,16 +735,14 @@ static void crash_writer(int fd, void *path)
 
 static int acked; /* the last i the crashing writer acknowledged */
 
-static bool note_ack(const void *ack, void *ctx)
-{
+static bool note_ack(const void *ack, void *ctx) {
     (void)ctx;
     memcpy(&acked, ack, sizeof acked);
     return acked < 300;
 }
 
 /* Every append acknowledged before a kill -9 is there after reopening. */
-static void test_kill9_writer(void)
-{
+static void test_kill9_writer(void) {
     char *path = test_path("crash.db");
     acked = -1;
     test_kill9(crash_writer, sizeof(int), note_ack, path);
@@ -781,23 +752,20 @@ static void test_kill9_writer(void)
     int n = read_i(s, "crash", NULL, got, 100000);
     CHECK(n >= acked + 1 && n <= acked + 2 && n <= 100000); /* one more may have committed */
     bool gapless = true;
-    for (int k = 0; k < n && k < 100000; k++)
-        gapless &= got[k] == k;
+    for (int k = 0; k < n && k < 100000; k++) gapless &= got[k] == k;
     CHECK(gapless);
     CHECK(append_i(s, "crash", n, NULL, NULL).outcome == STORE_APPENDED);
     free(got);
     store_close(s);
 }
 
-static long max_rss_kb(void)
-{
+static long max_rss_kb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
 }
 
-static double seconds(void)
-{
+static double seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -805,8 +773,7 @@ static double seconds(void)
 
 /* Events too big for a page of 256 rows: pages stop at about 1 MB of text
  * and the next one resumes where the last stopped, both ways. */
-static void test_big_events(void)
-{
+static void test_big_events(void) {
     enum { N = 12, SIZE = 300 * 1000 };
     store *s = open_env("memory:", NULL);
     char *big = malloc(SIZE + 1);
@@ -824,8 +791,8 @@ static void test_big_events(void)
         const store_event *ev;
         int n = 0;
         bool right = true;
-        OK(s->ops->read(s, "big", (&(store_read_opts){.limit = -1, .backward = backward}),
-                        &c, &err));
+        OK(s->ops->read(s, "big", (&(store_read_opts){.limit = -1, .backward = backward}), &c,
+                        &err));
         while (CALL(s->ops->next(c, &ev, &err)) == STORE_OK && ev != NULL) {
             int i = -1, want = backward ? N - 1 - n : n;
             sscanf(ev->data, "{\"i\":%d", &i);
@@ -840,8 +807,7 @@ static void test_big_events(void)
 
 /* A long stream read back with flat memory: the peak RSS may not grow by
  * anything like the data read (50 MB). */
-static void test_large_stream(void)
-{
+static void test_large_stream(void) {
     const char *env = getenv("AEON_TEST_EVENTS");
     int total = env != NULL ? atoi(env) : 100000;
     enum { BATCH = 1000, DATA = 500 };
@@ -883,9 +849,10 @@ static void test_large_stream(void)
     long grown = max_rss_kb() - rss0;
     CHECK(n == total && ordered);
     CHECK(grown < 16 * 1024); /* KB */
-    fprintf(stderr, "  %d events of %d bytes: appended in batches of %d at %.0f events/s, "
-            "read at %.0f events/s, peak RSS grew %ld KB while reading\n", total, DATA, BATCH,
-            total / (t1 - t0), total / (t2 - t1), grown);
+    fprintf(stderr,
+            "  %d events of %d bytes: appended in batches of %d at %.0f events/s, "
+            "read at %.0f events/s, peak RSS grew %ld KB while reading\n",
+            total, DATA, BATCH, total / (t1 - t0), total / (t2 - t1), grown);
     store_close(s);
 }
 

@@ -19,8 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static store *open_store(const char *uri)
-{
+static store *open_store(const char *uri) {
     store *s = NULL;
     OK(store_open(uri, NULL, &s, &err));
     return s;
@@ -28,19 +27,16 @@ static store *open_store(const char *uri)
 
 /* Appends one event of `type` whose data is {"i":i}; returns its revision
  * in rev (may be NULL). */
-static void append(store *s, const char *key, const char *type, int i, char *rev)
-{
+static void append(store *s, const char *key, const char *type, int i, char *rev) {
     char data[32];
     snprintf(data, sizeof data, "{\"i\":%d}", i);
     store_pending ev = {type, data, strlen(data), NULL};
     store_append_result r;
     OK(s->ops->append(s, key, &ev, 1, NULL, &r, &err));
-    if (rev != NULL)
-        memcpy(rev, r.revision, STORE_REVISION_SIZE);
+    if (rev != NULL) memcpy(rev, r.revision, STORE_REVISION_SIZE);
 }
 
-static int event_i(const store_event *ev)
-{
+static int event_i(const store_event *ev) {
     int i = -1;
     sscanf(ev->data, "{\"i\":%d}", &i);
     return i;
@@ -48,27 +44,22 @@ static int event_i(const store_event *ev)
 
 /* Polls once without waiting; writes each event's i into out, returns how
  * many there were (-1 on failure) and checks they come in revision order. */
-static int poll_i(store *s, store_sub *sub, size_t max, int *out, char *position)
-{
+static int poll_i(store *s, store_sub *sub, size_t max, int *out, char *position) {
     const store_event *evs = NULL;
     size_t n = 0;
     char pos[STORE_REVISION_SIZE];
     store_status st = CALL(s->ops->poll(sub, 0, max, &evs, &n, pos, &err));
     CHECK(st == STORE_OK);
-    if (st != STORE_OK)
-        return -1;
+    if (st != STORE_OK) return -1;
     for (size_t k = 0; k < n; k++) {
         out[k] = event_i(&evs[k]);
-        if (k > 0)
-            CHECK(strcmp(evs[k - 1].revision, evs[k].revision) < 0);
+        if (k > 0) CHECK(strcmp(evs[k - 1].revision, evs[k].revision) < 0);
     }
-    if (position != NULL)
-        memcpy(position, pos, sizeof pos);
+    if (position != NULL) memcpy(position, pos, sizeof pos);
     return (int)n;
 }
 
-static int64_t mono_ms(void)
-{
+static int64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -76,8 +67,7 @@ static int64_t mono_ms(void)
 
 /* ------------------------------------------------------------------ */
 
-static void test_patterns_and_order(void)
-{
+static void test_patterns_and_order(void) {
     store *s = open_store(test_path("patterns.db"));
     char last[STORE_REVISION_SIZE], pos[STORE_REVISION_SIZE];
     append(s, "counter/a", "incremented", 1, NULL);
@@ -140,11 +130,9 @@ static void test_patterns_and_order(void)
     store_close(s);
 }
 
-static void test_batches(void)
-{
+static void test_batches(void) {
     store *s = open_store(test_path("batches.db"));
-    for (int i = 1; i <= 10; i++)
-        append(s, i % 2 ? "odd" : "even", "numbered", i, NULL);
+    for (int i = 1; i <= 10; i++) append(s, i % 2 ? "odd" : "even", "numbered", i, NULL);
     store_sub *sub = NULL;
     int got[16];
     OK(s->ops->subscribe(s, NULL, NULL, &sub, &err));
@@ -159,13 +147,11 @@ static void test_batches(void)
     store_close(s);
 }
 
-static void test_resume_after_restart(void)
-{
+static void test_resume_after_restart(void) {
     const char *path = test_path("resume.db");
     store *s = open_store(path);
     char rev[6][STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
-    for (int i = 0; i < 6; i++)
-        append(s, "k", "numbered", i + 1, rev[i]);
+    for (int i = 0; i < 6; i++) append(s, "k", "numbered", i + 1, rev[i]);
     store_sub *sub = NULL;
     int got[16];
     bool acked = false;
@@ -201,13 +187,11 @@ static void test_resume_after_restart(void)
 /* Two consumers of one name on two handles: the first holds the name's
  * lease, the second stands by (handed nothing, acking nothing) and takes
  * over from the checkpoint when the first closes. */
-static void test_one_consumer(void)
-{
+static void test_one_consumer(void) {
     const char *path = test_path("fence.db");
     store *a = open_store(path), *b = open_store(path);
     char rev[6][STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
-    for (int i = 0; i < 5; i++)
-        append(a, "k", "numbered", i + 1, rev[i]);
+    for (int i = 0; i < 5; i++) append(a, "k", "numbered", i + 1, rev[i]);
     store_sub *sa = NULL, *sb = NULL;
     int got[16];
     bool acked = true;
@@ -260,8 +244,7 @@ static void test_one_consumer(void)
     store_close(b);
 }
 
-static void test_start_and_reset(void)
-{
+static void test_start_and_reset(void) {
     store *s = open_store(test_path("start.db"));
     char rev[4][STORE_REVISION_SIZE], cp[STORE_REVISION_SIZE];
     append(s, "k", "numbered", 1, rev[0]);
@@ -309,12 +292,10 @@ static void test_start_and_reset(void)
     store_close(s);
 }
 
-static void test_views(void)
-{
+static void test_views(void) {
     store *s = open_store(test_path("views.db"));
     char r[3][STORE_REVISION_SIZE], rev[STORE_REVISION_SIZE];
-    for (int i = 0; i < 3; i++)
-        append(s, "k", "numbered", i, r[i]);
+    for (int i = 0; i < 3; i++) append(s, "k", "numbered", i, r[i]);
     char *doc = NULL;
     size_t len = 0;
     bool found = true, stored = false;
@@ -374,8 +355,7 @@ static void test_views(void)
 
 /* View writes, acks and appends made inside a transaction commit together
  * or vanish together; nobody else sees them before the commit. */
-static void test_transactions(void)
-{
+static void test_transactions(void) {
     const char *path = test_path("txn.db");
     store *s = open_store(path), *other = open_store(path);
     char r1[STORE_REVISION_SIZE], r2[STORE_REVISION_SIZE], rev[STORE_REVISION_SIZE];
@@ -414,8 +394,7 @@ static void test_transactions(void)
     const store_event *ev;
     int n = 0;
     OK(s->ops->read(s, "k", &all, &c, &err));
-    while (CALL(s->ops->next(c, &ev, &err)) == STORE_OK && ev != NULL)
-        n++;
+    while (CALL(s->ops->next(c, &ev, &err)) == STORE_OK && ev != NULL) n++;
     s->ops->cursor_close(c);
     CHECK(n == 1);
     FAILS(s->ops->commit(s, &err), STORE_INVALID);
@@ -457,13 +436,12 @@ static void test_transactions(void)
 /* Waking                                                              */
 
 typedef struct later {
-    const char *path;   /* the store to append to */
-    int delay_ms;       /* how long to wait first */
-    int64_t appended;   /* monotonic ms when the append returned */
+    const char *path; /* the store to append to */
+    int delay_ms;     /* how long to wait first */
+    int64_t appended; /* monotonic ms when the append returned */
 } later;
 
-static void *append_later(void *arg)
-{
+static void *append_later(void *arg) {
     later *l = arg;
     struct timespec t = {l->delay_ms / 1000, (long)(l->delay_ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
@@ -482,8 +460,7 @@ static void *append_later(void *arg)
 
 /* Polls with a long timeout until the one event comes; returns monotonic
  * ms at its arrival, or -1. */
-static int64_t wait_for_event(store *s, store_sub *sub)
-{
+static int64_t wait_for_event(store *s, store_sub *sub) {
     const store_event *evs;
     size_t count = 0;
     char pos[STORE_REVISION_SIZE];
@@ -499,8 +476,7 @@ enum { TRIALS = 3 };
 /* One trial: a thread appends through another handle after 200 ms while
  * this one waits in poll; returns ms from the append's return to the
  * poll's (negative when the poll returned first), or a large number. */
-static int64_t wake_same_process(const char *path)
-{
+static int64_t wake_same_process(const char *path) {
     store *s = open_store(path);
     store_sub *sub = NULL;
     OK(s->ops->subscribe(s, NULL, &(store_sub_opts){NULL, 0, NULL, 0, NULL, STORE_END, 0, false},
@@ -518,8 +494,7 @@ static int64_t wake_same_process(const char *path)
 }
 
 /* The same with the append made by a child process. */
-static int64_t wake_other_process(const char *path)
-{
+static int64_t wake_other_process(const char *path) {
     store *s = open_store(path);
     store_sub *sub = NULL;
     OK(s->ops->subscribe(s, NULL, &(store_sub_opts){NULL, 0, NULL, 0, NULL, STORE_END, 0, false},
@@ -550,8 +525,7 @@ static int64_t wake_other_process(const char *path)
     return arrived > 0 ? arrived - appended : 1000000;
 }
 
-static void test_wake(void)
-{
+static void test_wake(void) {
     const char *path = test_path("wake.db");
     int64_t same = 1000000, other = 1000000;
     for (int i = 0; i < TRIALS; i++) {
@@ -559,33 +533,35 @@ static void test_wake(void)
         same = a < same ? a : same;
         other = b < other ? b : other;
     }
-    fprintf(stderr, "  a waiting poll woke %lld ms after an append by another thread, "
-            "%lld ms after one by another process (best of %d)\n", (long long)same,
-            (long long)other, TRIALS);
+    fprintf(stderr,
+            "  a waiting poll woke %lld ms after an append by another thread, "
+            "%lld ms after one by another process (best of %d)\n",
+            (long long)same, (long long)other, TRIALS);
     CHECK(same < 20);   /* at once: the commit signals the condition variable */
     CHECK(other < 100); /* store.h's promise; PRAGMA data_version every 25 ms */
 }
 
 /* A store made before subscriptions and views gains their tables, and the
  * covering events_by_key of version 3. */
-static void test_upgrade_from_version_1(void)
-{
+static void test_upgrade_from_version_1(void) {
     const char *path = test_path("v1.db");
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db,
-        "CREATE TABLE events (revision TEXT NOT NULL PRIMARY KEY, key TEXT NOT NULL,"
-        " type TEXT NOT NULL, data TEXT NOT NULL, correlation_id TEXT,"
-        " committed_at TEXT NOT NULL) WITHOUT ROWID;"
-        "CREATE INDEX events_by_key ON events (key, revision);"
-        "CREATE TABLE idempotency (token TEXT NOT NULL PRIMARY KEY,"
-        " expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE INDEX idempotency_by_expiry ON idempotency (expires_ms);"
-        "CREATE TABLE snapshots (key TEXT NOT NULL PRIMARY KEY, revision TEXT NOT NULL,"
-        " state TEXT NOT NULL);"
-        "INSERT INTO events VALUES ('01KB0V3Q2M7Y8W1J5X9T4R6ZQE', 'k', 'old', '{\"i\":7}',"
-        " NULL, '2026-11-26T20:29:24.016Z');"
-        "PRAGMA user_version = 1;", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(
+              db,
+              "CREATE TABLE events (revision TEXT NOT NULL PRIMARY KEY, key TEXT NOT NULL,"
+              " type TEXT NOT NULL, data TEXT NOT NULL, correlation_id TEXT,"
+              " committed_at TEXT NOT NULL) WITHOUT ROWID;"
+              "CREATE INDEX events_by_key ON events (key, revision);"
+              "CREATE TABLE idempotency (token TEXT NOT NULL PRIMARY KEY,"
+              " expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
+              "CREATE INDEX idempotency_by_expiry ON idempotency (expires_ms);"
+              "CREATE TABLE snapshots (key TEXT NOT NULL PRIMARY KEY, revision TEXT NOT NULL,"
+              " state TEXT NOT NULL);"
+              "INSERT INTO events VALUES ('01KB0V3Q2M7Y8W1J5X9T4R6ZQE', 'k', 'old', '{\"i\":7}',"
+              " NULL, '2026-11-26T20:29:24.016Z');"
+              "PRAGMA user_version = 1;",
+              NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
 
     store *s = open_store(path);
@@ -609,9 +585,11 @@ static void test_upgrade_from_version_1(void)
     CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_NULL);
     sqlite3_finalize(q);
     /* Version 3 rebuilt events_by_key to cover the row. */
-    sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT revision, key, type, data,"
+    sqlite3_prepare_v2(db,
+                       "EXPLAIN QUERY PLAN SELECT revision, key, type, data,"
                        " correlation_id, committed_at FROM events WHERE key = 'k'"
-                       " ORDER BY revision", -1, &q, NULL);
+                       " ORDER BY revision",
+                       -1, &q, NULL);
     CHECK(sqlite3_step(q) == SQLITE_ROW &&
           strstr((const char *)sqlite3_column_text(q, 3), "COVERING INDEX events_by_key"));
     sqlite3_finalize(q);
@@ -620,15 +598,14 @@ static void test_upgrade_from_version_1(void)
 
 /* A version 4 store (the append grouping, no leases) gains the leases
  * table, so named subscriptions work on it. */
-static void test_upgrade_from_version_4(void)
-{
+static void test_upgrade_from_version_4(void) {
     const char *path = test_path("v4.db");
     store *s = open_store(path);
     store_close(s);
     sqlite3 *db = NULL;
     CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, "DROP TABLE leases; PRAGMA user_version = 4;", NULL, NULL,
-                       NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "DROP TABLE leases; PRAGMA user_version = 4;", NULL, NULL, NULL) ==
+          SQLITE_OK);
     sqlite3_close(db);
 
     s = open_store(path);

@@ -20,8 +20,8 @@ typedef struct input {
 
 static uint8_t byte(input *in) { return in->p < in->end ? *in->p++ : 0; }
 
-static const char *const NAMES[] = {"key", "type", "correlation_id", "committed_at", "data",
-                                    "a", "b", "n", "", "x"};
+static const char *const NAMES[] =
+    {"key", "type", "correlation_id", "committed_at", "data", "a", "b", "n", "", "x"};
 static const char *const STRINGS[] = {"", "a", "ab", "counter/", "Vanilla", "\xc3\xa9", "1"};
 
 static store_filter *build(input *in, int depth) {
@@ -65,9 +65,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     input in = {data, data + size};
     store_filter *f = build(&in, 0);
     store_event ev = {
-        .key = "counter/a", .type = "incremented", .correlation_id = byte(&in) & 1 ? "c" : NULL,
-        .data = (const char *)in.p, .data_len = (size_t)(in.end - in.p),
-        .revision = "01ARYZ6S410000000000000000", .committed_at = "2026-11-26T20:29:24.016Z",
+        .key = "counter/a",
+        .type = "incremented",
+        .correlation_id = byte(&in) & 1 ? "c" : NULL,
+        .data = (const char *)in.p,
+        .data_len = (size_t)(in.end - in.p),
+        .revision = "01ARYZ6S410000000000000000",
+        .committed_at = "2026-11-26T20:29:24.016Z",
     };
     if (!filter_check(f)) {
         store_filter *copy = NULL;

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static pid_t server;       /* the aeon-host child */
+static pid_t server;        /* the aeon-host child */
 static unsigned short port; /* where it listens */
 
 static int dial(void) {
@@ -69,9 +69,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     server = fork();
     if (server == 0) {
         setenv("AEON_LUA_PATH", "lua/?.lua;lua/?/init.lua", 1); /* the tree's library */
-        execl(host, host, "--store", uri, "serve", "spec/fixtures/http-app.lua", "--listen",
-              listen, "--workers", "2", "--max-body", "65536", "--timeout", "2", "--log-level",
-              "error", (char *)NULL);
+        execl(host, host, "--store", uri, "serve", "spec/fixtures/http-app.lua", "--listen", listen,
+              "--workers", "2", "--max-body", "65536", "--timeout", "2", "--log-level", "error",
+              (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 200; i++) {

@@ -33,20 +33,20 @@
 #include <unistd.h>
 
 enum { F_NONE, F_THROTTLE, F_ERROR, F_RESET_BEFORE, F_RESET_AFTER, F_DELAY, F_KINDS };
-static const char *const KIND_NAMES[F_KINDS] = {"passed", "throttle", "error", "reset-before",
-                                                "reset-after", "delay"};
+static const char *const KIND_NAMES[F_KINDS] = {"passed",       "throttle",    "error",
+                                                "reset-before", "reset-after", "delay"};
 
-static int upstream_port;        /* where requests go */
-static double rate;              /* share of requests that get a fault */
-static long delay_ms;            /* every request waits this long first */
+static int upstream_port;           /* where requests go */
+static double rate;                 /* share of requests that get a fault */
+static long delay_ms;               /* every request waits this long first */
 static atomic_uint counts[F_KINDS]; /* requests per outcome */
 static pthread_mutex_t rng_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t stopping;
 
 /* A buffered HTTP message: headers then Content-Length bytes of body. */
 typedef struct message {
-    char *data;   /* malloc'd bytes */
-    size_t len;   /* bytes in the message */
+    char *data; /* malloc'd bytes */
+    size_t len; /* bytes in the message */
 } message;
 
 static int pick(void) {
@@ -140,7 +140,8 @@ static void answer(int fd, int status, const char *reason, const char *type, con
                       type, msg);
     int ol = snprintf(out, sizeof out,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/x-amz-json-1.0\r\n"
-                      "Content-Length: %d\r\n\r\n%s", status, reason, bl, body);
+                      "Content-Length: %d\r\n\r\n%s",
+                      status, reason, bl, body);
     write_all(fd, out, (size_t)ol);
 }
 
@@ -242,8 +243,10 @@ int main(int argc, char **argv) {
         }
         no_delay(c);
         pthread_t t;
-        if (pthread_create(&t, NULL, serve, (void *)(intptr_t)c) == 0) pthread_detach(t);
-        else close(c);
+        if (pthread_create(&t, NULL, serve, (void *)(intptr_t)c) == 0)
+            pthread_detach(t);
+        else
+            close(c);
     }
     for (int k = 0; k < F_KINDS; k++)
         printf("%s%s=%u", k ? " " : "", KIND_NAMES[k], atomic_load(&counts[k]));

@@ -33,14 +33,14 @@
 
 /* What a DynamoDB client needs, all malloc'd; session_token may be NULL. */
 typedef struct aws_settings {
-    char *region;             /* signing region, "eu-west-1" */
-    char *endpoint;           /* "https://dynamodb.eu-west-1.amazonaws.com" */
-    char *access_key;         /* access key id */
-    char *secret_key;         /* secret access key */
-    char *session_token;      /* temporary credentials' token, or NULL */
-    char *profile;            /* the profile the files were read for */
-    char *credentials_from;   /* "environment" or "profile NAME in FILE" */
-    char *region_from;        /* where the region came from, same style */
+    char *region;           /* signing region, "eu-west-1" */
+    char *endpoint;         /* "https://dynamodb.eu-west-1.amazonaws.com" */
+    char *access_key;       /* access key id */
+    char *secret_key;       /* secret access key */
+    char *session_token;    /* temporary credentials' token, or NULL */
+    char *profile;          /* the profile the files were read for */
+    char *credentials_from; /* "environment" or "profile NAME in FILE" */
+    char *region_from;      /* where the region came from, same style */
 } aws_settings;
 
 /* Looks up an environment variable: NULL when unset. */
@@ -52,9 +52,8 @@ typedef const char *(*aws_getenv_fn)(void *ctx, const char *name);
  * when no region or no credentials are found, or a profile asked for does
  * not exist or needs what this library cannot do (role_arn, SSO,
  * credential_process); STORE_IO when a file exists but cannot be read. */
-store_status aws_settings_load(const char *region, const char *endpoint,
-                               aws_getenv_fn getenv, void *ctx, aws_settings *out,
-                               char **err);
+store_status aws_settings_load(const char *region, const char *endpoint, aws_getenv_fn getenv,
+                               void *ctx, aws_settings *out, char **err);
 
 /* Frees what aws_settings_load filled in (wiping the secret) and zeroes it.
  * Safe on a zeroed struct. */

@@ -28,10 +28,10 @@ typedef struct part {
 
 /* The attributes an event item has, and what they hold. */
 typedef enum attr {
-    A_NONE,   /* not an event attribute: always absent */
-    A_TEXT,   /* key, type, committedAt: always a string */
-    A_CORR,   /* correlationId: a string, or NULL for none */
-    A_DATA,   /* data: any value, with paths into it */
+    A_NONE, /* not an event attribute: always absent */
+    A_TEXT, /* key, type, committedAt: always a string */
+    A_CORR, /* correlationId: a string, or NULL for none */
+    A_DATA, /* data: any value, with paths into it */
 } attr;
 
 typedef struct compiler {
@@ -51,28 +51,22 @@ typedef struct compiler {
 static const part p_false = {V_FALSE, NULL};
 static const part p_true = {V_TRUE, NULL};
 
-static store_status nomem(compiler *c)
-{
+static store_status nomem(compiler *c) {
     return store_fail(c->err, STORE_NOMEM, "dynamodb filter: out of memory");
 }
 
-static store_status expr(compiler *c, part *out, char *text)
-{
-    if (text == NULL)
-        return nomem(c);
-    if (strlen(text) > DDB_EXPRESSION_MAX)
-        c->too_big = true;
+static store_status expr(compiler *c, part *out, char *text) {
+    if (text == NULL) return nomem(c);
+    if (strlen(text) > DDB_EXPRESSION_MAX) c->too_big = true;
     out->kind = V_EXPR;
     out->text = text;
     return STORE_OK;
 }
 
 /* The placeholder for an attribute name, one per distinct name. */
-static const char *name_ph(compiler *c, const char *name)
-{
+static const char *name_ph(compiler *c, const char *name) {
     json_t *known = json_object_get(c->by_name, name);
-    if (known != NULL)
-        return json_string_value(known);
+    if (known != NULL) return json_string_value(known);
     char ph[32];
     snprintf(ph, sizeof ph, "#f%zu", json_object_size(c->names));
     if (json_object_set_new(c->names, ph, json_string(name)) != 0 ||
@@ -82,12 +76,10 @@ static const char *name_ph(compiler *c, const char *name)
 }
 
 /* "#f0.#f1.#f2" for the current path, malloc'd. */
-static char *path_text(compiler *c)
-{
+static char *path_text(compiler *c) {
     size_t cap = c->depth * 32 + 1, len = 0;
     char *s = malloc(cap);
-    if (s == NULL)
-        return NULL;
+    if (s == NULL) return NULL;
     s[0] = '\0';
     for (size_t i = 0; i < c->depth; i++) {
         const char *ph = name_ph(c, c->path[i]);
@@ -101,42 +93,43 @@ static char *path_text(compiler *c)
 }
 
 /* A new value placeholder holding av (taken over). */
-static const char *value_ph(compiler *c, json_t *av, char ph[32])
-{
+static const char *value_ph(compiler *c, json_t *av, char ph[32]) {
     snprintf(ph, 32, ":f%zu", c->nvalues++);
-    if (av == NULL || json_object_set_new(c->values, ph, av) != 0)
-        return NULL;
+    if (av == NULL || json_object_set_new(c->values, ph, av) != 0) return NULL;
     return ph;
 }
 
 /* ":tS" / ":tN": the type names attribute_type compares with. */
-static const char *type_ph(compiler *c, const char *type)
-{
+static const char *type_ph(compiler *c, const char *type) {
     static const char *const phs[2] = {":tS", ":tN"};
     const char *ph = type[0] == 'S' ? phs[0] : phs[1];
     if (json_object_get(c->values, ph) == NULL) {
         json_t *av = json_pack("{s:s}", "S", type);
-        if (av == NULL || json_object_set_new(c->values, ph, av) != 0)
-            return NULL;
+        if (av == NULL || json_object_set_new(c->values, ph, av) != 0) return NULL;
     }
     return ph;
 }
 
-static const char *op_text(store_filter_kind k)
-{
+static const char *op_text(store_filter_kind k) {
     switch (k) {
-    case FILTER_EQ: return "=";
-    case FILTER_NE: return "<>";
-    case FILTER_GT: return ">";
-    case FILTER_GTE: return ">=";
-    case FILTER_LT: return "<";
-    case FILTER_LTE: return "<=";
-    default: return NULL;
+    case FILTER_EQ:
+        return "=";
+    case FILTER_NE:
+        return "<>";
+    case FILTER_GT:
+        return ">";
+    case FILTER_GTE:
+        return ">=";
+    case FILTER_LT:
+        return "<";
+    case FILTER_LTE:
+        return "<=";
+    default:
+        return NULL;
     }
 }
 
-static attr attribute(const char *name, const char **item_name)
-{
+static attr attribute(const char *name, const char **item_name) {
     static const struct {
         const char *event, *item;
         attr kind;
@@ -158,9 +151,8 @@ static attr attribute(const char *name, const char **item_name)
 /* `p op v`, `begins_with(p, v)`, or for ne on an attribute that may be
  * absent `(guard AND p <> v)`. guard is NULL when the attribute is always
  * there. Takes av over. */
-static store_status compare(compiler *c, const store_filter *f, json_t *av,
-                            const char *guard, part *out)
-{
+static store_status compare(compiler *c, const store_filter *f, json_t *av, const char *guard,
+                            part *out) {
     char ph[32];
     char *p = path_text(c);
     const char *v = value_ph(c, av, ph);
@@ -182,11 +174,9 @@ static store_status compare(compiler *c, const store_filter *f, json_t *av,
 }
 
 /* attribute_exists(p) or attribute_type(p, :tX), malloc'd. */
-static char *presence(compiler *c, const char *type)
-{
+static char *presence(compiler *c, const char *type) {
     char *p = path_text(c);
-    if (p == NULL)
-        return NULL;
+    if (p == NULL) return NULL;
     c->operators++;
     char *text;
     if (type == NULL)
@@ -202,15 +192,13 @@ static char *presence(compiler *c, const char *type)
 /* A float operand DynamoDB cannot hold. No stored number equals it, and it
  * lies beyond every stored number (huge) or between zero and the smallest
  * stored magnitude (tiny): rewrite the comparison to one DynamoDB can do. */
-static store_status out_of_range(compiler *c, const store_filter *f, double d, part *out)
-{
+static store_status out_of_range(compiler *c, const store_filter *f, double d, part *out) {
     bool huge = fabs(d) > 1.0, up = f->kind == FILTER_GT || f->kind == FILTER_GTE;
     if (f->kind == FILTER_EQ) {
         *out = p_false;
         return STORE_OK;
     }
-    if (f->kind == FILTER_NE)
-        return expr(c, out, presence(c, NULL));
+    if (f->kind == FILTER_NE) return expr(c, out, presence(c, NULL));
     if (huge) {
         /* d > 0: only lt/lte hold, for every number; d < 0: only gt/gte. */
         if ((d > 0) == up) {
@@ -227,22 +215,18 @@ static store_status out_of_range(compiler *c, const store_filter *f, double d, p
 }
 
 /* A leaf decided against the known key, with filter_match's own semantics. */
-static part on_known_key(const compiler *c, const store_filter *f)
-{
+static part on_known_key(const compiler *c, const store_filter *f) {
     store_filter *kids[1] = {(store_filter *)f};
-    store_filter field = {.kind = FILTER_FIELD, .name = "key", .children = kids,
-                          .nchildren = 1};
+    store_filter field = {.kind = FILTER_FIELD, .name = "key", .children = kids, .nchildren = 1};
     store_event ev = {.key = c->key, .type = "", .data = "null", .data_len = 4};
     return filter_match(&field, &ev) ? p_true : p_false;
 }
 
-static store_status leaf(compiler *c, const store_filter *f, part *out)
-{
+static store_status leaf(compiler *c, const store_filter *f, part *out) {
     *out = p_false;
     if (c->depth == 0 && c->overflow == 0) {
         /* The event itself: present, and an object, so it equals no scalar. */
-        if (f->kind == FILTER_EXISTS || f->kind == FILTER_NE)
-            *out = p_true;
+        if (f->kind == FILTER_EXISTS || f->kind == FILTER_NE) *out = p_true;
         return STORE_OK;
     }
     const char *item_name;
@@ -310,8 +294,7 @@ done:
     return status;
 }
 
-static void part_free(part *p)
-{
+static void part_free(part *p) {
     free(p->text);
     p->text = NULL;
 }
@@ -319,8 +302,7 @@ static void part_free(part *p)
 static store_status node(compiler *c, const store_filter *f, part *out);
 
 /* ALL / ANY: constants fold, the rest join with AND / OR. */
-static store_status join(compiler *c, const store_filter *f, part *out)
-{
+static store_status join(compiler *c, const store_filter *f, part *out) {
     bool all = f->kind == FILTER_ALL;
     verdict absorbing = all ? V_FALSE : V_TRUE;
     char *acc = NULL;
@@ -338,32 +320,27 @@ static store_status join(compiler *c, const store_filter *f, part *out)
             *out = kid;
             return STORE_OK;
         }
-        if (kid.kind != V_EXPR)
-            continue;
+        if (kid.kind != V_EXPR) continue;
         if (acc == NULL) {
             acc = kid.text;
         } else {
             char *both = store_format("%s %s %s", acc, all ? "AND" : "OR", kid.text);
             free(acc);
             part_free(&kid);
-            if (both == NULL)
-                return nomem(c);
+            if (both == NULL) return nomem(c);
             acc = both;
             c->operators++;
         }
         n++;
     }
-    if (acc == NULL)
-        return STORE_OK;
-    if (n == 1)
-        return expr(c, out, acc);
+    if (acc == NULL) return STORE_OK;
+    if (n == 1) return expr(c, out, acc);
     char *text = store_format("(%s)", acc);
     free(acc);
     return expr(c, out, text);
 }
 
-static store_status node(compiler *c, const store_filter *f, part *out)
-{
+static store_status node(compiler *c, const store_filter *f, part *out) {
     *out = p_false;
     switch (f->kind) {
     case FILTER_ALL:
@@ -386,10 +363,8 @@ static store_status node(compiler *c, const store_filter *f, part *out)
     }
 }
 
-void ddb_filter_free(ddb_filter *f)
-{
-    if (f == NULL)
-        return;
+void ddb_filter_free(ddb_filter *f) {
+    if (f == NULL) return;
     free(f->expression);
     json_decref(f->names);
     json_decref(f->values);
@@ -397,15 +372,13 @@ void ddb_filter_free(ddb_filter *f)
 }
 
 store_status ddb_filter_compile(const store_filter *f, const char *key, ddb_filter *out,
-                                char **err)
-{
+                                char **err) {
     compiler c = {.key = key, .err = err};
     part result = p_true;
     store_status status = STORE_NOMEM;
     const char *why;
     memset(out, 0, sizeof *out);
-    if (f == NULL)
-        return STORE_OK;
+    if (f == NULL) return STORE_OK;
     if ((why = filter_check(f)) != NULL)
         return store_fail(err, STORE_INVALID, "bad filter: %s", why);
 
@@ -416,8 +389,7 @@ store_status ddb_filter_compile(const store_filter *f, const char *key, ddb_filt
         status = nomem(&c);
         goto done;
     }
-    if ((status = node(&c, f, &result)) != STORE_OK)
-        goto done;
+    if ((status = node(&c, f, &result)) != STORE_OK) goto done;
     if (c.too_big || c.operators > DDB_OPERATORS_MAX) {
         out->local = true;
     } else if (result.kind == V_FALSE) {

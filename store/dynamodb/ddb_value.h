@@ -40,10 +40,12 @@
 
 #include "store.h"
 
-#define DDB_ITEM_MAX 409600  /* bytes: DynamoDB's item size limit (400 KB) */
-#define DDB_MAX_NESTING 31   /* arrays/objects inside one another, the outer
+#define DDB_ITEM_MAX 409600 /* bytes: DynamoDB's item size limit (400 KB) */
+#define DDB_MAX_NESTING                                                                            \
+    31 /* arrays/objects inside one another, the outer
                                 one included; DynamoDB Local refuses 32 */
-#define DDB_NUMBER_SIZE 136  /* room for any N text ddb_number_text writes: an
+#define DDB_NUMBER_SIZE                                                                            \
+    136 /* room for any N text ddb_number_text writes: an
                                  integral float up to 9.99e125 in digits */
 
 /* JSON text (any JSON value) -> *av, a new AttributeValue. *floats gets a
@@ -51,20 +53,19 @@
  * for floats to drop them (filter operands, keys). STORE_INVALID for text
  * that is not JSON (or an integer beyond int64), STORE_LIMIT for a value
  * DynamoDB cannot hold. */
-store_status ddb_value_from_json(const char *json, size_t len, json_t **av,
-                                 json_t **floats, char **err);
+store_status ddb_value_from_json(const char *json, size_t len, json_t **av, json_t **floats,
+                                 char **err);
 
 /* AttributeValue (+ its float marks or NULL) -> malloc'd JSON text in *json,
  * *len bytes (NUL-terminated too). STORE_IO for a malformed AttributeValue:
  * it came from the backend. */
-store_status ddb_value_to_json(const json_t *av, const json_t *floats, char **json,
-                               size_t *len, char **err);
+store_status ddb_value_to_json(const json_t *av, const json_t *floats, char **json, size_t *len,
+                               char **err);
 
 /* The same two on jansson values: value -> *av (+ *floats), and back. */
-store_status ddb_value_marshal(const json_t *value, json_t **av, json_t **floats,
-                               char **err);
-store_status ddb_value_unmarshal(const json_t *av, const json_t *floats,
-                                 json_t **value, char **err);
+store_status ddb_value_marshal(const json_t *value, json_t **av, json_t **floats, char **err);
+store_status ddb_value_unmarshal(const json_t *av, const json_t *floats, json_t **value,
+                                 char **err);
 
 /* A filter operand as an AttributeValue (S, N or BOOL). A float outside
  * DynamoDB's range is STORE_LIMIT: the caller decides what the comparison
@@ -87,8 +88,8 @@ store_status ddb_number_check(const char *n, char **err);
  * JSON text the caller frees. STORE_IO naming `table` for an item that is
  * not an event (an attribute missing, a revision that is not one) or data
  * that is not an AttributeValue. */
-store_status ddb_item_event(const json_t *item, const char *table, store_event *ev,
-                            char **data, char **err);
+store_status ddb_item_event(const json_t *item, const char *table, store_event *ev, char **data,
+                            char **err);
 
 /* Bytes an AttributeValue counts for toward the item size limit, by AWS's
  * published rules (numbers: 1 byte per two significant digits, plus 1;

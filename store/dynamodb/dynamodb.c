@@ -43,41 +43,33 @@
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 
-store_status ddb_nomem(char **err)
-{
+store_status ddb_nomem(char **err) {
     return store_fail(err, STORE_NOMEM, "dynamodb: out of memory");
 }
 
 /* {"S": s}; NULL on no memory (strings were checked as UTF-8 before). */
-json_t *ddb_av_s(const char *s)
-{
-    return json_pack("{s:s}", "S", s);
-}
+json_t *ddb_av_s(const char *s) { return json_pack("{s:s}", "S", s); }
 
 /* The S value of an item's attribute, or NULL. */
-const char *ddb_item_s(const json_t *item, const char *name)
-{
+const char *ddb_item_s(const json_t *item, const char *name) {
     return json_string_value(json_object_get(json_object_get(item, name), "S"));
 }
 
 /* Copies a revision (or "0"), truncating anything longer; out may be rev. */
-void ddb_copy_rev(char out[STORE_REVISION_SIZE], const char *rev)
-{
+void ddb_copy_rev(char out[STORE_REVISION_SIZE], const char *rev) {
     size_t n = strnlen(rev, STORE_REVISION_LEN);
     memmove(out, rev, n);
     out[n] = '\0';
 }
 
 /* Aeon's slice of a revision: its first SLICE_LEN characters. */
-void ddb_slice_of(const char *rev, char out[SLICE_LEN + 1])
-{
+void ddb_slice_of(const char *rev, char out[SLICE_LEN + 1]) {
     size_t n = strnlen(rev, SLICE_LEN);
     memcpy(out, rev, n);
     out[n] = '\0';
 }
 
-void ddb_nap(uint64_t ms)
-{
+void ddb_nap(uint64_t ms) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
@@ -85,51 +77,42 @@ void ddb_nap(uint64_t ms)
 
 /* Turns an answer an operation did not expect into an error; a missing
  * table gets the remedy. */
-store_status ddb_answer_fail(ddb_store *s, const http_response *r, const char *op,
-                             char **err)
-{
+store_status ddb_answer_fail(ddb_store *s, const http_response *r, const char *op, char **err) {
     if (r->error != NULL && strcmp(r->error, "ResourceNotFoundException") == 0)
-        return store_fail(err, STORE_IO, "dynamodb %s: a table of store %s is missing "
+        return store_fail(err, STORE_IO,
+                          "dynamodb %s: a table of store %s is missing "
                           "(%s, %s%s%s) at %s: deploy it with `aeon-host store deploy` "
-                          "or store:admin(\"deploy\")", op, s->name, s->events, s->metadata,
-                          s->views != NULL ? ", " : "", s->views != NULL ? s->views : "",
-                          s->aws.endpoint);
+                          "or store:admin(\"deploy\")",
+                          op, s->name, s->events, s->metadata, s->views != NULL ? ", " : "",
+                          s->views != NULL ? s->views : "", s->aws.endpoint);
     return http_fail(r, op, err);
 }
 
 /* Calls op with body and hands back the answer; STORE_OK only for a 2xx or
  * an error listed in `expected` (NULL-terminated names), else the error. */
 store_status ddb_call(ddb_store *s, const char *op, json_t *body, bool retry_safe,
-                      const char *const *expected, http_response *r, char **err)
-{
-    if (body == NULL)
-        return ddb_nomem(err);
+                      const char *const *expected, http_response *r, char **err) {
+    if (body == NULL) return ddb_nomem(err);
     store_status status = http_call_json(s->http, op, body, retry_safe, r, err);
     json_decref(body);
-    if (status != STORE_OK)
-        return status;
+    if (status != STORE_OK) return status;
     return ddb_answer_check(s, op, expected, r, err);
 }
 
 store_status ddb_answer_check(ddb_store *s, const char *op, const char *const *expected,
-                              const http_response *r, char **err)
-{
+                              const http_response *r, char **err) {
     return ddb_answered(r, expected) ? STORE_OK : ddb_answer_fail(s, r, op, err);
 }
 
-bool ddb_answered(const http_response *r, const char *const *expected)
-{
-    if (r->status >= 200 && r->status < 300 && r->json != NULL)
-        return true;
+bool ddb_answered(const http_response *r, const char *const *expected) {
+    if (r->status >= 200 && r->status < 300 && r->json != NULL) return true;
     for (int i = 0; expected != NULL && expected[i] != NULL; i++)
-        if (r->error != NULL && strcmp(r->error, expected[i]) == 0)
-            return true;
+        if (r->error != NULL && strcmp(r->error, expected[i]) == 0) return true;
     return false;
 }
 
 /* A client of the handle's endpoint, region and credentials, with its clock. */
-store_status ddb_open_client(ddb_store *s, http_client **out, char **err)
-{
+store_status ddb_open_client(ddb_store *s, http_client **out, char **err) {
     http_config cfg = {
         .endpoint = s->aws.endpoint,
         .api = HTTP_DYNAMODB,
@@ -140,36 +123,29 @@ store_status ddb_open_client(ddb_store *s, http_client **out, char **err)
     return http_open(&cfg, out, err);
 }
 
-uint64_t ddb_requests(const store *st, const char *op)
-{
+uint64_t ddb_requests(const store *st, const char *op) {
     const ddb_store *s = (const ddb_store *)st;
-    if (st == NULL || st->ops != &store_dynamodb_ops)
-        return 0;
-    return http_requests(s->http, op) + http_requests(s->ahead, op) +
-           http_requests(s->streams, op);
+    if (st == NULL || st->ops != &store_dynamodb_ops) return 0;
+    return http_requests(s->http, op) + http_requests(s->ahead, op) + http_requests(s->streams, op);
 }
 
 /* ------------------------------------------------------------------ */
 /* Opening and closing                                                 */
 
 /* DynamoDB's rule for table and index names. */
-static const char *check_table_name(const char *name)
-{
+static const char *check_table_name(const char *name) {
     size_t n = strlen(name);
-    if (n < 3 || n > 255)
-        return "must be 3 to 255 characters";
+    if (n < 3 || n > 255) return "must be 3 to 255 characters";
     for (const char *p = name; *p != '\0'; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
             return "may hold only letters, digits, '_', '-' and '.'";
     return NULL;
 }
 
-static void ddb_close(store *st)
-{
+static void ddb_close(store *st) {
     ddb_store *s = (ddb_store *)st;
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     http_close(s->http);
     http_close(s->ahead);
     http_close(s->streams);
@@ -185,28 +161,29 @@ static void ddb_close(store *st)
 /* Fills the table names from "dynamodb:NAME" or Aeon's config JSON
  * ({"name","eventsTable","metadataTable","revisionIndex"}, plus our
  * optional "viewsTable"; Aeon deploys no views table). */
-static store_status parse_uri(ddb_store *s, const char *uri, char **err)
-{
+static store_status parse_uri(ddb_store *s, const char *uri, char **err) {
     const char *why;
     const char *p = uri + strspn(uri, " \t\r\n");
     if (*p != '{') {
         const char *name = uri + strlen("dynamodb:");
         if ((why = check_table_name(name)) != NULL)
-            return store_fail(err, STORE_INVALID, "dynamodb: store name \"%s\" %s (it is "
-                              "the events table's name)", name, why);
+            return store_fail(err, STORE_INVALID,
+                              "dynamodb: store name \"%s\" %s (it is "
+                              "the events table's name)",
+                              name, why);
         if (strlen(name) > 255 - strlen("-metadata"))
-            return store_fail(err, STORE_INVALID, "dynamodb: store name \"%s\" is too long "
-                              "for its metadata table (246 characters at most)", name);
+            return store_fail(err, STORE_INVALID,
+                              "dynamodb: store name \"%s\" is too long "
+                              "for its metadata table (246 characters at most)",
+                              name);
         s->name = strdup(name);
         s->events = strdup(name);
         s->index = strdup("by-revision");
         size_t n = strlen(name) + 16;
-        if ((s->metadata = malloc(n)) != NULL)
-            snprintf(s->metadata, n, "%s-metadata", name);
-        if ((s->views = malloc(n)) != NULL)
-            snprintf(s->views, n, "%s-views", name);
-        if (s->name == NULL || s->events == NULL || s->index == NULL ||
-            s->metadata == NULL || s->views == NULL)
+        if ((s->metadata = malloc(n)) != NULL) snprintf(s->metadata, n, "%s-metadata", name);
+        if ((s->views = malloc(n)) != NULL) snprintf(s->views, n, "%s-views", name);
+        if (s->name == NULL || s->events == NULL || s->index == NULL || s->metadata == NULL ||
+            s->views == NULL)
             return ddb_nomem(err);
         return STORE_OK;
     }
@@ -215,29 +192,33 @@ static store_status parse_uri(ddb_store *s, const char *uri, char **err)
     json_t *cfg = json_loads(p, 0, &jerr);
     if (!json_is_object(cfg)) {
         json_decref(cfg);
-        return store_fail(err, STORE_INVALID, "dynamodb: the store URI looks like an Aeon "
-                          "config but is not a JSON object: %s", jerr.text);
+        return store_fail(err, STORE_INVALID,
+                          "dynamodb: the store URI looks like an Aeon "
+                          "config but is not a JSON object: %s",
+                          jerr.text);
     }
-    static const char *const fields[] = {"name", "eventsTable", "metadataTable",
-                                         "revisionIndex", "viewsTable"};
+    static const char *const fields[] = {"name", "eventsTable", "metadataTable", "revisionIndex",
+                                         "viewsTable"};
     char **slots[] = {&s->name, &s->events, &s->metadata, &s->index, &s->views};
     store_status status = STORE_OK;
     for (int i = 0; i < 5 && status == STORE_OK; i++) {
         json_t *v = json_object_get(cfg, fields[i]);
-        if (v == NULL && i == 4)
-            break;
+        if (v == NULL && i == 4) break;
         if (!json_is_string(v)) {
-            status = store_fail(err, STORE_INVALID, "dynamodb: the Aeon config needs "
-                                "\"%s\" as a string", fields[i]);
+            status = store_fail(err, STORE_INVALID,
+                                "dynamodb: the Aeon config needs "
+                                "\"%s\" as a string",
+                                fields[i]);
             break;
         }
         if (i > 0 && (why = check_table_name(json_string_value(v))) != NULL) {
-            status = store_fail(err, STORE_INVALID, "dynamodb: %s \"%s\" in the Aeon config "
-                                "%s", fields[i], json_string_value(v), why);
+            status = store_fail(err, STORE_INVALID,
+                                "dynamodb: %s \"%s\" in the Aeon config "
+                                "%s",
+                                fields[i], json_string_value(v), why);
             break;
         }
-        if ((*slots[i] = strdup(json_string_value(v))) == NULL)
-            status = ddb_nomem(err);
+        if ((*slots[i] = strdup(json_string_value(v))) == NULL) status = ddb_nomem(err);
     }
     json_decref(cfg);
     return status;
@@ -245,26 +226,21 @@ static store_status parse_uri(ddb_store *s, const char *uri, char **err)
 
 /* Opens lazily: nothing is sent until the first operation, so a store can be
  * opened to deploy its tables. */
-static store_status ddb_open(const char *uri, const store_options *opts, store **out,
-                             char **err)
-{
+static store_status ddb_open(const char *uri, const store_options *opts, store **out, char **err) {
     store_status status = STORE_NOMEM;
     ddb_store *s = NULL;
     *out = NULL;
 
-    if ((s = calloc(1, sizeof *s)) == NULL)
-        return ddb_nomem(err);
+    if ((s = calloc(1, sizeof *s)) == NULL) return ddb_nomem(err);
     s->base.ops = &store_dynamodb_ops;
     s->base.env = opts != NULL && opts->env != NULL ? *opts->env : store_env_default;
     ddb_copy_rev(s->last, STORE_START);
-    if ((status = parse_uri(s, uri, err)) != STORE_OK)
-        goto fail;
+    if ((status = parse_uri(s, uri, err)) != STORE_OK) goto fail;
     if ((status = aws_settings_load(opts != NULL ? opts->region : NULL,
-                                    opts != NULL ? opts->endpoint : NULL, NULL, NULL,
-                                    &s->aws, err)) != STORE_OK)
+                                    opts != NULL ? opts->endpoint : NULL, NULL, NULL, &s->aws,
+                                    err)) != STORE_OK)
         goto fail;
-    if ((status = ddb_open_client(s, &s->http, err)) != STORE_OK)
-        goto fail;
+    if ((status = ddb_open_client(s, &s->http, err)) != STORE_OK) goto fail;
     /* AEON_DYNAMODB_INDEX_SETTLE_MS overrides the guess (tests, or an
      * emulator behind another address). */
     const char *host = strstr(s->aws.endpoint, "://"), *settle;
@@ -276,8 +252,10 @@ static store_status ddb_open(const char *uri, const store_options *opts, store *
         char *end = NULL;
         unsigned long ms = strtoul(settle, &end, 10);
         if (*end != '\0' || ms > 600000) {
-            status = store_fail(err, STORE_INVALID, "AEON_DYNAMODB_INDEX_SETTLE_MS must be "
-                                "milliseconds from 0 to 600000, not \"%s\"", settle);
+            status = store_fail(err, STORE_INVALID,
+                                "AEON_DYNAMODB_INDEX_SETTLE_MS must be "
+                                "milliseconds from 0 to 600000, not \"%s\"",
+                                settle);
             goto fail;
         }
         s->settle_ms = ms;
@@ -290,8 +268,10 @@ static store_status ddb_open(const char *uri, const store_options *opts, store *
         char *end = NULL;
         unsigned long n = strtoul(page, &end, 10);
         if (*end != '\0' || n < 1 || n > 1000000) {
-            status = store_fail(err, STORE_INVALID, "AEON_DYNAMODB_PAGE_ITEMS must be a "
-                                "number of items from 1 to 1000000, not \"%s\"", page);
+            status = store_fail(err, STORE_INVALID,
+                                "AEON_DYNAMODB_PAGE_ITEMS must be a "
+                                "number of items from 1 to 1000000, not \"%s\"",
+                                page);
             goto fail;
         }
         s->page_items = (int64_t)n;
@@ -303,14 +283,12 @@ fail:
     return status;
 }
 
-store_status ddb_tables(const char *uri, char **json, char **err)
-{
+store_status ddb_tables(const char *uri, char **json, char **err) {
     store_status status = STORE_NOMEM;
     ddb_store *s = calloc(1, sizeof *s);
     json_t *list = NULL;
     *json = NULL;
-    if (s == NULL)
-        return ddb_nomem(err);
+    if (s == NULL) return ddb_nomem(err);
     s->base.ops = &store_dynamodb_ops;
     if ((status = parse_uri(s, uri, err)) == STORE_OK) {
         if ((list = ddb_table_requests(s)) == NULL ||
@@ -324,16 +302,14 @@ store_status ddb_tables(const char *uri, char **json, char **err)
 
 /* "dynamodb:NAME", or a JSON object {"name", "eventsTable", ...}: the
  * config Aeon's CDK construct hands its Lambdas. */
-static bool ddb_accepts(const char *uri)
-{
+static bool ddb_accepts(const char *uri) {
     return strncmp(uri, "dynamodb:", 9) == 0 || uri[strspn(uri, " \t\r\n")] == '{';
 }
 
 static const char *const uri_forms[] = {"dynamodb:NAME", "an Aeon config JSON object", NULL};
 
 /* Views need the views table, which an Aeon config may not name. */
-static bool ddb_supports(const store *st, const char *feature)
-{
+static bool ddb_supports(const store *st, const char *feature) {
     return strcmp(feature, "views") != 0 || ((const ddb_store *)st)->views != NULL;
 }
 

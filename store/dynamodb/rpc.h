@@ -43,20 +43,20 @@ typedef enum http_api {
 } http_api;
 
 typedef struct http_config {
-    const char *endpoint;         /* "https://dynamodb.eu-west-1.amazonaws.com" or
+    const char *endpoint;                     /* "https://dynamodb.eu-west-1.amazonaws.com" or
                                      "http://127.0.0.1:8000"; no path, no query */
-    http_api api;                 /* DynamoDB or DynamoDB Streams */
-    const char *region;           /* signing region, e.g. "eu-west-1" */
-    sigv4_credentials creds;      /* copied by http_open */
-    long connect_timeout_ms;      /* per connection; 0: 3000 */
-    long request_timeout_ms;      /* per attempt, all included; 0: 15000 */
-    int max_attempts;             /* 1 = no retry; 0: 10 (as AWS SDKs for DynamoDB) */
-    long retry_budget_ms;         /* all attempts and waits of one call; 0: 30000 */
-    long base_delay_ms;           /* the first wait is at most this; 0: 50 */
-    long max_delay_ms;            /* no wait is longer; 0: 5000 */
-    const store_env *env;         /* signing clock and jitter: the store's */
+    http_api api;                             /* DynamoDB or DynamoDB Streams */
+    const char *region;                       /* signing region, e.g. "eu-west-1" */
+    sigv4_credentials creds;                  /* copied by http_open */
+    long connect_timeout_ms;                  /* per connection; 0: 3000 */
+    long request_timeout_ms;                  /* per attempt, all included; 0: 15000 */
+    int max_attempts;                         /* 1 = no retry; 0: 10 (as AWS SDKs for DynamoDB) */
+    long retry_budget_ms;                     /* all attempts and waits of one call; 0: 30000 */
+    long base_delay_ms;                       /* the first wait is at most this; 0: 50 */
+    long max_delay_ms;                        /* no wait is longer; 0: 5000 */
+    const store_env *env;                     /* signing clock and jitter: the store's */
     void (*sleep_ms)(void *ctx, uint64_t ms); /* NULL: nanosleep; tests fake it */
-    void *sleep_ctx;              /* passed to sleep_ms */
+    void *sleep_ctx;                          /* passed to sleep_ms */
 } http_config;
 
 typedef struct http_client http_client;
@@ -64,14 +64,14 @@ typedef struct http_client http_client;
 /* What one call ended with. Zero it before the first call; each call frees
  * what the previous one left. */
 typedef struct http_response {
-    long status;          /* HTTP status of the last attempt; 0 if none answered */
-    char *body;           /* the body, malloc'd, NUL-terminated; NULL if none */
-    size_t body_len;      /* bytes in body */
-    json_t *json;         /* the body parsed, when it is a JSON object; else NULL */
-    const char *error;    /* error name from "__type" after '#'
+    long status;         /* HTTP status of the last attempt; 0 if none answered */
+    char *body;          /* the body, malloc'd, NUL-terminated; NULL if none */
+    size_t body_len;     /* bytes in body */
+    json_t *json;        /* the body parsed, when it is a JSON object; else NULL */
+    const char *error;   /* error name from "__type" after '#'
                              ("ConditionalCheckFailedException"); NULL on success */
-    const char *message;  /* the error's "Message"/"message"; NULL when none */
-    int attempts;         /* attempts made */
+    const char *message; /* the error's "Message"/"message"; NULL when none */
+    int attempts;        /* attempts made */
 } http_response;
 
 /* Opens a client for one endpoint. Validates the endpoint and credentials
@@ -91,15 +91,15 @@ store_status http_call(http_client *c, const char *op, const char *body, size_t 
                        bool retry_safe, http_response *r, char **err);
 
 /* http_call with the body serialised from a jansson value. */
-store_status http_call_json(http_client *c, const char *op, const json_t *body,
-                            bool retry_safe, http_response *r, char **err);
+store_status http_call_json(http_client *c, const char *op, const json_t *body, bool retry_safe,
+                            http_response *r, char **err);
 
 /* Requests a client sent of one operation (each attempt is one), for
  * measuring round trips; op NULL: of every operation. */
 #define HTTP_COUNTED_OPS 16
 typedef struct http_count {
-    char op[65];         /* "Query"; "" for an unused slot */
-    uint64_t requests;   /* attempts sent */
+    char op[65];       /* "Query"; "" for an unused slot */
+    uint64_t requests; /* attempts sent */
 } http_count;
 uint64_t http_requests(const http_client *c, const char *op);
 

@@ -63,9 +63,8 @@ typedef struct sigv4_signed {
  * X-Amz-Security-Token. On success the caller frees *out with
  * sigv4_signed_free. STORE_INVALID for a missing Host header or credential,
  * or a header the signer adds itself. */
-store_status sigv4_sign(const sigv4_request *req, const sigv4_credentials *cred,
-                        const char *region, const char *service, uint64_t now_ms,
-                        sigv4_signed *out, char **err);
+store_status sigv4_sign(const sigv4_request *req, const sigv4_credentials *cred, const char *region,
+                        const char *service, uint64_t now_ms, sigv4_signed *out, char **err);
 
 /* Frees what sigv4_sign put in *s and clears it. Safe on a zeroed struct. */
 void sigv4_signed_free(sigv4_signed *s);

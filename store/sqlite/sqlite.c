@@ -221,8 +221,7 @@ static const char *const sql[Q_COUNT] = {
 /* Maps a SQLite result code to a status, with SQLite's own message. Call
  * it before anything else runs on the connection, which would replace the
  * message. */
-store_status sqlite_db_fail(sqlite_store *s, int rc, char **err, const char *doing)
-{
+store_status sqlite_db_fail(sqlite_store *s, int rc, char **err, const char *doing) {
     store_status status = STORE_IO;
     const char *msg = s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     switch (rc & 0xff) {
@@ -237,25 +236,25 @@ store_status sqlite_db_fail(sqlite_store *s, int rc, char **err, const char *doi
         /* Damage is loud: from now on every call on the handle fails (see
          * damaged), rather than go on writing beside what may be lost. */
         s->base.damaged = true;
-        return store_fail(err, STORE_DAMAGED, STORE_DAMAGED_MESSAGE " (%s: %s: %s)", s->path,
-                          doing, msg);
+        return store_fail(err, STORE_DAMAGED, STORE_DAMAGED_MESSAGE " (%s: %s: %s)", s->path, doing,
+                          msg);
     case SQLITE_READONLY:
-        return store_fail(err, STORE_IO, "the store file %s is read-only: it can be read, not "
-                          "written (sqlite: %s: %s)", s->path, doing, msg);
+        return store_fail(err, STORE_IO,
+                          "the store file %s is read-only: it can be read, not "
+                          "written (sqlite: %s: %s)",
+                          s->path, doing, msg);
     }
     return store_fail(err, status, "sqlite: %s: %s", doing, msg);
 }
 
 /* What every call on a handle found damaged answers (db_fail marks it). */
-store_status sqlite_damaged(sqlite_store *s, char **err)
-{
+store_status sqlite_damaged(sqlite_store *s, char **err) {
     return store_fail(err, STORE_DAMAGED, STORE_DAMAGED_MESSAGE " (%s)", s->path);
 }
 
 /* Steps a statement that yields at most one wanted row and resets it;
  * SQLITE_ROW and SQLITE_DONE both mean success. */
-int sqlite_run(sqlite3_stmt *q)
-{
+int sqlite_run(sqlite3_stmt *q) {
     int rc = sqlite3_step(q);
     sqlite3_reset(q);
     return rc == SQLITE_ROW ? SQLITE_DONE : rc;
@@ -265,22 +264,14 @@ int sqlite_run(sqlite3_stmt *q)
  * lock before it reads so that what it checks still holds when it writes;
  * inside the caller's transaction it opens a savepoint instead, so it can
  * fail alone and still commit with the rest. */
-int sqlite_write_begin(sqlite_store *s)
-{
-    return sqlite_run(s->q[s->txn ? Q_SAVEPOINT : Q_BEGIN]);
-}
+int sqlite_write_begin(sqlite_store *s) { return sqlite_run(s->q[s->txn ? Q_SAVEPOINT : Q_BEGIN]); }
 
-int sqlite_write_commit(sqlite_store *s)
-{
-    return sqlite_run(s->q[s->txn ? Q_RELEASE : Q_COMMIT]);
-}
+int sqlite_write_commit(sqlite_store *s) { return sqlite_run(s->q[s->txn ? Q_RELEASE : Q_COMMIT]); }
 
 /* Undoes a failed write, unless SQLite already rolled the transaction back
  * (it does on some I/O and out-of-memory errors). */
-void sqlite_write_rollback(sqlite_store *s)
-{
-    if (sqlite3_get_autocommit(s->db))
-        return;
+void sqlite_write_rollback(sqlite_store *s) {
+    if (sqlite3_get_autocommit(s->db)) return;
     if (s->txn) {
         sqlite_run(s->q[Q_ROLLBACK_TO]);
         sqlite_run(s->q[Q_RELEASE]);
@@ -292,10 +283,10 @@ void sqlite_write_rollback(sqlite_store *s)
 /* SQLite ends a whole transaction by itself after some errors; a write
  * after that would run outside the caller's transaction and commit on its
  * own, so refuse it. */
-store_status sqlite_txn_alive(sqlite_store *s, char **err)
-{
+store_status sqlite_txn_alive(sqlite_store *s, char **err) {
     if (s->txn && sqlite3_get_autocommit(s->db))
-        return store_fail(err, STORE_IO, "sqlite: the transaction was rolled back by an "
+        return store_fail(err, STORE_IO,
+                          "sqlite: the transaction was rolled back by an "
                           "earlier error; roll back and begin again");
     return STORE_OK;
 }
@@ -312,8 +303,7 @@ static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond;
 static uint64_t wake_count;
 
-static void wake_init(void)
-{
+static void wake_init(void) {
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -321,8 +311,7 @@ static void wake_init(void)
     pthread_condattr_destroy(&attr);
 }
 
-uint64_t sqlite_wake_generation(void)
-{
+uint64_t sqlite_wake_generation(void) {
     pthread_once(&wake_once, wake_init);
     pthread_mutex_lock(&wake_lock);
     uint64_t g = wake_count;
@@ -330,8 +319,7 @@ uint64_t sqlite_wake_generation(void)
     return g;
 }
 
-void sqlite_wake_all(void)
-{
+void sqlite_wake_all(void) {
     pthread_once(&wake_once, wake_init);
     pthread_mutex_lock(&wake_lock);
     wake_count++;
@@ -339,8 +327,7 @@ void sqlite_wake_all(void)
     pthread_mutex_unlock(&wake_lock);
 }
 
-int64_t sqlite_mono_ms(void)
-{
+int64_t sqlite_mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -348,8 +335,7 @@ int64_t sqlite_mono_ms(void)
 
 /* Sleeps up to ms, or until a commit moves the count past `seen`. True
  * when one did. */
-bool sqlite_wake_wait(uint64_t seen, int64_t ms)
-{
+bool sqlite_wake_wait(uint64_t seen, int64_t ms) {
     pthread_once(&wake_once, wake_init);
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -368,28 +354,22 @@ bool sqlite_wake_wait(uint64_t seen, int64_t ms)
     return woken;
 }
 
-void sqlite_copy_revision(char out[STORE_REVISION_SIZE], const unsigned char *text)
-{
-    if (text == NULL)
-        text = (const unsigned char *)STORE_START;
+void sqlite_copy_revision(char out[STORE_REVISION_SIZE], const unsigned char *text) {
+    if (text == NULL) text = (const unsigned char *)STORE_START;
     size_t n = strlen((const char *)text);
-    if (n > STORE_REVISION_LEN)
-        n = STORE_REVISION_LEN;
+    if (n > STORE_REVISION_LEN) n = STORE_REVISION_LEN;
     memcpy(out, text, n);
     out[n] = '\0';
 }
 
 /* The key's head, or the store's last revision when key is NULL. */
-int sqlite_max_revision(sqlite_store *s, const char *key, char out[STORE_REVISION_SIZE])
-{
+int sqlite_max_revision(sqlite_store *s, const char *key, char out[STORE_REVISION_SIZE]) {
     sqlite3_stmt *q = s->q[key != NULL ? Q_HEAD : Q_LAST];
-    if (key != NULL)
-        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    if (key != NULL) sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
     return sqlite_step_revision(q, out);
 }
 
-int sqlite_step_revision(sqlite3_stmt *q, char out[STORE_REVISION_SIZE])
-{
+int sqlite_step_revision(sqlite3_stmt *q, char out[STORE_REVISION_SIZE]) {
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         sqlite_copy_revision(out, sqlite3_column_text(q, 0));
@@ -402,8 +382,7 @@ int sqlite_step_revision(sqlite3_stmt *q, char out[STORE_REVISION_SIZE])
 /* ------------------------------------------------------------------ */
 /* Opening and closing                                                 */
 
-static int user_version(sqlite3 *db, int *version)
-{
+static int user_version(sqlite3 *db, int *version) {
     sqlite3_stmt *q = NULL;
     int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -421,40 +400,38 @@ static int user_version(sqlite3 *db, int *version)
  * so an open of an existing store writes nothing; creation runs under the
  * write lock and checks again, since another process may be creating them
  * at the same time. */
-static store_status ensure_schema(sqlite_store *s, char **err)
-{
+static store_status ensure_schema(sqlite_store *s, char **err) {
     int version = 0;
     int rc = user_version(s->db, &version);
-    if (rc != SQLITE_OK)
-        return sqlite_db_fail(s, rc, err, "reading the schema version");
-    if (version == SCHEMA_VERSION)
-        return STORE_OK;
+    if (rc != SQLITE_OK) return sqlite_db_fail(s, rc, err, "reading the schema version");
+    if (version == SCHEMA_VERSION) return STORE_OK;
     if (version > SCHEMA_VERSION)
-        return store_fail(err, STORE_INVALID, "sqlite: %s has schema version %d; this "
-                          "build knows version %d", s->path, version, SCHEMA_VERSION);
+        return store_fail(err, STORE_INVALID,
+                          "sqlite: %s has schema version %d; this "
+                          "build knows version %d",
+                          s->path, version, SCHEMA_VERSION);
 
     if ((rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
         return sqlite_db_fail(s, rc, err, "creating the schema");
     /* Every statement of the schema is IF NOT EXISTS, so it also brings an
      * older version up to date. */
-    if ((rc = user_version(s->db, &version)) == SQLITE_OK && version > 0 &&
-        version < 3)
+    if ((rc = user_version(s->db, &version)) == SQLITE_OK && version > 0 && version < 3)
         rc = sqlite3_exec(s->db, drop_old_index_sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version > 0 && version < 4)
         rc = sqlite3_exec(s->db, add_more_sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK && version < SCHEMA_VERSION)
         rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         store_status status = sqlite_db_fail(s, rc, err, "creating the schema");
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return status;
     }
     if (version > SCHEMA_VERSION)
-        return store_fail(err, STORE_INVALID, "sqlite: %s has schema version %d; this "
-                          "build knows version %d", s->path, version, SCHEMA_VERSION);
+        return store_fail(err, STORE_INVALID,
+                          "sqlite: %s has schema version %d; this "
+                          "build knows version %d",
+                          s->path, version, SCHEMA_VERSION);
     return STORE_OK;
 }
 
@@ -464,12 +441,10 @@ static store_status ensure_schema(sqlite_store *s, char **err)
  * two processes opening a new store together do. So retry, for as long as
  * the busy timeout. On a file system that cannot do WAL SQLite keeps its
  * rollback journal, which is as durable, only less concurrent. */
-static int use_wal(sqlite3 *db)
-{
+static int use_wal(sqlite3 *db) {
     for (int waited = 0;; waited += 10) {
         int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
-        if ((rc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
-            return rc;
+        if ((rc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS) return rc;
         sqlite3_sleep(10);
     }
 }
@@ -479,15 +454,15 @@ static int use_wal(sqlite3 *db)
  * after releasing it: with four such writers, three waited over 4 s for
  * their first append (and would have failed at the timeout). Trying every
  * 100 us catches those gaps; measured, every writer gets a fair share. */
-static int busy_wait(void *ctx, int tries)
-{
+static int busy_wait(void *ctx, int tries) {
     sqlite_store *s = ctx;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (tries == 0)
         s->busy_since = now;
     else if ((now.tv_sec - s->busy_since.tv_sec) * 1000 +
-                 (now.tv_nsec - s->busy_since.tv_nsec) / 1000000 >= BUSY_TIMEOUT_MS)
+                 (now.tv_nsec - s->busy_since.tv_nsec) / 1000000 >=
+             BUSY_TIMEOUT_MS)
         return 0;
     struct timespec pause = {0, 100 * 1000};
     nanosleep(&pause, NULL);
@@ -503,17 +478,14 @@ static group *registry;
 /* Finds or makes the group of the handle's file. Without one (no memory,
  * a file that cannot be stat'ed) appends commit alone, which is correct,
  * only slower under concurrency. */
-static void group_join(sqlite_store *s)
-{
+static void group_join(sqlite_store *s) {
     const char *file = sqlite3_db_filename(s->db, "main");
     struct stat st;
-    if (file == NULL || *file == '\0' || stat(file, &st) != 0)
-        return;
+    if (file == NULL || *file == '\0' || stat(file, &st) != 0) return;
     pid_t pid = getpid();
     pthread_mutex_lock(&registry_lock);
     group *g = registry;
-    while (g != NULL && !(g->dev == st.st_dev && g->ino == st.st_ino && g->pid == pid))
-        g = g->next;
+    while (g != NULL && !(g->dev == st.st_dev && g->ino == st.st_ino && g->pid == pid)) g = g->next;
     if (g == NULL && (g = calloc(1, sizeof *g)) != NULL) {
         g->dev = st.st_dev;
         g->ino = st.st_ino;
@@ -522,23 +494,19 @@ static void group_join(sqlite_store *s)
         g->next = registry;
         registry = g;
     }
-    if (g != NULL)
-        g->refs++;
+    if (g != NULL) g->refs++;
     pthread_mutex_unlock(&registry_lock);
     s->group = g;
 }
 
-static void group_leave(sqlite_store *s)
-{
+static void group_leave(sqlite_store *s) {
     group *g = s->group;
-    if (g == NULL)
-        return;
+    if (g == NULL) return;
     s->group = NULL;
     pthread_mutex_lock(&registry_lock);
     if (--g->refs == 0) {
         group **pp = &registry;
-        while (*pp != g)
-            pp = &(*pp)->next;
+        while (*pp != g) pp = &(*pp)->next;
         *pp = g->next;
         pthread_mutex_destroy(&g->lock);
         free(g);
@@ -546,14 +514,11 @@ static void group_leave(sqlite_store *s)
     pthread_mutex_unlock(&registry_lock);
 }
 
-static void sqlite_close(store *st)
-{
+static void sqlite_close(store *st) {
     sqlite_store *s = (sqlite_store *)st;
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     group_leave(s);
-    for (int i = 0; i < Q_COUNT; i++)
-        sqlite3_finalize(s->q[i]);
+    for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(s->q[i]);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
@@ -564,12 +529,10 @@ static void sqlite_close(store *st)
  * SQLite cannot share the WAL index. Nobody can commit to the file through
  * that directory's -wal either, so reading it as it is loses nothing;
  * writes fail as read-only. */
-static int reopen_immutable(sqlite_store *s)
-{
+static int reopen_immutable(sqlite_store *s) {
     char *name = NULL;
     size_t len = strlen(s->path), n = 0;
-    if ((name = malloc(len * 3 + 32)) == NULL)
-        return SQLITE_NOMEM;
+    if ((name = malloc(len * 3 + 32)) == NULL) return SQLITE_NOMEM;
     n += (size_t)sprintf(name, "file:");
     for (const unsigned char *p = (const unsigned char *)s->path; *p; p++) {
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -581,8 +544,8 @@ static int reopen_immutable(sqlite_store *s)
     strcpy(name + n, "?immutable=1");
     sqlite3_close_v2(s->db);
     s->db = NULL;
-    int rc = sqlite3_open_v2(name, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
-                             SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(name, &s->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
     free(name);
     if (rc == SQLITE_OK) {
         sqlite3_busy_handler(s->db, busy_wait, s);
@@ -593,9 +556,8 @@ static int reopen_immutable(sqlite_store *s)
 
 /* Takes "sqlite:PATH", "memory:" or a bare PATH (store_open sends those
  * ending in .db). */
-static store_status sqlite_open(const char *uri, const store_options *opts,
-                                store **out, char **err)
-{
+static store_status sqlite_open(const char *uri, const store_options *opts, store **out,
+                                char **err) {
     store_status status = STORE_NOMEM;
     sqlite_store *s = NULL;
     *out = NULL;
@@ -605,8 +567,7 @@ static store_status sqlite_open(const char *uri, const store_options *opts,
         path = uri + 7;
     else if (strcmp(uri, "memory:") == 0)
         path = ":memory:";
-    if (*path == '\0')
-        return store_fail(err, STORE_INVALID, "store URI \"%s\" names no file", uri);
+    if (*path == '\0') return store_fail(err, STORE_INVALID, "store URI \"%s\" names no file", uri);
     bool memory = strcmp(path, ":memory:") == 0;
 
     if ((s = calloc(1, sizeof *s)) == NULL || (s->path = strdup(path)) == NULL) {
@@ -617,8 +578,9 @@ static store_status sqlite_open(const char *uri, const store_options *opts,
     s->base.env = opts != NULL && opts->env != NULL ? *opts->env : store_env_default;
 
     /* NOMUTEX: a handle is used by one thread at a time (store.h). */
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX, NULL);
+    int rc =
+        sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         status = sqlite_db_fail(s, rc, err, path);
         goto fail;
@@ -638,23 +600,19 @@ static store_status sqlite_open(const char *uri, const store_options *opts,
             goto fail;
         }
     }
-    if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL)) !=
-        SQLITE_OK) {
+    if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL)) != SQLITE_OK) {
         status = sqlite_db_fail(s, rc, err, "setting synchronous = FULL");
         goto fail;
     }
-    if ((status = ensure_schema(s, err)) != STORE_OK)
-        goto fail;
+    if ((status = ensure_schema(s, err)) != STORE_OK) goto fail;
     for (int i = 0; i < Q_COUNT; i++) {
-        rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i],
-                                NULL);
+        rc = sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->q[i], NULL);
         if (rc != SQLITE_OK) {
             status = sqlite_db_fail(s, rc, err, "preparing statements");
             goto fail;
         }
     }
-    if (!memory)
-        group_join(s);
+    if (!memory) group_join(s);
     *out = &s->base;
     return STORE_OK;
 
@@ -668,13 +626,11 @@ fail:
 
 /* Runs a one-off query (not on the hot path, so not cached) yielding one
  * row of integers. */
-static int count_rows(sqlite_store *s, const char *query, sqlite3_int64 *out, int n)
-{
+static int count_rows(sqlite_store *s, const char *query, sqlite3_int64 *out, int n) {
     sqlite3_stmt *q = NULL;
     int rc = sqlite3_prepare_v2(s->db, query, -1, &q, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-        for (int i = 0; i < n; i++)
-            out[i] = sqlite3_column_int64(q, i);
+        for (int i = 0; i < n; i++) out[i] = sqlite3_column_int64(q, i);
         rc = SQLITE_OK;
     }
     sqlite3_finalize(q);
@@ -716,45 +672,41 @@ static const struct {
      "SELECT 'subscription ' || name || ': its checkpoint ' || checkpoint || ' is past the"
      " last event' FROM subscriptions WHERE checkpoint > (SELECT COALESCE(MAX(revision),"
      " '0') FROM events) LIMIT 20"},
-    {"views",
-     "SELECT 'view ' || view || ': it has seen ' || revision || ', past the last event'"
-     " FROM view_revisions WHERE revision > (SELECT COALESCE(MAX(revision), '0') FROM"
-     " events) LIMIT 20"},
+    {"views", "SELECT 'view ' || view || ': it has seen ' || revision || ', past the last event'"
+              " FROM view_revisions WHERE revision > (SELECT COALESCE(MAX(revision), '0') FROM"
+              " events) LIMIT 20"},
 };
 
 /* Adds a line to the report's problems; text from a damaged file may not
  * be UTF-8, which JSON cannot carry. */
-static void problem(json_t *problems, const char *fmt, ...)
-{
+static void problem(json_t *problems, const char *fmt, ...) {
     char line[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     json_t *text = json_string(line);
-    json_array_append_new(problems, text != NULL ? text : json_string("(a line that is not "
-                                                                     "UTF-8)"));
+    json_array_append_new(problems, text != NULL ? text
+                                                 : json_string("(a line that is not "
+                                                               "UTF-8)"));
 }
 
 /* Runs one query of the check, each row a problem (with `prefix`); a query
  * that fails is a problem too. Returns the rows it yielded. */
 static int check_query(sqlite_store *s, const char *sql, const char *prefix, const char *what,
-                       json_t *problems)
-{
+                       json_t *problems) {
     sqlite3_stmt *q = NULL;
     int rows = 0;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        if ((rc = sqlite3_step(q)) != SQLITE_ROW)
-            break;
+        if ((rc = sqlite3_step(q)) != SQLITE_ROW) break;
         const char *text = (const char *)sqlite3_column_text(q, 0);
         problem(problems, "%s%s", prefix, text != NULL ? text : "(no text)");
         rows++;
     }
     if (rc != SQLITE_DONE) {
         problem(problems, "cannot check %s: %s", what, sqlite3_errmsg(s->db));
-        if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
-            s->base.damaged = true;
+        if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB) s->base.damaged = true;
     }
     sqlite3_finalize(q);
     return rows;
@@ -762,18 +714,15 @@ static int check_query(sqlite_store *s, const char *sql, const char *prefix, con
 
 /* CHECK: SQLite's integrity check of the file, then the store's invariants.
  * Reads only; the report says ok only when nothing was found. */
-static store_status check(sqlite_store *s, json_t **out)
-{
+static store_status check(sqlite_store *s, json_t **out) {
     json_t *problems = json_array();
     json_t *doc = NULL;
     sqlite3_int64 events = -1;
-    if (problems == NULL)
-        return STORE_NOMEM;
+    if (problems == NULL) return STORE_NOMEM;
     sqlite3_stmt *q = NULL;
     int rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check(20)", -1, &q, NULL);
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        if ((rc = sqlite3_step(q)) != SQLITE_ROW)
-            break;
+        if ((rc = sqlite3_step(q)) != SQLITE_ROW) break;
         const char *text = (const char *)sqlite3_column_text(q, 0);
         if (text == NULL || strcmp(text, "ok") != 0)
             problem(problems, "integrity: %s", text != NULL ? text : "(no text)");
@@ -789,8 +738,7 @@ static store_status check(sqlite_store *s, json_t **out)
         check_query(s, invariants[i].sql, "", invariants[i].what, problems);
     doc = json_pack("{s:s, s:s, s:b, s:o}", "backend", "sqlite", "path", s->path, "ok",
                     json_array_size(problems) == 0, "problems", problems);
-    if (doc == NULL)
-        return STORE_NOMEM;
+    if (doc == NULL) return STORE_NOMEM;
     if (json_object_set_new(doc, "events", events >= 0 ? json_integer(events) : json_null())) {
         json_decref(doc);
         return STORE_NOMEM;
@@ -808,8 +756,7 @@ static store_status check(sqlite_store *s, json_t **out)
  * view in one transaction but keeps the file and its tables, so other
  * processes that have it open go on working on an empty store; the space
  * is reused, not returned to the file system. */
-static store_status sqlite_admin(store *st, store_admin action, char **out, char **err)
-{
+static store_status sqlite_admin(store *st, store_admin action, char **out, char **err) {
     sqlite_store *s = (sqlite_store *)st;
     store_status status = STORE_NOMEM;
     json_t *doc = NULL;
@@ -820,41 +767,39 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
     if (s->txn)
         return store_fail(err, STORE_INVALID, "store %s cannot run inside a transaction",
                           action == STORE_INFO ? "info" : "admin");
-    if (s->base.damaged && action != STORE_CHECK)
-        return sqlite_damaged(s, err);
+    if (s->base.damaged && action != STORE_CHECK) return sqlite_damaged(s, err);
 
     switch (action) {
     case STORE_DEPLOY:
-        if ((status = ensure_schema(s, err)) != STORE_OK)
-            return status;
+        if ((status = ensure_schema(s, err)) != STORE_OK) return status;
         doc = json_pack("{s:s, s:s, s:i, s:b}", "backend", "sqlite", "path", s->path,
                         "schema_version", SCHEMA_VERSION, "deployed", 1);
         break;
     case STORE_INFO:
-        rc = count_rows(s, "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM"
+        rc = count_rows(s,
+                        "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM"
                         " (SELECT DISTINCT key FROM events)), (SELECT COUNT(*) FROM"
                         " snapshots), (SELECT COUNT(*) FROM subscriptions), (SELECT"
                         " COUNT(*) FROM (SELECT DISTINCT view FROM views UNION SELECT view"
-                        " FROM view_revisions))", n, 5);
-        if (rc != SQLITE_OK)
-            return sqlite_db_fail(s, rc, err, "describing the store");
+                        " FROM view_revisions))",
+                        n, 5);
+        if (rc != SQLITE_OK) return sqlite_db_fail(s, rc, err, "describing the store");
         if ((rc = sqlite_max_revision(s, NULL, last)) != SQLITE_DONE)
             return sqlite_db_fail(s, rc, err, "describing the store");
-        doc = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:s}", "backend",
-                        "sqlite", "path", s->path, "schema_version", SCHEMA_VERSION,
-                        "events", (json_int_t)n[0], "keys", (json_int_t)n[1],
-                        "snapshots", (json_int_t)n[2], "subscriptions", (json_int_t)n[3],
-                        "views", (json_int_t)n[4], "last_revision", last);
+        doc =
+            json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:s}", "backend", "sqlite", "path",
+                      s->path, "schema_version", SCHEMA_VERSION, "events", (json_int_t)n[0], "keys",
+                      (json_int_t)n[1], "snapshots", (json_int_t)n[2], "subscriptions",
+                      (json_int_t)n[3], "views", (json_int_t)n[4], "last_revision", last);
         if (doc != NULL && s->group != NULL) {
             group *g = s->group;
             json_int_t waiting = 0;
             pthread_mutex_lock(&g->lock);
-            for (const request *q = g->head; q != NULL; q = q->next)
-                waiting++;
-            json_t *gc = json_pack("{s:I, s:I, s:I, s:b, s:I}", "commits",
-                                   (json_int_t)g->commits, "appends", (json_int_t)g->appends,
-                                   "largest", (json_int_t)g->largest, "committing",
-                                   g->committing, "waiting", waiting);
+            for (const request *q = g->head; q != NULL; q = q->next) waiting++;
+            json_t *gc =
+                json_pack("{s:I, s:I, s:I, s:b, s:I}", "commits", (json_int_t)g->commits, "appends",
+                          (json_int_t)g->appends, "largest", (json_int_t)g->largest, "committing",
+                          g->committing, "waiting", waiting);
             pthread_mutex_unlock(&g->lock);
             if (gc == NULL || json_object_set_new(doc, "group_commit", gc) != 0) {
                 json_decref(doc);
@@ -868,20 +813,22 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
         break;
     case STORE_DESTROY:
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-        if (rc == SQLITE_OK && (rc = sqlite3_exec(s->db, "DELETE FROM events", NULL,
-                                                  NULL, NULL)) == SQLITE_OK) {
+        if (rc == SQLITE_OK &&
+            (rc = sqlite3_exec(s->db, "DELETE FROM events", NULL, NULL, NULL)) == SQLITE_OK) {
             n[0] = sqlite3_changes64(s->db);
-            rc = sqlite3_exec(s->db, "DELETE FROM idempotency; DELETE FROM snapshots;"
+            rc = sqlite3_exec(s->db,
+                              "DELETE FROM idempotency; DELETE FROM snapshots;"
                               " DELETE FROM subscriptions; DELETE FROM views;"
-                              " DELETE FROM view_revisions; COMMIT", NULL, NULL, NULL);
+                              " DELETE FROM view_revisions; COMMIT",
+                              NULL, NULL, NULL);
         }
         if (rc != SQLITE_OK) {
             status = sqlite_db_fail(s, rc, err, "destroying the store");
             sqlite_write_rollback(s);
             return status;
         }
-        doc = json_pack("{s:s, s:s, s:b, s:I}", "backend", "sqlite", "path", s->path,
-                        "destroyed", 1, "events_deleted", (json_int_t)n[0]);
+        doc = json_pack("{s:s, s:s, s:b, s:I}", "backend", "sqlite", "path", s->path, "destroyed",
+                        1, "events_deleted", (json_int_t)n[0]);
         break;
     default:
         return store_fail(err, STORE_INVALID, "unknown admin action %d", (int)action);
@@ -890,15 +837,15 @@ static store_status sqlite_admin(store *st, store_admin action, char **out, char
     /* json_pack fails on a path that is not UTF-8, as well as on no memory. */
     if (doc == NULL || (*out = json_dumps(doc, JSON_COMPACT)) == NULL) {
         json_decref(doc);
-        return store_fail(err, status, "sqlite: cannot describe the store (out of memory, "
+        return store_fail(err, status,
+                          "sqlite: cannot describe the store (out of memory, "
                           "or the path is not UTF-8)");
     }
     json_decref(doc);
     return STORE_OK;
 }
 
-static bool sqlite_accepts(const char *uri)
-{
+static bool sqlite_accepts(const char *uri) {
     size_t n = strlen(uri);
     return strncmp(uri, "sqlite:", 7) == 0 || strcmp(uri, "memory:") == 0 ||
            (n >= 3 && strcmp(uri + n - 3, ".db") == 0);

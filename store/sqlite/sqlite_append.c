@@ -14,14 +14,13 @@ static const store_limits limits = {.event_bytes = STORE_MAX_EVENT_BYTES};
 
 /* One upsert: the WHERE keeps a newer snapshot, an equal revision
  * overwrites; wrote says whether it was saved. */
-static void apply_snapshot(sqlite_store *c, request *q)
-{
+static void apply_snapshot(sqlite_store *c, request *q) {
     sqlite3_stmt *st = c->q[Q_SNAP_PUT];
     int rc;
     if ((rc = sqlite3_bind_text(st, 1, q->snap_key, -1, SQLITE_STATIC)) != SQLITE_OK ||
         (rc = sqlite3_bind_text(st, 2, q->snap_revision, -1, SQLITE_STATIC)) != SQLITE_OK ||
-        (rc = sqlite3_bind_text(st, 3, q->snap_state, (int)q->snap_len,
-                                SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_text(st, 3, q->snap_state, (int)q->snap_len, SQLITE_STATIC)) !=
+            SQLITE_OK ||
         (rc = sqlite_run(st)) != SQLITE_DONE) {
         q->status = sqlite_db_fail(c, rc, q->err, "saving a snapshot");
         return;
@@ -36,10 +35,8 @@ static void apply_snapshot(sqlite_store *c, request *q)
 /* A repeat of an idempotency key still remembered is UNCHANGED, as q->r
  * starts. */
 static int check_token(sqlite_store *c, request *q, uint64_t now, bool *answered,
-                       const char **doing)
-{
-    if (q->token == NULL)
-        return SQLITE_DONE;
+                       const char **doing) {
+    if (q->token == NULL) return SQLITE_DONE;
     *doing = "checking the idempotency key";
     sqlite3_stmt *st = c->q[Q_TOKEN_SEEN];
     sqlite3_bind_text(st, 1, q->token, -1, SQLITE_STATIC);
@@ -55,18 +52,15 @@ static int check_token(sqlite_store *c, request *q, uint64_t now, bool *answered
 
 /* Every expected revision must be its key's head: the first that is not
  * is the conflict. */
-static int check_heads(sqlite_store *c, request *q, bool *answered, const char **doing)
-{
+static int check_heads(sqlite_store *c, request *q, bool *answered, const char **doing) {
     const store_batch *b = q->b;
     store_append_result *r = q->r;
     *doing = "reading a head";
     for (size_t i = 0; i < q->n; i++) {
-        if (b[i].expected_revision == NULL)
-            continue;
+        if (b[i].expected_revision == NULL) continue;
         char head[STORE_REVISION_SIZE];
         int rc = sqlite_max_revision(c, b[i].key, head);
-        if (rc != SQLITE_DONE)
-            return rc;
+        if (rc != SQLITE_DONE) return rc;
         if (strcmp(head, b[i].expected_revision) != 0) {
             r->outcome = STORE_CONFLICT;
             sqlite_copy_revision(r->expected, (const unsigned char *)b[i].expected_revision);
@@ -82,14 +76,12 @@ static int check_heads(sqlite_store *c, request *q, bool *answered, const char *
 /* Numbers the events above the store's last revision and inserts them;
  * rev ends as the last one's. */
 static int insert_events(sqlite_store *c, request *q, const char *committed_at,
-                         char rev[STORE_REVISION_SIZE], bool *answered, const char **doing)
-{
+                         char rev[STORE_REVISION_SIZE], bool *answered, const char **doing) {
     const store_batch *b = q->b;
     char last[STORE_REVISION_SIZE];
     *doing = "reading the last revision";
     int rc = sqlite_max_revision(c, NULL, last);
-    if (rc != SQLITE_DONE)
-        return rc;
+    if (rc != SQLITE_DONE) return rc;
     revision_after(last, &q->s->base.env, rev);
 
     *doing = "inserting an event";
@@ -110,17 +102,16 @@ static int insert_events(sqlite_store *c, request *q, const char *committed_at,
             first = false;
             /* A bind fails on a string over SQLite's length limit; going on
              * would insert what the slot held before. */
-            if ((rc = sqlite3_bind_text(ins, 1, rev, STORE_REVISION_LEN,
-                                        SQLITE_STATIC)) != SQLITE_OK ||
+            if ((rc = sqlite3_bind_text(ins, 1, rev, STORE_REVISION_LEN, SQLITE_STATIC)) !=
+                    SQLITE_OK ||
                 (rc = sqlite3_bind_text(ins, 2, b[i].key, -1, SQLITE_STATIC)) != SQLITE_OK ||
                 (rc = sqlite3_bind_text(ins, 3, e->type, -1, SQLITE_STATIC)) != SQLITE_OK ||
-                (rc = sqlite3_bind_text(ins, 4, e->data, (int)e->data_len,
-                                        SQLITE_STATIC)) != SQLITE_OK ||
+                (rc = sqlite3_bind_text(ins, 4, e->data, (int)e->data_len, SQLITE_STATIC)) !=
+                    SQLITE_OK ||
                 (rc = e->correlation_id != NULL
                           ? sqlite3_bind_text(ins, 5, e->correlation_id, -1, SQLITE_STATIC)
                           : sqlite3_bind_null(ins, 5)) != SQLITE_OK ||
-                (rc = sqlite3_bind_text(ins, 6, committed_at, -1, SQLITE_STATIC)) !=
-                    SQLITE_OK ||
+                (rc = sqlite3_bind_text(ins, 6, committed_at, -1, SQLITE_STATIC)) != SQLITE_OK ||
                 (rc = ++written < q->total
                           ? sqlite3_bind_int64(ins, 7, (sqlite3_int64)(q->total - written))
                           : sqlite3_bind_null(ins, 7)) != SQLITE_OK ||
@@ -133,21 +124,17 @@ static int insert_events(sqlite_store *c, request *q, const char *committed_at,
 
 /* Remembers the idempotency key. Pruning here, now and then, keeps the
  * table to about ten minutes of keys without a background task. */
-static int record_token(sqlite_store *c, request *q, uint64_t now, const char **doing)
-{
-    if (q->token == NULL)
-        return SQLITE_DONE;
+static int record_token(sqlite_store *c, request *q, uint64_t now, const char **doing) {
+    if (q->token == NULL) return SQLITE_DONE;
     *doing = "recording the idempotency key";
     sqlite3_stmt *st = c->q[Q_TOKEN_PUT];
     sqlite3_bind_text(st, 1, q->token, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)(now + STORE_IDEMPOTENCY_MS));
     int rc = sqlite_run(st);
-    if (rc != SQLITE_DONE || now < q->s->next_prune_ms)
-        return rc;
+    if (rc != SQLITE_DONE || now < q->s->next_prune_ms) return rc;
     st = c->q[Q_TOKEN_PRUNE];
     sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-    if ((rc = sqlite_run(st)) == SQLITE_DONE)
-        q->s->next_prune_ms = now + PRUNE_EVERY_MS;
+    if ((rc = sqlite_run(st)) == SQLITE_DONE) q->s->next_prune_ms = now + PRUNE_EVERY_MS;
     return rc;
 }
 
@@ -160,8 +147,7 @@ static int record_token(sqlite_store *c, request *q, uint64_t now, const char **
  * own handle, read under the write lock, which may have taken a while to
  * get, so committed_at and expiries are those of the commit. No
  * allocation: strings are bound in place. */
-static void apply(sqlite_store *c, request *q)
-{
+static void apply(sqlite_store *c, request *q) {
     if (q->snap_key != NULL) {
         apply_snapshot(c, q);
         return;
@@ -174,18 +160,15 @@ static void apply(sqlite_store *c, request *q)
     revision_timestamp(now, committed_at);
 
     int rc = check_token(c, q, now, &answered, &doing);
-    if (rc == SQLITE_DONE && !answered)
-        rc = check_heads(c, q, &answered, &doing);
+    if (rc == SQLITE_DONE && !answered) rc = check_heads(c, q, &answered, &doing);
     if (rc == SQLITE_DONE && !answered)
         rc = insert_events(c, q, committed_at, rev, &answered, &doing);
-    if (rc == SQLITE_DONE && !answered)
-        rc = record_token(c, q, now, &doing);
+    if (rc == SQLITE_DONE && !answered) rc = record_token(c, q, now, &doing);
     if (rc != SQLITE_DONE) {
         q->status = sqlite_db_fail(c, rc, q->err, doing);
         return;
     }
-    if (answered)
-        return;
+    if (answered) return;
     q->r->outcome = STORE_APPENDED;
     q->r->count = q->total;
     memcpy(q->r->revision, rev, sizeof rev);
@@ -200,12 +183,10 @@ static void apply(sqlite_store *c, request *q)
  * first write read only committed state and keep their answers. The
  * message is formatted once: SQLite's is gone after the next statement. */
 static void fail_requests(request **qs, size_t from, size_t k, store_status status,
-                          const char *msg)
-{
+                          const char *msg) {
     for (size_t i = from; i < k; i++) {
         request *q = qs[i];
-        if (q->status == STORE_OK)
-            q->status = store_fail(q->err, status, "%s", msg);
+        if (q->status == STORE_OK) q->status = store_fail(q->err, status, "%s", msg);
         q->wrote = false;
         memset(q->r, 0, sizeof *q->r);
         q->r->outcome = STORE_UNCHANGED;
@@ -218,8 +199,7 @@ static void fail_requests(request **qs, size_t from, size_t k, store_status stat
  * that wrote. A group in which nothing was written rolls back. *committed
  * is the number of appends (not snapshots) committed. When the transaction
  * fails, every request whose answer depended on it fails (fail_requests). */
-static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *committed)
-{
+static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *committed) {
     bool solo = k == 1;
     size_t i = 0;
     size_t first = k; /* the first request that kept a write */
@@ -227,21 +207,21 @@ static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *commit
     const char *doing = "beginning the append";
     *committed = 0;
 
-    if ((rc = sqlite_run(c->q[Q_BEGIN])) != SQLITE_DONE)
-        goto txn_failed;
+    if ((rc = sqlite_run(c->q[Q_BEGIN])) != SQLITE_DONE) goto txn_failed;
     for (i = 0; i < k; i++) {
         request *q = qs[i];
         doing = "opening a savepoint";
-        if (!solo && (rc = sqlite_run(c->q[Q_SAVEPOINT])) != SQLITE_DONE)
-            goto txn_failed;
+        if (!solo && (rc = sqlite_run(c->q[Q_SAVEPOINT])) != SQLITE_DONE) goto txn_failed;
         apply(c, q);
         if (q->status != STORE_OK && sqlite3_get_autocommit(c->db)) {
             /* SQLite ended the whole transaction (it does on some I/O and
              * out-of-memory errors): the appends before it lost their
              * writes, those after it never ran. */
             char msg[512];
-            snprintf(msg, sizeof msg, "sqlite: a group commit was rolled back by another "
-                     "append's error: %s", q->err != NULL && *q->err != NULL ? *q->err : "");
+            snprintf(msg, sizeof msg,
+                     "sqlite: a group commit was rolled back by another "
+                     "append's error: %s",
+                     q->err != NULL && *q->err != NULL ? *q->err : "");
             q->wrote = false;
             fail_requests(qs, first < i ? first : i, k, q->status, msg);
             return;
@@ -250,14 +230,11 @@ static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *commit
             doing = "closing a savepoint";
             if (!q->wrote || q->status != STORE_OK) {
                 q->wrote = false;
-                if ((rc = sqlite_run(c->q[Q_ROLLBACK_TO])) != SQLITE_DONE)
-                    goto txn_failed;
+                if ((rc = sqlite_run(c->q[Q_ROLLBACK_TO])) != SQLITE_DONE) goto txn_failed;
             }
-            if ((rc = sqlite_run(c->q[Q_RELEASE])) != SQLITE_DONE)
-                goto txn_failed;
+            if ((rc = sqlite_run(c->q[Q_RELEASE])) != SQLITE_DONE) goto txn_failed;
         }
-        if (q->wrote && q->status == STORE_OK && first == k)
-            first = i;
+        if (q->wrote && q->status == STORE_OK && first == k) first = i;
     }
 
     size_t n = 0, appends = 0;
@@ -272,36 +249,31 @@ static void commit_group(sqlite_store *c, request **qs, size_t k, size_t *commit
     }
     doing = "committing";
     i = k; /* every append has run */
-    if ((rc = sqlite_run(c->q[Q_COMMIT])) != SQLITE_DONE)
-        goto txn_failed;
+    if ((rc = sqlite_run(c->q[Q_COMMIT])) != SQLITE_DONE) goto txn_failed;
     *committed = appends;
-    if (appends > 0)
-        sqlite_wake_all();
+    if (appends > 0) sqlite_wake_all();
     return;
 
-txn_failed: {
-        /* Every answer from the first write on stood on this transaction;
+txn_failed : {
+    /* Every answer from the first write on stood on this transaction;
          * those that have not run yet (from index i on) fail too, as they
          * would have alone. */
-        char msg[512];
-        const char *what = sqlite3_errmsg(c->db);
-        snprintf(msg, sizeof msg, "sqlite: %s: %s", doing, what != NULL ? what : "error");
-        store_status status = (rc & 0xff) == SQLITE_NOMEM ? STORE_NOMEM : STORE_IO;
-        if (!sqlite3_get_autocommit(c->db))
-            sqlite_run(c->q[Q_ROLLBACK]);
-        fail_requests(qs, first < i ? first : i, k, status, msg);
-    }
+    char msg[512];
+    const char *what = sqlite3_errmsg(c->db);
+    snprintf(msg, sizeof msg, "sqlite: %s: %s", doing, what != NULL ? what : "error");
+    store_status status = (rc & 0xff) == SQLITE_NOMEM ? STORE_NOMEM : STORE_IO;
+    if (!sqlite3_get_autocommit(c->db)) sqlite_run(c->q[Q_ROLLBACK]);
+    fail_requests(qs, first < i ? first : i, k, status, msg);
+}
 }
 
 /* An append inside the caller's transaction on its own handle (begin):
  * in a savepoint, so it can fail alone and still commit with the rest; it
  * takes no part in group commit, the transaction holding the write lock. */
-static store_status append_in_txn(sqlite_store *s, request *q)
-{
+static store_status append_in_txn(sqlite_store *s, request *q) {
     store_status status;
     int rc;
-    if ((status = sqlite_txn_alive(s, q->err)) != STORE_OK)
-        return status;
+    if ((status = sqlite_txn_alive(s, q->err)) != STORE_OK) return status;
     if ((rc = sqlite_write_begin(s)) != SQLITE_DONE)
         return sqlite_db_fail(s, rc, q->err, "beginning the append");
     apply(s, q);
@@ -323,8 +295,7 @@ static store_status append_in_txn(sqlite_store *s, request *q)
 /* Runs a write through the file's group: it leads a commit when none is
  * running, else waits to be answered or to lead the next one (see the file
  * comment). Without a group (in memory) it commits alone. */
-store_status sqlite_submit(sqlite_store *s, request *q)
-{
+store_status sqlite_submit(sqlite_store *s, request *q) {
     size_t committed;
     request *batch[GROUP_MAX];
     group *g = s->group;
@@ -342,8 +313,7 @@ store_status sqlite_submit(sqlite_store *s, request *q)
         g->head = q;
     g->tail = q;
     if (g->committing)
-        while (!q->done && !q->lead)
-            pthread_cond_wait(&q->wake, &g->lock);
+        while (!q->done && !q->lead) pthread_cond_wait(&q->wake, &g->lock);
     else
         g->committing = true; /* the queue was empty: q leads */
     if (q->done) {
@@ -358,8 +328,7 @@ store_status sqlite_submit(sqlite_store *s, request *q)
         batch[k++] = g->head;
         g->head = g->head->next;
     }
-    if (g->head == NULL)
-        g->tail = NULL;
+    if (g->head == NULL) g->tail = NULL;
     pthread_mutex_unlock(&g->lock);
 
     commit_group(s, batch, k, &committed);
@@ -368,8 +337,7 @@ store_status sqlite_submit(sqlite_store *s, request *q)
     if (committed > 0) {
         g->commits++;
         g->appends += committed;
-        if (committed > g->largest)
-            g->largest = committed;
+        if (committed > g->largest) g->largest = committed;
     }
     for (size_t i = 1; i < k; i++) {
         batch[i]->done = true;
@@ -389,9 +357,8 @@ store_status sqlite_submit(sqlite_store *s, request *q)
 /* The one write path: append is append_many with one batch. Checks what
  * it can before touching the database, then goes through the group. */
 static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t n,
-                                   const char *token, bool many,
-                                   store_append_result *r, char **err)
-{
+                                   const char *token, bool many, store_append_result *r,
+                                   char **err) {
     store_status status;
     size_t total;
 
@@ -401,42 +368,31 @@ static store_status commit_batches(sqlite_store *s, const store_batch *b, size_t
         total == 0)
         return status;
 
-    if (s->base.damaged)
-        return sqlite_damaged(s, err);
-    request q = {.s = s, .b = b, .n = n, .total = total, .token = token, .r = r,
-                 .err = err};
+    if (s->base.damaged) return sqlite_damaged(s, err);
+    request q = {.s = s, .b = b, .n = n, .total = total, .token = token, .r = r, .err = err};
     status = s->txn ? append_in_txn(s, &q) : sqlite_submit(s, &q);
-    if (status == STORE_DAMAGED)
-        s->base.damaged = true;
+    if (status == STORE_DAMAGED) s->base.damaged = true;
     return status;
 }
 
-store_status sqlite_append(store *st, const char *key, const store_pending *events,
-                           size_t count, const store_append_opts *opts,
-                           store_append_result *result, char **err)
-{
+store_status sqlite_append(store *st, const char *key, const store_pending *events, size_t count,
+                           const store_append_opts *opts, store_append_result *result, char **err) {
     store_batch batch = {key, events, count, opts != NULL ? opts->expected_revision : NULL};
     return commit_batches((sqlite_store *)st, &batch, 1,
                           opts != NULL ? opts->idempotency_key : NULL, false, result, err);
 }
 
 store_status sqlite_append_many(store *st, const store_batch *batches, size_t n,
-                                const char *idempotency_key,
-                                store_append_result *result, char **err)
-{
-    return commit_batches((sqlite_store *)st, batches, n, idempotency_key, true, result,
-                          err);
+                                const char *idempotency_key, store_append_result *result,
+                                char **err) {
+    return commit_batches((sqlite_store *)st, batches, n, idempotency_key, true, result, err);
 }
 
-store_status sqlite_head(store *st, const char *key, char out[STORE_REVISION_SIZE],
-                         char **err)
-{
-    if (st->damaged)
-        return sqlite_damaged((sqlite_store *)st, err);
+store_status sqlite_head(store *st, const char *key, char out[STORE_REVISION_SIZE], char **err) {
+    if (st->damaged) return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     const char *why = store_check_text(key, false);
-    if (why != NULL)
-        return store_fail(err, STORE_INVALID, "key %s", why);
+    if (why != NULL) return store_fail(err, STORE_INVALID, "key %s", why);
     int rc = sqlite_max_revision(s, key, out);
     if (rc != SQLITE_DONE) {
         sqlite_copy_revision(out, NULL);

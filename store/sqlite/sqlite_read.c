@@ -13,8 +13,7 @@
  * stored revision is 26 valid characters, so "> prev(R)" is ">= R" and
  * "< next(R)" is "<= R"; "0" and "Z" are below and above them all. */
 static void bounds(const store_read_opts *o, char lo[STORE_REVISION_SIZE],
-                   char hi[STORE_REVISION_SIZE])
-{
+                   char hi[STORE_REVISION_SIZE]) {
     const char *from = o->from != NULL ? o->from : STORE_START;
     const char *to = o->to != NULL ? o->to : STORE_END;
     if (o->from_exclusive || !revision_valid(from))
@@ -27,8 +26,7 @@ static void bounds(const store_read_opts *o, char lo[STORE_REVISION_SIZE],
         sqlite_copy_revision(hi, (const unsigned char *)STORE_END);
 }
 
-const char *sqlite_column(sqlite3_stmt *q, int i, size_t *len)
-{
+const char *sqlite_column(sqlite3_stmt *q, int i, size_t *len) {
     const char *t = (const char *)sqlite3_column_text(q, i);
     *len = t != NULL ? (size_t)sqlite3_column_bytes(q, i) : 0;
     return t != NULL ? t : "";
@@ -36,15 +34,12 @@ const char *sqlite_column(sqlite3_stmt *q, int i, size_t *len)
 
 /* Appends n bytes and a NUL to the text; returns the offset, or SIZE_MAX
  * when out of memory. */
-static size_t put_text(textbuf *b, const char *t, size_t n)
-{
+static size_t put_text(textbuf *b, const char *t, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap > 0 ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
+        while (cap < b->len + n + 1) cap *= 2;
         char *p = realloc(b->data, cap);
-        if (p == NULL)
-            return SIZE_MAX;
+        if (p == NULL) return SIZE_MAX;
         b->data = p;
         b->cap = cap;
     }
@@ -56,8 +51,7 @@ static size_t put_text(textbuf *b, const char *t, size_t n)
 }
 
 /* Copies an event into a row and its text; false when out of memory. */
-bool sqlite_keep_event(textbuf *b, row *r, const store_event *ev)
-{
+bool sqlite_keep_event(textbuf *b, row *r, const store_event *ev) {
     r->key = put_text(b, ev->key, strlen(ev->key));
     r->type = put_text(b, ev->type, strlen(ev->type));
     r->data = put_text(b, ev->data, ev->data_len);
@@ -67,13 +61,11 @@ bool sqlite_keep_event(textbuf *b, row *r, const store_event *ev)
     r->more = ev->more;
     memcpy(r->revision, ev->revision, sizeof r->revision);
     memcpy(r->committed_at, ev->committed_at, sizeof r->committed_at);
-    return r->key != SIZE_MAX && r->type != SIZE_MAX && r->data != SIZE_MAX &&
-           r->corr != SIZE_MAX;
+    return r->key != SIZE_MAX && r->type != SIZE_MAX && r->data != SIZE_MAX && r->corr != SIZE_MAX;
 }
 
 /* The event a kept row stands for, pointing into its text. */
-void sqlite_row_event(const textbuf *b, const row *r, store_event *ev)
-{
+void sqlite_row_event(const textbuf *b, const row *r, store_event *ev) {
     ev->key = b->data + r->key;
     ev->type = b->data + r->type;
     ev->data = b->data + r->data;
@@ -88,19 +80,16 @@ void sqlite_row_event(const textbuf *b, const row *r, store_event *ev)
  * keeping those that match the filter. The statement is reset before
  * returning, so no read transaction stays open between pages and appends
  * on the same handle can run while the cursor is alive. */
-static store_status fill(store_cursor *c, char **err)
-{
+static store_status fill(store_cursor *c, char **err) {
     sqlite_store *s = c->s;
     sqlite3_stmt *q = s->q[c->key != NULL ? (c->backward ? Q_KEY_BACK : Q_KEY_FWD)
                                           : (c->backward ? Q_ALL_BACK : Q_ALL_FWD)];
     int64_t want = PAGE_ROWS;
-    if (c->filter == NULL && c->remaining >= 0 && c->remaining < want)
-        want = c->remaining;
+    if (c->filter == NULL && c->remaining >= 0 && c->remaining < want) want = c->remaining;
     sqlite3_bind_text(q, 1, c->lo, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, c->hi, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, want);
-    if (c->key != NULL)
-        sqlite3_bind_text(q, 4, c->key, -1, SQLITE_STATIC);
+    if (c->key != NULL) sqlite3_bind_text(q, 4, c->key, -1, SQLITE_STATIC);
 
     c->nrows = c->pos = 0;
     c->text.len = 0;
@@ -117,18 +106,16 @@ static store_status fill(store_cursor *c, char **err)
         ev.key = c->key != NULL ? c->key : sqlite_column(q, 1, &ignored);
         ev.type = sqlite_column(q, 2, &ignored);
         ev.data = sqlite_column(q, 3, &ev.data_len);
-        ev.correlation_id = sqlite3_column_type(q, 4) == SQLITE_NULL ? NULL
-                            : sqlite_column(q, 4, &ignored);
+        ev.correlation_id =
+            sqlite3_column_type(q, 4) == SQLITE_NULL ? NULL : sqlite_column(q, 4, &ignored);
         const char *at = sqlite_column(q, 5, &at_len);
-        if (at_len >= STORE_TIMESTAMP_SIZE)
-            at_len = STORE_TIMESTAMP_SIZE - 1;
+        if (at_len >= STORE_TIMESTAMP_SIZE) at_len = STORE_TIMESTAMP_SIZE - 1;
         memcpy(ev.committed_at, at, at_len);
         ev.committed_at[at_len] = '\0';
         /* Only reads of every key select it (the key index does not cover
          * it, and per-key reads stay one index scan). */
         ev.more = c->key == NULL ? (size_t)sqlite3_column_int64(q, 6) : 0;
-        if (!filter_match(c->filter, &ev))
-            continue;
+        if (!filter_match(c->filter, &ev)) continue;
 
         if (!sqlite_keep_event(&c->text, &c->rows[c->nrows], &ev)) {
             sqlite3_reset(q);
@@ -136,8 +123,7 @@ static store_status fill(store_cursor *c, char **err)
             return store_fail(err, STORE_NOMEM, "sqlite: out of memory reading events");
         }
         c->nrows++;
-        if ((c->remaining >= 0 && (int64_t)c->nrows >= c->remaining) ||
-            c->text.len >= PAGE_BYTES)
+        if ((c->remaining >= 0 && (int64_t)c->nrows >= c->remaining) || c->text.len >= PAGE_BYTES)
             break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -148,15 +134,12 @@ static store_status fill(store_cursor *c, char **err)
     }
     sqlite3_reset(q);
     c->drained = rc == SQLITE_DONE && scanned < want;
-    if (scanned > 0)
-        memcpy(c->backward ? c->hi : c->lo, last, sizeof last);
+    if (scanned > 0) memcpy(c->backward ? c->hi : c->lo, last, sizeof last);
     return STORE_OK;
 }
 
-void sqlite_cursor_close(store_cursor *c)
-{
-    if (c == NULL)
-        return;
+void sqlite_cursor_close(store_cursor *c) {
+    if (c == NULL) return;
     free(c->key);
     filter_free(c->filter);
     free(c->rows);
@@ -165,25 +148,20 @@ void sqlite_cursor_close(store_cursor *c)
 }
 
 store_status sqlite_read(store *st, const char *key, const store_read_opts *opts,
-                         store_cursor **out, char **err)
-{
-    if (st->damaged)
-        return sqlite_damaged((sqlite_store *)st, err);
+                         store_cursor **out, char **err) {
+    if (st->damaged) return sqlite_damaged((sqlite_store *)st, err);
     static const store_read_opts defaults = {NULL, false, NULL, false, -1, false, NULL};
     store_status status;
     store_cursor *c = NULL;
     const char *why;
     *out = NULL;
-    if (opts == NULL)
-        opts = &defaults;
+    if (opts == NULL) opts = &defaults;
 
     if (key != NULL && (why = store_check_text(key, false)) != NULL)
         return store_fail(err, STORE_INVALID, "key %s", why);
-    if ((status = store_check_read(opts, err)) != STORE_OK)
-        return status;
+    if ((status = store_check_read(opts, err)) != STORE_OK) return status;
 
-    if ((c = calloc(1, sizeof *c)) == NULL ||
-        (key != NULL && (c->key = strdup(key)) == NULL) ||
+    if ((c = calloc(1, sizeof *c)) == NULL || (key != NULL && (c->key = strdup(key)) == NULL) ||
         filter_copy(opts->filter, &c->filter) != STORE_OK ||
         (c->rows = malloc(PAGE_ROWS * sizeof *c->rows)) == NULL)
         goto fail;
@@ -199,21 +177,16 @@ fail:
     return store_fail(err, STORE_NOMEM, "sqlite: out of memory opening a cursor");
 }
 
-store_status sqlite_next(store_cursor *c, const store_event **ev, char **err)
-{
-    if (c->s->base.damaged)
-        return sqlite_damaged(c->s, err);
+store_status sqlite_next(store_cursor *c, const store_event **ev, char **err) {
+    if (c->s->base.damaged) return sqlite_damaged(c->s, err);
     *ev = NULL;
     while (c->pos == c->nrows) {
-        if (c->drained || c->remaining == 0)
-            return STORE_OK;
+        if (c->drained || c->remaining == 0) return STORE_OK;
         store_status status = fill(c, err);
-        if (status != STORE_OK)
-            return status;
+        if (status != STORE_OK) return status;
     }
     sqlite_row_event(&c->text, &c->rows[c->pos++], &c->ev);
-    if (c->remaining > 0)
-        c->remaining--;
+    if (c->remaining > 0) c->remaining--;
     *ev = &c->ev;
     return STORE_OK;
 }

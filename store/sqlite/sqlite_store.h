@@ -37,7 +37,8 @@
 #define PAGE_BYTES (1u << 20)      /* ... and text it buffers, past one row */
 #define PRUNE_EVERY_MS (60 * 1000) /* expired idempotency keys go this often */
 #define GROUP_MAX 64               /* appends one commit takes at most */
-#define WAKE_CHECK_MS 25           /* a waiting poll looks for other processes'
+#define WAKE_CHECK_MS                                                                              \
+    25 /* a waiting poll looks for other processes'
                                       commits this often: well inside the
                                       100 ms store.h promises, and a PRAGMA
                                       costs microseconds */
@@ -103,39 +104,39 @@ typedef struct sqlite_store {
  * or a snapshot to save (snap_key set). A leader reads and answers it while
  * its caller sleeps. */
 typedef struct request {
-    sqlite_store *s;            /* the handle it came through: its clock,
+    sqlite_store *s;           /* the handle it came through: its clock,
                                    randomness and pruning time */
-    const store_batch *b;       /* what to append ... */
-    size_t n;                   /* ... in this many batches */
-    size_t total;               /* events in all of them, > 0 */
-    const char *token;          /* idempotency key, or NULL */
-    const char *snap_key;       /* a snapshot's key, or NULL for an append */
-    const char *snap_revision;  /* ... its revision */
-    const char *snap_state;     /* ... and state, snap_len bytes */
-    size_t snap_len;            /* bytes in snap_state */
-    store_append_result *r;     /* an append's outcome */
-    char **err;                 /* where its message goes */
-    store_status status;        /* its status */
-    bool wrote;                 /* it inserted events (in the open group) */
-    bool done;                  /* answered: status, r and err are final */
-    bool lead;                  /* told to lead the next commit */
-    pthread_cond_t wake;        /* signalled when done or told to lead */
-    struct request *next;       /* the next in its group's queue */
+    const store_batch *b;      /* what to append ... */
+    size_t n;                  /* ... in this many batches */
+    size_t total;              /* events in all of them, > 0 */
+    const char *token;         /* idempotency key, or NULL */
+    const char *snap_key;      /* a snapshot's key, or NULL for an append */
+    const char *snap_revision; /* ... its revision */
+    const char *snap_state;    /* ... and state, snap_len bytes */
+    size_t snap_len;           /* bytes in snap_state */
+    store_append_result *r;    /* an append's outcome */
+    char **err;                /* where its message goes */
+    store_status status;       /* its status */
+    bool wrote;                /* it inserted events (in the open group) */
+    bool done;                 /* answered: status, r and err are final */
+    bool lead;                 /* told to lead the next commit */
+    pthread_cond_t wake;       /* signalled when done or told to lead */
+    struct request *next;      /* the next in its group's queue */
 } request;
 
 /* Appends to one file from this process, committed together. */
 struct group {
-    dev_t dev;                  /* the file's device ... */
-    ino_t ino;                  /* ... and inode */
-    pid_t pid;                  /* the process it belongs to */
-    int refs;                   /* handles using it */
-    pthread_mutex_t lock;       /* guards what follows */
-    bool committing;            /* a leader is at work */
-    request *head, *tail;       /* appends waiting, oldest first */
-    uint64_t commits;           /* transactions committed for appends */
-    uint64_t appends;           /* appends they carried (snapshots aside) */
-    uint64_t largest;           /* the most appends one carried */
-    group *next;                /* the next in the registry */
+    dev_t dev;            /* the file's device ... */
+    ino_t ino;            /* ... and inode */
+    pid_t pid;            /* the process it belongs to */
+    int refs;             /* handles using it */
+    pthread_mutex_t lock; /* guards what follows */
+    bool committing;      /* a leader is at work */
+    request *head, *tail; /* appends waiting, oldest first */
+    uint64_t commits;     /* transactions committed for appends */
+    uint64_t appends;     /* appends they carried (snapshots aside) */
+    uint64_t largest;     /* the most appends one carried */
+    group *next;          /* the next in the registry */
 };
 
 /* Growable storage for the strings of buffered events. */
@@ -160,19 +161,19 @@ typedef struct row {
 } row;
 
 struct store_cursor {
-    sqlite_store *s;               /* the handle it reads through */
-    char *key;                     /* the key read, NULL for every key */
-    store_filter *filter;          /* copy of the caller's filter, or NULL */
-    bool backward;                 /* newest first */
-    int64_t remaining;             /* matches still to hand out; < 0: no limit */
-    char lo[STORE_REVISION_SIZE];  /* read revisions above this ... */
-    char hi[STORE_REVISION_SIZE];  /* ... and below this; pages move them */
-    bool drained;                  /* no rows left in [lo, hi] */
-    row *rows;                     /* the current page, PAGE_ROWS at most */
-    size_t nrows;                  /* rows in it */
-    size_t pos;                    /* the next row to hand out */
-    textbuf text;                  /* strings of the page's rows */
-    store_event ev;                /* the event last handed out */
+    sqlite_store *s;              /* the handle it reads through */
+    char *key;                    /* the key read, NULL for every key */
+    store_filter *filter;         /* copy of the caller's filter, or NULL */
+    bool backward;                /* newest first */
+    int64_t remaining;            /* matches still to hand out; < 0: no limit */
+    char lo[STORE_REVISION_SIZE]; /* read revisions above this ... */
+    char hi[STORE_REVISION_SIZE]; /* ... and below this; pages move them */
+    bool drained;                 /* no rows left in [lo, hi] */
+    row *rows;                    /* the current page, PAGE_ROWS at most */
+    size_t nrows;                 /* rows in it */
+    size_t pos;                   /* the next row to hand out */
+    textbuf text;                 /* strings of the page's rows */
+    store_event ev;               /* the event last handed out */
 };
 
 struct store_sub {
@@ -251,14 +252,12 @@ int sqlite_step_revision(sqlite3_stmt *q, char out[STORE_REVISION_SIZE]);
  * sqlite.c's opening comment). Without a group (in memory) it commits
  * alone. */
 store_status sqlite_submit(sqlite_store *s, request *q);
-store_status sqlite_append(store *st, const char *key, const store_pending *events,
-                           size_t count, const store_append_opts *opts,
-                           store_append_result *result, char **err);
+store_status sqlite_append(store *st, const char *key, const store_pending *events, size_t count,
+                           const store_append_opts *opts, store_append_result *result, char **err);
 store_status sqlite_append_many(store *st, const store_batch *batches, size_t n,
-                                const char *idempotency_key,
-                                store_append_result *result, char **err);
-store_status sqlite_head(store *st, const char *key, char out[STORE_REVISION_SIZE],
-                         char **err);
+                                const char *idempotency_key, store_append_result *result,
+                                char **err);
+store_status sqlite_head(store *st, const char *key, char out[STORE_REVISION_SIZE], char **err);
 
 /* ---- sqlite_read.c ---------------------------------------------------- */
 
@@ -281,12 +280,10 @@ void sqlite_cursor_close(store_cursor *c);
 void sqlite_settle_subs(sqlite_store *s, bool committed);
 store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts *opts,
                               store_sub **out, char **err);
-store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max,
-                         const store_event **events, size_t *count,
-                         char position[STORE_REVISION_SIZE], char **err);
+store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max, const store_event **events,
+                         size_t *count, char position[STORE_REVISION_SIZE], char **err);
 store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char **err);
-store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE],
-                               char **err);
+store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE], char **err);
 void sqlite_sub_close(store_sub *sub);
 store_status sqlite_sub_reset(store *st, const char *name, char **err);
 bool sqlite_sub_active(store_sub *sub);
@@ -295,26 +292,22 @@ store_status sqlite_sub_renew(store_sub *sub, bool *held, char **err);
 /* ---- sqlite_view.c ---------------------------------------------------- */
 
 store_status sqlite_save_snapshot(store *st, const char *key, const char *revision,
-                                  const char *state, size_t state_len, bool *saved,
-                                  char **err);
-store_status sqlite_snapshot(store *st, const char *key, store_snapshot *snap,
-                             bool *found, char **err);
+                                  const char *state, size_t state_len, bool *saved, char **err);
+store_status sqlite_snapshot(store *st, const char *key, store_snapshot *snap, bool *found,
+                             char **err);
 store_status sqlite_view_get(store *st, const char *view, const char *id, char **doc,
-                             size_t *doc_len, char revision[STORE_REVISION_SIZE],
-                             bool *found, char **err);
-store_status sqlite_view_put(store *st, const char *view, const char *id,
-                             const char *doc, size_t doc_len, const char *revision,
-                             bool *stored, char **err);
-store_status sqlite_view_revision(store *st, const char *view,
-                                  char out[STORE_REVISION_SIZE], char **err);
-store_status sqlite_view_advance(store *st, const char *view, const char *revision,
-                                 char **err);
-store_status sqlite_view_clear(store *st, const char *view, size_t limit, bool *done,
-                               char **err);
+                             size_t *doc_len, char revision[STORE_REVISION_SIZE], bool *found,
+                             char **err);
+store_status sqlite_view_put(store *st, const char *view, const char *id, const char *doc,
+                             size_t doc_len, const char *revision, bool *stored, char **err);
+store_status sqlite_view_revision(store *st, const char *view, char out[STORE_REVISION_SIZE],
+                                  char **err);
+store_status sqlite_view_advance(store *st, const char *view, const char *revision, char **err);
+store_status sqlite_view_clear(store *st, const char *view, size_t limit, bool *done, char **err);
 store_status sqlite_view_list(store *st, const char *view, const char *after, size_t limit,
                               store_view_doc **docs, size_t *n, char **err);
-store_status sqlite_snapshot_list(store *st, const char *after, size_t limit,
-                                  store_view_doc **docs, size_t *n, char **err);
+store_status sqlite_snapshot_list(store *st, const char *after, size_t limit, store_view_doc **docs,
+                                  size_t *n, char **err);
 store_status sqlite_begin(store *st, char **err);
 store_status sqlite_commit(store *st, char **err);
 void sqlite_rollback(store *st);

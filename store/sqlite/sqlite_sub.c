@@ -8,18 +8,13 @@
 /* ------------------------------------------------------------------ */
 /* Subscriptions                                                       */
 
-void sqlite_sub_close(store_sub *sub)
-{
-    if (sub == NULL)
-        return;
-    if (sub->name != NULL && sub->lease.io != NULL)
-        lease_release(&sub->lease);
+void sqlite_sub_close(store_sub *sub) {
+    if (sub == NULL) return;
+    if (sub->name != NULL && sub->lease.io != NULL) lease_release(&sub->lease);
     if (sub->s != NULL) {
         store_sub **pp = &sub->s->subs;
-        while (*pp != NULL && *pp != sub)
-            pp = &(*pp)->next;
-        if (*pp != NULL)
-            *pp = sub->next;
+        while (*pp != NULL && *pp != sub) pp = &(*pp)->next;
+        if (*pp != NULL) *pp = sub->next;
     }
     free(sub->name);
     pattern_free(sub->keys, sub->nkeys);
@@ -32,8 +27,7 @@ void sqlite_sub_close(store_sub *sub)
 }
 
 /* The stored checkpoint of a named subscription into out ("0": none). */
-static int stored_checkpoint(sqlite_store *s, const char *name, char out[STORE_REVISION_SIZE])
-{
+static int stored_checkpoint(sqlite_store *s, const char *name, char out[STORE_REVISION_SIZE]) {
     sqlite3_stmt *q = s->q[Q_SUB_GET];
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     sqlite_copy_revision(out, NULL);
@@ -42,8 +36,7 @@ static int stored_checkpoint(sqlite_store *s, const char *name, char out[STORE_R
 
 /* Puts the subscription where a consumer of its name starts now: after the
  * stored checkpoint, else at its start (the end of the store, for "Z"). */
-static store_status rewind_sub(store_sub *sub, char **err)
-{
+static store_status rewind_sub(store_sub *sub, char **err) {
     sqlite_store *s = sub->s;
     int rc;
     if (sub->name != NULL && (rc = stored_checkpoint(s, sub->name, sub->known)) != SQLITE_DONE)
@@ -62,8 +55,7 @@ static store_status rewind_sub(store_sub *sub, char **err)
 }
 
 /* lease.h's steps on the leases table, each one autocommit statement. */
-static store_status lease_get(void *ctx, lease_record *out, char **err)
-{
+static store_status lease_get(void *ctx, lease_record *out, char **err) {
     store_sub *sub = ctx;
     sqlite3_stmt *q = sub->s->q[Q_LEASE_GET];
     memset(out, 0, sizeof *out);
@@ -87,18 +79,15 @@ static store_status lease_get(void *ctx, lease_record *out, char **err)
 }
 
 /* Runs a lease write bound by the caller; *changed tells whether a row did. */
-static store_status lease_write(store_sub *sub, sqlite3_stmt *q, bool *changed, char **err)
-{
+static store_status lease_write(store_sub *sub, sqlite3_stmt *q, bool *changed, char **err) {
     int rc = sqlite_run(q);
-    if (rc != SQLITE_DONE)
-        return sqlite_db_fail(sub->s, rc, err, "writing a lease");
+    if (rc != SQLITE_DONE) return sqlite_db_fail(sub->s, rc, err, "writing a lease");
     *changed = sqlite3_changes(sub->s->db) > 0;
     return STORE_OK;
 }
 
 static store_status lease_take(void *ctx, const lease_record *seen, const char *holder,
-                               int64_t lease_ms, bool *won, char **err)
-{
+                               int64_t lease_ms, bool *won, char **err) {
     store_sub *sub = ctx;
     sqlite3_stmt *q = sub->s->q[Q_LEASE_TAKE];
     sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
@@ -113,8 +102,7 @@ static store_status lease_take(void *ctx, const lease_record *seen, const char *
 }
 
 static store_status lease_renew(void *ctx, const char *holder, int64_t lease_ms, bool *held,
-                                char **err)
-{
+                                char **err) {
     store_sub *sub = ctx;
     sqlite3_stmt *q = sub->s->q[Q_LEASE_RENEW];
     sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
@@ -123,8 +111,7 @@ static store_status lease_renew(void *ctx, const char *holder, int64_t lease_ms,
     return lease_write(sub, q, held, err);
 }
 
-static store_status lease_free(void *ctx, const char *holder, char **err)
-{
+static store_status lease_free(void *ctx, const char *holder, char **err) {
     store_sub *sub = ctx;
     bool changed;
     sqlite3_stmt *q = sub->s->q[Q_LEASE_RELEASE];
@@ -139,42 +126,32 @@ static const lease_io sqlite_lease_io = {lease_get, lease_take, lease_renew, lea
  * that has just taken the lease over starts from the stored checkpoint.
  * Inside the caller's transaction the lease is left as it is: a write
  * there would commit or roll back with the caller's. */
-static store_status hold(store_sub *sub, bool *held, char **err)
-{
+static store_status hold(store_sub *sub, bool *held, char **err) {
     bool taken = false;
     store_status status = STORE_OK;
     *held = true;
-    if (sub->name == NULL)
-        return STORE_OK;
+    if (sub->name == NULL) return STORE_OK;
     if (sub->s->txn) {
         *held = sub->lease.mine[0] != '\0';
         return STORE_OK;
     }
     status = lease_hold(&sub->lease, held, &taken, err);
-    if (status == STORE_OK && taken)
-        status = rewind_sub(sub, err);
+    if (status == STORE_OK && taken) status = rewind_sub(sub, err);
     return status;
 }
 
-bool sqlite_sub_active(store_sub *sub)
-{
-    return sub->name == NULL || sub->lease.mine[0] != '\0';
-}
+bool sqlite_sub_active(store_sub *sub) { return sub->name == NULL || sub->lease.mine[0] != '\0'; }
 
 /* Unlike a poll's, this renewal is written inside the caller's
  * transaction too (a projection's batch runs in one): a standby cannot
  * take the lease before that commits anyway, since the transaction holds
  * the write lock, and at the commit it sees the new beat. */
-store_status sqlite_sub_renew(store_sub *sub, bool *held, char **err)
-{
+store_status sqlite_sub_renew(store_sub *sub, bool *held, char **err) {
     store_status status;
     *held = true;
-    if (sub->s->base.damaged)
-        return sqlite_damaged(sub->s, err);
-    if (sub->name == NULL)
-        return STORE_OK;
-    if ((status = sqlite_txn_alive(sub->s, err)) != STORE_OK)
-        return status;
+    if (sub->s->base.damaged) return sqlite_damaged(sub->s, err);
+    if (sub->name == NULL) return STORE_OK;
+    if ((status = sqlite_txn_alive(sub->s, err)) != STORE_OK) return status;
     return lease_keep(&sub->lease, held, err);
 }
 
@@ -182,31 +159,26 @@ store_status sqlite_sub_renew(store_sub *sub, bool *held, char **err)
  * ones; a rollback forgets them, so the fence compares against what is
  * really stored, and leaves the holders unsure of their leases, since a
  * renewal may have gone with it (their next poll asks the store). */
-void sqlite_settle_subs(sqlite_store *s, bool committed)
-{
+void sqlite_settle_subs(sqlite_store *s, bool committed) {
     for (store_sub *sub = s->subs; sub != NULL; sub = sub->next) {
         if (committed) {
             memcpy(sub->committed, sub->known, sizeof sub->committed);
         } else {
             memcpy(sub->known, sub->committed, sizeof sub->known);
-            if (sub->name != NULL)
-                lease_doubt(&sub->lease);
+            if (sub->name != NULL) lease_doubt(&sub->lease);
         }
     }
 }
 
 store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts *opts,
-                              store_sub **out, char **err)
-{
-    if (st->damaged)
-        return sqlite_damaged((sqlite_store *)st, err);
+                              store_sub **out, char **err) {
+    if (st->damaged) return sqlite_damaged((sqlite_store *)st, err);
     static const store_sub_opts defaults = {0};
     sqlite_store *s = (sqlite_store *)st;
     store_status status = STORE_NOMEM;
     store_sub *sub = NULL;
     *out = NULL;
-    if (opts == NULL)
-        opts = &defaults;
+    if (opts == NULL) opts = &defaults;
     if ((status = store_check_subscription(name, opts, err)) != STORE_OK ||
         (status = lease_check(opts->lease_ms, err)) != STORE_OK)
         return status;
@@ -219,13 +191,13 @@ store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts 
     sub->next = s->subs; /* linked first, so sqlite_sub_close can unlink it */
     s->subs = sub;
     lease_init(&sub->lease, &sqlite_lease_io, sub, &s->base.env, opts->lease_ms);
-    sqlite_copy_revision(sub->start, (const unsigned char *)(opts->start != NULL ? opts->start
-                                                                        : STORE_START));
+    sqlite_copy_revision(sub->start,
+                         (const unsigned char *)(opts->start != NULL ? opts->start : STORE_START));
     sqlite_copy_revision(sub->known, NULL);
-    if ((status = pattern_copy(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys,
-                                err)) != STORE_OK ||
-        (status = pattern_copy(opts->types, opts->ntypes, "type", &sub->types,
-                                &sub->ntypes, err)) != STORE_OK)
+    if ((status = pattern_copy(opts->keys, opts->nkeys, "key", &sub->keys, &sub->nkeys, err)) !=
+            STORE_OK ||
+        (status = pattern_copy(opts->types, opts->ntypes, "type", &sub->types, &sub->ntypes,
+                               err)) != STORE_OK)
         goto fail_reported;
     /* The lease first, so the checkpoint read after it is the last one a
      * former holder could write. */
@@ -234,8 +206,7 @@ store_status sqlite_subscribe(store *st, const char *name, const store_sub_opts 
         (status = opts->nowait ? lease_claim(&sub->lease, sub->name, err)
                                : hold(sub, &held, err)) != STORE_OK)
         goto fail_reported;
-    if ((status = rewind_sub(sub, err)) != STORE_OK)
-        goto fail_reported;
+    if ((status = rewind_sub(sub, err)) != STORE_OK) goto fail_reported;
     /* An ephemeral subscription's checkpoint is where it starts. */
     if (sub->name == NULL) {
         memcpy(sub->known, sub->at, sizeof sub->known);
@@ -251,8 +222,7 @@ fail_reported:
     return status;
 }
 
-static bool sub_matches(const store_sub *sub, const store_event *ev)
-{
+static bool sub_matches(const store_sub *sub, const store_event *ev) {
     return pattern_match_any((const char *const *)sub->keys, sub->nkeys, ev->key) &&
            pattern_match_any((const char *const *)sub->types, sub->ntypes, ev->type) &&
            filter_match(sub->filter, ev);
@@ -263,8 +233,7 @@ static bool sub_matches(const store_sub *sub, const store_event *ev)
  * in sub->events; sub->at follows every event looked at, matching or not.
  * On failure it hands out nothing and puts sub->at back, so the next poll
  * looks at the same events again. */
-static store_status scan(store_sub *sub, size_t max, char **err)
-{
+static store_status scan(store_sub *sub, size_t max, char **err) {
     char from[STORE_REVISION_SIZE];
     store_read_opts o = {from, true, NULL, false, -1, false, NULL};
     store_cursor *c = NULL;
@@ -274,30 +243,25 @@ static store_status scan(store_sub *sub, size_t max, char **err)
     memcpy(from, sub->at, sizeof from);
     sub->nrows = 0;
     sub->text.len = 0;
-    if ((status = sqlite_read(&sub->s->base, NULL, &o, &c, err)) != STORE_OK)
-        return status;
+    if ((status = sqlite_read(&sub->s->base, NULL, &o, &c, err)) != STORE_OK) return status;
     while ((status = sqlite_next(c, &ev, err)) == STORE_OK && ev != NULL) {
         if (sub_matches(sub, ev)) {
             if (sub->nrows == sub->rows_cap) {
                 size_t cap = sub->rows_cap > 0 ? sub->rows_cap * 2 : 64;
                 row *rows = realloc(sub->rows, cap * sizeof *rows);
-                if (rows == NULL)
-                    goto nomem;
+                if (rows == NULL) goto nomem;
                 sub->rows = rows;
                 sub->rows_cap = cap;
             }
-            if (!sqlite_keep_event(&sub->text, &sub->rows[sub->nrows], ev))
-                goto nomem;
+            if (!sqlite_keep_event(&sub->text, &sub->rows[sub->nrows], ev)) goto nomem;
             sub->nrows++;
         }
         memcpy(sub->at, ev->revision, sizeof sub->at);
-        if (sub->nrows == max)
-            break;
+        if (sub->nrows == max) break;
     }
     sqlite_cursor_close(c);
     c = NULL;
-    if (status != STORE_OK)
-        goto failed;
+    if (status != STORE_OK) goto failed;
 
     /* The text is complete, so the events can point into it. */
     free(sub->events);
@@ -317,8 +281,7 @@ failed:
     return status;
 }
 
-static int data_version(sqlite_store *s, int64_t *out)
-{
+static int data_version(sqlite_store *s, int64_t *out) {
     sqlite3_stmt *q = s->q[Q_DATA_VERSION];
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
@@ -329,22 +292,19 @@ static int data_version(sqlite_store *s, int64_t *out)
     return rc;
 }
 
-store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max,
-                         const store_event **events, size_t *count,
-                         char position[STORE_REVISION_SIZE], char **err)
-{
-    if (sub->s->base.damaged)
-        return sqlite_damaged(sub->s, err);
+store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max, const store_event **events,
+                         size_t *count, char position[STORE_REVISION_SIZE], char **err) {
+    if (sub->s->base.damaged) return sqlite_damaged(sub->s, err);
     sqlite_store *s = sub->s;
     store_status status;
     int rc;
     *events = NULL;
     *count = 0;
     memcpy(position, sub->at, STORE_REVISION_SIZE);
-    if (max == 0)
-        return store_fail(err, STORE_INVALID, "poll: max must be at least 1");
+    if (max == 0) return store_fail(err, STORE_INVALID, "poll: max must be at least 1");
     if (timeout_ms > 0 && s->txn)
-        return store_fail(err, STORE_INVALID, "poll: cannot wait inside a transaction "
+        return store_fail(err, STORE_INVALID,
+                          "poll: cannot wait inside a transaction "
                           "(it holds the write lock)");
 
     int64_t deadline = sqlite_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
@@ -356,32 +316,24 @@ store_status sqlite_poll(store_sub *sub, int64_t timeout_ms, size_t max,
         bool held;
         if ((rc = data_version(s, &version)) != SQLITE_DONE)
             return sqlite_db_fail(s, rc, err, "polling a subscription");
-        if ((status = hold(sub, &held, err)) != STORE_OK)
-            return status;
-        if (held && (status = scan(sub, max, err)) != STORE_OK)
-            return status;
+        if ((status = hold(sub, &held, err)) != STORE_OK) return status;
+        if (held && (status = scan(sub, max, err)) != STORE_OK) return status;
         /* The scan may have taken a while: hand the batch out only while
          * the lease still holds (renewed if a third of it has gone). */
-        if (held && sub->nrows > 0 && (status = hold(sub, &held, err)) != STORE_OK)
-            return status;
-        if (held && sub->nrows > 0)
-            break;
+        if (held && sub->nrows > 0 && (status = hold(sub, &held, err)) != STORE_OK) return status;
+        if (held && sub->nrows > 0) break;
         sub->nrows = 0;
         /* Back to the lease at least this often: a holder renews, a
          * standby looks for its chance. */
         int64_t look = sqlite_mono_ms() + lease_wait_ms(&sub->lease);
         for (;;) {
             int64_t now = sqlite_mono_ms(), left = deadline - now;
-            if (left <= 0)
-                goto done;
-            if (now >= look)
-                break;
-            if (sqlite_wake_wait(seen, left < WAKE_CHECK_MS ? left : WAKE_CHECK_MS))
-                break;
+            if (left <= 0) goto done;
+            if (now >= look) break;
+            if (sqlite_wake_wait(seen, left < WAKE_CHECK_MS ? left : WAKE_CHECK_MS)) break;
             if ((rc = data_version(s, &now_version)) != SQLITE_DONE)
                 return sqlite_db_fail(s, rc, err, "polling a subscription");
-            if (now_version != version)
-                break;
+            if (now_version != version) break;
         }
     }
 
@@ -392,35 +344,28 @@ done:
     return STORE_OK;
 }
 
-store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char **err)
-{
-    if (sub->s->base.damaged)
-        return sqlite_damaged(sub->s, err);
+store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char **err) {
+    if (sub->s->base.damaged) return sqlite_damaged(sub->s, err);
     sqlite_store *s = sub->s;
     store_status status;
     *acked = false;
-    if ((status = store_check_revision("ack:", revision, false, err)) != STORE_OK)
-        return status;
+    if ((status = store_check_revision("ack:", revision, false, err)) != STORE_OK) return status;
     /* Never backwards: acking what is already acknowledged writes nothing. */
     if (strcmp(revision, sub->known) <= 0) {
         *acked = true;
         return STORE_OK;
     }
     if (sub->name != NULL) {
-        if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
-            return status;
-        if (sub->lease.mine[0] == '\0')
-            return STORE_OK; /* a standby acks nothing */
+        if ((status = sqlite_txn_alive(s, err)) != STORE_OK) return status;
+        if (sub->lease.mine[0] == '\0') return STORE_OK; /* a standby acks nothing */
         bool first = strcmp(sub->known, STORE_START) == 0;
         sqlite3_stmt *q = s->q[first ? Q_SUB_INSERT : Q_SUB_UPDATE];
         sqlite3_bind_text(q, 1, sub->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, revision, -1, SQLITE_STATIC);
-        if (!first)
-            sqlite3_bind_text(q, 3, sub->known, -1, SQLITE_STATIC);
+        if (!first) sqlite3_bind_text(q, 3, sub->known, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, first ? 3 : 4, sub->lease.mine, -1, SQLITE_STATIC);
         int rc = sqlite_run(q);
-        if (rc != SQLITE_DONE)
-            return sqlite_db_fail(s, rc, err, "storing a checkpoint");
+        if (rc != SQLITE_DONE) return sqlite_db_fail(s, rc, err, "storing a checkpoint");
         if (sqlite3_changes(s->db) == 0) {
             /* Another consumer took the lease or moved the checkpoint:
              * start again from where it left things, rather than apply
@@ -431,44 +376,33 @@ store_status sqlite_ack(store_sub *sub, const char *revision, bool *acked, char 
         }
     }
     sqlite_copy_revision(sub->known, (const unsigned char *)revision);
-    if (!s->txn)
-        memcpy(sub->committed, sub->known, sizeof sub->committed);
-    if (strcmp(revision, sub->at) > 0)
-        memcpy(sub->at, sub->known, sizeof sub->at);
+    if (!s->txn) memcpy(sub->committed, sub->known, sizeof sub->committed);
+    if (strcmp(revision, sub->at) > 0) memcpy(sub->at, sub->known, sizeof sub->at);
     *acked = true;
     return STORE_OK;
 }
 
-store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE],
-                               char **err)
-{
-    if (sub->s->base.damaged)
-        return sqlite_damaged(sub->s, err);
+store_status sqlite_checkpoint(store_sub *sub, char out[STORE_REVISION_SIZE], char **err) {
+    if (sub->s->base.damaged) return sqlite_damaged(sub->s, err);
     if (sub->name == NULL) {
         memcpy(out, sub->known, STORE_REVISION_SIZE);
         return STORE_OK;
     }
     int rc = stored_checkpoint(sub->s, sub->name, out);
-    if (rc != SQLITE_DONE)
-        return sqlite_db_fail(sub->s, rc, err, "reading a checkpoint");
+    if (rc != SQLITE_DONE) return sqlite_db_fail(sub->s, rc, err, "reading a checkpoint");
     return STORE_OK;
 }
 
-store_status sqlite_sub_reset(store *st, const char *name, char **err)
-{
-    if (st->damaged)
-        return sqlite_damaged((sqlite_store *)st, err);
+store_status sqlite_sub_reset(store *st, const char *name, char **err) {
+    if (st->damaged) return sqlite_damaged((sqlite_store *)st, err);
     sqlite_store *s = (sqlite_store *)st;
     store_status status;
     const char *why = store_check_text(name, false);
-    if (why != NULL)
-        return store_fail(err, STORE_INVALID, "subscription name %s", why);
-    if ((status = sqlite_txn_alive(s, err)) != STORE_OK)
-        return status;
+    if (why != NULL) return store_fail(err, STORE_INVALID, "subscription name %s", why);
+    if ((status = sqlite_txn_alive(s, err)) != STORE_OK) return status;
     sqlite3_stmt *q = s->q[Q_SUB_RESET];
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite_run(q);
-    if (rc != SQLITE_DONE)
-        return sqlite_db_fail(s, rc, err, "resetting a subscription");
+    if (rc != SQLITE_DONE) return sqlite_db_fail(s, rc, err, "resetting a subscription");
     return STORE_OK;
 }
