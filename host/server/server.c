@@ -1,7 +1,9 @@
 /*
  * server.c - the HTTP server on libmicrohttpd (see server.h).
  *
- * A request's life: libmicrohttpd calls on_uri with the request line as
+ * A request's life: the gate (gate.h) accepts the connection and reads the
+ * head before libmicrohttpd does, refusing in JSON what libmicrohttpd would
+ * refuse in HTML; then libmicrohttpd calls on_uri with the request line as
  * sent (checked there, before libmicrohttpd decodes it), then on_request
  * when the headers are in; screen_strict() refuses what could be read two
  * ways (400, closing the connection), and screen() decides from the headers
@@ -11,7 +13,8 @@
  * a command or query becomes a worker_job: the connection is suspended, the
  * job queued, and the worker's done() resumes it; libmicrohttpd calls
  * on_request once more and the answer is queued. on_completed writes the
- * access log line, records metrics and frees the request. Connections are
+ * access log line, records metrics, hands a kept-alive connection back to
+ * the gate for its next head, and frees the request. Connections are
  * limited in all and per client address by libmicrohttpd; on_connection
  * keeps a list of them so the signal thread can cut one whose headers take
  * longer than --header-timeout. The app is loaded (start-up, --watch) on a
@@ -33,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -40,10 +44,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/tcp.h>
 #include <microhttpd.h>
 
 #include "bind.h"
 #include "buf.h"
+#include "gate.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -99,11 +105,13 @@ typedef struct tracked {
     bool waiting;                /* no complete headers since `since` */
     bool cut;                    /* already shut down */
     double since;                /* accepted, or its last request completed */
+    unsigned long long consumed; /* bytes its completed requests took */
 } tracked;
 
 typedef struct server {
     const server_config *cfg;   /* what to serve, how */
     struct MHD_Daemon *daemon;  /* the HTTP side */
+    gate *gate;                 /* accepts, and reads each head first */
     worker_pool *pool;          /* request workers */
     projector *projections;     /* projection threads */
     atomic_long in_flight;      /* requests begun and not completed */
@@ -139,6 +147,7 @@ typedef struct request {
     const char *early_msg;       /* its message */
     const char *allow;           /* 405: the methods allowed */
     bool close;                  /* close the connection after answering */
+    bool keep_alive;             /* the client keeps the connection for more */
     bool gone;                   /* the client left before its answer */
     buf body;                    /* the body, up to --max-body */
     size_t received;             /* body bytes received, kept or not */
@@ -329,19 +338,36 @@ static void request_free(request *r) {
 /* Made when libmicrohttpd has the request line (on_uri), so the URL can be
  * checked as the client sent it, before libmicrohttpd decodes it (its
  * decoding stops at a NUL and lets bad escapes through). */
+static void new_request_id(server *s, char id[REQUEST_ID_SIZE]) {
+    snprintf(id, REQUEST_ID_SIZE, "%08x%08x", s->id_prefix, atomic_fetch_add(&s->id_seq, 1));
+}
+
 static request *request_new(server *s, struct MHD_Connection *c) {
     request *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->srv = s;
     r->conn = c;
     clock_gettime(CLOCK_MONOTONIC, &r->start);
-    snprintf(r->id, sizeof r->id, "%08x%08x", s->id_prefix, atomic_fetch_add(&s->id_seq, 1));
+    new_request_id(s, r->id);
     return r;
 }
 
+/* The client means to send another request on the connection once this
+ * one is answered, as libmicrohttpd reads it (HTTP/1.1 unless it says
+ * close, HTTP/1.0 only with keep-alive), and nothing is left of the body
+ * that libmicrohttpd would have to drop. */
+static bool wants_keep_alive(struct MHD_Connection *c, const char *version) {
+    const char *conn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return false;
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0) return !conn || strcasecmp(conn, "close") != 0;
+    return conn && strcasecmp(conn, "keep-alive") == 0;
+}
+
 /* The rest, once the headers are in. */
-static int request_begin(request *r, const char *url, const char *method) {
+static int request_begin(request *r, const char *url, const char *method, const char *version) {
     r->begun = true;
+    r->keep_alive = wants_keep_alive(r->conn, version);
     snprintf(r->method, sizeof r->method, "%s", method);
     if (!(r->path = strdup(url))) return -1;
     r->route = parse_route(r->path, &r->name);
@@ -597,14 +623,13 @@ static enum MHD_Result send_job(request *r) {
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
-    (void)version;
     server *s = cls;
     request *r = *con_cls;
     size_t max = s->cfg->max_body;
 
     if (!r) return MHD_NO; /* on_uri ran out of memory */
     if (!r->begun) {
-        if (request_begin(r, url, method) != 0) return MHD_NO;
+        if (request_begin(r, url, method, version) != 0) return MHD_NO;
         set_waiting(s, c, false);
         screen_strict(r);
         if (r->close) return send_error(r, r->early, r->early_msg, 0);
@@ -672,18 +697,52 @@ static const char *abort_reason(const request *r, enum MHD_RequestTerminationCod
     }
 }
 
-static void remote_address(struct MHD_Connection *c, char *out, size_t size) {
-    *out = 0;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr) return;
-    const struct sockaddr *sa = ci->client_addr;
+static void sockaddr_text(const struct sockaddr *sa, char *out, size_t size) {
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
                   (socklen_t)size);
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
                   (socklen_t)size);
+}
+
+static void remote_address(struct MHD_Connection *c, char *out, size_t size) {
+    *out = 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) sockaddr_text(ci->client_addr, out, size);
+}
+
+/* After an answer on a kept-alive connection, the connection waits in the
+ * gate, which reads the next head before libmicrohttpd does. Only when
+ * libmicrohttpd holds none of the client's bytes: those of a request sent
+ * before this answer came (pipelining) are already read, and libmicrohttpd
+ * parses them as they are. What it has read is the bytes the socket
+ * received less those still unread in it; what the requests took is their
+ * heads and bodies (a chunked body's framing is not counted: such a
+ * connection is never held). */
+static void hold_for_next(server *s, struct MHD_Connection *c, const request *r,
+                          enum MHD_RequestTerminationCode toe) {
+    const union MHD_ConnectionInfo *ki =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const union MHD_ConnectionInfo *hi =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    tracked *k = ki ? ki->socket_context : NULL;
+    if (!k) return;
+    k->consumed += hi ? hi->header_size + r->received : 0;
+    if (!s->gate || !hi || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || !r->status ||
+        !r->keep_alive || r->close || atomic_load(&s->draining))
+        return;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    int unread = 0;
+    if (getsockopt(k->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received ||
+        ioctl(k->fd, FIONREAD, &unread) != 0 || unread < 0 ||
+        ti.tcpi_bytes_received - (unsigned long long)unread != k->consumed)
+        return;
+    MHD_suspend_connection(c);
+    gate_hold(s->gate, k->fd, c);
 }
 
 /* The access log line and the metrics. Headers are never logged (they
@@ -719,8 +778,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         if (*remote) log_str(&l, "remote", remote);
         log_end(&l);
     }
-    request_free(r);
     set_waiting(s, c, true);
+    hold_for_next(s, c, r, toe);
+    request_free(r);
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -779,6 +839,52 @@ static void cut_slow_headers(server *s) {
         }
     }
     pthread_mutex_unlock(&s->links_lock);
+}
+
+/* The gate's callbacks (gate.h): a good first head goes to libmicrohttpd,
+ * a held connection back to it, and a refused head gets the answer every
+ * other error gets, with its own request id, log line and count. */
+static void gate_admit(void *ctx, int fd, const struct sockaddr *addr, socklen_t len) {
+    server *s = ctx;
+    MHD_add_connection(s->daemon, fd, addr, len); /* on failure it closes fd */
+}
+
+static void gate_resume(void *ctx, void *conn) {
+    (void)ctx;
+    MHD_resume_connection(conn);
+}
+
+static size_t gate_refuse(void *ctx, int status, const char *why, int fd, char *out, size_t size) {
+    server *s = ctx;
+    char id[REQUEST_ID_SIZE], remote[INET6_ADDRSTRLEN] = "";
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof ss;
+    new_request_id(s, id);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
+        sockaddr_text((const struct sockaddr *)&ss, remote, sizeof remote);
+    size_t len = 0;
+    char *body = worker_error_body(why, id, &len);
+    int n = snprintf(out, size,
+                     "HTTP/1.1 %d %s\r\n"                 /* the status line */
+                     "Content-Type: application/json\r\n" /* as every answer */
+                     "Content-Length: %zu\r\n"            /* the JSON body's */
+                     "X-Request-Id: %s\r\n"               /* as in the log */
+                     "Cache-Control: no-store\r\n"        /* as every answer */
+                     "Connection: close\r\n\r\n%s",       /* nothing more is read */
+                     status, MHD_get_reason_phrase_for((unsigned)status), body ? len : 0, id,
+                     body ? body : "");
+    free(body);
+    metrics_request("unmatched", status, 0);
+    log_line l;
+    if (log_begin(&l, LOG_INFO, "request")) {
+        log_str(&l, "request_id", id);
+        log_str(&l, "route", "unmatched");
+        log_int(&l, "status", status);
+        log_str(&l, "error", why);
+        if (*remote) log_str(&l, "remote", remote);
+        log_end(&l);
+    }
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
 /* libmicrohttpd's own messages become log lines; the last one is kept to
@@ -1134,12 +1240,10 @@ static void drain(server *s, const sigset_t *signals, int sig) {
         log_end(&l);
     }
     atomic_store(&s->draining, true);
-    MHD_socket listener = MHD_quiesce_daemon(s->daemon);
-    /* Quiesced, the socket still completes handshakes into its backlog,
-     * where clients would wait, unanswered, for the whole drain. Shut down,
-     * it refuses them at once; it is closed only after the daemon stops
-     * (libmicrohttpd's thread may still hold it). */
-    if (listener != MHD_INVALID_SOCKET) shutdown(listener, SHUT_RDWR);
+    /* The listening socket is shut down at once, so that new connections
+     * are refused rather than left in its backlog, unanswered, for the
+     * whole drain; kept-alive connections waiting between requests close. */
+    gate_stop(s->gate);
 
     double deadline = now_seconds() + cfg->drain_seconds;
     while (atomic_load(&s->in_flight) > 0 && now_seconds() < deadline) {
@@ -1167,7 +1271,6 @@ static void drain(server *s, const sigset_t *signals, int sig) {
     while (atomic_load(&s->in_flight) > 0 && now_seconds() < flush) wait_signal(signals, 0.01);
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
-    if (listener != MHD_INVALID_SOCKET) close(listener);
     worker_pool_free(s->pool);
     s->pool = NULL;
 
@@ -1176,32 +1279,46 @@ static void drain(server *s, const sigset_t *signals, int sig) {
     log_msg(LOG_INFO, "stopped");
 }
 
-/* Starts the HTTP daemon on the bound socket *listen_fd, which is the
- * daemon's from then on (*listen_fd becomes -1; MHD_stop_daemon closes it,
- * and should the start fail it is left open rather than risk closing it
- * twice). *max_connections: the limit it runs with. */
-static server_status start_daemon(server *s, int family, int *listen_fd, unsigned *max_connections,
+/* Starts the HTTP daemon, then the gate on the bound socket *listen_fd,
+ * which is the gate's from then on (*listen_fd becomes -1; gate_free closes
+ * it). The daemon listens on nothing: the gate accepts, and hands it each
+ * connection whose head it takes. *max_connections: the limit it runs
+ * with. */
+static server_status start_daemon(server *s, int *listen_fd, unsigned *max_connections,
                                   char **err) {
     const server_config *cfg = s->cfg;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (family == AF_INET6) flags |= MHD_USE_IPv6;
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     *max_connections = connection_limit(cfg->max_connections);
     s->daemon =
-        MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, *listen_fd,
-                         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)GATE_POOL, MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout,
                          MHD_OPTION_CONNECTION_LIMIT, *max_connections,
                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_client_connections,
                          MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK,
                          on_uri, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_message, s, MHD_OPTION_END);
+    if (!s->daemon) {
+        pthread_mutex_lock(&s->error_lock);
+        *err = dup_printf("cannot listen on %s%s%s", cfg->listen, *s->last_error ? ": " : "",
+                          s->last_error);
+        pthread_mutex_unlock(&s->error_lock);
+        return SERVER_IO;
+    }
+    gate_config gc = {
+        .listen_fd = *listen_fd,
+        .header_timeout = cfg->header_timeout,
+        .idle_timeout = cfg->idle_timeout,
+        .max_connections = *max_connections,
+        .max_client_addresses = cfg->max_client_connections,
+        .admit = gate_admit,
+        .resume = gate_resume,
+        .refuse = gate_refuse,
+        .ctx = s,
+    };
+    if (gate_start(&gc, &s->gate, err) != 0) return SERVER_IO;
     *listen_fd = -1;
-    if (s->daemon) return SERVER_OK;
-    pthread_mutex_lock(&s->error_lock);
-    *err = dup_printf("cannot listen on %s%s%s", cfg->listen, *s->last_error ? ": " : "",
-                      s->last_error);
-    pthread_mutex_unlock(&s->error_lock);
-    return SERVER_IO;
+    return SERVER_OK;
 }
 
 /* The "listening" line, and the embedder's on_listening. */
@@ -1286,8 +1403,7 @@ server_status server_run(const server_config *cfg, char **err) {
 
     unsigned max_connections = 0;
     bound = listen_fd;
-    if ((status = start_daemon(&s, addr.ss_family, &listen_fd, &max_connections, err)) != SERVER_OK)
-        goto done;
+    if ((status = start_daemon(&s, &listen_fd, &max_connections, err)) != SERVER_OK) goto done;
     char url[128];
     url_of(&addr, bound_port(bound), url, sizeof url);
     metrics_start();
@@ -1303,7 +1419,9 @@ server_status server_run(const server_config *cfg, char **err) {
     }
 
 done:
+    gate_stop(s.gate);
     if (s.daemon) MHD_stop_daemon(s.daemon);
+    gate_free(s.gate);
     if (listen_fd >= 0) close(listen_fd);
     worker_pool_free(s.pool);
     projector_stop(s.projections, 0);

@@ -19,6 +19,19 @@ local function exit_within(s, seconds)
   return code
 end
 
+-- Reads from the socket `c` until the server closes it or its timeout
+-- passes without a byte; closes it and returns everything read.
+local function read_to_end(c)
+  local out = {}
+  while true do
+    local data, err, partial = c:receive(4096)
+    out[#out + 1] = data or partial
+    if err then break end
+  end
+  c:close()
+  return table.concat(out)
+end
+
 -- Sends `text` as is and reads until the server closes the connection or
 -- `wait` seconds pass without a byte. Returns everything read. `from`: the
 -- local address to send from (another loopback address is another client).
@@ -28,14 +41,7 @@ local function raw(port, text, wait, from)
   if from then assert(c:bind(from, 0)) end
   assert(c:connect("127.0.0.1", port))
   assert(c:send(text))
-  local out = {}
-  while true do
-    local data, err, partial = c:receive(4096)
-    out[#out + 1] = data or partial
-    if err then break end
-  end
-  c:close()
-  return table.concat(out)
+  return read_to_end(c)
 end
 
 -- The answers in a byte stream: { status, headers, body } each.
@@ -111,6 +117,66 @@ describe("containment #http", function()
 
     it("refuses a header value that is not UTF-8", function()
       assert_one_400(s.port, "GET /health HTTP/1.1\r\nHost: x\r\nX-Note: \xff\xfe\r\n\r\n", "UTF%-8")
+    end)
+
+    -- The one answer a raw request got, as JSON with the request id.
+    local function assert_json_answer(text, status, pattern)
+      local got = answers(raw(s.port, text))
+      assert.same(1, #got, "answers to " .. text:sub(1, 60))
+      local a = got[1]
+      assert.same(status, a.status, text:sub(1, 60))
+      assert.same("application/json", a.headers["content-type"], a.body)
+      local body = aeon.json.decode(a.body)
+      assert.is_table(body, a.body)
+      assert.is_string(a.headers["x-request-id"])
+      assert.same(a.headers["x-request-id"], body.request_id)
+      assert.matches(pattern, body.error)
+    end
+
+    it("regression: what libmicrohttpd refused itself (400, 413, 414, 431, 505) was answered in HTML, or not at all", function()
+      local H = "Host: x\r\n"
+      for _, case in ipairs {
+        { "BOGUS\r\n\r\n", 400, "request line" },
+        { "GET /health\r\n\r\n", 400, "request line" },
+        { "GET /health HTTX/1.1\r\n" .. H .. "\r\n", 400, "request line" },
+        { "GET /health HTTP/1.1 \r\n" .. H .. "\r\n", 400, "request line" },
+        { "GET /health HTTP/2.0\r\n" .. H .. "\r\n", 505, "HTTP/1%.1" },
+        { "GET /health HTTP/0.9\r\n" .. H .. "\r\n", 505, "HTTP/1%.1" },
+        { "GET /health HTTP/1.1\r\n" .. H .. "no colon here\r\n\r\n", 400, "colon" },
+        { "GET /health HTTP/1.1\r\n" .. H .. " folded: x\r\n\r\n", 400, "folded" },
+        { "POST /commands/echo HTTP/1.1\r\n" .. H .. "Content-Length: abc\r\n\r\n{}", 400, "Content%-Length" },
+        { "POST /commands/echo HTTP/1.1\r\n" .. H .. "Content-Length: 99999999999999999999999\r\n\r\n{}",
+          413, "larger than" },
+        { "GET /queries/params?name=" .. ("a"):rep(40000) .. " HTTP/1.1\r\n" .. H .. "\r\n", 414, "request line" },
+        { "GET /health HTTP/1.1\r\n" .. H .. "X-Big: " .. ("b"):rep(40000) .. "\r\n\r\n", 431, "headers" },
+        { "GET /health HTTP/1.1\r\n" .. H .. ("X-A: 1\r\n"):rep(150) .. "\r\n", 431, "fields" },
+        { "GET /health HTTP/1.1\r\n" .. H .. "Cookie: " .. ("c=1; "):rep(150) .. "\r\n\r\n", 431, "fields" },
+      } do
+        assert_json_answer(case[1], case[2], case[3])
+      end
+      -- Still the server: a good request on a fresh connection answers.
+      assert.same(200, (s:json("GET", "/health")))
+    end)
+
+    it("answers a bad request after a good one on a kept-alive connection in JSON too", function()
+      local c = assert(socket.tcp())
+      c:settimeout(3)
+      assert(c:connect("127.0.0.1", s.port))
+      assert(c:send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+      -- The first answer, whole, before the second request is sent.
+      local text = ""
+      repeat
+        local data, err, partial = c:receive(1)
+        text = text .. (data or partial)
+        local got = answers(text)
+      until err or (got[1] and #got[1].body == tonumber(got[1].headers["content-length"]))
+      assert(c:send("GET /health HTTP/9.9\r\nHost: x\r\n\r\n"))
+      local got = answers(text .. read_to_end(c))
+      assert.same(2, #got)
+      assert.same(200, got[1].status)
+      assert.same(505, got[2].status)
+      assert.same("application/json", got[2].headers["content-type"])
+      assert.same(got[2].headers["x-request-id"], aeon.json.decode(got[2].body).request_id)
     end)
 
     it("regression: a NUL in a body string answered 500 (a script error) instead of 400", function()
