@@ -730,8 +730,9 @@ static void hold_for_next(server *s, struct MHD_Connection *c, const request *r,
     tracked *k = ki ? ki->socket_context : NULL;
     if (!k) return;
     k->consumed += hi ? hi->header_size + r->received : 0;
+    /* (A client that has sent its end is closed by libmicrohttpd.) */
     if (!s->gate || !hi || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || !r->status ||
-        !r->keep_alive || r->close || atomic_load(&s->draining))
+        !r->keep_alive || r->close || atomic_load(&s->draining) || client_left(c))
         return;
     struct tcp_info ti;
     socklen_t len = sizeof ti;
