@@ -125,6 +125,7 @@ typedef struct server {
     pthread_mutex_t links_lock; /* guards links */
     tracked links;              /* open connections (a ring, head) */
     int stuck_projections;      /* runners left stuck in C */
+    int stuck_workers;          /* request workers left stuck in C */
     watched *files;             /* --watch: the app's files */
     size_t nfiles;              /* entries in files */
 } server;
@@ -1272,7 +1273,7 @@ static void drain(server *s, const sigset_t *signals, int sig) {
     while (atomic_load(&s->in_flight) > 0 && now_seconds() < flush) wait_signal(signals, 0.01);
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
-    worker_pool_free(s->pool);
+    s->stuck_workers = worker_pool_free(s->pool);
     s->pool = NULL;
 
     s->stuck_projections += projector_stop(s->projections, cfg->drain_seconds);
@@ -1359,6 +1360,20 @@ static int serve_until_signal(server *s, const sigset_t *signals) {
     return sig;
 }
 
+/* SERVER_OK, or SERVER_STUCK with *err when a worker or a projection was
+ * left stuck in C: what it was doing is lost, which the exit status says. */
+static server_status left_stuck(const server *s, char **err) {
+    int w = s->stuck_workers, p = s->stuck_projections;
+    if (w == 0 && p == 0) return SERVER_OK;
+    char workers[48] = "", projections[48] = "";
+    if (w) snprintf(workers, sizeof workers, "%d worker%s", w, w == 1 ? "" : "s");
+    if (p) snprintf(projections, sizeof projections, "%d projection%s", p, p == 1 ? "" : "s");
+    *err = dup_printf("stopped, leaving %s%s%s stuck in C (outside Lua, where nothing can "
+                      "interrupt it) to the process exit",
+                      workers, w && p ? " and " : "", projections);
+    return SERVER_STUCK;
+}
+
 /* The pipeline: parse and bind --listen, probe the app, start the workers
  * and projections, the daemon, announce, serve, drain; one cleanup. */
 server_status server_run(const server_config *cfg, char **err) {
@@ -1411,13 +1426,7 @@ server_status server_run(const server_config *cfg, char **err) {
     announce(&s, url, max_connections);
     int sig = serve_until_signal(&s, &signals);
     drain(&s, &signals, sig);
-    status = SERVER_OK;
-    if (s.stuck_projections > 0) {
-        status = SERVER_STUCK;
-        *err = dup_printf("stopped, leaving %d projection%s stuck in C (outside Lua, where "
-                          "nothing can interrupt it) to the process exit",
-                          s.stuck_projections, s.stuck_projections == 1 ? "" : "s");
-    }
+    status = left_stuck(&s, err);
 
 done:
     gate_stop(s.gate);

@@ -28,8 +28,8 @@ typedef enum server_status {
     SERVER_USAGE,  /* a bad option (the listen address) */
     SERVER_IO,     /* could not listen, or a store would not open */
     SERVER_SCRIPT, /* the app would not load */
-    SERVER_STUCK,  /* served and shut down, leaving a projection stuck
-                          in C (logged) to the process exit */
+    SERVER_STUCK,  /* served and shut down, leaving a worker or a
+                          projection stuck in C (logged) to the process exit */
 } server_status;
 
 typedef struct server_config {
@@ -57,7 +57,7 @@ typedef struct server_config {
 
 /* Serves until SIGINT or SIGTERM, then stops accepting, finishes the
  * requests in flight, stops the projections and returns SERVER_OK
- * (SERVER_STUCK with *err when a projection would not stop). Returns
+ * (SERVER_STUCK with *err when a worker or a projection would not stop). Returns
  * another status with *err (malloc'd) when it cannot start. Blocks SIGINT
  * and SIGTERM while it runs (restoring the mask after). */
 server_status server_run(const server_config *cfg, char **err);

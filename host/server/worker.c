@@ -981,8 +981,8 @@ void worker_pool_stop(worker_pool *p) {
     if (watching) pthread_join(p->watchdog, NULL);
 }
 
-void worker_pool_free(worker_pool *p) {
-    if (!p) return;
+int worker_pool_free(worker_pool *p) {
+    if (!p) return 0;
     worker_pool_stop(p);
     pthread_mutex_lock(&p->lock);
     int stuck = p->stuck;
@@ -995,8 +995,12 @@ void worker_pool_free(worker_pool *p) {
     }
     /* A thread still stuck in C holds the pool; it is left to the exit. */
     if (stuck > 0) {
-        log_msg(LOG_WARN, "leaving workers stuck in C to the process exit");
-        return;
+        log_line l;
+        if (log_begin(&l, LOG_WARN, "leaving workers stuck in C to the process exit")) {
+            log_int(&l, "workers", stuck);
+            log_end(&l);
+        }
+        return stuck;
     }
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->ended);
@@ -1004,6 +1008,7 @@ void worker_pool_free(worker_pool *p) {
     pthread_mutex_destroy(&p->lock);
     free(p->workers);
     free(p);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -131,8 +131,10 @@ void worker_pool_force(worker_pool *p);
  * worker_pool_free, so the HTTP thread may still call it. Safe on NULL. */
 void worker_pool_stop(worker_pool *p);
 
-/* Stops the pool if it still runs, and frees it. Safe on NULL. */
-void worker_pool_free(worker_pool *p);
+/* Stops the pool if it still runs, and frees it. Returns how many threads
+ * it left stuck in C (their records are left to the process exit with
+ * them; 0: all ended). Safe on NULL. */
+int worker_pool_free(worker_pool *p);
 
 /* ------------------------------------------------------------------ */
 

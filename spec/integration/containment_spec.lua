@@ -288,9 +288,10 @@ describe("containment #http", function()
       assert.same("degraded", body.status)
       assert.same(1, body.stuck_workers)
       assert.truthy(s:log_where({ msg = "worker stuck past its time budget; replacing it" })[1])
-      -- Shutdown does not wait for the stuck thread.
+      -- Shutdown does not wait for the stuck thread, and says it left it.
       s:signal("TERM")
-      assert.same(0, s:wait(10))
+      assert.same(4, s:wait(10))
+      assert.matches("leaving 1 worker stuck in C", s:stderr())
     end)
   end)
 
@@ -520,11 +521,14 @@ describe("containment #http", function()
         return type(body) == "table" and body.in_flight == 2 -- the stuck one and this
       end))
       s:signal("TERM")
-      assert.same(0, exit_within(s, 30))
+      -- It exited 0, as if nothing had been lost; now 4, saying what it left.
+      assert.same(4, exit_within(s, 30))
       local status, body = stuck:wait()
       assert.same(503, status)
       assert.matches("shutting down", body)
       assert.truthy(s:log_where({ msg = "worker stuck at shutdown; leaving it" })[1])
+      assert.same(1, s:log_where({ msg = "leaving workers stuck in C to the process exit" })[1].workers)
+      assert.matches("stopped, leaving 1 worker stuck in C", s:stderr())
     end)
 
     it("regression: SIGTERM while a replacement worker's load was stuck in C waited for it for ever", function()
@@ -549,8 +553,10 @@ describe("containment #http", function()
       assert.same(503, (s:json("POST", "/commands/pattern", { json = {}, max_time = 30 })))
       assert.truthy(eventually(30, function() return server.slurp(dir .. "/stuck") end))
       s:signal("TERM")
-      assert.same(0, exit_within(s, 30))
+      -- The handler's worker and its replacement, both still in C.
+      assert.same(4, exit_within(s, 30))
       assert.truthy(s:log_where({ msg = "worker stuck loading the app at shutdown; leaving it" })[1])
+      assert.matches("stopped, leaving 2 workers stuck in C", s:stderr())
     end)
 
     it("regression: SIGTERM with a projection stuck in C joined it for ever; now exit 4 and a log line", function()
