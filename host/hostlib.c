@@ -18,15 +18,23 @@
  *   host.set_log_level(level)
  *   host.worker_broken(problem | nil)    this request worker cannot serve
  *                                           (its store will not reopen)
+ *   host.load_deadline(seconds, line)    -> cancel(): unless cancel() is
+ *                                           called within `seconds`, `line`
+ *                                           goes to stderr and the process
+ *                                           exits 4 (a load stuck in C)
  *
  * aeon.cli.serve builds `config` from the command line (with every field: the
  * defaults are aeon.cli.options'); projection runners call
  * stopping() and projection_lag(). Uses server.h (server_run), log.h,
  * metrics.h, json.h and host.h.
  */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -260,6 +268,80 @@ static int l_worker_broken(lua_State *L) {
     return 0;
 }
 
+/* A deadline for a load in the command-line process: the count hook stops
+ * a load looping in Lua, but not one stuck in C (a pattern that backtracks
+ * for ever), and this thread's state cannot be abandoned as a worker's is.
+ * Nothing is serving yet, so the process ends, saying why. */
+typedef struct deadline {
+    pthread_mutex_t lock; /* guards cancelled */
+    pthread_cond_t wake;  /* cancelled was set */
+    bool cancelled;       /* the load returned in time */
+    struct timespec at;   /* when it ends the process (CLOCK_REALTIME) */
+    char *line;           /* what it says then */
+} deadline;
+
+static void *deadline_main(void *arg) {
+    deadline *d = arg;
+    pthread_mutex_lock(&d->lock);
+    while (!d->cancelled)
+        if (pthread_cond_timedwait(&d->wake, &d->lock, &d->at) != 0 && !d->cancelled) {
+            fprintf(stderr, "%s\n", d->line);
+            fflush(stderr);
+            _exit(HOST_EXIT_SCRIPT);
+        }
+    pthread_mutex_unlock(&d->lock);
+    pthread_cond_destroy(&d->wake);
+    pthread_mutex_destroy(&d->lock);
+    free(d->line);
+    free(d);
+    return NULL;
+}
+
+/* cancel(): the load is back; the deadline's thread ends and frees it. */
+static int l_deadline_cancel(lua_State *L) {
+    deadline *d = lua_touserdata(L, lua_upvalueindex(1));
+    if (!d) return 0;
+    pthread_mutex_lock(&d->lock);
+    d->cancelled = true;
+    pthread_cond_signal(&d->wake);
+    pthread_mutex_unlock(&d->lock);
+    lua_pushnil(L);
+    lua_replace(L, lua_upvalueindex(1)); /* a second call does nothing */
+    return 0;
+}
+
+static int l_load_deadline(lua_State *L) {
+    double seconds = luaL_checknumber(L, 1);
+    const char *line = luaL_checkstring(L, 2);
+    deadline *d = calloc(1, sizeof *d);
+    if (!d || !(d->line = strdup(line))) {
+        free(d);
+        return luaL_error(L, "out of memory");
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->wake, NULL);
+    clock_gettime(CLOCK_REALTIME, &d->at);
+    d->at.tv_sec += (time_t)seconds;
+    d->at.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+    if (d->at.tv_nsec >= 1000000000L) d->at.tv_sec++, d->at.tv_nsec -= 1000000000L;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, deadline_main, d);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_cond_destroy(&d->wake);
+        pthread_mutex_destroy(&d->lock);
+        free(d->line);
+        free(d);
+        return luaL_error(L, "cannot start a load deadline: %s", strerror(rc));
+    }
+    lua_pushlightuserdata(L, d);
+    lua_pushcclosure(L, l_deadline_cancel, 1);
+    return 1;
+}
+
 static const luaL_Reg functions[] = {
     {"serve", l_serve},
     {"log", l_log},
@@ -272,6 +354,7 @@ static const luaL_Reg functions[] = {
     {"stopping", l_stopping},
     {"now", l_now},
     {"worker_broken", l_worker_broken},
+    {"load_deadline", l_load_deadline},
     {NULL, NULL},
 };
 

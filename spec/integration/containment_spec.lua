@@ -409,6 +409,34 @@ describe("containment #http", function()
       assert.matches("ran more than 1000000 instructions %(%-%-max%-instructions%)", s:stderr())
     end)
 
+    it("regression: serve's first load stuck in C (where no hook runs) hung it; now exit 4 a second past --max-time", function()
+      local dir = helpers.tmpdir()
+      local file = dir .. "/app.lua"
+      server.spit(file, app_source(1, 'string.find(("a"):rep(26) .. "b", ("a*"):rep(26) .. "c")'))
+      local s = server.start(file, { "--max-time", "1" })
+      assert.same(4, exit_within(s, 30))
+      assert.is_nil(s.url)
+      assert.matches("loading .*app%.lua was stopped: it is stuck past its time budget %(%-%-max%-time 1%), " ..
+        "outside Lua", s:stderr())
+    end)
+
+    it("regression: `aeon-host APP.lua` (no command) loaded the app without serve's budget; a top-level loop hung it", function()
+      local dir = helpers.tmpdir()
+      local file = dir .. "/app.lua"
+      server.spit(file, app_source(1, "while true do end"))
+      -- Killed after a minute: a hang must not outlive the spec.
+      local _, _, code = os.execute(("timeout -s KILL 60 %s 2>%s/err"):format(
+        helpers.host_command({ "--store", "sqlite:" .. dir .. "/s.db", file }), dir))
+      assert.same(4, code)
+      assert.matches("loading .*app%.lua was stopped: it ran more than 100000000 instructions " ..
+        "%(%-%-max%-instructions%)", server.slurp(dir .. "/err"))
+      -- A script is still a script: its own exit status, its output.
+      server.spit(dir .. "/script.lua", 'io.write("ran") os.exit(3)')
+      local status, out = helpers.run_host({ "--store", "sqlite:" .. dir .. "/s.db", dir .. "/script.lua" })
+      assert.same(3, status)
+      assert.same("ran", out)
+    end)
+
     it("refuses os.exit at start-up too (exit 4, not the app's status)", function()
       local dir = helpers.tmpdir()
       server.spit(dir .. "/app.lua", app_source(1, "os.exit(7)"))

@@ -57,9 +57,12 @@ local function globals(argv)
 end
 
 -- aeon-host FILE.lua [WORDS...]: a script, or an app's command or query,
--- or with no words the app served.
+-- or with no words the app served. With no words the file may be an app
+-- about to be served, so it loads under serve's budget, as serve's own
+-- first load does.
 local function run_file(opts, path, words)
-  local ok, result = options.load_file(path, words)
+  local ok, result = options.load_file(path, words,
+    #words == 0 and options.load_budget_of() or nil)
   if not ok then return result end
   if not appmod.is_app(result) then return EXIT.ok end
   local app, first = result, words[1]

@@ -174,6 +174,12 @@ end
 
 -- How many VM instructions a load's budget hook lets pass between looks.
 local LOAD_HOOK_EVERY = 10000
+-- A load still running this long past its time budget is stuck in C, where
+-- the hook never runs (as the server's own loads are given up on).
+local STUCK_SLACK = 1
+
+-- aeon.host, inside aeon-host: its load_deadline ends a load stuck in C.
+local has_host, host = pcall(require, "aeon.host")
 
 -- A count hook holding a load to `budget` ({ instructions = N, seconds = S },
 -- 0: no limit), and a function that retires it. Past the budget it raises,
@@ -200,19 +206,33 @@ local function load_budget(path, budget)
     error(why, 0)
   end
   sethook(hook, "", LOAD_HOOK_EVERY)
+  -- Stuck in C, it cannot be stopped, nor left behind on this thread: the
+  -- process ends, exit 4, saying why.
+  local cancel = has_host and budget.seconds > 0 and host.load_deadline(budget.seconds + STUCK_SLACK,
+    ("aeon-host: loading %s was stopped: it is stuck past its time budget (--max-time %g), " ..
+      "outside Lua (in C, where no hook runs)"):format(path, budget.seconds))
   -- The file may not take the hook away while it loads.
   debug.sethook = function() error("debug.sethook is not available to an app being loaded", 2) end
   return function()
     over = true
+    if cancel then cancel() end
     debug.sethook = sethook
     sethook()
   end
 end
 
+--- The load budget of `serve` with these options (or the defaults).
+function M.load_budget_of(flags)
+  flags = flags or {}
+  return { instructions = flags["max-instructions"] or M.SERVE["max-instructions"],
+    seconds = flags["max-time"] or M.SERVE["max-time"] }
+end
+
 --- Loads and runs a Lua file with `args` (also the global `arg`), the way
--- `aeon-host FILE.lua` and `serve FILE.lua` do. With `budget` (`serve`:
--- { instructions = N, seconds = S }, 0 for no limit) the file's top level
--- runs under it, as the server's own loads do. Returns true and what the
+-- `aeon-host FILE.lua` and `serve FILE.lua` do. With `budget` (`serve`, and
+-- `aeon-host FILE.lua` with no words: { instructions = N, seconds = S }, 0
+-- for no limit) the file's top level runs under it, as the server's own
+-- loads do; one stuck in C past it ends the process (exit 4). Returns true and what the
 -- chunk returned, or false and an exit status after saying why.
 function M.load_file(path, args, budget)
   local chunk, err = loadfile(path)

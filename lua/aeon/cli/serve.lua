@@ -205,8 +205,7 @@ function M.main(opts, words)
   flags = settings(flags)
   local exit = os.exit
   os.exit = function() error("os.exit is not available to an app being served", 2) end
-  local ok, app = options.load_file(path, {},
-    { instructions = flags["max-instructions"], seconds = flags["max-time"] })
+  local ok, app = options.load_file(path, {}, options.load_budget_of(flags))
   os.exit = exit
   if not ok then return app end
   if not appmod.is_app(app) then usage("%s does not return an app", path) end
