@@ -325,11 +325,7 @@ static int l_load_deadline(lua_State *L) {
     d->at.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
     if (d->at.tv_nsec >= 1000000000L) d->at.tv_sec++, d->at.tv_nsec -= 1000000000L;
     pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, deadline_main, d);
-    pthread_attr_destroy(&attr);
+    int rc = worker_detach(&t, deadline_main, d);
     if (rc != 0) {
         pthread_cond_destroy(&d->wake);
         pthread_mutex_destroy(&d->lock);

@@ -1110,11 +1110,7 @@ static int probe_app(const worker_options *opt, worker_app_info *info, char **er
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->done_cond, NULL);
     pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, probe_main, p);
-    pthread_attr_destroy(&attr);
+    int rc = worker_detach(&t, probe_main, p);
     if (rc) {
         probe_free(p);
         return (*err = strdup(strerror(rc))), -1;

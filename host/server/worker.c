@@ -773,14 +773,16 @@ static void *worker_main(void *arg) {
     return worker_end(w, false);
 }
 
-static int start_thread(worker *w) {
+int worker_detach(pthread_t *thread, void *(*main)(void *), void *arg) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&w->thread, &attr, worker_main, w);
+    int rc = pthread_create(thread, &attr, main, arg);
     pthread_attr_destroy(&attr);
     return rc;
 }
+
+static int start_thread(worker *w) { return worker_detach(&w->thread, worker_main, w); }
 
 /* Under the lock: answers the job of the worker in slot i with 503 (a
  * worker stuck loading the app has none), takes the worker out (its thread

@@ -20,6 +20,7 @@
 #ifndef AEON_WORKER_H
 #define AEON_WORKER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -130,6 +131,10 @@ void worker_pool_force(worker_pool *p);
  * their states (never for one stuck in C once forced). The pool stays valid (submit refuses from then on) until
  * worker_pool_free, so the HTTP thread may still call it. Safe on NULL. */
 void worker_pool_stop(worker_pool *p);
+
+/* Starts main(arg) on a detached thread (nothing joins it; it frees what
+ * it owns); 0 or pthread_create's error. */
+int worker_detach(pthread_t *thread, void *(*main)(void *), void *arg);
 
 /* Stops the pool if it still runs, and frees it. Returns how many threads
  * it left stuck in C (their records are left to the process exit with
