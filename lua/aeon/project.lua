@@ -376,53 +376,76 @@ local function keeping(app, view)
   return names
 end
 
--- Decides what a run does with `view`: go on with its live build, resume
--- the build in progress, or start one (a version other than the live
--- one's, or `force`). Starting one clears whatever a crash left in its
--- view before the record names it. Returns the group
--- { view, names, record, target, build, drops }, or nil and a message.
+-- A view no build has written to yet (a new store) is the declared
+-- version's from the start: nothing to build beside it. True when that
+-- is so of `record` (a record not stored yet), which then says so.
+local function claim_fresh(store, record, view, declared)
+  local v, verr = store:view(view)
+  if not v then return nil, verr end
+  local seen, serr = v:revision()
+  if not seen then return nil, serr end
+  local docs, lerr = v:list { limit = 1 }
+  if not docs then return nil, lerr end
+  if seen ~= aeon.START or #docs > 0 then return false end
+  record.live.version = declared
+  return true
+end
+
+-- Starts a build of `declared` in `record`: a new view (the generation
+-- is new, but a crash may have left something under its name before the
+-- record named it: cleared). A build in progress of an older version is
+-- retired, dropped after the grace like an old live build: its processes
+-- may write to it until they see the record.
+local function start_build(store, record, view, names, declared)
+  local generation = (record.generation or 0) + 1
+  local entry = { version = declared, view = versions.physical(view, declared, generation),
+    projections = names, events = 0, started = os.time() }
+  local ok, derr = drop(store, entry)
+  if not ok then return nil, derr end
+  if record.building then
+    record.retired = record.retired or {}
+    record.retired[#record.retired + 1] = record.building
+  end
+  record.generation, record.building = generation, entry
+  return true
+end
+
+-- Decides what a run does with `view` (versions.decide): go on with its
+-- live build, with the build in progress, start one, or leave the view
+-- to the processes of a newer version. Every change of the record is
+-- made under its lock. Returns the group { view, names, declared, record,
+-- mode, target, build, steward, drops }, or nil and a message.
 local function plan(store, app, view, names, force)
   local declared = app.projections[names[1]].version
-  local record, err = versions.read(store, view, names)
-  if not record then return nil, err end
-  if record.fresh and declared ~= 1 and not force then
-    -- A view no build has written to yet (a new store) is the declared
-    -- version's from the start: nothing to build beside it.
-    local v, verr = store:view(view)
-    if not v then return nil, verr end
-    local seen, serr = v:revision()
-    if not seen then return nil, serr end
-    local docs, lerr = v:list { limit = 1 }
-    if not docs then return nil, lerr end
-    if seen == aeon.START and #docs == 0 then
-      record.live.version = declared
-      local ok, werr = versions.write(store, view, record)
-      if not ok then return nil, werr end
+  local record, mode, target
+  local ok, err = versions.update(store, view, names, function(rec)
+    record = rec
+    local changed = false
+    if rec.fresh and declared ~= 1 and not force then
+      local cerr
+      changed, cerr = claim_fresh(store, rec, view, declared)
+      if changed == nil then return nil, cerr end
     end
+    mode, target = versions.decide(rec, declared, force)
+    if mode ~= "start" then return changed end
+    local sok, serr = start_build(store, rec, view, names, declared)
+    if not sok then return nil, serr end
+    mode, target = "build", rec.building.view
+    return true
+  end)
+  if not ok then return nil, err end
+  if mode == "refused" then
+    return nil, ("projection %s: version %d of view %s is newer than this app's version %d: " ..
+      "rebuild it with an app of version %d"):format(table.concat(names, ", "),
+      versions.target(record), view, declared, versions.target(record))
   end
-  local building = record.building
-  if building and (building.version ~= declared or force) then
-    local ok, derr = drop(store, building) -- not live: nothing reads it
-    if not ok then return nil, derr end
-    record.building = nil
-    ok, derr = versions.write(store, view, record)
-    if not ok then return nil, derr end
-  end
-  if not record.building and (record.live.version ~= declared or force) then
-    local generation = (record.generation or 0) + 1
-    local entry = { version = declared, view = versions.physical(view, declared, generation),
-      projections = names, events = 0, started = os.time() }
-    local ok, derr = drop(store, entry)
-    if not ok then return nil, derr end
-    record.generation, record.building = generation, entry
-    ok, derr = versions.write(store, view, record)
-    if not ok then return nil, derr end
-  end
+  local steward = declared == versions.target(record)
   local drops = {}
-  for _, entry in ipairs(record.retired or {}) do drops[#drops + 1] = { entry = entry } end
-  local build = record.building ~= nil
-  return { view = view, names = names, record = record, build = build, drops = drops,
-    target = build and record.building.view or record.live.view, checked = now() }
+  if steward then
+    for _, entry in ipairs(record.retired or {}) do drops[#drops + 1] = { entry = entry } end
+  end
+  return { view = view, names = names, declared = declared, record = record, mode = mode,
+    target = target, build = mode == "build", steward = steward, drops = drops, checked = now() }
 end
 
 -- A build's progress: events done (over its resumes), lag, ETA.
@@ -441,6 +464,19 @@ local function note(opts, line) opts.log(line, "info") end
 -- Opens the group's runners; nil and a message when the store fails.
 local function open_group(store, app, g, opts)
   g.runners = {}
+  local who, record = table.concat(g.names, ", "), g.record
+  if g.mode == "idle" then
+    local newest = versions.target(record)
+    note(opts, ("projection %s: version %d of view %s is %s, newer than this app's version %d: " ..
+      "this process leaves it to the processes of version %d"):format(who, newest, g.view,
+      record.live.version == newest and "live" or "being built", g.declared, newest))
+    return g
+  end
+  if g.mode == "live" and not g.steward then
+    note(opts, ("projection %s: version %d of view %s is being built; this process keeps its " ..
+      "version %d live until the switch"):format(who, versions.target(record), g.view,
+      g.declared))
+  end
   for _, name in ipairs(g.names) do
     local r, err = open_runner(store, app, app.projections[name], opts, g.target)
     if not r then
@@ -480,21 +516,32 @@ end
 -- The switch: one write of the view's record makes the build live; the
 -- old build is dropped once the grace is over.
 local function switch(store, g, opts)
-  -- The record as stored now: another process may have moved it on, and
-  -- then the next recheck follows it instead.
+  -- Only the build's holder switches, and only while it is named in the
+  -- record as stored now: another process may have moved it on, and then
+  -- the next recheck follows it instead.
+  for _, r in ipairs(g.runners) do
+    local held, herr = r.sub:renew()
+    if held == nil then return nil, herr end
+    if not held then return true end
+  end
   local info = progress(g)
-  local record, rerr = versions.read(store, g.view, g.names)
-  if not record then return nil, rerr end
-  if not (record.building and record.building.view == g.target) then return true end
-  g.record = record
-  local b, old = record.building, record.live
-  record.live = { version = b.version, view = b.view, projections = b.projections }
-  record.building = nil
-  record.retired = record.retired or {}
-  record.retired[#record.retired + 1] = old
-  local ok, err = versions.write(store, g.view, record)
+  local b, old
+  local ok, err = versions.update(store, g.view, g.names, function(record)
+    if not (record.building and record.building.view == g.target) then return false end
+    g.record = record
+    b, old = record.building, record.live
+    record.live = { version = b.version, view = b.view, projections = b.projections }
+    record.building = nil
+    record.retired = record.retired or {}
+    record.retired[#record.retired + 1] = old
+    return true
+  end)
   if not ok then return nil, err end
-  g.build = false
+  if not b then
+    g.checked = -math.huge -- moved on elsewhere: follow it at once
+    return true
+  end
+  g.build, g.mode = false, "live"
   g.drops[#g.drops + 1] = { entry = old, at = now() + opts.grace }
   note(opts, ("projection %s: version %d of view %s is live (%d events); version %d is dropped " ..
     "in %g s"):format(table.concat(g.names, ", "), b.version, g.view, info.events, old.version,
@@ -522,16 +569,16 @@ local function drop_retired(store, g, opts, all)
     end
     if d.at <= now() and gone then
       local ok
-      local record, rerr = versions.read(store, g.view, g.names)
-      if not record then return nil, rerr end
-      local left = {}
-      for _, e in ipairs(record.retired or {}) do
-        if e.view ~= d.entry.view then left[#left + 1] = e end
-      end
-      record.retired = #left > 0 and left or nil
-      ok, err = versions.write(store, g.view, record)
+      ok, err = versions.update(store, g.view, g.names, function(record)
+        local left = {}
+        for _, e in ipairs(record.retired or {}) do
+          if e.view ~= d.entry.view then left[#left + 1] = e end
+        end
+        record.retired = #left > 0 and left or nil
+        g.record.retired = record.retired
+        return true
+      end)
       if not ok then return nil, err end
-      g.record.retired = record.retired
       note(opts, ("projection %s: dropped version %d of view %s (%s)"):format(
         table.concat(g.names, ", "), d.entry.version, g.view, d.entry.view))
     else
@@ -542,17 +589,15 @@ local function drop_retired(store, g, opts, all)
   return true
 end
 
--- True when the view's record no longer names the build the group runs
--- (another process switched or started one): the group plans again.
+-- True when what the group does with its view (versions.decide) is no
+-- longer what the record as stored now calls for (a build started,
+-- switched or superseded elsewhere): the group plans again.
 local function moved(store, g)
   local record, err = versions.read(store, g.view, g.names)
   if not record then return nil, err end
-  if record.live.view == g.target then
-    if g.build then g.build, g.record = false, record end -- switched elsewhere
-    return false
-  end
-  if g.build then return not (record.building and record.building.view == g.target) end
-  return true
+  local mode, target = versions.decide(record, g.declared, false)
+  return mode ~= g.mode or target ~= g.target
+    or (g.declared == versions.target(record)) ~= g.steward
 end
 
 function M.run(store, app, names, opts)
@@ -604,16 +649,16 @@ function M.run(store, app, names, opts)
         if caught then
           local ok, err = switch(store, g, opts)
           if not ok then return nil, err end
-        elseif now() - g.reported >= opts.progress_every then
+        elseif now() - g.reported >= opts.progress_every and not g.runners[1].standby then
+          -- The build's holder reports; a standby has nothing to say.
           g.reported = now()
           local info = report_progress(g, opts)
-          local record, rerr = versions.read(store, g.view, g.names)
-          if not record then return nil, rerr end
-          if record.building and record.building.view == g.target then
+          local ok, werr = versions.update(store, g.view, g.names, function(record)
+            if not (record.building and record.building.view == g.target) then return false end
             record.building.events = info.events
-            local ok, werr = versions.write(store, g.view, record)
-            if not ok then return nil, werr end
-          end
+            return true
+          end)
+          if not ok then return nil, werr end
         end
       end
       if #g.drops > 0 and not opts.once then
@@ -645,7 +690,16 @@ function M.run(store, app, names, opts)
         if not ok then return nil, err end
       end
     end
-    return report_of(runners)
+    local report = report_of(runners)
+    for _, g in ipairs(groups) do
+      if g.mode == "idle" then
+        for _, name in ipairs(g.names) do
+          report[name] = { events = 0, view = g.view, version = g.declared,
+            newer = versions.target(g.record) }
+        end
+      end
+    end
+    return report
   end
 
   while true do
@@ -661,7 +715,9 @@ function M.run(store, app, names, opts)
         ready[#ready + 1] = r
       end
     end
-    if #ready == 0 and not next_retry then break end -- once: all done or given up
+    -- Once: all done or given up. Otherwise a run whose groups all leave
+    -- their views to newer versions goes on looking at their records.
+    if #ready == 0 and not next_retry and opts.once then break end
 
     for _, r in ipairs(ready) do
       local wait = 0
@@ -705,7 +761,7 @@ function M.run(store, app, names, opts)
     end
     if #ready == 0 then
       -- Everyone is backing off: sleep until the first may try again.
-      local pause = max(0, next_retry - now())
+      local pause = next_retry and max(0, next_retry - now()) or opts.interval
       if not opts.once then pause = min(pause, opts.interval) end
       sleep(pause)
       if stop() then break end
