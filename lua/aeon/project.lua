@@ -80,6 +80,9 @@
 -- `progress_every` seconds and to opts.on_progress(name, info); a running
 -- runner reads the record again every few seconds, so a switch made
 -- elsewhere (`project --rebuild` beside a server) moves it to the new view.
+-- Processes of several versions may run at once (a rolling deploy):
+-- versions.decide says which starts, runs, follows or leaves each view,
+-- and every change of a record is made under its lock (versions.update).
 --
 -- The command line's `aeon-host APP.lua project` is aeon.cli.project.
 local aeon = require "aeon"
