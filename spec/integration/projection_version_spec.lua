@@ -5,96 +5,24 @@
 -- with kill -9 and resumed from its checkpoint, and `project --status` and
 -- `project --rebuild`.
 --
--- The app keeps one document per key k/1 .. k/10, { n } in version 1 and
--- { n, twice } in version 2. Version 2's handler waits at a gate (a file)
--- before the events of k/10, the last 100 of the 1,000: the build stands
--- still there, with 900 events done, until the spec opens the gate, so
--- "during the build" is a state the spec waits for, not a time.
+-- The app (support.versioned_tally) keeps one document per key; version
+-- 2's handler waits at a gate before the events of k/10, the last 100 of
+-- the 1,000: the build stands still there, with 900 events done, until the
+-- spec opens the gate.
 local aeon = require "aeon"
 local helpers = require "helpers"
 local process = require "support.process"
 local server = require "support.http_server"
 
+local tally = require "support.versioned_tally"
+
 local spit, eventually = server.spit, server.eventually
 
-local KEYS, PER_KEY = 10, 100
-local TOTAL = KEYS * PER_KEY
-
-local APP = [[
-local aeon = require "aeon"
-local core = require "aeon.core"
-local GATE, VERSION = %q, %d
-local app = aeon.app "tally"
-
-local function open(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
-app:projection("tally", { view = "tally", key = "k/*", version = VERSION }, function(view, event)
-  if VERSION > 1 and event.key == "k/10" then
-    while not open(GATE) do core.sleep(0.02) end
-  end
-  local doc, rev = view:get(event.key)
-  if rev and event.revision <= rev then return end -- a replayed batch (DynamoDB)
-  local n = (doc and doc.n or 0) + 1
-  local after = { n = n }
-  if VERSION > 1 then after.twice = 2 * n end
-  assert(view:put(event.key, after, event.revision))
-end)
-
--- The whole view: how many documents, their total, how many are in
--- version 2's shape, and which build answered.
-app:query("total", { params = { "revision" }, views = { "tally" } }, function(ctx, args)
-  local view = assert(ctx.store:view("tally"))
-  if args.revision then
-    local seen = assert(view:revision())
-    if tostring(args.revision) > seen then return aeon.not_yet(tostring(args.revision), seen) end
-  end
-  local total, docs, twice, after = 0, 0, 0, nil
-  repeat
-    local page = assert(view:list { after = after, limit = 100 })
-    for _, d in ipairs(page) do
-      docs, total = docs + 1, total + d.doc.n
-      if d.doc.twice == 2 * d.doc.n then twice = twice + 1 end
-      after = d.id
-    end
-  until #page < 100
-  return { total = total, docs = docs, twice = twice, view = view:name() }
-end)
-
-return app
-]]
+local KEYS, PER_KEY, TOTAL = tally.KEYS, tally.PER_KEY, tally.TOTAL
+local seed, host, status_of = tally.seed, tally.host, tally.status
 
 local function write_app(path, gate, version)
-  spit(path, APP:format(gate, version))
-end
-
--- TOTAL events, PER_KEY on each key in turn; returns the last revision
--- and the revision of the last event before k/10's.
-local function seed(store)
-  local last, before_gate
-  for k = 1, KEYS do
-    for half = 0, 1 do -- 50 at a time: one DynamoDB transaction takes at most 100 items
-      local events = {}
-      for i = 1, PER_KEY // 2 do events[i] = { type = "added", data = { i = half * 50 + i } } end
-      last = assert(store:append("k/" .. k, events)).revision
-    end
-    if k == KEYS - 1 then before_gate = last end
-  end
-  return last, before_gate
-end
-
-local function host(uri, app, ...)
-  local code, out, err = helpers.run_host({ "--store", uri, app, ... })
-  return code, out, err
-end
-
-local function status_of(uri, app)
-  local code, out, err = host(uri, app, "project", "--status")
-  assert(code == 0, err)
-  return aeon.json.decode(out).tally
+  tally.write(path, gate, version, { wait = true })
 end
 
 -- Which complete build an answer comes from: "old" (version 1, in the view

@@ -3,90 +3,23 @@
 -- of two versions of one app serve one store at once, as they do while a
 -- deploy replaces the old ones by new ones.
 --
--- The app keeps one document per key k/1 .. k/10, { n } in version 1 and
--- { n, twice } in version 2. Version 2's handler fails on the events of
--- k/10, the last 100 of the 1,000, until a gate (a file) is open: the
--- build stands still with 900 events done and tries again after a backoff,
--- so "during the build" is a state the spec waits for, not a time. (It
--- fails rather than waits: a handler waiting inside its batch's
--- transaction would hold the embedded store's write lock.)
+-- The app (support.versioned_tally) keeps one document per key; version
+-- 2's handler fails on the events of k/10, the last 100 of the 1,000,
+-- until a gate is open: the build stands still with 900 events done and
+-- tries again after a backoff. (It fails rather than waits: a handler
+-- waiting inside its batch's transaction would hold the embedded store's
+-- write lock, and these specs append during the build.)
 local aeon = require "aeon"
 local helpers = require "helpers"
 local process = require "support.process"
 local server = require "support.http_server"
 
+local tally = require "support.versioned_tally"
+
 local spit = server.spit
 
-local KEYS, PER_KEY = 10, 100
-local TOTAL = KEYS * PER_KEY
-
-local APP = [[
-local aeon = require "aeon"
-local GATE, VERSION, LEASE = %q, %d, %g
-local app = aeon.app "tally"
-
-local function open(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
-app:projection("tally", { view = "tally", key = "k/*", version = VERSION, lease = LEASE },
-  function(view, event)
-    if VERSION > 1 and event.key == "k/10" and not open(GATE) then error("the gate is shut") end
-    local doc, rev = view:get(event.key)
-    if rev and event.revision <= rev then return end -- a replayed batch (DynamoDB)
-    local n = (doc and doc.n or 0) + 1
-    local after = { n = n }
-    if VERSION > 1 then after.twice = 2 * n end
-    assert(view:put(event.key, after, event.revision))
-  end)
-
-app:query("total", { params = { "revision" }, views = { "tally" } }, function(ctx, args)
-  local view = assert(ctx.store:view("tally"))
-  if args.revision then
-    local seen = assert(view:revision())
-    if tostring(args.revision) > seen then return aeon.not_yet(tostring(args.revision), seen) end
-  end
-  local total, docs, twice, after = 0, 0, 0, nil
-  repeat
-    local page = assert(view:list { after = after, limit = 100 })
-    for _, d in ipairs(page) do
-      docs, total = docs + 1, total + d.doc.n
-      if d.doc.twice == 2 * d.doc.n then twice = twice + 1 end
-      after = d.id
-    end
-  until #page < 100
-  return { total = total, docs = docs, twice = twice, view = view:name() }
-end)
-
-return app
-]]
-
--- TOTAL events, PER_KEY on each key in turn; returns the last revision
--- and the revision of the last event before k/10's.
-local function seed(store)
-  local last, before_gate
-  for k = 1, KEYS do
-    for half = 0, 1 do -- 50 at a time: one DynamoDB transaction takes at most 100 items
-      local events = {}
-      for i = 1, PER_KEY // 2 do events[i] = { type = "added", data = { i = half * 50 + i } } end
-      last = assert(store:append("k/" .. k, events)).revision
-    end
-    if k == KEYS - 1 then before_gate = last end
-  end
-  return last, before_gate
-end
-
-local function host(uri, app, ...)
-  return helpers.run_host({ "--store", uri, app, ... })
-end
-
-local function status_of(uri, app)
-  local code, out, err = host(uri, app, "project", "--status")
-  assert(code == 0, err)
-  return aeon.json.decode(out).tally
-end
+local KEYS, TOTAL = tally.KEYS, tally.TOTAL
+local seed, host, status_of = tally.seed, tally.host, tally.status
 
 local function wait_for(what, fn, ...)
   local procs = { ... }
@@ -112,8 +45,8 @@ for _, backend in helpers.each_backend() do
       store, uri = helpers.fresh_store(backend)
       dir = helpers.tmpdir()
       v1, v2, gate = dir .. "/tally_v1.lua", dir .. "/tally_v2.lua", dir .. "/gate"
-      spit(v1, APP:format(gate, 1, lease))
-      spit(v2, APP:format(gate, 2, lease))
+      tally.write(v1, gate, 1, { lease = lease })
+      tally.write(v2, gate, 2, { lease = lease })
       procs = {}
     end)
     after_each(function()
@@ -130,6 +63,15 @@ for _, backend in helpers.each_backend() do
       local p = process.start({ "--store", uri, app, "project" })
       procs[#procs + 1] = p
       return p
+    end
+
+    -- Waits for version 2's build to stand at the gate; its view's name.
+    local function at_the_gate(before_gate, p)
+      wait_for("the build at the gate", function()
+        local st = status_of(uri, v2)
+        return st.building and st.building.revision == before_gate
+      end, p)
+      return status_of(uri, v2).building.view
     end
 
     local function built_at_version_1()
@@ -177,11 +119,7 @@ for _, backend in helpers.each_backend() do
     it("regression: an old process started during a build dropped it; it now leaves it be and keeps the live version following", function()
       local _, before_gate = built_at_version_1()
       local new = start(v2)
-      wait_for("the build at the gate", function()
-        local st = status_of(uri, v2)
-        return st.building and st.building.revision == before_gate
-      end, new)
-      local building = status_of(uri, v2).building.view
+      local building = at_the_gate(before_gate, new)
       -- While version 2 builds, version 1's processes keep the live view
       -- following: a query with the revision of a new event is answered.
       local last = assert(store:append("k/1", { { type = "added", data = { i = 0 } } })).revision
@@ -211,11 +149,7 @@ for _, backend in helpers.each_backend() do
     it("a second process of the new version stands by while the first builds, and takes the build over when it dies", function()
       local _, before_gate = built_at_version_1()
       local first = start(v2)
-      wait_for("the build at the gate", function()
-        local st = status_of(uri, v2)
-        return st.building and st.building.revision == before_gate
-      end, first)
-      local building = status_of(uri, v2).building.view
+      local building = at_the_gate(before_gate, first)
       local second = start(v2)
       wait_for("the second process joining the build", function()
         return second:stderr():find("building version 2 of view tally", 1, true)
