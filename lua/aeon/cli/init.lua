@@ -57,12 +57,12 @@ local function globals(argv)
 end
 
 -- aeon-host FILE.lua [WORDS...]: a script, or an app's command or query,
--- or with no words the app served. With no words the file may be an app
--- about to be served, so it loads under serve's budget, as serve's own
--- first load does.
+-- or with no words the app served. The file runs here as any script does,
+-- with no budget: this is a foreground process, which Ctrl-C or SIGTERM
+-- ends, and a script may run as long as it needs. An app it returns is
+-- served by workers that load it under the request budgets.
 local function run_file(opts, path, words)
-  local ok, result = options.load_file(path, words,
-    #words == 0 and options.load_budget_of() or nil)
+  local ok, result = options.load_file(path, words)
   if not ok then return result end
   if not appmod.is_app(result) then return EXIT.ok end
   local app, first = result, words[1]

@@ -229,11 +229,11 @@ function M.load_budget_of(flags)
 end
 
 --- Loads and runs a Lua file with `args` (also the global `arg`), the way
--- `aeon-host FILE.lua` and `serve FILE.lua` do. With `budget` (`serve`, and
--- `aeon-host FILE.lua` with no words: { instructions = N, seconds = S }, 0
--- for no limit) the file's top level runs under it, as the server's own
--- loads do; one stuck in C past it ends the process (exit 4). Returns true and what the
--- chunk returned, or false and an exit status after saying why.
+-- `aeon-host FILE.lua` and `serve FILE.lua` do. With `budget` (`serve`:
+-- { instructions = N, seconds = S }, 0 for no limit) the file's top level
+-- runs under it, as the server's own loads do; one stuck in C past it ends
+-- the process (exit 4). Returns true and what the chunk returned, or false
+-- and an exit status after saying why.
 function M.load_file(path, args, budget)
   local chunk, err = loadfile(path)
   if not chunk then
