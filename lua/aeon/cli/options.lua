@@ -221,13 +221,6 @@ local function load_budget(path, budget)
   end
 end
 
---- The load budget of `serve` with these options (or the defaults).
-function M.load_budget_of(flags)
-  flags = flags or {}
-  return { instructions = flags["max-instructions"] or M.SERVE["max-instructions"],
-    seconds = flags["max-time"] or M.SERVE["max-time"] }
-end
-
 --- Loads and runs a Lua file with `args` (also the global `arg`), the way
 -- `aeon-host FILE.lua` and `serve FILE.lua` do. With `budget` (`serve`:
 -- { instructions = N, seconds = S }, 0 for no limit) the file's top level

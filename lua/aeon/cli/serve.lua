@@ -205,7 +205,8 @@ function M.main(opts, words)
   flags = settings(flags)
   local exit = os.exit
   os.exit = function() error("os.exit is not available to an app being served", 2) end
-  local ok, app = options.load_file(path, {}, options.load_budget_of(flags))
+  local ok, app = options.load_file(path, {},
+    { instructions = flags["max-instructions"], seconds = flags["max-time"] })
   os.exit = exit
   if not ok then return app end
   if not appmod.is_app(app) then usage("%s does not return an app", path) end
